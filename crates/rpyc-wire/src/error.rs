@@ -1,0 +1,80 @@
+//! Typed errors of the protocol layer. Every message names the cause and, for limits,
+//! the configuration key that raises the limit.
+
+use crate::limits::human_size;
+use std::fmt;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum WireError {
+    /// A frame header announced more payload than `max_frame_size` allows.
+    FrameTooLarge { size: u64, max: usize },
+    /// A compressed frame inflated past `max_decompressed_size`.
+    DecompressedTooLarge { max: usize },
+    /// The zlib stream of a compressed frame is corrupt or incomplete.
+    BadCompression(String),
+    /// Brine items nested deeper than `max_nesting_depth`.
+    NestingTooDeep { max: usize },
+    /// Input ended inside an item.
+    Truncated { what: &'static str, offset: usize },
+    /// A tag byte that brine does not assign.
+    UnknownTag { tag: u8, offset: usize },
+    /// A UNICODE item whose bytes are not UTF-8, or whose inner item is not bytes.
+    BadUnicode { offset: usize },
+    /// An INT item whose text is not a canonical decimal integer.
+    BadInteger { offset: usize },
+    /// A SLICE or FSET whose inner item is not a tuple of the right shape.
+    BadContainer { what: &'static str, offset: usize },
+    /// Bytes left over after the one value a buffer must hold.
+    TrailingBytes { offset: usize },
+    /// A message-type byte other than 1, 2 or 3.
+    UnknownMessageType(u8),
+    /// A message whose structure is not `(seq, body)` or whose body has the wrong shape.
+    BadMessage(String),
+}
+
+impl fmt::Display for WireError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            WireError::FrameTooLarge { size, max } => write!(
+                f,
+                "frame of {} exceeds max_frame_size={} (raise the max_frame_size config key to accept it)",
+                human_size(*size),
+                human_size(*max as u64)
+            ),
+            WireError::DecompressedTooLarge { max } => write!(
+                f,
+                "compressed frame inflates past max_decompressed_size={} (raise the max_decompressed_size config key to accept it)",
+                human_size(*max as u64)
+            ),
+            WireError::BadCompression(why) => write!(f, "corrupt compressed frame: {why}"),
+            WireError::NestingTooDeep { max } => write!(
+                f,
+                "brine data nested deeper than max_nesting_depth={max} (raise the max_nesting_depth config key to accept it)"
+            ),
+            WireError::Truncated { what, offset } => {
+                write!(f, "brine data truncated inside {what} at byte {offset}")
+            }
+            WireError::UnknownTag { tag, offset } => {
+                write!(f, "unknown brine tag 0x{tag:02x} at byte {offset}")
+            }
+            WireError::BadUnicode { offset } => {
+                write!(f, "brine UNICODE item at byte {offset} is not valid UTF-8 bytes")
+            }
+            WireError::BadInteger { offset } => {
+                write!(f, "brine INT item at byte {offset} is not a decimal integer")
+            }
+            WireError::BadContainer { what, offset } => {
+                write!(f, "brine {what} item at byte {offset} does not hold a valid tuple")
+            }
+            WireError::TrailingBytes { offset } => {
+                write!(f, "unexpected bytes after the brine value at byte {offset}")
+            }
+            WireError::UnknownMessageType(t) => {
+                write!(f, "unknown message type {t} (expected 1, 2 or 3; is the peer RPyC 6 with the same bind_threads setting?)")
+            }
+            WireError::BadMessage(why) => write!(f, "malformed message: {why}"),
+        }
+    }
+}
+
+impl std::error::Error for WireError {}
