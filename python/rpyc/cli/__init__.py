@@ -1,0 +1,1 @@
+"""Command-line programs (``rpyc_classic``, ``rpyc_registry``)."""
