@@ -1,0 +1,317 @@
+"""Vinegar: turning exceptions into brine-able values and back (WIRE.md §7).
+
+:func:`dump` describes an exception raised by a request handler as a plain tuple that can be
+sent as the body of an EXCEPTION message; :func:`load` rebuilds a raisable exception from such
+a description. The rebuilt exception is an instance of a local subclass of the original class
+(or of a :class:`GenericException` stand-in when that class is unknown or not allowed) whose
+``str()`` appends the remote traceback.
+
+The loader never runs the exception's ``__init__``, but with ``import_custom_exceptions`` it
+imports arbitrary modules named by the peer, and with ``instantiate_custom_exceptions`` it
+instantiates arbitrary exception classes: only enable those for trusted peers.
+"""
+
+import builtins
+import sys
+import traceback
+from types import TracebackType
+from typing import Any, Dict, List, Optional, Tuple, Type, Union
+
+from rpyc import version as _version
+from rpyc.core import consts
+
+__all__ = [
+    "dump",
+    "load",
+    "GenericException",
+    "REMOTE_LINE_START",
+    "REMOTE_LINE_END",
+    "REMOTE_LINE",
+]
+
+REMOTE_LINE_START = "\n\n========= Remote Traceback "
+REMOTE_LINE_END = " =========\n"
+#: Header put before the remote traceback in ``str(exc)``; format it with the traceback number.
+REMOTE_LINE = REMOTE_LINE_START + "({})" + REMOTE_LINE_END
+
+_TRACEBACK_DENIED = "<traceback denied>"
+_VERSION_DENIED = "<version denied>"
+_VERSION_ATTR = "_remote_version"
+# attribute names of an exception that dump() never lists
+_SKIPPED_ATTRS = frozenset(("args", "with_traceback"))
+
+DumpedException = Tuple[Tuple[str, str], Tuple[Any, ...], Tuple[Tuple[str, Any], ...], str]
+
+
+class GenericException(Exception):
+    """Base class of the stand-ins created for remote exceptions whose class cannot (or may not)
+    be found locally. The stand-in class is named ``"module.ClassName"`` after the original."""
+
+
+# "module.name" -> GenericException subclass standing in for that remote class
+_generic_exceptions_cache: Dict[str, Type[BaseException]] = {}
+# local exception class -> derived class whose str() shows the remote traceback
+_exception_classes_cache: Dict[type, Type[BaseException]] = {}
+
+
+# ---------------------------------------------------------------------------------------------
+# "dumpable": WIRE.md §2.3 (kept local so that this module works without the brine module)
+# ---------------------------------------------------------------------------------------------
+
+_SIMPLE_TYPES = frozenset(
+    (
+        type(None),
+        int,
+        bool,
+        float,
+        bytes,
+        str,
+        complex,
+        type(NotImplemented),
+        type(Ellipsis),
+    )
+)
+
+
+def _dumpable(obj: Any) -> bool:
+    """Whether brine can encode ``obj``: exact simple types, and tuples/frozensets/slices made
+    only of dumpable values."""
+    kind = type(obj)
+    if kind in _SIMPLE_TYPES:
+        return True
+    if kind is tuple or kind is frozenset:
+        return all(_dumpable(item) for item in obj)
+    if kind is slice:
+        return _dumpable(obj.start) and _dumpable(obj.stop) and _dumpable(obj.step)
+    return False
+
+
+def _brineable(value: Any) -> Any:
+    """``value`` itself if brine can encode it, else its ``repr``."""
+    if _dumpable(value):
+        return value
+    try:
+        return repr(value)
+    except Exception as exc:  # a broken __repr__ must not break the error report
+        return f"<unrepresentable {type(value).__name__} object: {type(exc).__name__}>"
+
+
+# ---------------------------------------------------------------------------------------------
+# dump
+# ---------------------------------------------------------------------------------------------
+
+
+def dump(
+    typ: Any,
+    val: Optional[BaseException],
+    tb: Optional[TracebackType],
+    include_local_traceback: bool,
+    include_local_version: bool,
+) -> Union[int, str, DumpedException]:
+    """Describe an exception (as given by ``sys.exc_info()``) as a brine-able value.
+
+    Returns :data:`~rpyc.core.consts.EXC_STOP_ITERATION` when ``typ`` is exactly
+    ``StopIteration``, ``typ`` itself when it is a string (legacy), otherwise the 4-tuple
+    ``((module, class name), args, attrs, traceback text)``:
+
+    * ``args``: ``val.args`` with every value brine cannot encode replaced by its ``repr``;
+    * ``attrs``: ``(name, value)`` for the public attributes of ``val`` in ``dir()`` order
+      (except ``args`` and ``with_traceback``), values likewise made encodable, followed by
+      ``("_remote_version", <this package's version or "<version denied>">)``;
+    * the formatted traceback, or ``"<traceback denied>"``.
+    """
+    if typ is StopIteration:
+        return consts.EXC_STOP_ITERATION
+    if type(typ) is str:
+        return typ
+
+    if include_local_traceback:
+        tbtext = "".join(traceback.format_exception(typ, val, tb))
+    else:
+        tbtext = _TRACEBACK_DENIED
+
+    raw_args = getattr(val, "args", ())
+    if not isinstance(raw_args, tuple):
+        raw_args = (raw_args,)
+    args = tuple(_brineable(arg) for arg in raw_args)
+
+    attrs: List[Tuple[str, Any]] = []
+    for name in dir(val):
+        if name.startswith("_") or name in _SKIPPED_ATTRS:
+            continue
+        try:
+            value = getattr(val, name)
+        except Exception:  # AttributeError, or a misbehaving property
+            continue
+        attrs.append((name, _brineable(value)))
+    # read the version now: it may be changed at run time and must be reported as it is
+    attrs.append(
+        (_VERSION_ATTR, _version.__version__ if include_local_version else _VERSION_DENIED)
+    )
+
+    return ((typ.__module__, typ.__name__), args, tuple(attrs), tbtext)
+
+
+# ---------------------------------------------------------------------------------------------
+# load
+# ---------------------------------------------------------------------------------------------
+
+
+def _find_class(
+    modname: str, clsname: str, import_custom: bool, instantiate_custom: bool
+) -> Optional[type]:
+    """Local exception class called ``modname.clsname``, if the configuration allows using it."""
+    if import_custom and modname not in sys.modules:
+        try:
+            __import__(modname)
+        except Exception:
+            pass
+    if instantiate_custom:
+        module = sys.modules.get(modname)
+        candidate = getattr(module, clsname, None) if module is not None else None
+    elif modname == builtins.__name__:
+        candidate = getattr(builtins, clsname, None)
+    else:
+        candidate = None
+    if isinstance(candidate, type) and issubclass(candidate, BaseException):
+        return candidate
+    return None
+
+
+def _generic_class(modname: str, clsname: str) -> Type[BaseException]:
+    """The (cached) :class:`GenericException` subclass standing in for ``modname.clsname``."""
+    fullname = f"{modname}.{clsname}"
+    cls = _generic_exceptions_cache.get(fullname)
+    if cls is None:
+        cls = type(fullname, (GenericException,), {"__module__": f"{__name__}/{modname}"})
+        _generic_exceptions_cache[fullname] = cls
+    return cls
+
+
+def _remote_header(remote_tb: str) -> str:
+    return REMOTE_LINE.format(remote_tb.count(REMOTE_LINE_START) + 1)
+
+
+def _get_exception_class(cls: type) -> Type[BaseException]:
+    """The (cached) subclass of ``cls`` whose ``str``/``repr`` append the remote traceback."""
+    derived = _exception_classes_cache.get(cls)
+    if derived is not None:
+        return derived
+
+    base_str = cls.__str__
+
+    def __str__(self: BaseException) -> str:
+        try:
+            text = base_str(self)
+        except Exception:
+            text = "<Unprintable exception>"
+        remote_tb = getattr(self, "_remote_tb", None)
+        if isinstance(remote_tb, str):
+            text += _remote_header(remote_tb) + remote_tb
+        return text
+
+    def __repr__(self: BaseException) -> str:
+        return str(self)
+
+    namespace = {
+        "__str__": __str__,
+        "__repr__": __repr__,
+        "__module__": cls.__module__,
+        "__qualname__": getattr(cls, "__qualname__", cls.__name__),
+        "__doc__": cls.__doc__,
+    }
+    derived = type(cls)(cls.__name__, (cls,), namespace)
+    _exception_classes_cache[cls] = derived
+    return derived
+
+
+def _instantiate(cls: type) -> BaseException:
+    """An instance of the traceback-showing subclass of ``cls``, created without ``__init__``."""
+    derived = _get_exception_class(cls)
+    return derived.__new__(derived)  # type: ignore[no-any-return]
+
+
+def _malformed(val: Any) -> BaseException:
+    """Stand-in exception for an EXCEPTION body that does not have the expected shape."""
+    exc = _instantiate(_generic_class("rpyc", "MalformedRemoteException"))
+    exc.args = (f"malformed remote exception description: {val!r:.200}",)
+    exc._remote_tb = "<no remote traceback>"  # type: ignore[attr-defined]
+    return exc
+
+
+def load(
+    val: Any,
+    import_custom_exceptions: bool,
+    instantiate_custom_exceptions: bool,
+    instantiate_oldstyle_exceptions: bool,
+) -> Any:
+    """Rebuild an exception from a value produced by :func:`dump` (on either implementation).
+
+    Returns the ``StopIteration`` class for :data:`~rpyc.core.consts.EXC_STOP_ITERATION`, a
+    string unchanged (legacy), otherwise an exception instance:
+
+    * the class is looked up by module and name (builtins only, unless
+      ``instantiate_custom_exceptions``; modules are imported first only with
+      ``import_custom_exceptions``); when it is unknown or not allowed, a cached
+      :class:`GenericException` subclass named ``"module.name"`` is used instead;
+    * the instance belongs to a cached subclass of that class whose ``str``/``repr`` end with a
+      numbered "Remote Traceback" section;
+    * ``__init__`` is not called: ``args`` and the transmitted attributes are assigned
+      directly (attributes that cannot be set are skipped);
+    * ``_remote_tb`` holds the remote traceback text, to which a warning is appended when the
+      peer reports a different major version.
+
+    ``instantiate_oldstyle_exceptions`` is accepted for compatibility and has no effect.
+    """
+    if isinstance(val, int) and val == consts.EXC_STOP_ITERATION:
+        return StopIteration
+    if type(val) is str:
+        return val
+
+    try:
+        (modname, clsname), args, attrs, tbtext = val
+        attrs = tuple((name, value) for name, value in attrs)
+    except (TypeError, ValueError):
+        return _malformed(val)
+    if not (
+        isinstance(modname, str)
+        and isinstance(clsname, str)
+        and isinstance(tbtext, str)
+        and all(isinstance(name, str) for name, _ in attrs)
+    ):
+        return _malformed(val)
+    if not isinstance(args, tuple):
+        args = (args,)
+
+    cls = _find_class(modname, clsname, import_custom_exceptions, instantiate_custom_exceptions)
+    exc: Any = None
+    if cls is not None:
+        try:
+            exc = _instantiate(cls)
+        except Exception:
+            # e.g. a class that refuses subclassing or whose __new__ needs arguments
+            exc = None
+    if exc is None:
+        exc = _instantiate(_generic_class(modname, clsname))
+    try:
+        exc.args = args
+    except Exception:
+        pass
+    for name, value in attrs:
+        if name.startswith("__"):
+            continue  # never produced by a sender; refuse to touch the object's internals
+        try:
+            setattr(exc, name, value)
+        except Exception:  # read-only attribute, property with a strict setter, ...
+            pass
+
+    remote_version = getattr(exc, _VERSION_ATTR, _VERSION_DENIED)
+    if remote_version != _VERSION_DENIED:
+        local_major = str(_version.version[0])
+        if str(remote_version).split(".")[0] != local_major:
+            tbtext += (
+                f"\nWARNING: Remote is on RPyC {remote_version} "
+                f"and local is on RPyC {_version.__version__}.\n\n"
+            )
+    exc._remote_tb = tbtext
+    return exc
