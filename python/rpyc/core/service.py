@@ -56,10 +56,12 @@ class Service:
     def on_disconnect(self, conn: Connection) -> None:
         """Hook run after the connection has been closed (no I/O is possible any more)."""
 
-    def _rpyc_setattr(self, name: str, value: Any) -> None:
+    # Remote writes are always refused; reads follow the connection's access policy unless a
+    # subclass defines ``_rpyc_getattr``. (Definition order matters: it is the INSPECT order.)
+    def _rpyc_delattr(self, name: str) -> None:
         raise AttributeError("access denied")
 
-    def _rpyc_delattr(self, name: str) -> None:
+    def _rpyc_setattr(self, name: str, value: Any) -> None:
         raise AttributeError("access denied")
 
     @classmethod

@@ -198,7 +198,7 @@ def _get_exception_class(cls: type) -> Type[BaseException]:
     if derived is not None:
         return derived
 
-    base_str = cls.__str__
+    base_str: Any = cls.__str__
 
     def __str__(self: BaseException) -> str:
         try:
@@ -220,7 +220,8 @@ def _get_exception_class(cls: type) -> Type[BaseException]:
         "__qualname__": getattr(cls, "__qualname__", cls.__name__),
         "__doc__": cls.__doc__,
     }
-    derived = type(cls)(cls.__name__, (cls,), namespace)
+    metaclass: Any = type(cls)
+    derived = metaclass(cls.__name__, (cls,), namespace)
     _exception_classes_cache[cls] = derived
     return derived
 

@@ -66,8 +66,8 @@ def service(cls: Union[type, Callable[..., Any]]) -> Any:
     # getmembers reads every attribute through getattr: a descriptor raising something other
     # than AttributeError aborts the decoration, as upstream's does.
     for name, member in inspect.getmembers(cls):
-        prefix = getattr(member, "__exposed__", False)
-        if not prefix or inspect.iscode(member):
+        prefix = getattr(member, "__exposed__", None)
+        if not isinstance(prefix, str) or not prefix or inspect.iscode(member):
             continue
         if inspect.isclass(member):
             member = service(member)

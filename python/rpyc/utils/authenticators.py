@@ -17,12 +17,15 @@ by raising :class:`AuthenticationError`. Any callable with that contract works, 
 verifies a client certificate.
 """
 
-from typing import Any, Dict, Optional, Tuple
+from typing import TYPE_CHECKING, Any, Dict, Optional, Tuple
 
 from rpyc.lib import safe_import
 
-# a Python built without OpenSSL can still import this module (and thus the servers)
-ssl = safe_import("ssl")
+if TYPE_CHECKING:
+    import ssl
+else:
+    # a Python built without OpenSSL can still import this module (and thus the servers)
+    ssl = safe_import("ssl")
 
 __all__ = ["AuthenticationError", "SSLAuthenticator"]
 
@@ -79,7 +82,7 @@ class SSLAuthenticator:
         if self.ciphers is not None:
             context.set_ciphers(self.ciphers)
         if self.cert_reqs is not None:
-            context.verify_mode = self.cert_reqs
+            context.verify_mode = ssl.VerifyMode(self.cert_reqs)
         return context
 
     def __call__(self, sock: Any) -> Tuple["ssl.SSLSocket", Optional[Dict[str, Any]]]:

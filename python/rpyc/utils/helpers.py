@@ -141,6 +141,9 @@ class Restricted:
     connection's access policy; local attribute access is filtered the same way."""
 
     __slots__ = ("_Restricted__obj", "_Restricted__attrs", "_Restricted__wattrs")
+    __obj: Any
+    __attrs: Collection[str]
+    __wattrs: Collection[str]
 
     def __init__(self, obj: Any, attrs: Collection[str], wattrs: Collection[str]) -> None:
         object.__setattr__(self, "_Restricted__obj", obj)
