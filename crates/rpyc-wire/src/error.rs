@@ -26,6 +26,11 @@ pub enum WireError {
     BadContainer { what: &'static str, offset: usize },
     /// Bytes left over after the one value a buffer must hold.
     TrailingBytes { offset: usize },
+    /// A well-formed item in a form upstream's encoder never produces (a length field
+    /// longer than needed, INT text for an immediate integer, duplicate FSET members).
+    NonCanonical { what: &'static str, offset: usize },
+    /// A value that cannot be encoded for a CPython peer (see `brine::try_encode`).
+    Unencodable(String),
     /// A message-type byte other than 1, 2 or 3.
     UnknownMessageType(u8),
     /// A message whose structure is not `(seq, body)` or whose body has the wrong shape.
@@ -69,6 +74,11 @@ impl fmt::Display for WireError {
             WireError::TrailingBytes { offset } => {
                 write!(f, "unexpected bytes after the brine value at byte {offset}")
             }
+            WireError::NonCanonical { what, offset } => write!(
+                f,
+                "brine item at byte {offset} is not in canonical form ({what}); upstream never encodes it this way"
+            ),
+            WireError::Unencodable(why) => write!(f, "cannot encode value: {why}"),
             WireError::UnknownMessageType(t) => {
                 write!(f, "unknown message type {t} (expected 1, 2 or 3; is the peer RPyC 6 with the same bind_threads setting?)")
             }

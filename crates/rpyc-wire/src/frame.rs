@@ -5,10 +5,9 @@
 use crate::consts::{FRAME_HEADER_LEN, FRAME_TRAILER};
 use crate::error::WireError;
 use crate::limits::Limits;
-use flate2::read::ZlibDecoder;
 use flate2::write::ZlibEncoder;
-use flate2::Compression;
-use std::io::{Read, Write};
+use flate2::{Compression, Decompress, FlushDecompress, Status};
+use std::io::Write;
 
 /// The fixed 5-byte header of a frame.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -58,15 +57,56 @@ pub fn compress(payload: &[u8], level: u32) -> Vec<u8> {
 }
 
 /// Inflate a zlib stream, stopping with an error as soon as the output would exceed
-/// `max_decompressed_size` (a zlib bomb never gets its memory).
+/// `max_decompressed_size` (a zlib bomb never gets its memory: the output buffer never
+/// grows past the limit plus one byte).
+///
+/// Stricter than upstream in one way: bytes after the end of the zlib stream are refused
+/// (Python's `zlib.decompress` ignores them; no upstream sender writes any). A truncated
+/// stream is refused, as upstream does.
 pub fn inflate(data: &[u8], limits: &Limits) -> Result<Vec<u8>, WireError> {
     let max = limits.max_decompressed_size;
-    let mut out = Vec::with_capacity(data.len().saturating_mul(4).min(max).min(1 << 24));
-    let mut dec = ZlibDecoder::new(data).take(max as u64 + 1);
-    dec.read_to_end(&mut out)
-        .map_err(|e| WireError::BadCompression(e.to_string()))?;
-    if out.len() > max {
-        return Err(WireError::DecompressedTooLarge { max });
+    let cap_limit = max.saturating_add(1);
+    let mut out: Vec<u8> = Vec::with_capacity(
+        data.len()
+            .saturating_mul(4)
+            .clamp(64, 1 << 24)
+            .min(cap_limit),
+    );
+    let mut dec = Decompress::new(true);
+    loop {
+        if out.len() == out.capacity() {
+            if out.len() > max {
+                return Err(WireError::DecompressedTooLarge { max });
+            }
+            let target = out.capacity().saturating_mul(2).clamp(64, cap_limit);
+            out.reserve_exact(target - out.len());
+        }
+        let (in_before, out_before) = (dec.total_in(), dec.total_out());
+        let input = data.get(in_before as usize..).unwrap_or(&[]);
+        let status = dec
+            .decompress_vec(input, &mut out, FlushDecompress::None)
+            .map_err(|e| WireError::BadCompression(e.to_string()))?;
+        if out.len() > max {
+            return Err(WireError::DecompressedTooLarge { max });
+        }
+        match status {
+            Status::StreamEnd => break,
+            Status::Ok | Status::BufError => {
+                if dec.total_in() == in_before && dec.total_out() == out_before {
+                    // Room for output and no progress: the input ran out mid-stream.
+                    return Err(WireError::BadCompression(
+                        "zlib stream is truncated".to_owned(),
+                    ));
+                }
+            }
+        }
+    }
+    let used = dec.total_in() as usize;
+    if used < data.len() {
+        return Err(WireError::BadCompression(format!(
+            "{} bytes after the end of the zlib stream",
+            data.len() - used
+        )));
     }
     Ok(out)
 }
@@ -122,9 +162,16 @@ pub fn finish_frame(
 }
 
 /// Incremental frame decoder: feed it bytes as they arrive, take complete payloads out.
+///
+/// A header announcing more than `max_frame_size` is refused as soon as its 5 bytes are
+/// buffered, before any payload is read or allocated. After an error the decoder keeps
+/// returning it: the stream cannot be resynchronised, drop the connection.
+/// Empty payloads are returned as they are (upstream's receiver silently ignores them).
 #[derive(Debug, Default)]
 pub struct FrameDecoder {
     buf: Vec<u8>,
+    /// Bytes of `buf` before this offset have been consumed.
+    start: usize,
     limits: Limits,
 }
 
@@ -132,31 +179,67 @@ impl FrameDecoder {
     pub fn new(limits: Limits) -> Self {
         FrameDecoder {
             buf: Vec::new(),
+            start: 0,
             limits,
         }
     }
 
+    /// The limits this decoder enforces.
+    pub fn limits(&self) -> &Limits {
+        &self.limits
+    }
+
     pub fn feed(&mut self, data: &[u8]) {
+        // Drop consumed bytes when that is cheap relative to what stays (amortised O(1)).
+        if self.start > 0 && self.start >= self.buf.len() - self.start {
+            self.buf.drain(..self.start);
+            self.start = 0;
+        }
         self.buf.extend_from_slice(data);
     }
 
     /// Bytes buffered but not yet returned as a frame.
     pub fn buffered(&self) -> usize {
-        self.buf.len()
+        self.buf.len() - self.start
     }
 
     /// The next complete payload (inflated), `Ok(None)` if more bytes are needed.
     pub fn next_payload(&mut self) -> Result<Option<Vec<u8>>, WireError> {
-        let Some(head) = self.buf.first_chunk::<FRAME_HEADER_LEN>() else {
+        let Some((header, range)) = self.next_frame_range()? else {
+            return Ok(None);
+        };
+        let payload = &self.buf[range.clone()];
+        let result = if header.compressed {
+            inflate(payload, &self.limits)
+        } else {
+            Ok(payload.to_vec())
+        };
+        self.start = range.end + 1;
+        result.map(Some)
+    }
+
+    /// The next complete frame as it was on the wire (header and payload, not inflated;
+    /// the trailer is dropped unchecked), `Ok(None)` if more bytes are needed.
+    pub fn next_raw(&mut self) -> Result<Option<(FrameHeader, Vec<u8>)>, WireError> {
+        let Some((header, range)) = self.next_frame_range()? else {
+            return Ok(None);
+        };
+        let payload = self.buf[range.clone()].to_vec();
+        self.start = range.end + 1;
+        Ok(Some((header, payload)))
+    }
+
+    /// Header and payload range (in `buf`) of the next complete frame.
+    fn next_frame_range(&self) -> Result<Option<(FrameHeader, std::ops::Range<usize>)>, WireError> {
+        let avail = &self.buf[self.start..];
+        let Some(head) = avail.first_chunk::<FRAME_HEADER_LEN>() else {
             return Ok(None);
         };
         let header = FrameHeader::parse(head, &self.limits)?;
-        let total = FRAME_HEADER_LEN + header.body_len();
-        if self.buf.len() < total {
+        if avail.len() - FRAME_HEADER_LEN < header.body_len() {
             return Ok(None);
         }
-        let body = self.buf[FRAME_HEADER_LEN..total].to_vec();
-        self.buf.drain(..total);
-        finish_frame(header, body, &self.limits).map(Some)
+        let from = self.start + FRAME_HEADER_LEN;
+        Ok(Some((header, from..from + header.len as usize)))
     }
 }

@@ -18,7 +18,7 @@ impl Default for Limits {
         Limits {
             max_frame_size: 256 * MIB,
             max_decompressed_size: 256 * MIB,
-            max_nesting_depth: 64,
+            max_nesting_depth: 256,
         }
     }
 }

@@ -1,0 +1,128 @@
+//! Integer text: brine carries every integer outside −48…159 as decimal ASCII.
+
+use super::Value;
+
+/// CPython refuses to convert integers with more digits than this to or from text
+/// (`sys.int_info.default_max_str_digits`), so no CPython peer can send or read more.
+pub const MAX_INT_DIGITS: usize = 4300;
+
+/// Parse canonical decimal text (`-?(0|[1-9][0-9]*)`, not `-0`, at most
+/// [`MAX_INT_DIGITS`] digits) into `Int` (when it fits `i64`) or `BigInt`.
+pub fn parse_canonical(text: &[u8]) -> Option<Value> {
+    let (neg, digits) = match text.split_first() {
+        Some((b'-', rest)) => (true, rest),
+        _ => (false, text),
+    };
+    let (&first, _) = digits.split_first()?;
+    if digits.len() > MAX_INT_DIGITS || !digits.iter().all(u8::is_ascii_digit) {
+        return None;
+    }
+    if first == b'0' && (digits.len() > 1 || neg) {
+        return None;
+    }
+    if digits.len() <= 19 {
+        // 19 digits stay below 10^19 < u64::MAX: no overflow while accumulating.
+        let mag = digits
+            .iter()
+            .fold(0u64, |acc, d| acc * 10 + u64::from(d - b'0'));
+        let fits = if neg {
+            mag <= i64::MIN.unsigned_abs()
+        } else {
+            mag <= i64::MAX as u64
+        };
+        if fits {
+            let v = if neg {
+                0i64.wrapping_sub_unsigned(mag)
+            } else {
+                mag as i64
+            };
+            return Some(Value::Int(v));
+        }
+    }
+    // Validated ASCII above, so this cannot fail.
+    std::str::from_utf8(text)
+        .ok()
+        .map(|s| Value::BigInt(s.to_owned()))
+}
+
+/// Write the decimal text of `v` into `buf`, returning the used tail of the buffer.
+pub fn format_i64(v: i64, buf: &mut [u8; 20]) -> &[u8] {
+    let mut mag = v.unsigned_abs();
+    let mut pos = buf.len();
+    loop {
+        pos -= 1;
+        buf[pos] = b'0' + (mag % 10) as u8;
+        mag /= 10;
+        if mag == 0 {
+            break;
+        }
+    }
+    if v < 0 {
+        pos -= 1;
+        buf[pos] = b'-';
+    }
+    &buf[pos..]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn canonical_texts() {
+        assert_eq!(parse_canonical(b"0"), Some(Value::Int(0)));
+        assert_eq!(parse_canonical(b"-1"), Some(Value::Int(-1)));
+        assert_eq!(
+            parse_canonical(b"9223372036854775807"),
+            Some(Value::Int(i64::MAX))
+        );
+        assert_eq!(
+            parse_canonical(b"-9223372036854775808"),
+            Some(Value::Int(i64::MIN))
+        );
+        assert_eq!(
+            parse_canonical(b"9223372036854775808"),
+            Some(Value::BigInt("9223372036854775808".into()))
+        );
+        assert_eq!(
+            parse_canonical(b"-9223372036854775809"),
+            Some(Value::BigInt("-9223372036854775809".into()))
+        );
+        assert_eq!(
+            parse_canonical(b"18446744073709551616"),
+            Some(Value::BigInt("18446744073709551616".into()))
+        );
+    }
+
+    #[test]
+    fn non_canonical_texts() {
+        for bad in [
+            &b""[..],
+            b"-",
+            b"-0",
+            b"00",
+            b"01",
+            b"+5",
+            b" 5",
+            b"5 ",
+            b"1_0",
+            b"--1",
+            b"1e3",
+            b"\xff",
+        ] {
+            assert_eq!(parse_canonical(bad), None, "{bad:?}");
+        }
+        let max = "9".repeat(MAX_INT_DIGITS);
+        assert!(parse_canonical(max.as_bytes()).is_some());
+        assert!(parse_canonical(format!("-{max}").as_bytes()).is_some());
+        assert!(parse_canonical(format!("9{max}").as_bytes()).is_none());
+    }
+
+    #[test]
+    fn formatting() {
+        let mut buf = [0u8; 20];
+        for v in [0, 1, -1, 9, 10, -10, 160, -49, i64::MAX, i64::MIN] {
+            assert_eq!(format_i64(v, &mut buf), v.to_string().as_bytes());
+        }
+    }
+}
