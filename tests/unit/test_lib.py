@@ -155,8 +155,19 @@ def test_id_pack_of_proxy_is_its_own(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def test_id_pack_real_netref_if_available() -> None:
-    netref = pytest.importorskip("rpyc.core.netref")
+    try:
+        from rpyc.core import netref
+    except ImportError as exc:  # e.g. the native extension is not built
+        pytest.skip(f"rpyc.core.netref unavailable: {exc}")
     assert lib._netref_class() is netref.BaseNetref
+
+
+def test_id_pack_without_netref_module(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(lib, "_netref_base", None)
+    monkeypatch.delitem(sys.modules, "rpyc.core.netref", raising=False)
+    assert lib._netref_class() is None
+    obj = object()
+    assert lib.get_id_pack(obj) == ("builtins.object", id(object), id(obj))
 
 
 # ---------------------------------------------------------------------------------------------

@@ -345,3 +345,28 @@ def test_load_args_not_tuple_is_wrapped() -> None:
 def test_instantiate_oldstyle_flag_is_accepted() -> None:
     exc = vinegar.load(_dump(ValueError("x")), False, False, True)
     assert isinstance(exc, ValueError)
+
+
+def test_dump_always_encodable() -> None:
+    huge = 10**5000
+    lone = "bad \udc80 text"
+    dumped = _dump(CustomError(lone, huge, (1, lone), "fine"))
+    _, args, attrs, tbtext = dumped
+    assert args[0] == "bad \\udc80 text"
+    assert isinstance(args[1], str)  # the integer is too long to be sent as decimal text
+    assert args[2] == repr((1, lone))
+    assert args[3] == "fine"
+    assert vinegar._encodable(dumped)
+    _, args, _, tbtext = _dump(ValueError(lone))
+    assert args == ("bad \\udc80 text",)
+    assert "ValueError: bad \\udc80 text" in tbtext
+    tbtext.encode("utf-8")
+
+
+def test_dump_survives_broken_repr() -> None:
+    class BrokenRepr:
+        def __repr__(self) -> str:
+            raise RuntimeError("no repr")
+
+    _, args, _, _ = _dump(CustomError(BrokenRepr()))
+    assert args == ("<unrepresentable BrokenRepr object: RuntimeError>",)

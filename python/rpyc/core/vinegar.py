@@ -86,14 +86,62 @@ def _dumpable(obj: Any) -> bool:
     return False
 
 
-def _brineable(value: Any) -> Any:
-    """``value`` itself if brine can encode it, else its ``repr``."""
-    if _dumpable(value):
-        return value
+try:
+    from rpyc.core.brine import dumpable as _is_dumpable
+except ImportError:  # native codec unavailable: the same rules, implemented above
+    _is_dumpable = _dumpable
+
+# CPython refuses str() of integers above 4300 digits (about 14284 bits); brine sends integers
+# as decimal text, so such values cannot be encoded although they are "dumpable"
+_SAFE_INT_BITS = 14000
+
+
+def _encodable(value: Any) -> bool:
+    """Whether a dumpable value can really be encoded: no lone surrogates in strings and no
+    integer beyond CPython's decimal-conversion limit, at any depth."""
+    kind = type(value)
+    if kind is str:
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            return False
+        return True
+    if kind is int:
+        if value.bit_length() <= _SAFE_INT_BITS:
+            return True
+        try:
+            str(value)
+        except ValueError:
+            return False
+        return True
+    if kind is tuple or kind is frozenset:
+        return all(_encodable(item) for item in value)
+    if kind is slice:
+        return _encodable(value.start) and _encodable(value.stop) and _encodable(value.step)
+    return True
+
+
+def _safe_text(text: str) -> str:
+    """``text`` with anything UTF-8 cannot encode (lone surrogates) backslash-escaped."""
     try:
-        return repr(value)
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return text.encode("utf-8", "backslashreplace").decode("utf-8")
+    return text
+
+
+def _brineable(value: Any) -> Any:
+    """``value`` itself if brine can encode it, else a textual stand-in (normally its
+    ``repr``), so that the exception description always survives encoding."""
+    if _is_dumpable(value) and _encodable(value):
+        return value
+    if type(value) is str:
+        return _safe_text(value)
+    try:
+        text = repr(value)
     except Exception as exc:  # a broken __repr__ must not break the error report
-        return f"<unrepresentable {type(value).__name__} object: {type(exc).__name__}>"
+        text = f"<unrepresentable {type(value).__name__} object: {type(exc).__name__}>"
+    return _safe_text(text)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -126,7 +174,7 @@ def dump(
         return typ
 
     if include_local_traceback:
-        tbtext = "".join(traceback.format_exception(typ, val, tb))
+        tbtext = _safe_text("".join(traceback.format_exception(typ, val, tb)))
     else:
         tbtext = _TRACEBACK_DENIED
 

@@ -243,15 +243,18 @@ _netref_base: Optional[type] = None
 
 
 def _netref_class() -> Optional[type]:
-    """``rpyc.core.netref.BaseNetref``, imported on first use (the netref module imports this
-    one, so it cannot be imported at module level)."""
+    """``rpyc.core.netref.BaseNetref`` once that module has been loaded, else ``None``.
+
+    It is looked up rather than imported (the netref module imports this one): as long as the
+    netref module is not loaded, no proxy can exist either.
+    """
     global _netref_base
     if _netref_base is None:
-        try:
-            from rpyc.core.netref import BaseNetref
-        except ImportError:
+        module = sys.modules.get("rpyc.core.netref")
+        base = getattr(module, "BaseNetref", None)
+        if not isinstance(base, type):
             return None
-        _netref_base = BaseNetref
+        _netref_base = base
     return _netref_base
 
 
