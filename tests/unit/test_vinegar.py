@@ -1,5 +1,6 @@
 """Unit tests for rpyc.core.vinegar (exception serialization, WIRE.md section 7)."""
 
+import importlib
 import sys
 import textwrap
 import types
@@ -7,8 +8,9 @@ from typing import Any, Iterator, Tuple
 
 import pytest
 
-from rpyc import version
 from rpyc.core import consts, vinegar
+
+version = importlib.import_module("rpyc.version")  # the module, whatever rpyc.version is bound to
 
 
 def _exc_info(exc: BaseException) -> Tuple[Any, Any, Any]:

@@ -12,13 +12,17 @@ instantiates arbitrary exception classes: only enable those for trusted peers.
 """
 
 import builtins
+import importlib
 import sys
 import traceback
 from types import TracebackType
 from typing import Any, Dict, List, Optional, Tuple, Type, Union
 
-from rpyc import version as _version
 from rpyc.core import consts
+
+# The module object itself, taken from sys.modules: the package namespace might rebind the name
+# ``rpyc.version``, and the version must be read from the module at each dump/load.
+_version = importlib.import_module("rpyc.version")
 
 __all__ = [
     "dump",
