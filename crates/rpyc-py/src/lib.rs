@@ -1,7 +1,63 @@
-//! The `rpyc._core` extension module.
+//! The `rpyc._core` extension module: brine codec over Python objects, the connection engine
+//! and its transports. The Python package `rpyc` is the face; this is where the work happens.
+
+mod boxing;
+mod brine;
+mod engine;
+mod errors;
+mod gate;
+mod objects;
+mod threads;
+mod transport;
+
+use brine::decode::Reader;
+use brine::encode::Encoder;
 use pyo3::prelude::*;
+use pyo3::types::PyBytes;
+use rpyc_wire::Limits;
+
+/// `brine.dump(obj)`: encode a brine-able value.
+#[pyfunction]
+fn dump<'py>(py: Python<'py>, obj: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyBytes>> {
+    let mut out = Vec::new();
+    let mut enc = Encoder {
+        out: &mut out,
+        max_depth: Limits::default().max_nesting_depth,
+    };
+    enc.value(obj, 0).map_err(|e| e.into_pyerr(obj))?;
+    Ok(PyBytes::new(py, &out))
+}
+
+/// `brine.load(data)`: decode exactly one value (strict: no trailing bytes).
+#[pyfunction]
+fn load(py: Python<'_>, data: &[u8]) -> PyResult<Py<PyAny>> {
+    let mut r = Reader::new(data, Limits::default().max_nesting_depth);
+    let v = r.value(py, 0)?;
+    r.finish()?;
+    Ok(v)
+}
+
+/// `brine.dumpable(obj)`: whether `obj` travels by value.
+#[pyfunction]
+fn dumpable(obj: &Bound<'_, PyAny>) -> bool {
+    brine::encode::dumpable(obj)
+}
+
+/// `rpyc.lib.get_id_pack` for local objects, computed the way the engine does.
+#[pyfunction]
+fn local_id_pack(obj: &Bound<'_, PyAny>) -> PyResult<(String, u64, u64)> {
+    let (name, key) = boxing::id_pack_of(obj)?;
+    Ok((name.to_str()?.to_owned(), key.0, key.1))
+}
 
 #[pymodule]
-fn _core(_m: &Bound<'_, PyModule>) -> PyResult<()> {
+fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add_class::<engine::Engine>()?;
+    m.add("ProtocolError", m.py().get_type::<errors::ProtocolError>())?;
+    m.add_function(wrap_pyfunction!(dump, m)?)?;
+    m.add_function(wrap_pyfunction!(load, m)?)?;
+    m.add_function(wrap_pyfunction!(dumpable, m)?)?;
+    m.add_function(wrap_pyfunction!(local_id_pack, m)?)?;
+    m.add_function(wrap_pyfunction!(engine::register_netref_base, m)?)?;
     Ok(())
 }

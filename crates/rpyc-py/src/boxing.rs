@@ -1,0 +1,216 @@
+//! Boxing (WIRE.md §5): objects inside requests and replies travel as `(label, value)`:
+//! by value when brine can encode them, as a tuple of boxes, or by reference through the
+//! local object table (ours) or the peer's (its proxies handed back).
+
+use crate::brine::decode::Reader;
+use crate::brine::encode::{put_i64, put_str, put_tuple_header, EncodeError, Encoder};
+use crate::errors::wire_err;
+use crate::objects::{ObjKey, ObjectTable};
+use pyo3::exceptions::{PyKeyError, PyValueError};
+use pyo3::intern;
+use pyo3::prelude::*;
+use pyo3::types::{PyInt, PyModule, PyString, PyTuple, PyType};
+use rpyc_wire::consts::{tag, LABEL_LOCAL_REF, LABEL_REMOTE_REF, LABEL_TUPLE, LABEL_VALUE};
+use rpyc_wire::WireError;
+
+/// What boxing and unboxing need to know about the connection.
+pub struct BoxCtx<'a, 'py> {
+    /// The Python `Connection` object (our subclass of the engine).
+    pub conn: &'a Bound<'py, PyAny>,
+    pub table: &'a ObjectTable,
+    /// `rpyc.core.netref.BaseNetref`.
+    pub netref_base: &'a Bound<'py, PyType>,
+    pub max_depth: usize,
+}
+
+impl BoxCtx<'_, '_> {
+    /// Append the box of `obj`.
+    pub fn put_boxed(
+        &self,
+        out: &mut Vec<u8>,
+        obj: &Bound<'_, PyAny>,
+        depth: usize,
+    ) -> PyResult<()> {
+        let start = out.len();
+        out.push(tag::TUP2);
+        put_i64(out, LABEL_VALUE);
+        let mut enc = Encoder {
+            out,
+            max_depth: self.max_depth,
+        };
+        match enc.value(obj, depth + 1) {
+            Ok(()) => return Ok(()),
+            Err(EncodeError::Failed(e)) => return Err(e),
+            Err(EncodeError::NotDumpable) => out.truncate(start),
+        }
+        if depth >= self.max_depth {
+            return Err(PyValueError::new_err(format!(
+                "value nested deeper than max_nesting_depth={} (raise the max_nesting_depth config key to send it)",
+                self.max_depth
+            )));
+        }
+        out.push(tag::TUP2);
+        if let Ok(t) = obj.cast_exact::<PyTuple>() {
+            put_i64(out, LABEL_TUPLE);
+            put_tuple_header(out, t.len());
+            for item in t.iter() {
+                self.put_boxed(out, &item, depth + 2)?;
+            }
+            return Ok(());
+        }
+        if obj.is_instance(self.netref_base)? {
+            let owner = obj.getattr(intern!(obj.py(), "____conn__"))?;
+            let id_pack = obj.getattr(intern!(obj.py(), "____id_pack__"))?;
+            if owner.is(self.conn) {
+                put_i64(out, LABEL_LOCAL_REF);
+                let mut enc = Encoder {
+                    out,
+                    max_depth: self.max_depth,
+                };
+                return enc
+                    .value(&id_pack, depth + 1)
+                    .map_err(|e| e.into_pyerr(&id_pack));
+            }
+            // A proxy of another connection is re-exported as our own object (chaining).
+        }
+        put_i64(out, LABEL_REMOTE_REF);
+        let (name, key) = id_pack_of(obj)?;
+        self.table.add(key, obj);
+        put_id_pack(out, name.to_str()?, key);
+        Ok(())
+    }
+
+    /// Read one box.
+    pub fn unbox(&self, r: &mut Reader<'_>, depth: usize) -> PyResult<Py<PyAny>> {
+        let py = self.conn.py();
+        r.check_depth(depth + 1).map_err(wire_err)?;
+        let start = r.pos();
+        if r.byte("box").map_err(wire_err)? != tag::TUP2 {
+            return Err(wire_err(WireError::BadMessage(format!(
+                "expected a (label, value) box at byte {start}"
+            ))));
+        }
+        let label = r.expect_small_int("label").map_err(wire_err)?;
+        match label {
+            LABEL_VALUE => r.value(py, depth + 1),
+            LABEL_TUPLE => {
+                let n = r.expect_tuple("boxed tuple").map_err(wire_err)?;
+                let mut items = Vec::with_capacity(n);
+                for _ in 0..n {
+                    items.push(self.unbox(r, depth + 2)?);
+                }
+                Ok(PyTuple::new(py, items)?.into_any().unbind())
+            }
+            LABEL_LOCAL_REF => {
+                let id_pack = read_id_pack(r, py, depth + 1)?;
+                let key = id_pack_key(&id_pack);
+                key.and_then(|k| self.table.get(py, k))
+                    .ok_or_else(|| PyKeyError::new_err((id_pack.unbind(),)))
+            }
+            LABEL_REMOTE_REF => {
+                let id_pack = read_id_pack(r, py, depth + 1)?;
+                Ok(self
+                    .conn
+                    .call_method1(intern!(py, "_netref_factory"), (id_pack,))?
+                    .unbind())
+            }
+            other => Err(PyValueError::new_err(format!("invalid label {other}"))),
+        }
+    }
+}
+
+/// Append an id_pack `(name, class_id, instance_id)`.
+pub fn put_id_pack(out: &mut Vec<u8>, name: &str, key: ObjKey) {
+    out.push(tag::TUP3);
+    put_str(out, name);
+    put_u64(out, key.0);
+    put_u64(out, key.1);
+}
+
+fn put_u64(out: &mut Vec<u8>, v: u64) {
+    match i64::try_from(v) {
+        Ok(v) => put_i64(out, v),
+        Err(_) => {
+            let mut buf = itoa::Buffer::new();
+            crate::brine::encode::put_int_text(out, buf.format(v).as_bytes());
+        }
+    }
+}
+
+/// Read an id_pack: a 3-tuple `(str, int, int)`, normalized as upstream does.
+fn read_id_pack<'py>(
+    r: &mut Reader<'_>,
+    py: Python<'py>,
+    depth: usize,
+) -> PyResult<Bound<'py, PyTuple>> {
+    let start = r.pos();
+    let v = r.value(py, depth)?.into_bound(py);
+    let bad = || {
+        wire_err(WireError::BadMessage(format!(
+            "id_pack at byte {start} is not a (str, int, int) tuple"
+        )))
+    };
+    let t = v.cast_into::<PyTuple>().map_err(|_| bad())?;
+    if t.len() != 3
+        || !t.get_item(0)?.is_instance_of::<PyString>()
+        || !t.get_item(1)?.is_instance_of::<PyInt>()
+        || !t.get_item(2)?.is_instance_of::<PyInt>()
+    {
+        return Err(bad());
+    }
+    Ok(t)
+}
+
+fn id_pack_key(t: &Bound<'_, PyTuple>) -> Option<ObjKey> {
+    let cid = t.get_item(1).ok()?.extract::<u64>().ok()?;
+    let iid = t.get_item(2).ok()?.extract::<u64>().ok()?;
+    Some((cid, iid))
+}
+
+fn addr(obj: &Bound<'_, PyAny>) -> u64 {
+    obj.as_ptr() as usize as u64
+}
+
+fn dotted(py: Python<'_>, cls: &Bound<'_, PyAny>) -> PyResult<String> {
+    let module = cls.getattr(intern!(py, "__module__"))?;
+    let name = cls.getattr(intern!(py, "__name__"))?;
+    Ok(format!(
+        "{}.{}",
+        module.str()?.to_str()?,
+        name.str()?.to_str()?
+    ))
+}
+
+/// `rpyc.lib.get_id_pack` for a local (non-proxy) object (WIRE.md §5.1).
+pub fn id_pack_of<'py>(obj: &Bound<'py, PyAny>) -> PyResult<(Bound<'py, PyString>, ObjKey)> {
+    let py = obj.py();
+    let otype = obj.get_type();
+    if let Ok(m) = obj.cast::<PyModule>() {
+        let name = m.getattr(intern!(py, "__name__"))?;
+        let in_sys = py
+            .import(intern!(py, "sys"))?
+            .getattr(intern!(py, "modules"))?
+            .contains(&name)?;
+        let name_pack = if in_sys {
+            name.str()?
+        } else {
+            PyString::new(
+                py,
+                &format!(
+                    "{}.{}",
+                    otype.getattr(intern!(py, "__module__"))?.str()?,
+                    name.str()?
+                ),
+            )
+        };
+        return Ok((name_pack, (addr(otype.as_any()), addr(obj))));
+    }
+    if obj.is_instance_of::<PyType>() {
+        return Ok((PyString::new(py, &dotted(py, obj)?), (addr(obj), 0)));
+    }
+    let cls = obj.getattr(intern!(py, "__class__"))?;
+    Ok((
+        PyString::new(py, &dotted(py, &cls)?),
+        (addr(otype.as_any()), addr(obj)),
+    ))
+}

@@ -1,0 +1,342 @@
+//! Strict brine decoder producing Python objects (WIRE.md §2.4). Every length is checked
+//! against the bytes actually present before anything is allocated, and nesting is bounded.
+
+use crate::errors::wire_err;
+use pyo3::ffi;
+use pyo3::prelude::*;
+use pyo3::types::{PyBytes, PyComplex, PyFloat, PyFrozenSet, PyInt, PyString, PyTuple};
+use rpyc_wire::consts::tag;
+use rpyc_wire::WireError;
+
+/// CPython's default limit on int ↔ text conversions (`sys.int_info.default_max_str_digits`).
+const MAX_INT_DIGITS: usize = 4300;
+
+/// A cursor over one buffer of brine data.
+pub struct Reader<'a> {
+    data: &'a [u8],
+    pos: usize,
+    max_depth: usize,
+}
+
+type WResult<T> = Result<T, WireError>;
+
+impl<'a> Reader<'a> {
+    pub fn new(data: &'a [u8], max_depth: usize) -> Self {
+        Reader {
+            data,
+            pos: 0,
+            max_depth,
+        }
+    }
+
+    pub fn pos(&self) -> usize {
+        self.pos
+    }
+
+    pub fn at_end(&self) -> bool {
+        self.pos >= self.data.len()
+    }
+
+    /// Fail unless every byte was consumed (no encoder leaves bytes after a value).
+    pub fn finish(&self) -> PyResult<()> {
+        if self.at_end() {
+            Ok(())
+        } else {
+            Err(wire_err(WireError::TrailingBytes { offset: self.pos }))
+        }
+    }
+
+    pub fn byte(&mut self, what: &'static str) -> WResult<u8> {
+        let b = *self.data.get(self.pos).ok_or(WireError::Truncated {
+            what,
+            offset: self.pos,
+        })?;
+        self.pos += 1;
+        Ok(b)
+    }
+
+    pub fn take(&mut self, n: usize, what: &'static str) -> WResult<&'a [u8]> {
+        let end = self
+            .pos
+            .checked_add(n)
+            .filter(|&e| e <= self.data.len())
+            .ok_or(WireError::Truncated {
+                what,
+                offset: self.pos,
+            })?;
+        let s = &self.data[self.pos..end];
+        self.pos = end;
+        Ok(s)
+    }
+
+    fn u32(&mut self, what: &'static str) -> WResult<usize> {
+        let b = self.take(4, what)?;
+        Ok(u32::from_be_bytes([b[0], b[1], b[2], b[3]]) as usize)
+    }
+
+    fn f64(&mut self) -> WResult<f64> {
+        let b = self.take(8, "float")?;
+        let mut a = [0u8; 8];
+        a.copy_from_slice(b);
+        Ok(f64::from_bits(u64::from_be_bytes(a)))
+    }
+
+    pub fn check_depth(&self, depth: usize) -> WResult<()> {
+        if depth > self.max_depth {
+            Err(WireError::NestingTooDeep {
+                max: self.max_depth,
+            })
+        } else {
+            Ok(())
+        }
+    }
+
+    /// Read the length of a byte string whose tag was `t`, insisting on the canonical form.
+    fn bytes_len(&mut self, t: u8, start: usize) -> WResult<usize> {
+        let n = match t {
+            tag::EMPTY_STR => 0,
+            tag::STR1..=tag::STR4 => (t - tag::STR1 + 1) as usize,
+            tag::STR_L1 => self.byte("bytes length")? as usize,
+            tag::STR_L4 => self.u32("bytes length")?,
+            _ => unreachable_tag(t, start)?,
+        };
+        let canonical = match t {
+            tag::STR_L1 => (5..=255).contains(&n),
+            tag::STR_L4 => n >= 256,
+            _ => true,
+        };
+        if !canonical {
+            return Err(WireError::BadContainer {
+                what: "non-canonical bytes length",
+                offset: start,
+            });
+        }
+        Ok(n)
+    }
+
+    /// Read the item count of a tuple whose tag was `t` (canonical forms only).
+    pub fn tuple_len(&mut self, t: u8, start: usize) -> WResult<usize> {
+        let n = match t {
+            tag::EMPTY_TUPLE => 0,
+            tag::TUP1..=tag::TUP4 => (t - tag::TUP1 + 1) as usize,
+            tag::TUP_L1 => self.byte("tuple length")? as usize,
+            tag::TUP_L4 => self.u32("tuple length")?,
+            _ => unreachable_tag(t, start)?,
+        };
+        let canonical = match t {
+            tag::TUP_L1 => (5..=255).contains(&n),
+            tag::TUP_L4 => n >= 256,
+            _ => true,
+        };
+        if !canonical {
+            return Err(WireError::BadContainer {
+                what: "non-canonical tuple length",
+                offset: start,
+            });
+        }
+        // Every item takes at least one byte: a count larger than the rest is a lie.
+        if n > self.data.len() - self.pos {
+            return Err(WireError::Truncated {
+                what: "tuple",
+                offset: start,
+            });
+        }
+        Ok(n)
+    }
+
+    /// Read a tuple header (any tuple tag) and return its length.
+    pub fn expect_tuple(&mut self, what: &'static str) -> WResult<usize> {
+        let start = self.pos;
+        let t = self.byte(what)?;
+        if is_tuple_tag(t) {
+            self.tuple_len(t, start)
+        } else {
+            Err(WireError::BadContainer {
+                what,
+                offset: start,
+            })
+        }
+    }
+
+    /// Read a byte-string item (any bytes tag) and return its content.
+    pub fn expect_bytes(&mut self, what: &'static str) -> WResult<&'a [u8]> {
+        let start = self.pos;
+        let t = self.byte(what)?;
+        if !is_bytes_tag(t) {
+            return Err(WireError::BadUnicode { offset: start });
+        }
+        let n = self.bytes_len(t, start)?;
+        self.take(n, what)
+    }
+
+    /// Read an integer that must fit in i64 (seq numbers, handler ids, labels).
+    pub fn expect_small_int(&mut self, what: &'static str) -> WResult<i64> {
+        let start = self.pos;
+        let t = self.byte(what)?;
+        match t {
+            tag::IMM_FIRST..=tag::IMM_LAST => Ok(t as i64 - tag::IMM_BIAS),
+            tag::INT_L1 | tag::INT_L4 => {
+                let text = self.int_text(t, start)?;
+                parse_i64(text).ok_or(WireError::BadInteger { offset: start })
+            }
+            _ => Err(WireError::BadInteger { offset: start }),
+        }
+    }
+
+    /// The ASCII text of an INT_L1/INT_L4 item, validated as canonical decimal.
+    fn int_text(&mut self, t: u8, start: usize) -> WResult<&'a [u8]> {
+        let n = if t == tag::INT_L1 {
+            self.byte("int length")? as usize
+        } else {
+            self.u32("int length")?
+        };
+        let canonical_len = if t == tag::INT_L1 { n < 256 } else { n >= 256 };
+        let text = self.take(n, "int")?;
+        if !canonical_len || !is_canonical_decimal(text) {
+            return Err(WireError::BadInteger { offset: start });
+        }
+        if text.len() - (text[0] == b'-') as usize > MAX_INT_DIGITS {
+            return Err(WireError::BadInteger { offset: start });
+        }
+        // Values with an immediate form never use the text form.
+        if let Some(v) = parse_i64(text) {
+            if (tag::IMM_MIN..=tag::IMM_MAX).contains(&v) {
+                return Err(WireError::BadInteger { offset: start });
+            }
+        }
+        Ok(text)
+    }
+
+    /// Decode one complete value of any type.
+    pub fn value(&mut self, py: Python<'_>, depth: usize) -> PyResult<Py<PyAny>> {
+        let start = self.pos;
+        let t = self.byte("value").map_err(wire_err)?;
+        Ok(match t {
+            tag::NONE => py.None(),
+            tag::TRUE => true.into_pyobject(py)?.to_owned().into_any().unbind(),
+            tag::FALSE => false.into_pyobject(py)?.to_owned().into_any().unbind(),
+            tag::ELLIPSIS => py.Ellipsis(),
+            tag::NOT_IMPLEMENTED => py.NotImplemented(),
+            tag::IMM_FIRST..=tag::IMM_LAST => (t as i64 - tag::IMM_BIAS)
+                .into_pyobject(py)?
+                .into_any()
+                .unbind(),
+            tag::EMPTY_STR | tag::STR1..=tag::STR_L4 => {
+                let n = self.bytes_len(t, start).map_err(wire_err)?;
+                let raw = self.take(n, "bytes").map_err(wire_err)?;
+                PyBytes::new(py, raw).into_any().unbind()
+            }
+            tag::UNICODE => {
+                let raw = self.expect_bytes("str").map_err(wire_err)?;
+                let s = std::str::from_utf8(raw)
+                    .map_err(|_| wire_err(WireError::BadUnicode { offset: start }))?;
+                PyString::new(py, s).into_any().unbind()
+            }
+            tag::EMPTY_TUPLE | tag::TUP1..=tag::TUP_L4 => {
+                self.check_depth(depth + 1).map_err(wire_err)?;
+                let n = self.tuple_len(t, start).map_err(wire_err)?;
+                self.tuple_body(py, n, depth + 1)?.into_any().unbind()
+            }
+            tag::INT_L1 | tag::INT_L4 => {
+                let text = self.int_text(t, start).map_err(wire_err)?;
+                int_from_text(py, text)?
+            }
+            tag::FLOAT => PyFloat::new(py, self.f64().map_err(wire_err)?)
+                .into_any()
+                .unbind(),
+            tag::COMPLEX => {
+                let re = self.f64().map_err(wire_err)?;
+                let im = self.f64().map_err(wire_err)?;
+                PyComplex::from_doubles(py, re, im).into_any().unbind()
+            }
+            tag::FSET => {
+                self.check_depth(depth + 1).map_err(wire_err)?;
+                let n = self.expect_tuple("frozenset").map_err(wire_err)?;
+                let items = self.items(py, n, depth + 1)?;
+                PyFrozenSet::new(py, items.iter())?.into_any().unbind()
+            }
+            tag::SLICE => {
+                self.check_depth(depth + 1).map_err(wire_err)?;
+                let n = self.expect_tuple("slice").map_err(wire_err)?;
+                if n != 3 {
+                    return Err(wire_err(WireError::BadContainer {
+                        what: "slice",
+                        offset: start,
+                    }));
+                }
+                let parts = self.items(py, 3, depth + 1)?;
+                new_slice(py, &parts[0], &parts[1], &parts[2])?
+            }
+            _ => {
+                return Err(wire_err(WireError::UnknownTag {
+                    tag: t,
+                    offset: start,
+                }))
+            }
+        })
+    }
+
+    fn items(&mut self, py: Python<'_>, n: usize, depth: usize) -> PyResult<Vec<Py<PyAny>>> {
+        let mut items = Vec::with_capacity(n);
+        for _ in 0..n {
+            items.push(self.value(py, depth)?);
+        }
+        Ok(items)
+    }
+
+    fn tuple_body<'py>(
+        &mut self,
+        py: Python<'py>,
+        n: usize,
+        depth: usize,
+    ) -> PyResult<Bound<'py, PyTuple>> {
+        let items = self.items(py, n, depth)?;
+        PyTuple::new(py, items)
+    }
+}
+
+fn unreachable_tag(t: u8, offset: usize) -> WResult<usize> {
+    Err(WireError::UnknownTag { tag: t, offset })
+}
+
+pub fn is_tuple_tag(t: u8) -> bool {
+    t == tag::EMPTY_TUPLE || (tag::TUP1..=tag::TUP_L4).contains(&t)
+}
+
+fn is_bytes_tag(t: u8) -> bool {
+    t == tag::EMPTY_STR || (tag::STR1..=tag::STR_L4).contains(&t)
+}
+
+/// `-?(0|[1-9][0-9]*)`, and not `-0`.
+fn is_canonical_decimal(text: &[u8]) -> bool {
+    let digits = match text.split_first() {
+        Some((b'-', rest)) => rest,
+        _ => text,
+    };
+    match digits {
+        [] => false,
+        [b'0'] => digits.len() == text.len(),
+        [first, ..] => *first != b'0' && digits.iter().all(u8::is_ascii_digit),
+    }
+}
+
+fn parse_i64(text: &[u8]) -> Option<i64> {
+    std::str::from_utf8(text).ok()?.parse::<i64>().ok()
+}
+
+fn int_from_text(py: Python<'_>, text: &[u8]) -> PyResult<Py<PyAny>> {
+    if let Some(v) = parse_i64(text) {
+        return Ok(v.into_pyobject(py)?.into_any().unbind());
+    }
+    // Validated ASCII digits: the conversion cannot fail on syntax.
+    let s = std::str::from_utf8(text).unwrap_or("0");
+    Ok(py.get_type::<PyInt>().call1((s,))?.unbind())
+}
+
+fn new_slice(py: Python<'_>, a: &Py<PyAny>, b: &Py<PyAny>, c: &Py<PyAny>) -> PyResult<Py<PyAny>> {
+    // SAFETY: PySlice_New borrows its three arguments and returns a new reference or NULL.
+    unsafe {
+        let ptr = ffi::PySlice_New(a.as_ptr(), b.as_ptr(), c.as_ptr());
+        Bound::from_owned_ptr_or_err(py, ptr).map(|b| b.unbind())
+    }
+}

@@ -1,0 +1,818 @@
+//! The connection engine: sequence numbers, pending replies, the receive loop and request
+//! dispatch (WIRE.md §4, §8). The Python `Connection` class subclasses `Engine`.
+//!
+//! Threading model: no thread hand-off. A thread waiting for a reply reads the socket itself
+//! (as "the reader", GIL released while blocked), files replies that belong to other waiting
+//! threads into their slots and wakes them, and serves incoming requests inline, which is what
+//! makes nested callbacks work. Reader ownership is reentrant so that a request served inline
+//! may itself wait for a reply.
+
+use crate::boxing::BoxCtx;
+use crate::brine::decode::Reader;
+use crate::brine::encode::{put_i64, EncodeError, Encoder};
+use crate::errors::{wire_err, ProtocolError};
+use crate::gate::Gate;
+use crate::objects::ObjectTable;
+use crate::threads::{self, ServingGuard};
+use crate::transport::{eof_error, Readable, Transport};
+use pyo3::exceptions::{PyKeyboardInterrupt, PySystemExit, PyTimeoutError, PyValueError};
+use pyo3::intern;
+use pyo3::prelude::*;
+use pyo3::sync::PyOnceLock;
+use pyo3::types::{PyDict, PyTuple, PyType};
+use rpyc_wire::consts::{
+    handler, tag, COMPRESSION_LEVEL, FRAME_HEADER_LEN, FRAME_TRAILER, MSG_EXCEPTION, MSG_REPLY,
+    MSG_REQUEST, THREAD_PREFIX_LEN,
+};
+use rpyc_wire::frame::{self, FrameHeader};
+use rpyc_wire::{Limits, WireError};
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock};
+use std::time::{Duration, Instant};
+
+/// `rpyc.core.netref.BaseNetref`, registered by the netref module at import.
+pub static NETREF_BASE: PyOnceLock<Py<PyType>> = PyOnceLock::new();
+
+/// Settings fixed for the life of a connection (read once from `protocol_config`).
+struct Settings {
+    bind_threads: bool,
+    compress_threshold: Option<usize>,
+    compress_level: u32,
+    limits: Limits,
+    propagate_keyboard_interrupt: bool,
+    propagate_system_exit: bool,
+}
+
+/// How a request's answer is to be delivered.
+enum Slot {
+    /// A thread is waiting in `sync_request`; the outcome is parked here for it.
+    Sync(Option<PyResult<Py<PyAny>>>),
+    /// `AsyncResult`-style callback `f(is_exc, obj)`.
+    Async(Py<PyAny>),
+    /// Fire-and-forget (e.g. `HANDLE_DEL`): the answer is read and dropped.
+    Ignore,
+}
+
+#[derive(Default)]
+struct Shared {
+    pending: HashMap<u64, Slot>,
+    /// Thread token of the current reader and its reentrancy depth.
+    reader: Option<(u64, u32)>,
+    /// Bumped whenever a frame was processed or the reader left: waiters re-check.
+    generation: u64,
+    /// Bytes received but not yet consumed; only the reader touches it.
+    rbuf: Vec<u8>,
+    /// Why the connection is dead, once it is.
+    dead: Option<String>,
+}
+
+#[pyclass(module = "rpyc._core", subclass, frozen)]
+pub struct Engine {
+    settings: OnceLock<Settings>,
+    config: OnceLock<Py<PyDict>>,
+    transport: Mutex<Option<Transport>>,
+    objects: ObjectTable,
+    shared: Mutex<Shared>,
+    progress: Condvar,
+    send_gate: Gate,
+    next_seq: AtomicU64,
+    closed: AtomicBool,
+}
+
+fn config_bool(cfg: &Bound<'_, PyDict>, key: &str, default: bool) -> PyResult<bool> {
+    match cfg.get_item(key)? {
+        Some(v) => v.is_truthy(),
+        None => Ok(default),
+    }
+}
+
+fn config_size(cfg: &Bound<'_, PyDict>, key: &str, default: usize) -> PyResult<usize> {
+    match cfg.get_item(key)? {
+        Some(v) if !v.is_none() => v.extract(),
+        _ => Ok(default),
+    }
+}
+
+fn deadline_after(timeout: Option<f64>) -> Option<Instant> {
+    timeout
+        .filter(|t| t.is_finite())
+        .map(|t| Instant::now() + Duration::from_secs_f64(t.max(0.0)))
+}
+
+fn remaining(deadline: Option<Instant>) -> Option<Duration> {
+    deadline.map(|d| d.saturating_duration_since(Instant::now()))
+}
+
+impl Engine {
+    fn lock(&self) -> MutexGuard<'_, Shared> {
+        self.shared.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn settings(&self) -> PyResult<&Settings> {
+        self.settings
+            .get()
+            .ok_or_else(|| PyValueError::new_err("connection engine not started"))
+    }
+
+    fn transport(&self, py: Python<'_>) -> PyResult<Transport> {
+        let guard = self.transport.lock().unwrap_or_else(|p| p.into_inner());
+        match guard.as_ref() {
+            Some(Transport::Socket(s)) => Ok(Transport::Socket(Arc::clone(s))),
+            Some(Transport::Python(o)) => Ok(Transport::Python(o.clone_ref(py))),
+            None => Err(eof_error("stream has been closed")),
+        }
+    }
+
+    fn box_ctx<'a, 'py>(
+        &'a self,
+        conn: &'a Bound<'py, PyAny>,
+        base: &'a Bound<'py, PyType>,
+    ) -> PyResult<BoxCtx<'a, 'py>> {
+        Ok(BoxCtx {
+            conn,
+            table: &self.objects,
+            netref_base: base,
+            max_depth: self.settings()?.limits.max_nesting_depth,
+        })
+    }
+
+    /// Start a payload buffer: room for the frame header, then the thread prefix if bound.
+    fn begin_payload(&self, recipient: u64) -> PyResult<Vec<u8>> {
+        let mut buf = Vec::with_capacity(128);
+        buf.extend_from_slice(&[0u8; FRAME_HEADER_LEN]);
+        if self.settings()?.bind_threads {
+            buf.extend_from_slice(&threads::token().to_be_bytes());
+            buf.extend_from_slice(&recipient.to_be_bytes());
+        }
+        Ok(buf)
+    }
+
+    /// Frame the payload that follows the reserved header bytes and write it.
+    fn send_frame(&self, py: Python<'_>, mut buf: Vec<u8>) -> PyResult<()> {
+        let s = self.settings()?;
+        let payload_len = buf.len() - FRAME_HEADER_LEN;
+        let framed = if frame::should_compress(payload_len, s.compress_threshold) {
+            let level = s.compress_level;
+            let body = py.detach(|| frame::compress(&buf[FRAME_HEADER_LEN..], level));
+            let mut out = Vec::with_capacity(body.len() + FRAME_HEADER_LEN + 1);
+            let header = FrameHeader {
+                len: frame_len(body.len())?,
+                compressed: true,
+            };
+            out.extend_from_slice(&header.to_bytes());
+            out.extend_from_slice(&body);
+            out.push(FRAME_TRAILER);
+            out
+        } else {
+            let header = FrameHeader {
+                len: frame_len(payload_len)?,
+                compressed: false,
+            };
+            buf[..FRAME_HEADER_LEN].copy_from_slice(&header.to_bytes());
+            buf.push(FRAME_TRAILER);
+            buf
+        };
+        let transport = self.transport(py)?;
+        let _gate = self.send_gate.acquire(py);
+        let res = transport.write_all(py, &framed);
+        if let Err(e) = &res {
+            self.mark_dead(e.to_string());
+        }
+        res
+    }
+
+    fn mark_dead(&self, why: String) {
+        let mut sh = self.lock();
+        if sh.dead.is_none() {
+            sh.dead = Some(why);
+        }
+        sh.generation += 1;
+        self.progress.notify_all();
+    }
+
+    fn dead_error(&self) -> Option<PyErr> {
+        self.lock().dead.clone().map(eof_error)
+    }
+
+    /// Become (or re-enter as) the reader; false if another thread reads.
+    fn try_become_reader(&self) -> bool {
+        let me = threads::token();
+        let mut sh = self.lock();
+        match sh.reader {
+            None => {
+                sh.reader = Some((me, 1));
+                true
+            }
+            Some((t, depth)) if t == me => {
+                sh.reader = Some((t, depth + 1));
+                true
+            }
+            Some(_) => false,
+        }
+    }
+
+    fn release_reader(&self) {
+        let mut sh = self.lock();
+        if let Some((t, depth)) = sh.reader {
+            sh.reader = if depth > 1 {
+                Some((t, depth - 1))
+            } else {
+                None
+            };
+        }
+        sh.generation += 1;
+        self.progress.notify_all();
+    }
+
+    /// Sleep (GIL released) until a frame is processed, the reader leaves, or the deadline.
+    fn wait_progress(&self, py: Python<'_>, seen: u64, deadline: Option<Instant>) {
+        py.detach(|| {
+            let mut sh = self.lock();
+            while sh.generation == seen && sh.reader.is_some() && sh.dead.is_none() {
+                match remaining(deadline) {
+                    None => sh = self.progress.wait(sh).unwrap_or_else(|p| p.into_inner()),
+                    Some(left) if left.is_zero() => break,
+                    Some(left) => {
+                        sh = self
+                            .progress
+                            .wait_timeout(sh, left)
+                            .unwrap_or_else(|p| p.into_inner())
+                            .0
+                    }
+                }
+            }
+        });
+    }
+
+    /// As the reader: take one complete frame's payload out of the buffer, reading more as
+    /// needed until `deadline`. `Ok(None)` on timeout.
+    fn read_payload(&self, py: Python<'_>, deadline: Option<Instant>) -> PyResult<Option<Vec<u8>>> {
+        let limits = self.settings()?.limits;
+        let transport = self.transport(py)?;
+        let mut buf = std::mem::take(&mut self.lock().rbuf);
+        let result = loop {
+            let want = match buf.first_chunk::<FRAME_HEADER_LEN>() {
+                None => FRAME_HEADER_LEN - buf.len(),
+                Some(head) => {
+                    let header = match FrameHeader::parse(head, &limits) {
+                        Ok(h) => h,
+                        Err(e) => break Err(wire_err(e)),
+                    };
+                    let total = FRAME_HEADER_LEN + header.body_len();
+                    if buf.len() >= total {
+                        let body = buf[FRAME_HEADER_LEN..total].to_vec();
+                        buf.drain(..total);
+                        break py
+                            .detach(|| frame::finish_frame(header, body, &limits))
+                            .map(Some)
+                            .map_err(wire_err);
+                    }
+                    total - buf.len()
+                }
+            };
+            match transport.read_into(py, &mut buf, want, remaining(deadline)) {
+                Ok(Readable::Data) => continue,
+                Ok(Readable::Timeout) => break Ok(None),
+                Ok(Readable::Eof) => break Err(eof_error("connection closed by peer")),
+                Err(e) => break Err(e),
+            }
+        };
+        self.lock().rbuf = buf;
+        result
+    }
+
+    /// As the reader: read and process at most one frame. True if one was processed.
+    fn serve_one(&self, slf: &Bound<'_, Engine>, deadline: Option<Instant>) -> PyResult<bool> {
+        let py = slf.py();
+        if let Some(e) = self.dead_error() {
+            return Err(e);
+        }
+        let payload = match self.read_payload(py, deadline) {
+            Ok(Some(p)) => p,
+            Ok(None) => return Ok(false),
+            Err(e) => {
+                self.fail(py, &e);
+                return Err(e);
+            }
+        };
+        let res = self.process(slf, &payload);
+        {
+            let mut sh = self.lock();
+            sh.generation += 1;
+        }
+        self.progress.notify_all();
+        match res {
+            Ok(()) => Ok(true),
+            Err(e) => {
+                if e.is_instance_of::<ProtocolError>(py) {
+                    self.fail(py, &e);
+                }
+                Err(e)
+            }
+        }
+    }
+
+    /// The connection cannot continue (EOF, I/O error, hostile bytes): wake everyone and
+    /// shut the transport so the peer sees the connection end.
+    fn fail(&self, py: Python<'_>, e: &PyErr) {
+        self.mark_dead(e.to_string());
+        if let Ok(t) = self.transport(py) {
+            t.shutdown(py);
+        }
+    }
+
+    /// Decode one message payload and act on it.
+    fn process(&self, slf: &Bound<'_, Engine>, payload: &[u8]) -> PyResult<()> {
+        let py = slf.py();
+        let s = self.settings()?;
+        let (peer_thread, body) = if s.bind_threads {
+            if payload.len() < THREAD_PREFIX_LEN {
+                return Err(wire_err(WireError::BadMessage(format!(
+                    "message of {} bytes has no 16-byte thread prefix (does the peer use bind_threads too?)",
+                    payload.len()
+                ))));
+            }
+            let mut sender = [0u8; 8];
+            sender.copy_from_slice(&payload[..8]);
+            (u64::from_be_bytes(sender), &payload[THREAD_PREFIX_LEN..])
+        } else {
+            (0, payload)
+        };
+        let Some((&mtype, rest)) = body.split_first() else {
+            // Upstream treats an empty payload as "nothing arrived".
+            return Ok(());
+        };
+        let mut r = Reader::new(rest, s.limits.max_nesting_depth);
+        if !matches!(mtype, MSG_REQUEST | MSG_REPLY | MSG_EXCEPTION) {
+            return Err(wire_err(WireError::UnknownMessageType(mtype)));
+        }
+        if r.byte("message").map_err(wire_err)? != tag::TUP2 {
+            return Err(wire_err(WireError::BadMessage(
+                "message body is not a (seq, body) pair".into(),
+            )));
+        }
+        let seq = r.value(py, 1)?.into_bound(py);
+        let conn = slf.as_any();
+        let base = NETREF_BASE
+            .get(py)
+            .ok_or_else(|| PyValueError::new_err("rpyc.core.netref is not initialised"))?
+            .bind(py);
+        let ctx = self.box_ctx(conn, base)?;
+        match mtype {
+            MSG_REQUEST => {
+                if r.byte("request").map_err(wire_err)? != tag::TUP2 {
+                    return Err(wire_err(WireError::BadMessage(
+                        "request body is not a (handler, args) pair".into(),
+                    )));
+                }
+                let handler_id = r.expect_small_int("handler").map_err(wire_err)?;
+                let args = ctx.unbox(&mut r, 2);
+                let args = match args {
+                    Ok(a) if r.at_end() => Ok(a),
+                    Ok(_) => Err(wire_err(WireError::TrailingBytes { offset: r.pos() })),
+                    Err(e) if e.is_instance_of::<ProtocolError>(py) => return Err(e),
+                    Err(e) => Err(e),
+                };
+                self.serve_request(slf, &ctx, &seq, handler_id, args, peer_thread)
+            }
+            _ => {
+                let outcome = if mtype == MSG_REPLY {
+                    ctx.unbox(&mut r, 1)
+                } else {
+                    let raw = r.value(py, 1)?;
+                    Ok(conn
+                        .call_method1(intern!(py, "_unpack_exception"), (raw,))?
+                        .unbind())
+                };
+                let outcome = match outcome {
+                    Err(e) if e.is_instance_of::<ProtocolError>(py) => return Err(e),
+                    other => other,
+                };
+                r.finish()?;
+                let Ok(seq) = seq.extract::<u64>() else {
+                    return Ok(());
+                };
+                self.deliver(py, seq, mtype == MSG_EXCEPTION, outcome)
+            }
+        }
+    }
+
+    /// Hand an answer to whoever waits for `seq` (answers nobody waits for are dropped).
+    fn deliver(
+        &self,
+        py: Python<'_>,
+        seq: u64,
+        is_exc: bool,
+        outcome: PyResult<Py<PyAny>>,
+    ) -> PyResult<()> {
+        let mut sh = self.lock();
+        match sh.pending.get_mut(&seq) {
+            Some(Slot::Sync(parked)) => {
+                *parked = Some(match outcome {
+                    Ok(obj) if is_exc => Err(PyErr::from_value(obj.into_bound(py))),
+                    other => other,
+                });
+                Ok(())
+            }
+            Some(Slot::Async(_)) => {
+                let Some(Slot::Async(cb)) = sh.pending.remove(&seq) else {
+                    return Ok(());
+                };
+                drop(sh);
+                let (is_exc, obj) = match outcome {
+                    Ok(obj) => (is_exc, obj),
+                    Err(e) => (true, e.into_value(py).into_any()),
+                };
+                cb.bind(py).call1((is_exc, obj))?;
+                Ok(())
+            }
+            Some(Slot::Ignore) => {
+                let dropped = sh.pending.remove(&seq);
+                drop(sh);
+                drop(dropped);
+                drop(outcome);
+                Ok(())
+            }
+            None => {
+                drop(sh);
+                drop(outcome);
+                Ok(())
+            }
+        }
+    }
+
+    fn serve_request(
+        &self,
+        slf: &Bound<'_, Engine>,
+        ctx: &BoxCtx<'_, '_>,
+        seq: &Bound<'_, PyAny>,
+        handler_id: i64,
+        args: PyResult<Py<PyAny>>,
+        peer_thread: u64,
+    ) -> PyResult<()> {
+        let py = slf.py();
+        let conn = slf.as_any();
+        if handler_id == handler::CLOSE {
+            // Upstream never answers CLOSE: the requester sees EOF, which ends its wait.
+            conn.call_method0(intern!(py, "_handle_close_request"))?;
+            return Ok(());
+        }
+        let result = {
+            let _serving = ServingGuard::enter(peer_thread);
+            args.and_then(|a| {
+                conn.call_method1(intern!(py, "_dispatch_request"), (handler_id, a))
+                    .map(Bound::unbind)
+            })
+        };
+        let s = self.settings()?;
+        let mut buf = self.begin_payload(peer_thread)?;
+        let reply_start = buf.len();
+        match result {
+            Ok(value) => {
+                buf.push(MSG_REPLY);
+                buf.push(tag::TUP2);
+                put_seq(&mut buf, seq)?;
+                if let Err(e) = ctx.put_boxed(&mut buf, value.bind(py), 0) {
+                    // A reply that cannot be encoded becomes an exception reply instead of
+                    // killing the connection (WIRE.md §17 item 12).
+                    buf.truncate(reply_start);
+                    self.put_exception(conn, &mut buf, seq, e)?;
+                }
+            }
+            Err(e) => {
+                if (s.propagate_keyboard_interrupt && e.is_instance_of::<PyKeyboardInterrupt>(py))
+                    || (s.propagate_system_exit && e.is_instance_of::<PySystemExit>(py))
+                {
+                    return Err(e);
+                }
+                self.put_exception(conn, &mut buf, seq, e)?;
+            }
+        }
+        self.send_frame(py, buf)
+    }
+
+    fn put_exception(
+        &self,
+        conn: &Bound<'_, PyAny>,
+        buf: &mut Vec<u8>,
+        seq: &Bound<'_, PyAny>,
+        e: PyErr,
+    ) -> PyResult<()> {
+        let py = conn.py();
+        let start = buf.len();
+        let raw = conn.call_method1(intern!(py, "_dump_exception"), (e.into_value(py),))?;
+        buf.push(MSG_EXCEPTION);
+        buf.push(tag::TUP2);
+        put_seq(buf, seq)?;
+        let mut enc = Encoder {
+            out: buf,
+            max_depth: self.settings()?.limits.max_nesting_depth,
+        };
+        if let Err(err) = enc.value(&raw, 0) {
+            buf.truncate(start);
+            return Err(err.into_pyerr(&raw));
+        }
+        Ok(())
+    }
+
+    /// Send a request; its answer goes to `slot`. Returns the seq.
+    fn send_request(
+        &self,
+        slf: &Bound<'_, Engine>,
+        handler_id: i64,
+        args: &Bound<'_, PyTuple>,
+        slot: Slot,
+    ) -> PyResult<u64> {
+        let py = slf.py();
+        if let Some(e) = self.dead_error() {
+            return Err(e);
+        }
+        let base = NETREF_BASE
+            .get(py)
+            .ok_or_else(|| PyValueError::new_err("rpyc.core.netref is not initialised"))?
+            .bind(py);
+        let ctx = self.box_ctx(slf.as_any(), base)?;
+        let seq = self.next_seq.fetch_add(1, Ordering::Relaxed);
+        let mut buf = self.begin_payload(threads::current_peer())?;
+        buf.push(MSG_REQUEST);
+        buf.push(tag::TUP2);
+        put_i64(&mut buf, seq as i64);
+        buf.push(tag::TUP2);
+        put_i64(&mut buf, handler_id);
+        ctx.put_boxed(&mut buf, args.as_any(), 0)?;
+        self.lock().pending.insert(seq, slot);
+        if let Err(e) = self.send_frame(py, buf) {
+            self.lock().pending.remove(&seq);
+            return Err(e);
+        }
+        Ok(seq)
+    }
+
+    fn take_outcome(&self, seq: u64) -> Option<PyResult<Py<PyAny>>> {
+        let mut sh = self.lock();
+        if let Some(Slot::Sync(Some(_))) = sh.pending.get(&seq) {
+            if let Some(Slot::Sync(outcome)) = sh.pending.remove(&seq) {
+                return outcome;
+            }
+        }
+        None
+    }
+
+    fn forget(&self, seq: u64) {
+        let dropped = self.lock().pending.remove(&seq);
+        drop(dropped);
+    }
+}
+
+fn frame_len(n: usize) -> PyResult<u32> {
+    u32::try_from(n).map_err(|_| {
+        wire_err(WireError::FrameTooLarge {
+            size: n as u64,
+            max: u32::MAX as usize,
+        })
+    })
+}
+
+fn put_seq(buf: &mut Vec<u8>, seq: &Bound<'_, PyAny>) -> PyResult<()> {
+    let mut enc = Encoder {
+        out: buf,
+        max_depth: 4,
+    };
+    enc.value(seq, 0)
+        .map_err(|e: EncodeError| e.into_pyerr(seq))
+}
+
+#[pymethods]
+impl Engine {
+    #[new]
+    #[pyo3(signature = (*_args, **_kwargs))]
+    fn new(_args: &Bound<'_, PyTuple>, _kwargs: Option<&Bound<'_, PyDict>>) -> Self {
+        Engine {
+            settings: OnceLock::new(),
+            config: OnceLock::new(),
+            transport: Mutex::new(None),
+            objects: ObjectTable::default(),
+            shared: Mutex::new(Shared::default()),
+            progress: Condvar::new(),
+            send_gate: Gate::default(),
+            next_seq: AtomicU64::new(0),
+            closed: AtomicBool::new(false),
+        }
+    }
+
+    /// Attach the transport and read the fixed settings from `config`. `fd` is a native
+    /// socket to use directly (duplicated); otherwise `stream` is driven through Python.
+    #[pyo3(signature = (stream, config, fd=None, compress=true))]
+    fn _engine_start(
+        &self,
+        stream: &Bound<'_, PyAny>,
+        config: &Bound<'_, PyDict>,
+        fd: Option<i64>,
+        compress: bool,
+    ) -> PyResult<()> {
+        let defaults = Limits::default();
+        let compress_threshold = if compress {
+            match config.get_item("compression_threshold")? {
+                Some(v) if v.is_none() => None,
+                Some(v) => Some(v.extract::<usize>()?),
+                None => Some(rpyc_wire::consts::COMPRESSION_THRESHOLD),
+            }
+        } else {
+            None
+        };
+        let settings = Settings {
+            bind_threads: config_bool(config, "bind_threads", false)?,
+            compress_threshold,
+            compress_level: config_size(config, "compression_level", COMPRESSION_LEVEL as usize)?
+                as u32,
+            limits: Limits {
+                max_frame_size: config_size(config, "max_frame_size", defaults.max_frame_size)?,
+                max_decompressed_size: config_size(
+                    config,
+                    "max_decompressed_size",
+                    defaults.max_decompressed_size,
+                )?,
+                max_nesting_depth: config_size(
+                    config,
+                    "max_nesting_depth",
+                    defaults.max_nesting_depth,
+                )?,
+            },
+            propagate_keyboard_interrupt: config_bool(
+                config,
+                "propagate_KeyboardInterrupt_locally",
+                true,
+            )?,
+            propagate_system_exit: config_bool(config, "propagate_SystemExit_locally", false)?,
+        };
+        let transport = match fd {
+            Some(fd) => Transport::Socket(Arc::new(crate::transport::dup_socket(fd)?)),
+            None => Transport::Python(stream.clone().unbind()),
+        };
+        if self.settings.set(settings).is_err() {
+            return Err(PyValueError::new_err("connection engine already started"));
+        }
+        let _ = self.config.set(config.clone().unbind());
+        *self.transport.lock().unwrap_or_else(|p| p.into_inner()) = Some(transport);
+        Ok(())
+    }
+
+    /// Send a request and wait for its answer (serving whatever arrives meanwhile).
+    fn _sync_request(
+        slf: &Bound<'_, Engine>,
+        handler_id: i64,
+        args: &Bound<'_, PyTuple>,
+    ) -> PyResult<Py<PyAny>> {
+        let py = slf.py();
+        let this = slf.get();
+        let timeout: Option<f64> = match this.config.get() {
+            Some(cfg) => match cfg.bind(py).get_item("sync_request_timeout")? {
+                Some(v) if !v.is_none() => Some(v.extract()?),
+                _ => None,
+            },
+            None => None,
+        };
+        let deadline = deadline_after(timeout);
+        let seq = this.send_request(slf, handler_id, args, Slot::Sync(None))?;
+        loop {
+            if let Some(outcome) = this.take_outcome(seq) {
+                return outcome;
+            }
+            if let Some(e) = this.dead_error() {
+                this.forget(seq);
+                return Err(e);
+            }
+            if matches!(remaining(deadline), Some(d) if d.is_zero()) {
+                this.forget(seq);
+                return Err(PyTimeoutError::new_err("result expired"));
+            }
+            let seen = this.lock().generation;
+            if this.try_become_reader() {
+                let res = this.serve_one(slf, deadline);
+                this.release_reader();
+                if let Err(e) = res {
+                    if let Some(outcome) = this.take_outcome(seq) {
+                        return outcome;
+                    }
+                    this.forget(seq);
+                    return Err(e);
+                }
+            } else {
+                this.wait_progress(py, seen, deadline);
+            }
+        }
+    }
+
+    /// Send a request whose answer is passed to `callback(is_exc, obj)`; `None` drops it.
+    #[pyo3(signature = (handler_id, args, callback=None))]
+    fn _async_request(
+        slf: &Bound<'_, Engine>,
+        handler_id: i64,
+        args: &Bound<'_, PyTuple>,
+        callback: Option<Py<PyAny>>,
+    ) -> PyResult<()> {
+        let slot = match callback {
+            Some(cb) => Slot::Async(cb),
+            None => Slot::Ignore,
+        };
+        slf.get()
+            .send_request(slf, handler_id, args, slot)
+            .map(|_| ())
+    }
+
+    /// Serve one incoming frame if one arrives within `timeout` seconds (None = forever).
+    /// If another thread is reading, wait (when `wait_for_lock`) for it to make progress.
+    /// `waiting()` returning false means the caller's condition is already met.
+    #[pyo3(signature = (timeout=Some(1.0), wait_for_lock=true, waiting=None))]
+    fn serve(
+        slf: &Bound<'_, Engine>,
+        timeout: Option<f64>,
+        wait_for_lock: bool,
+        waiting: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<bool> {
+        let py = slf.py();
+        let this = slf.get();
+        let deadline = deadline_after(timeout);
+        let seen = this.lock().generation;
+        if let Some(w) = waiting {
+            if !w.call0()?.is_truthy()? {
+                return Ok(false);
+            }
+        }
+        if this.try_become_reader() {
+            let res = this.serve_one(slf, deadline);
+            this.release_reader();
+            return res;
+        }
+        if let Some(e) = this.dead_error() {
+            return Err(e);
+        }
+        if wait_for_lock {
+            this.wait_progress(py, seen, deadline);
+        }
+        Ok(false)
+    }
+
+    /// Stop the engine: wake every waiter with EOF, shut the transport, drop local objects.
+    fn _engine_close(&self, py: Python<'_>) {
+        self.closed.store(true, Ordering::SeqCst);
+        self.mark_dead("connection closed".into());
+        let transport = self
+            .transport
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take();
+        if let Some(t) = transport {
+            t.shutdown(py);
+        }
+        let pending: Vec<Slot> = self.lock().pending.drain().map(|(_, s)| s).collect();
+        drop(pending);
+        drop(self.objects.take_all());
+    }
+
+    /// Number of local objects the peer holds references to.
+    fn _local_objects_len(&self) -> usize {
+        self.objects.len()
+    }
+
+    fn _local_object_keys(&self) -> Vec<(u64, u64)> {
+        self.objects.keys()
+    }
+
+    /// `HANDLE_DEL`: the peer dropped `count` references to `obj`.
+    fn _decref_local(&self, obj: &Bound<'_, PyAny>, count: u64) -> PyResult<()> {
+        let (_, key) = crate::boxing::id_pack_of(obj)?;
+        drop(self.objects.decref(key, count));
+        Ok(())
+    }
+
+    /// The local object the peer knows under `(class_id, instance_id)`.
+    fn _local_object_by_key(
+        &self,
+        py: Python<'_>,
+        class_id: u64,
+        instance_id: u64,
+    ) -> PyResult<Py<PyAny>> {
+        self.objects
+            .get(py, (class_id, instance_id))
+            .ok_or_else(|| pyo3::exceptions::PyKeyError::new_err(((class_id, instance_id),)))
+    }
+
+    /// Number of requests sent and not yet answered.
+    fn _pending_len(&self) -> usize {
+        self.lock().pending.len()
+    }
+
+    #[getter]
+    fn _engine_closed(&self) -> bool {
+        self.closed.load(Ordering::SeqCst)
+    }
+}
+
+/// Registers `rpyc.core.netref.BaseNetref` (called once by that module).
+#[pyfunction]
+pub fn register_netref_base(py: Python<'_>, cls: Bound<'_, PyType>) -> PyResult<()> {
+    let _ = NETREF_BASE.set(py, cls.unbind());
+    Ok(())
+}

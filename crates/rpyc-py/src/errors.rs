@@ -1,0 +1,16 @@
+//! Python exception types of the extension and the mapping of wire errors onto them.
+use pyo3::create_exception;
+use pyo3::exceptions::PyValueError;
+use pyo3::PyErr;
+use rpyc_wire::WireError;
+
+create_exception!(
+    _core,
+    ProtocolError,
+    PyValueError,
+    "The peer sent bytes that violate the RPyC wire protocol or a configured limit."
+);
+
+pub fn wire_err(e: WireError) -> PyErr {
+    ProtocolError::new_err(e.to_string())
+}

@@ -1,0 +1,222 @@
+//! Byte transports under a connection: a native socket (TCP or Unix, read and written with
+//! the GIL released) or any Python object with upstream's `Stream` interface (TLS sockets,
+//! pipes, user streams), driven through Python calls.
+
+use pyo3::exceptions::PyEOFError;
+use pyo3::intern;
+use pyo3::prelude::*;
+use pyo3::types::PyBytes;
+use socket2::Socket;
+use std::io::{self, Write};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Largest single read from a native socket into the receive buffer.
+const READ_CHUNK: usize = 64 * 1024;
+
+pub enum Transport {
+    Socket(Arc<Socket>),
+    Python(Py<PyAny>),
+}
+
+/// Result of waiting for incoming bytes.
+pub enum Readable {
+    /// Bytes were appended to the buffer.
+    Data,
+    /// Nothing arrived within the timeout.
+    Timeout,
+    /// The peer closed the stream.
+    Eof,
+}
+
+pub fn eof_error(what: impl std::fmt::Display) -> PyErr {
+    PyEOFError::new_err(what.to_string())
+}
+
+impl Transport {
+    /// Append at least one byte (at most `want` for Python streams) to `buf`, waiting up to
+    /// `timeout` (`None` = forever). Native sockets read with the GIL released.
+    pub fn read_into(
+        &self,
+        py: Python<'_>,
+        buf: &mut Vec<u8>,
+        want: usize,
+        timeout: Option<Duration>,
+    ) -> PyResult<Readable> {
+        match self {
+            Transport::Socket(sock) => {
+                let sock: &Socket = sock;
+                py.detach(|| socket_read(sock, buf, want, timeout))
+                    .map_err(|e| eof_error(format!("connection lost: {e}")))
+            }
+            Transport::Python(stream) => {
+                let stream = stream.bind(py);
+                let secs = timeout.map(|d| d.as_secs_f64());
+                let ready = stream
+                    .call_method1(intern!(py, "poll"), (secs,))?
+                    .is_truthy()?;
+                if !ready {
+                    return Ok(Readable::Timeout);
+                }
+                let data = stream.call_method1(intern!(py, "read"), (want,))?;
+                let data = data.cast::<PyBytes>()?;
+                if data.as_bytes().is_empty() {
+                    return Ok(Readable::Eof);
+                }
+                buf.extend_from_slice(data.as_bytes());
+                Ok(Readable::Data)
+            }
+        }
+    }
+
+    /// Write all of `data`. The caller holds the connection's send gate.
+    pub fn write_all(&self, py: Python<'_>, data: &[u8]) -> PyResult<()> {
+        match self {
+            Transport::Socket(sock) => {
+                let sock: &Socket = sock;
+                py.detach(|| socket_write_all(sock, data))
+                    .map_err(|e| eof_error(format!("connection lost: {e}")))
+            }
+            Transport::Python(stream) => {
+                let bytes = PyBytes::new(py, data);
+                stream
+                    .bind(py)
+                    .call_method1(intern!(py, "write"), (bytes,))?;
+                Ok(())
+            }
+        }
+    }
+
+    /// Shut the transport down so that blocked readers wake up with EOF.
+    pub fn shutdown(&self, py: Python<'_>) {
+        match self {
+            Transport::Socket(sock) => {
+                let _ = sock.shutdown(std::net::Shutdown::Both);
+            }
+            Transport::Python(stream) => {
+                let _ = stream.bind(py).call_method0(intern!(py, "close"));
+            }
+        }
+    }
+}
+
+fn would_block(e: &io::Error) -> bool {
+    matches!(
+        e.kind(),
+        io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted
+    )
+}
+
+fn socket_read(
+    sock: &Socket,
+    buf: &mut Vec<u8>,
+    want: usize,
+    timeout: Option<Duration>,
+) -> io::Result<Readable> {
+    if !wait_ready(sock, false, timeout)? {
+        return Ok(Readable::Timeout);
+    }
+    let chunk = want.max(READ_CHUNK);
+    buf.reserve(chunk);
+    loop {
+        match sock.recv(buf.spare_capacity_mut()) {
+            Ok(0) => return Ok(Readable::Eof),
+            Ok(n) => {
+                // SAFETY: recv initialized the first n bytes of the spare capacity.
+                unsafe { buf.set_len(buf.len() + n) };
+                return Ok(Readable::Data);
+            }
+            Err(e) if would_block(&e) => {
+                // A non-blocking socket reported readable spuriously: wait again.
+                if !wait_ready(sock, false, timeout)? {
+                    return Ok(Readable::Timeout);
+                }
+            }
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+fn socket_write_all(sock: &Socket, mut data: &[u8]) -> io::Result<()> {
+    let mut writer: &Socket = sock;
+    while !data.is_empty() {
+        match writer.write(data) {
+            Ok(0) => return Err(io::Error::new(io::ErrorKind::WriteZero, "socket closed")),
+            Ok(n) => data = &data[n..],
+            Err(e) if would_block(&e) => {
+                wait_ready(sock, true, None)?;
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
+}
+
+/// Wait until the socket is readable (or writable); false on timeout.
+#[cfg(unix)]
+fn wait_ready(sock: &Socket, write: bool, timeout: Option<Duration>) -> io::Result<bool> {
+    use std::os::fd::AsRawFd;
+    let mut pfd = libc::pollfd {
+        fd: sock.as_raw_fd(),
+        events: if write { libc::POLLOUT } else { libc::POLLIN },
+        revents: 0,
+    };
+    let ms: libc::c_int = match timeout {
+        None => -1,
+        Some(d) => d.as_millis().min(i32::MAX as u128) as libc::c_int,
+    };
+    loop {
+        // SAFETY: one valid pollfd, count 1.
+        let rc = unsafe { libc::poll(&mut pfd, 1, ms) };
+        if rc >= 0 {
+            return Ok(rc > 0);
+        }
+        let err = io::Error::last_os_error();
+        if err.kind() != io::ErrorKind::Interrupted {
+            return Err(err);
+        }
+    }
+}
+
+/// Portable fallback: emulate the wait with a read timeout and a peek.
+#[cfg(not(unix))]
+fn wait_ready(sock: &Socket, write: bool, timeout: Option<Duration>) -> io::Result<bool> {
+    if write {
+        return Ok(true);
+    }
+    sock.set_read_timeout(timeout.map(|d| d.max(Duration::from_millis(1))))?;
+    let mut probe = [std::mem::MaybeUninit::<u8>::uninit(); 1];
+    let res = sock.peek(&mut probe);
+    sock.set_read_timeout(None)?;
+    match res {
+        Ok(_) => Ok(true),
+        Err(e)
+            if matches!(
+                e.kind(),
+                io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+            ) =>
+        {
+            Ok(false)
+        }
+        Err(e) => Err(e),
+    }
+}
+
+/// Duplicate a Python socket's descriptor so the engine owns its own handle.
+#[cfg(unix)]
+pub fn dup_socket(fd: i64) -> PyResult<Socket> {
+    use std::os::fd::{BorrowedFd, RawFd};
+    let raw = RawFd::try_from(fd)
+        .map_err(|_| pyo3::exceptions::PyValueError::new_err("invalid file descriptor"))?;
+    // SAFETY: the caller passes the descriptor of a socket it keeps open during this call.
+    let borrowed = unsafe { BorrowedFd::borrow_raw(raw) };
+    let owned = borrowed.try_clone_to_owned()?;
+    Ok(Socket::from(owned))
+}
+
+#[cfg(not(unix))]
+pub fn dup_socket(_fd: i64) -> PyResult<Socket> {
+    Err(pyo3::exceptions::PyNotImplementedError::new_err(
+        "native sockets are only used on POSIX systems; pass fd=None",
+    ))
+}

@@ -1,0 +1,60 @@
+"""RPyC (Remote Python Call) on a Rust core: transparent, symmetric remote objects.
+
+Drop-in for upstream RPyC 6: the same module tree and names, wire-compatible with
+``rpyc==6.0.2`` peers. The protocol engine lives in the native extension ``rpyc._core``.
+"""
+
+from rpyc.core import (  # noqa: F401
+    AsyncResult,
+    AsyncResultTimeout,
+    BaseNetref,
+    Channel,
+    ClassicService,
+    Connection,
+    GenericException,
+    MasterService,
+    PipeStream,
+    Service,
+    SlaveService,
+    SocketStream,
+    TunneledSocketStream,
+    VoidService,
+)
+from rpyc.utils.factory import (  # noqa: F401
+    connect,
+    connect_by_service,
+    connect_channel,
+    connect_pipes,
+    connect_stdpipes,
+    connect_stream,
+    connect_subproc,
+    connect_thread,
+    discover,
+    list_services,
+    ssl_connect,
+    unix_connect,
+)
+from rpyc.utils.helpers import BgServingThread, async_, buffiter, classpartial, restricted, timed  # noqa: F401
+from rpyc.utils.server import (  # noqa: F401
+    ForkingServer,
+    OneShotServer,
+    ThreadedServer,
+    ThreadPoolServer,
+)
+from rpyc.utils import exposed, service  # noqa: F401
+from rpyc.lib import setup_logger, spawn  # noqa: F401
+from rpyc.version import __version__  # noqa: F401
+from rpyc import version  # noqa: F401  (the module, as upstream)
+from rpyc import lib, utils, cli  # noqa: F401
+
+try:
+    from rpyc.utils import classic  # noqa: F401
+except ImportError:  # classic helpers arrive with the classic-mode work
+    classic = None  # type: ignore[assignment]
+
+try:
+    from rpyc.utils.factory import ssh_connect  # type: ignore[attr-defined]  # noqa: F401
+except ImportError:
+    pass
+
+globals()["async"] = async_  # `async` is a keyword: reachable as getattr(rpyc, "async")

@@ -1,0 +1,280 @@
+"""Proxies ("netrefs") to objects that live on the other side of a connection
+(WIRE.md section 11). Attribute access, calls, operators and the rest are forwarded to the
+owner; a few names (``LOCAL_ATTRS``) are answered locally.
+"""
+
+import builtins
+import inspect
+import pickle
+import sys
+import types
+from typing import Any, Dict, Iterable, Optional, Tuple
+
+from rpyc import _core
+from rpyc.core import consts
+from rpyc.lib import get_methods
+
+IdPack = Tuple[str, int, int]
+
+#: names a proxy never forwards as attribute access
+DELETED_ATTRS = frozenset(["__array_struct__", "__array_interface__"])
+LOCAL_ATTRS = frozenset(
+    [
+        "____conn__", "____id_pack__", "____refcount__", "__class__", "__cmp__", "__del__",
+        "__delattr__", "__dir__", "__doc__", "__getattr__", "__getattribute__", "__hash__",
+        "__instancecheck__", "__init__", "__metaclass__", "__module__", "__new__",
+        "__reduce__", "__reduce_ex__", "__repr__", "__setattr__", "__slots__", "__str__",
+        "__weakref__", "__dict__", "__methods__", "__exit__", "__eq__", "__ne__", "__lt__",
+        "__gt__", "__le__", "__ge__",
+    ]
+) | DELETED_ATTRS
+
+#: unused, kept because upstream exports it
+builtin_id_pack_cache: Dict[Any, Any] = {}
+
+_getattribute = object.__getattribute__
+_setattr = object.__setattr__
+
+
+def syncreq(proxy: Any, handler: int, *args: Any) -> Any:
+    """Send request ``handler`` about ``proxy`` to its owner and return the answer."""
+    conn = _getattribute(proxy, "____conn__")
+    return conn._sync_request(handler, (proxy,) + args)
+
+
+def asyncreq(proxy: Any, handler: int, *args: Any) -> Any:
+    """Like :func:`syncreq` but return an ``AsyncResult`` at once."""
+    conn = _getattribute(proxy, "____conn__")
+    return conn.async_request(handler, proxy, *args)
+
+
+class NetrefMetaclass(type):
+    """Metaclass of proxy classes; only ``repr`` differs from ``type``."""
+
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        if self.__module__:
+            return f"<netref class '{self.__module__}.{self.__name__}'>"
+        return f"<netref class '{self.__name__}'>"
+
+
+class BaseNetref(metaclass=NetrefMetaclass):
+    """Base of every proxy class. Holds the connection, the remote id_pack and the number of
+    times the owner sent this reference (returned to it in ``HANDLE_DEL`` on collection)."""
+
+    __slots__ = ["____conn__", "____id_pack__", "__weakref__", "____refcount__"]
+
+    def __init__(self, conn: Any, id_pack: IdPack) -> None:
+        self.____conn__ = conn
+        self.____id_pack__ = id_pack
+        self.____refcount__ = 1
+
+    def __del__(self) -> None:
+        try:
+            conn = _getattribute(self, "____conn__")
+            conn._async_request(consts.HANDLE_DEL, (self, self.____refcount__))
+        except Exception:
+            # The connection may be gone; the owner drops its table on disconnect anyway.
+            pass
+
+    def __getattribute__(self, name: str) -> Any:
+        if name in LOCAL_ATTRS:
+            if name == "__class__":
+                cls = _getattribute(self, "__class__")
+                if cls is None:
+                    cls = syncreq(self, consts.HANDLE_GETATTR, "__class__")
+                return cls
+            if name == "__doc__":
+                return syncreq(self, consts.HANDLE_GETATTR, "__doc__")
+            if name in DELETED_ATTRS:
+                raise AttributeError(name)
+            return _getattribute(self, name)
+        if name == "__call__" or name == "__array__":
+            return _getattribute(self, name)
+        return syncreq(self, consts.HANDLE_GETATTR, name)
+
+    def __delattr__(self, name: str) -> None:
+        if name in LOCAL_ATTRS:
+            object.__delattr__(self, name)
+        else:
+            syncreq(self, consts.HANDLE_DELATTR, name)
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        if name in LOCAL_ATTRS:
+            _setattr(self, name, value)
+        else:
+            syncreq(self, consts.HANDLE_SETATTR, name, value)
+
+    def __dir__(self) -> list:
+        return list(syncreq(self, consts.HANDLE_DIR))
+
+    def __hash__(self) -> int:
+        return syncreq(self, consts.HANDLE_HASH)
+
+    def __cmp__(self, other: Any) -> Any:
+        return syncreq(self, consts.HANDLE_CMP, other, "__cmp__")
+
+    def __eq__(self, other: Any) -> Any:
+        return syncreq(self, consts.HANDLE_CMP, other, "__eq__")
+
+    def __ne__(self, other: Any) -> Any:
+        return syncreq(self, consts.HANDLE_CMP, other, "__ne__")
+
+    def __lt__(self, other: Any) -> Any:
+        return syncreq(self, consts.HANDLE_CMP, other, "__lt__")
+
+    def __gt__(self, other: Any) -> Any:
+        return syncreq(self, consts.HANDLE_CMP, other, "__gt__")
+
+    def __le__(self, other: Any) -> Any:
+        return syncreq(self, consts.HANDLE_CMP, other, "__le__")
+
+    def __ge__(self, other: Any) -> Any:
+        return syncreq(self, consts.HANDLE_CMP, other, "__ge__")
+
+    def __repr__(self) -> str:
+        return syncreq(self, consts.HANDLE_REPR)
+
+    def __str__(self) -> str:
+        return syncreq(self, consts.HANDLE_STR)
+
+    def __exit__(self, exc: Any, typ: Any, tb: Any) -> Any:
+        # The owner only receives the exception class (as upstream sends it).
+        return syncreq(self, consts.HANDLE_CTXEXIT, exc)
+
+    def __reduce_ex__(self, proto: int) -> Any:
+        # Pickling a proxy pickles the remote object by value (the owner must allow it).
+        return pickle.loads, (syncreq(self, consts.HANDLE_PICKLE, proto),)
+
+    def __instancecheck__(self, other: Any) -> bool:
+        my_pack = self.____id_pack__
+        if isinstance(other, BaseNetref):
+            if my_pack[2] != 0:
+                raise TypeError("isinstance() arg 2 must be a class, type, or tuple of classes and types")
+            other_pack = other.____id_pack__
+            if my_pack[1] == other_pack[1]:
+                return other_pack[2] != 0
+            return bool(syncreq(self, consts.HANDLE_INSTANCECHECK, other_pack))
+        if my_pack[2] == 0:
+            descriptor = type(self).__dict__.get("__class__")
+            if isinstance(descriptor, NetrefClass):
+                return isinstance(other, descriptor.instance)
+            return False
+        raise TypeError("isinstance() arg 2 must be a class, type, or tuple of classes and types")
+
+
+class NetrefClass:
+    """The ``__class__`` of a proxy class: the local class named like the remote one. Instance
+    proxies report it; class proxies report its metaclass."""
+
+    __slots__ = ["_class_obj"]
+
+    def __init__(self, class_obj: type) -> None:
+        self._class_obj = class_obj
+
+    @property
+    def instance(self) -> type:
+        return self._class_obj
+
+    @property
+    def owner(self) -> type:
+        return type(self._class_obj)
+
+    def __get__(self, netref_instance: Any, netref_owner: Any) -> Any:
+        if netref_instance is None:
+            return self
+        if _getattribute(netref_instance, "____id_pack__")[2] == 0:
+            return self.owner
+        return self.instance
+
+
+def _make_method(name: str, doc: Optional[str]) -> Any:
+    """A proxy-class method forwarding the call of remote method ``name``."""
+    if name == "__call__":
+
+        def method(_self: Any, *args: Any, **kwargs: Any) -> Any:
+            return syncreq(_self, consts.HANDLE_CALL, args, tuple(kwargs.items()))
+
+    elif name == "__array__":
+
+        def method(_self: Any, *args: Any, **kwargs: Any) -> Any:
+            # The local side decides whether it unpickles peer data (CVE-2024-27758).
+            conn = _getattribute(_self, "____conn__")
+            if not conn._config["allow_pickle"]:
+                raise ValueError("pickling is disabled")
+            array = pickle.loads(syncreq(_self, consts.HANDLE_PICKLE, -1))
+            return array.__array__(*args, **kwargs)
+
+    elif name in ("__getslice__", "__setslice__", "__delslice__"):
+        attempt = "__" + name[2:5] + "item__"
+
+        def method(_self: Any, start: Any, stop: Any, *args: Any) -> Any:
+            if stop == sys.maxsize:
+                stop = None
+            return syncreq(_self, consts.HANDLE_OLDSLICING, attempt, name, start, stop, args)
+
+    else:
+
+        def method(_self: Any, *args: Any, **kwargs: Any) -> Any:
+            return syncreq(_self, consts.HANDLE_CALLATTR, name, args, tuple(kwargs.items()))
+
+    method.__name__ = name
+    method.__doc__ = doc
+    return method
+
+
+def _builtin_name(cls: type) -> str:
+    return "builtins." + cls.__name__
+
+
+def _resolve_local_class(name_pack: str) -> Optional[type]:
+    """The local class a remote ``module.Class`` name stands for (None if no module matches).
+    A module found without such an attribute yields the module's type, as upstream does."""
+    builtin = _normalized_builtin_types.get(name_pack)
+    if builtin is not None:
+        return builtin
+    end = len(name_pack)
+    while end > 0:
+        module = sys.modules.get(name_pack[:end])
+        if module is not None:
+            attr = getattr(module, name_pack[end + 1 :], None)
+            if attr is None:
+                return type(module)
+            return attr if hasattr(attr, "__class__") else None
+        end = name_pack.rfind(".", 0, end)
+    return None
+
+
+def class_factory(id_pack: IdPack, methods: Iterable[Tuple[str, Optional[str]]]) -> type:
+    """Build the proxy class for a remote class or instance from its INSPECT method list."""
+    name_pack = id_pack[0]
+    namespace: Dict[str, Any] = {"__slots__": ()}
+    local_class = _resolve_local_class(name_pack) if name_pack is not None else None
+    namespace["__class__"] = NetrefClass(local_class) if local_class is not None else None
+    for name, doc in methods:
+        name = str(name)
+        if name not in LOCAL_ATTRS:
+            namespace[name] = _make_method(name, doc)
+    return type(name_pack, (BaseNetref,), namespace)
+
+
+_builtin_types = [
+    type, object, bool, complex, dict, float, int, list, slice, str, tuple, set, frozenset,
+    BaseException, Exception, type(None), types.BuiltinFunctionType, types.GeneratorType,
+    types.MethodType, types.CodeType, types.FrameType, types.TracebackType, types.ModuleType,
+    types.FunctionType, type(int.__dict__), type(object.__init__), type(object().__init__),
+    type(iter([])), type(iter(())), type(iter(set())), bytes, bytearray, type(iter(range(0))),
+    memoryview,
+]
+_normalized_builtin_types = {_builtin_name(t): t for t in _builtin_types}
+
+#: prebuilt proxy classes for builtin types, keyed by name_pack: no INSPECT round trip
+builtin_classes_cache: Dict[str, type] = {}
+for _cls in _builtin_types:
+    _name = _builtin_name(_cls)
+    builtin_classes_cache[_name] = class_factory((_name, 0, 0), get_methods(LOCAL_ATTRS, _cls))
+del _cls, _name
+
+_core.register_netref_base(BaseNetref)
+del builtins, inspect

@@ -1,0 +1,509 @@
+"""The connection: the Python face of the native engine (``rpyc._core.Engine``).
+
+The engine owns framing, sequence numbers, boxing, the object table and the receive loop;
+this class adds what must stay Python: the request handlers (they call user code), the
+attribute policy, proxy creation and the public ``Connection`` API of upstream RPyC 6.
+"""
+
+import itertools
+import logging
+import os
+import pickle
+import socket
+import sys
+import threading
+import weakref
+from typing import Any, Callable, Dict, Optional, Tuple
+
+from rpyc import _core
+from rpyc.core import consts, netref, vinegar
+from rpyc.core.async_ import AsyncResult, AsyncResultTimeout  # noqa: F401 (re-exported; patched by tests)
+from rpyc.lib import Timeout, get_methods, hasattr_static, spawn
+from rpyc.lib.compat import execute  # noqa: F401
+
+__all__ = ["Connection", "DEFAULT_CONFIG", "PingError", "UNBOUND_THREAD_ID"]
+
+UNBOUND_THREAD_ID = 0
+
+
+class PingError(Exception):
+    """The echo of ``Connection.ping`` did not match what was sent."""
+
+
+DEFAULT_CONFIG: Dict[str, Any] = dict(
+    # attribute access policy (WIRE.md 6.1)
+    allow_safe_attrs=True,
+    allow_exposed_attrs=True,
+    allow_public_attrs=False,
+    allow_all_attrs=False,
+    safe_attrs=set(
+        """__abs__ __add__ __and__ __bool__ __cmp__ __contains__ __delitem__ __delslice__
+        __div__ __divmod__ __doc__ __enter__ __eq__ __exit__ __float__ __floordiv__
+        __format__ __ge__ __getitem__ __getslice__ __gt__ __hash__ __hex__ __iadd__ __iand__
+        __idiv__ __ifloordiv__ __ilshift__ __imod__ __imul__ __index__ __int__ __invert__
+        __ior__ __ipow__ __irshift__ __isub__ __iter__ __itruediv__ __ixor__ __le__ __len__
+        __length_hint__ __long__ __lshift__ __lt__ __mod__ __mul__ __ne__ __neg__ __new__
+        __next__ __nonzero__ __oct__ __or__ __pos__ __pow__ __radd__ __rand__ __rdiv__
+        __rdivmod__ __repr__ __rfloordiv__ __rlshift__ __rmod__ __rmul__ __ror__ __rpow__
+        __rrshift__ __rshift__ __rsub__ __rtruediv__ __rxor__ __setitem__ __setslice__
+        __str__ __sub__ __truediv__ __xor__ next""".split()
+    ),
+    exposed_prefix="exposed_",
+    allow_getattr=True,
+    allow_setattr=False,
+    allow_delattr=False,
+    allow_pickle=False,
+    # exceptions (WIRE.md 7)
+    include_local_traceback=True,
+    include_local_version=True,
+    instantiate_custom_exceptions=False,
+    import_custom_exceptions=False,
+    instantiate_oldstyle_exceptions=False,
+    propagate_SystemExit_locally=False,
+    propagate_KeyboardInterrupt_locally=True,
+    log_exceptions=True,
+    # connection
+    connid=None,
+    credentials=None,
+    endpoints=None,
+    logger=None,
+    sync_request_timeout=30,
+    before_closed=None,
+    close_catchall=False,
+    bind_threads=os.environ.get("RPYC_BIND_THREADS", "false").lower() == "true",
+    # rpyc-rs limits and tuning (not in upstream; each error names its key)
+    max_frame_size=256 * 1024 * 1024,
+    max_decompressed_size=256 * 1024 * 1024,
+    max_nesting_depth=256,
+    compression_threshold=3000,
+    compression_level=1,
+)
+
+_connection_ids = itertools.count(1)
+_log = logging.getLogger("rpyc")
+
+
+class _LocalObjects:
+    """Read-only view of the engine's object table (``len``, ``in``, ``keys``)."""
+
+    __slots__ = ("_conn",)
+
+    def __init__(self, conn: "Connection") -> None:
+        self._conn = conn
+
+    def __len__(self) -> int:
+        return self._conn._local_objects_len()
+
+    def keys(self) -> list:
+        return self._conn._local_object_keys()
+
+    def __repr__(self) -> str:
+        return f"<local objects of {self._conn!r}: {len(self)}>"
+
+
+class Connection(_core.Engine):
+    """An RPyC connection: serves ``root`` (the local service) to the peer and gives access to
+    the peer's root through :attr:`root`."""
+
+    def __init__(self, root: Any, channel: Any, config: Dict[str, Any] = {}) -> None:
+        self._closed = True
+        self._cleaned_up = False
+        self._config = DEFAULT_CONFIG.copy()
+        self._config.update(config)
+        if self._config["connid"] is None:
+            self._config["connid"] = f"conn{next(_connection_ids)}"
+        self._channel = channel
+        self._local_root = root
+        self._remote_root: Any = None
+        self._proxy_cache: "weakref.WeakValueDictionary[Any, Any]" = weakref.WeakValueDictionary()
+        self._netref_classes_cache: Dict[Any, type] = {}
+        self._last_traceback: Any = None
+        # Kept for code that inspects it; the engine has its own receive ownership.
+        self._recvlock = threading.RLock()
+        self._closed_lock = threading.Lock()
+        stream = channel.stream
+        native = getattr(stream, "native_fd", None)
+        fd = native() if native is not None else None
+        self._engine_start(stream, self._config, fd, bool(channel.compress))
+        self._closed = False
+        self._init_service()
+
+    def _init_service(self) -> None:
+        self._local_root.on_connect(self)
+
+    def __repr__(self) -> str:
+        cls = type(self)
+        return f"<{cls.__module__}.{cls.__qualname__} {self._config['connid']!r} object at 0x{id(self):08x}>"
+
+    def __enter__(self) -> "Connection":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+    def __del__(self) -> None:
+        try:
+            self.close()
+        except Exception:
+            pass
+
+    # -- lifecycle -----------------------------------------------------------------------
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    def close(self) -> None:
+        """Tell the peer we close (``HANDLE_CLOSE``), then tear down and call the local
+        service's ``on_disconnect``."""
+        with self._closed_lock:
+            if self._closed:
+                return
+            self._closed = True
+        try:
+            before = self._config.get("before_closed")
+            if before is not None:
+                before(self.root)
+            try:
+                self._sync_request(consts.HANDLE_CLOSE, ())
+            except (EOFError, TimeoutError):
+                pass
+        except Exception:
+            if not self._config["close_catchall"]:
+                raise
+        finally:
+            self._cleanup()
+
+    def _cleanup(self) -> None:
+        if self._cleaned_up:
+            return
+        self._cleaned_up = True
+        self._closed = True
+        self._engine_close()
+        try:
+            self._channel.close()
+        except Exception:
+            pass
+        self._proxy_cache.clear()
+        self._netref_classes_cache.clear()
+        self._remote_root = None
+        self._local_root.on_disconnect(self)
+
+    def _handle_close_request(self) -> None:
+        with self._closed_lock:
+            self._closed = True
+        self._cleanup()
+
+    def fileno(self) -> int:
+        return self._channel.fileno()
+
+    # -- serving -------------------------------------------------------------------------
+
+    def poll(self, timeout: Any = 0) -> bool:
+        """Serve one frame if it arrives within ``timeout`` seconds; never blocks on
+        another thread that is reading."""
+        return self.serve(Timeout(timeout).timeleft(), False)
+
+    def poll_all(self, timeout: Any = 0) -> bool:
+        """Serve frames until none arrives within ``timeout``; True if any was served."""
+        served = False
+        deadline = Timeout(timeout)
+        try:
+            while True:
+                if self.poll(deadline.timeleft()):
+                    served = True
+                elif deadline.expired():
+                    break
+                if deadline.expired():
+                    break
+        except EOFError:
+            pass
+        return served
+
+    def serve_all(self) -> None:
+        """Serve requests until the peer disconnects, then close."""
+        try:
+            while not self._closed:
+                self.serve(None)
+        except EOFError:
+            pass
+        except _core.ProtocolError as exc:
+            self._logger().error("%s: closing after a protocol error: %s", self._config["connid"], exc)
+        except (OSError, socket.error):
+            if not self._closed:
+                raise
+        finally:
+            self.close()
+
+    def serve_threaded(self, thread_count: int = 10) -> None:
+        """Serve with ``thread_count`` threads until the peer disconnects."""
+
+        def worker() -> None:
+            try:
+                while not self._closed:
+                    self.serve(None)
+            except EOFError:
+                pass
+
+        threads = [spawn(worker) for _ in range(thread_count)]
+        try:
+            for t in threads:
+                t.join()
+        finally:
+            self.close()
+
+    def _logger(self) -> logging.Logger:
+        return self._config.get("logger") or _log
+
+    # -- requests ------------------------------------------------------------------------
+
+    def sync_request(self, handler: int, *args: Any) -> Any:
+        """Send a request and wait (``sync_request_timeout``) for its answer."""
+        return self._sync_request(handler, args)
+
+    def async_request(self, handler: int, *args: Any, timeout: Optional[float] = None) -> Any:
+        """Send a request and return an ``AsyncResult`` for its answer."""
+        res = AsyncResult(self)
+        self._async_request(handler, args, res)
+        if timeout is not None:
+            res.set_expiry(timeout)
+        return res
+
+    @property
+    def root(self) -> Any:
+        """The peer's root object (its service), fetched once."""
+        if self._remote_root is None:
+            self._remote_root = self._sync_request(consts.HANDLE_GETROOT, ())
+        return self._remote_root
+
+    def ping(self, data: Any = None, timeout: float = 3) -> None:
+        """Round-trip ``data`` through the peer; ``PingError`` if it comes back different."""
+        if data is None:
+            data = "abcdefghijklmnopqrstuvwxyz" * 20
+        res = self.async_request(consts.HANDLE_PING, data, timeout=timeout)
+        if res.value != data:
+            raise PingError("echo mismatches sent data")
+
+    @property
+    def _local_objects(self) -> _LocalObjects:
+        return _LocalObjects(self)
+
+    # -- called by the engine -------------------------------------------------------------
+
+    def _netref_factory(self, id_pack: Tuple[str, int, int]) -> Any:
+        """The proxy for a reference the peer sent (reused while alive; counts receipts)."""
+        proxy = self._proxy_cache.get(id_pack)
+        if proxy is not None:
+            proxy.____refcount__ += 1
+            return proxy
+        proxy = self._netref_class(id_pack)(self, id_pack)
+        self._proxy_cache[id_pack] = proxy
+        return proxy
+
+    def _netref_class(self, id_pack: Tuple[str, int, int]) -> type:
+        name, class_id, instance_id = id_pack
+        # Proxy classes depend only on the remote class: cache per class (instances too,
+        # which upstream re-inspects every time).
+        key = id_pack if instance_id == 0 else (name, class_id)
+        cls = self._netref_classes_cache.get(key)
+        if cls is not None:
+            return cls
+        cls = netref.builtin_classes_cache.get(name)
+        if cls is not None:
+            return cls
+        methods = self._sync_request(consts.HANDLE_INSPECT, (id_pack,))
+        cls = netref.class_factory(id_pack, methods)
+        self._netref_classes_cache[key] = cls
+        return cls
+
+    def _unpack_exception(self, raw: Any) -> BaseException:
+        cfg = self._config
+        return vinegar.load(
+            raw,
+            import_custom_exceptions=cfg["import_custom_exceptions"],
+            instantiate_custom_exceptions=cfg["instantiate_custom_exceptions"],
+            instantiate_oldstyle_exceptions=cfg["instantiate_oldstyle_exceptions"],
+        )
+
+    def _dump_exception(self, exc: BaseException) -> Any:
+        typ, tb = type(exc), exc.__traceback__
+        self._last_traceback = tb
+        logger = self._config["logger"]
+        if logger is not None and typ is not StopIteration:
+            logger.debug("Exception caught", exc_info=(typ, exc, tb))
+        cfg = self._config
+        return vinegar.dump(
+            typ, exc, tb,
+            include_local_traceback=cfg["include_local_traceback"],
+            include_local_version=cfg["include_local_version"],
+        )
+
+    def _dispatch_request(self, handler: int, args: Tuple[Any, ...]) -> Any:
+        try:
+            func = self._HANDLERS[handler]
+        except KeyError:
+            raise KeyError(handler) from None
+        return func(self, *args)
+
+    # -- attribute policy (WIRE.md 6.1) ---------------------------------------------------
+
+    def _check_attr(self, obj: Any, name: str, perm: str) -> str:
+        config = self._config
+        if not config[perm]:
+            raise AttributeError(f"cannot access {name!r}")
+        prefix = config["allow_exposed_attrs"] and config["exposed_prefix"]
+        plain = (
+            config["allow_all_attrs"]
+            or (prefix and name.startswith(prefix))
+            or (config["allow_safe_attrs"] and name in config["safe_attrs"])
+            or (config["allow_public_attrs"] and not name.startswith("_"))
+        )
+        has_exposed = bool(prefix) and (
+            hasattr(obj, prefix + name) or hasattr_static(obj, prefix + name)
+        )
+        if plain and (not has_exposed or hasattr(obj, name)):
+            return name
+        if has_exposed:
+            return prefix + name
+        if plain:
+            return name
+        raise AttributeError(f"cannot access {name!r}")
+
+    def _access_attr(self, obj: Any, name: Any, args: Tuple[Any, ...], overrider: str,
+                     perm: str, default: Callable[..., Any]) -> Any:
+        if type(name) is bytes:
+            name = name.decode("utf-8")
+        elif type(name) is not str:
+            raise TypeError("name must be a string")
+        accessor = getattr(type(obj), overrider, None)
+        if accessor is None:
+            accessor = default
+            name = self._check_attr(obj, name, perm)
+        return accessor(obj, name, *args)
+
+    # -- request handlers (WIRE.md 6) -----------------------------------------------------
+
+    def _handle_ping(self, data: Any) -> Any:
+        return data
+
+    def _handle_close(self) -> None:
+        self._handle_close_request()
+
+    def _handle_getroot(self) -> Any:
+        return self._local_root
+
+    def _handle_getattr(self, obj: Any, name: Any) -> Any:
+        return self._access_attr(obj, name, (), "_rpyc_getattr", "allow_getattr", getattr)
+
+    def _handle_delattr(self, obj: Any, name: Any) -> None:
+        self._access_attr(obj, name, (), "_rpyc_delattr", "allow_delattr", delattr)
+
+    def _handle_setattr(self, obj: Any, name: Any, value: Any) -> None:
+        self._access_attr(obj, name, (value,), "_rpyc_setattr", "allow_setattr", setattr)
+
+    def _handle_call(self, obj: Any, args: Any, kwargs: Any = ()) -> Any:
+        return obj(*args, **dict(kwargs))
+
+    def _handle_callattr(self, obj: Any, name: Any, args: Any, kwargs: Any = ()) -> Any:
+        return self._handle_getattr(obj, name)(*args, **dict(kwargs))
+
+    def _handle_repr(self, obj: Any) -> str:
+        return repr(obj)
+
+    def _handle_str(self, obj: Any) -> str:
+        return str(obj)
+
+    def _handle_cmp(self, obj: Any, other: Any, op: str = "__cmp__") -> Any:
+        # The operator is looked up on the type, through the policy, as Python itself does.
+        method = self._access_attr(type(obj), op, (), "_rpyc_getattr", "allow_getattr", getattr)
+        return method(obj, other)
+
+    def _handle_hash(self, obj: Any) -> int:
+        return hash(obj)
+
+    def _handle_dir(self, obj: Any) -> Tuple[str, ...]:
+        return tuple(dir(obj))
+
+    def _handle_pickle(self, obj: Any, proto: int) -> bytes:
+        if not self._config["allow_pickle"]:
+            raise ValueError("pickling is disabled")
+        return bytes(pickle.dumps(obj, proto))
+
+    def _handle_del(self, obj: Any, count: int = 1) -> None:
+        self._decref_local(obj, count)
+
+    def _handle_inspect(self, id_pack: Any) -> Tuple[Tuple[str, Optional[str]], ...]:
+        obj = self._local_object(id_pack)
+        if isinstance(obj, netref.BaseNetref):
+            # A proxy we re-exported: its owner knows its methods.
+            return netref.syncreq(obj, consts.HANDLE_INSPECT, obj.____id_pack__)
+        return get_methods(netref.LOCAL_ATTRS, obj)
+
+    def _handle_buffiter(self, obj: Any, count: int) -> Tuple[Any, ...]:
+        return tuple(itertools.islice(obj, count))
+
+    def _handle_oldslicing(self, obj: Any, attempt: str, fallback: str, start: Any,
+                           stop: Any, args: Tuple[Any, ...]) -> Any:
+        try:
+            getter = self._handle_getattr(obj, attempt)
+            return getter(slice(start, stop), *args)
+        except Exception:
+            getter = self._handle_getattr(obj, fallback)
+            return getter(start, sys.maxsize if stop is None else stop, *args)
+
+    def _handle_ctxexit(self, obj: Any, exc: Any) -> Any:
+        if exc:
+            try:
+                raise exc
+            except BaseException:
+                typ, val, tb = sys.exc_info()
+        else:
+            typ = val = tb = None
+        return self._handle_getattr(obj, "__exit__")(typ, val, tb)
+
+    def _handle_instancecheck(self, obj: Any, other_id_pack: Any) -> bool:
+        if isinstance(obj, netref.BaseNetref):
+            return bool(netref.syncreq(obj, consts.HANDLE_INSTANCECHECK, other_id_pack))
+        name, _, instance_id = other_id_pack
+        local_class = netref._resolve_local_class(name)
+        if local_class is None:
+            return False
+        # A proxy of an instance reports the local class as its __class__, a proxy of a
+        # class reports that class's metaclass (see NetrefClass).
+        cls = local_class if instance_id != 0 else type(local_class)
+        return isinstance(cls, type) and isinstance(obj, type) and issubclass(cls, obj)
+
+    def _local_object(self, id_pack: Any) -> Any:
+        try:
+            _, class_id, instance_id = id_pack
+            return self._local_object_by_key(int(class_id), int(instance_id))
+        except (TypeError, ValueError, OverflowError):
+            raise KeyError(id_pack) from None
+
+    @classmethod
+    def _request_handlers(cls) -> Dict[int, Callable[..., Any]]:
+        return {
+            consts.HANDLE_PING: cls._handle_ping,
+            consts.HANDLE_CLOSE: cls._handle_close,
+            consts.HANDLE_GETROOT: cls._handle_getroot,
+            consts.HANDLE_GETATTR: cls._handle_getattr,
+            consts.HANDLE_DELATTR: cls._handle_delattr,
+            consts.HANDLE_SETATTR: cls._handle_setattr,
+            consts.HANDLE_CALL: cls._handle_call,
+            consts.HANDLE_CALLATTR: cls._handle_callattr,
+            consts.HANDLE_REPR: cls._handle_repr,
+            consts.HANDLE_STR: cls._handle_str,
+            consts.HANDLE_CMP: cls._handle_cmp,
+            consts.HANDLE_HASH: cls._handle_hash,
+            consts.HANDLE_DIR: cls._handle_dir,
+            consts.HANDLE_PICKLE: cls._handle_pickle,
+            consts.HANDLE_DEL: cls._handle_del,
+            consts.HANDLE_INSPECT: cls._handle_inspect,
+            consts.HANDLE_BUFFITER: cls._handle_buffiter,
+            consts.HANDLE_OLDSLICING: cls._handle_oldslicing,
+            consts.HANDLE_CTXEXIT: cls._handle_ctxexit,
+            consts.HANDLE_INSTANCECHECK: cls._handle_instancecheck,
+        }
+
+
+Connection._HANDLERS = Connection._request_handlers()

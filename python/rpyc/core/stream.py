@@ -1,0 +1,330 @@
+"""Byte streams under a channel: sockets, pipes (upstream's ``rpyc.core.stream`` surface).
+
+A connection over a plain (non-TLS) socket hands the socket's descriptor to the native
+engine, which reads and writes it with the GIL released; every other stream is driven
+through the ``read``/``write``/``poll`` methods below.
+"""
+
+import errno
+import os
+import select
+import socket
+import sys
+from typing import Any, Optional, Tuple
+
+from rpyc.core.consts import STREAM_CHUNK
+from rpyc.lib import Timeout, socket_backoff_connect
+
+retry_errnos = (errno.EAGAIN, errno.EWOULDBLOCK)
+
+
+class _ClosedFile:
+    """Stands in for a closed socket or file: any use raises ``EOFError``."""
+
+    __slots__ = ()
+
+    def __getattr__(self, name: str) -> Any:
+        if name.startswith("__"):
+            raise AttributeError(name)
+        raise EOFError("stream has been closed")
+
+    def close(self) -> None:
+        pass
+
+    def __bool__(self) -> bool:
+        return False
+
+
+ClosedFile = _ClosedFile()
+
+
+class Stream:
+    """Base class of streams: exactly-``count`` reads, whole writes, ``poll``."""
+
+    __slots__ = ()
+
+    def close(self) -> None:
+        raise NotImplementedError()
+
+    @property
+    def closed(self) -> bool:
+        raise NotImplementedError()
+
+    def fileno(self) -> int:
+        raise NotImplementedError()
+
+    def poll(self, timeout: Optional[float]) -> bool:
+        """True when data can be read within ``timeout`` seconds (``None`` waits forever)."""
+        timeout = Timeout(timeout)
+        while True:
+            try:
+                left = timeout.timeleft()
+                rl, _, _ = select.select([self.fileno()], [], [], left)
+                return bool(rl)
+            except InterruptedError:
+                if timeout.expired():
+                    return False
+
+    def read(self, count: int) -> bytes:
+        raise NotImplementedError()
+
+    def write(self, data: bytes) -> None:
+        raise NotImplementedError()
+
+    def __enter__(self) -> "Stream":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+
+class SocketStream(Stream):
+    """A stream over a connected socket (TCP, unix, or TLS-wrapped)."""
+
+    __slots__ = ("sock",)
+    MAX_IO_CHUNK = STREAM_CHUNK
+
+    def __init__(self, sock: Any) -> None:
+        self.sock = sock
+
+    @classmethod
+    def _connect(cls, host: str, port: int, family: int = socket.AF_INET,
+                 socktype: int = socket.SOCK_STREAM, proto: int = 0, timeout: float = 3,
+                 nodelay: bool = False, keepalive: Any = False, attempts: int = 6) -> socket.socket:
+        family, socktype, proto, _, sockaddr = socket.getaddrinfo(host, port, family, socktype, proto)[0]
+        try:
+            s = socket_backoff_connect(family, socktype, proto, sockaddr, timeout, attempts)
+        except ConnectionRefusedError as exc:
+            raise ConnectionRefusedError(
+                exc.errno, f"connection refused to {_fmt_addr(sockaddr)} (is the server running?)"
+            ) from None
+        except socket.timeout:
+            raise socket.timeout(f"timed out connecting to {_fmt_addr(sockaddr)}") from None
+        try:
+            s.settimeout(None)  # the engine blocks (GIL released) and enforces its own timeouts
+            if nodelay and family in (socket.AF_INET, socket.AF_INET6):
+                s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            if keepalive:
+                _set_keepalive(s, keepalive)
+            return s
+        except BaseException:
+            s.close()
+            raise
+
+    @classmethod
+    def connect(cls, host: str, port: int, **kwargs: Any) -> "SocketStream":
+        """Connect over TCP; keyword options as upstream (``ipv6``, ``timeout``, ``nodelay``,
+        ``keepalive``, ``attempts``, ``family``...)."""
+        if kwargs.pop("ipv6", False):
+            kwargs["family"] = socket.AF_INET6
+        # Small requests dominate RPyC traffic: Nagle's delay would cost milliseconds.
+        kwargs.setdefault("nodelay", True)
+        return cls(cls._connect(host, port, **kwargs))
+
+    @classmethod
+    def unix_connect(cls, path: str, timeout: float = 3) -> "SocketStream":
+        s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        try:
+            s.settimeout(timeout)
+            s.connect(path)
+            s.settimeout(None)
+        except FileNotFoundError:
+            s.close()
+            raise FileNotFoundError(errno.ENOENT, f"no unix socket at {path!r} (is the server running?)") from None
+        except ConnectionRefusedError:
+            s.close()
+            raise ConnectionRefusedError(errno.ECONNREFUSED, f"connection refused to unix socket {path!r}") from None
+        except BaseException:
+            s.close()
+            raise
+        return cls(s)
+
+    @classmethod
+    def ssl_connect(cls, host: str, port: int, ssl_kwargs: dict, **kwargs: Any) -> "SocketStream":
+        """TLS client over Python's ``ssl`` module (upstream-compatible keyword set)."""
+        import ssl
+
+        if kwargs.pop("ipv6", False):
+            kwargs["family"] = socket.AF_INET6
+        ssl_kwargs = dict(ssl_kwargs)
+        protocol = ssl_kwargs.pop("ssl_version", None) or ssl.PROTOCOL_TLS_CLIENT
+        ctx = ssl.SSLContext(protocol)
+        certfile = ssl_kwargs.pop("certfile", None)
+        keyfile = ssl_kwargs.pop("keyfile", None)
+        if certfile is not None:
+            ctx.load_cert_chain(certfile, keyfile=keyfile)
+        ca_certs = ssl_kwargs.pop("ca_certs", None)
+        cert_reqs = ssl_kwargs.pop("cert_reqs", None)
+        check_hostname = ssl_kwargs.pop("check_hostname", None)
+        if ca_certs is not None:
+            ctx.load_verify_locations(ca_certs)
+            ctx.check_hostname = bool(check_hostname) if check_hostname is not None else cert_reqs != ssl.CERT_NONE
+            ctx.verify_mode = ssl.CERT_REQUIRED if cert_reqs is None else cert_reqs
+        else:
+            ctx.check_hostname = bool(check_hostname)
+            ctx.verify_mode = ssl.CERT_NONE if cert_reqs is None else cert_reqs
+        ciphers = ssl_kwargs.pop("ciphers", None)
+        if ciphers is not None:
+            ctx.set_ciphers(ciphers)
+        s = cls._connect(host, port, **kwargs)
+        try:
+            return cls(ctx.wrap_socket(s, server_hostname=host, **ssl_kwargs))
+        except BaseException:
+            s.close()
+            raise
+
+    @property
+    def closed(self) -> bool:
+        return self.sock is ClosedFile
+
+    def close(self) -> None:
+        if not self.closed:
+            try:
+                self.sock.shutdown(socket.SHUT_RDWR)
+            except Exception:
+                pass
+            self.sock.close()
+        self.sock = ClosedFile
+
+    def fileno(self) -> int:
+        try:
+            return self.sock.fileno()
+        except OSError as exc:
+            self.close()
+            raise EOFError(exc) from exc
+
+    def native_fd(self) -> Optional[int]:
+        """The descriptor the native engine may drive directly, or None (TLS, closed)."""
+        import ssl
+
+        sock = self.sock
+        if sock is ClosedFile or isinstance(sock, ssl.SSLSocket):
+            return None
+        if not isinstance(sock, socket.socket) or os.name != "posix":
+            return None
+        return sock.fileno()
+
+    def read(self, count: int) -> bytes:
+        chunks = []
+        while count > 0:
+            try:
+                buf = self.sock.recv(min(self.MAX_IO_CHUNK, count))
+            except socket.timeout:
+                continue
+            except OSError as exc:
+                if exc.errno in retry_errnos:
+                    continue
+                self.close()
+                raise EOFError(exc) from exc
+            if not buf:
+                self.close()
+                raise EOFError("connection closed by peer")
+            chunks.append(buf)
+            count -= len(buf)
+        return b"".join(chunks)
+
+    def write(self, data: bytes) -> None:
+        try:
+            self.sock.sendall(data)
+        except OSError as exc:
+            self.close()
+            raise EOFError(exc) from exc
+
+
+class TunneledSocketStream(SocketStream):
+    """A socket stream whose tunnel (``tun``, e.g. an SSH process) is closed with it."""
+
+    __slots__ = ("tun",)
+
+    def __init__(self, sock: Any) -> None:
+        super().__init__(sock)
+        self.tun: Any = None
+
+    def close(self) -> None:
+        super().close()
+        if self.tun is not None:
+            self.tun.close()
+
+
+class PipeStream(Stream):
+    """A stream over two file objects (read end, write end)."""
+
+    __slots__ = ("incoming", "outgoing")
+    MAX_IO_CHUNK = STREAM_CHUNK
+
+    def __init__(self, incoming: Any, outgoing: Any) -> None:
+        outgoing.flush()
+        self.incoming = incoming
+        self.outgoing = outgoing
+
+    @classmethod
+    def from_std(cls) -> "PipeStream":
+        return cls(sys.stdin, sys.stdout)
+
+    @classmethod
+    def create_pair(cls) -> Tuple["PipeStream", "PipeStream"]:
+        r1, w1 = os.pipe()
+        r2, w2 = os.pipe()
+        side1 = cls(os.fdopen(r1, "rb"), os.fdopen(w2, "wb"))
+        side2 = cls(os.fdopen(r2, "rb"), os.fdopen(w1, "wb"))
+        return side1, side2
+
+    @property
+    def closed(self) -> bool:
+        return self.incoming is ClosedFile
+
+    def close(self) -> None:
+        self.incoming.close()
+        self.outgoing.close()
+        self.incoming = ClosedFile
+        self.outgoing = ClosedFile
+
+    def fileno(self) -> int:
+        return self.incoming.fileno()
+
+    def native_fd(self) -> Optional[int]:
+        return None
+
+    def read(self, count: int) -> bytes:
+        chunks = []
+        fd = self.incoming.fileno()
+        try:
+            while count > 0:
+                buf = os.read(fd, min(self.MAX_IO_CHUNK, count))
+                if not buf:
+                    raise EOFError("connection closed by peer")
+                chunks.append(buf)
+                count -= len(buf)
+        except OSError as exc:
+            self.close()
+            raise EOFError(exc) from exc
+        except EOFError:
+            self.close()
+            raise
+        return b"".join(chunks)
+
+    def write(self, data: bytes) -> None:
+        try:
+            fd = self.outgoing.fileno()
+            view = memoryview(data)
+            while view:
+                written = os.write(fd, view[: self.MAX_IO_CHUNK])
+                view = view[written:]
+        except OSError as exc:
+            self.close()
+            raise EOFError(exc) from exc
+
+
+def _fmt_addr(sockaddr: Any) -> str:
+    host, port = sockaddr[0], sockaddr[1]
+    return f"[{host}]:{port}" if ":" in str(host) else f"{host}:{port}"
+
+
+def _set_keepalive(s: socket.socket, keepalive: Any) -> None:
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
+    if keepalive is True or not hasattr(socket, "TCP_KEEPIDLE"):
+        return
+    seconds = int(keepalive)
+    s.setsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPIDLE, seconds)
+    s.setsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPINTVL, seconds)
+    s.setsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPCNT, 5)

@@ -1,0 +1,195 @@
+"""Connection factories: every way to obtain a ``Connection`` (upstream's
+``rpyc.utils.factory``)."""
+
+import os
+import socket
+import subprocess
+import sys
+from typing import Any, Dict, Optional, Sequence
+
+from rpyc.core.channel import Channel
+from rpyc.core.service import VoidService
+from rpyc.core.stream import PipeStream, SocketStream
+from rpyc.lib import spawn
+
+__all__ = [
+    "connect_channel", "connect_stream", "connect_pipes", "connect_stdpipes", "connect",
+    "unix_connect", "ssl_connect", "connect_subproc", "connect_thread",
+    "connect_multiprocess", "connect_by_service", "discover", "list_services",
+    "DiscoveryError", "ForbiddenError",
+]
+
+
+class DiscoveryError(Exception):
+    """No server for the requested service was found in the registry."""
+
+
+class ForbiddenError(Exception):
+    """The registry refuses to list its services."""
+
+
+def connect_channel(channel: Channel, service: Any = VoidService, config: Dict[str, Any] = {}) -> Any:
+    """A connection over an existing ``Channel``."""
+    return service._connect(channel, config)
+
+
+def connect_stream(stream: Any, service: Any = VoidService, config: Dict[str, Any] = {}) -> Any:
+    """A connection over an existing ``Stream``."""
+    return connect_channel(Channel(stream), service=service, config=config)
+
+
+def connect_pipes(input: Any, output: Any, service: Any = VoidService, config: Dict[str, Any] = {}) -> Any:
+    """A connection over two file objects (read end, write end)."""
+    return connect_stream(PipeStream(input, output), service=service, config=config)
+
+
+def connect_stdpipes(service: Any = VoidService, config: Dict[str, Any] = {}) -> Any:
+    """A connection over this process's stdin/stdout (which are replaced by devnull so that
+    stray prints cannot corrupt the stream)."""
+    stream = PipeStream.from_std()
+    sys.stdin = open(os.devnull, "r")
+    sys.stdout = open(os.devnull, "w")
+    return connect_stream(stream, service=service, config=config)
+
+
+def connect(host: str, port: int, service: Any = VoidService, config: Dict[str, Any] = {},
+            ipv6: bool = False, keepalive: bool = False) -> Any:
+    """A TCP connection to ``host:port``."""
+    stream = SocketStream.connect(host, port, ipv6=ipv6, keepalive=keepalive)
+    return connect_stream(stream, service, config)
+
+
+def unix_connect(path: str, service: Any = VoidService, config: Dict[str, Any] = {}) -> Any:
+    """A connection over the unix-domain socket at ``path``."""
+    return connect_stream(SocketStream.unix_connect(path), service, config)
+
+
+def ssl_connect(host: str, port: int, keyfile: Optional[str] = None, certfile: Optional[str] = None,
+                ca_certs: Optional[str] = None, cert_reqs: Any = None, ssl_version: Any = None,
+                ciphers: Optional[str] = None, service: Any = VoidService,
+                config: Dict[str, Any] = {}, ipv6: bool = False, keepalive: bool = False,
+                verify_mode: Any = None) -> Any:
+    """A TLS connection (client certificate optional; verification when ``ca_certs`` is
+    given)."""
+    ssl_kwargs: Dict[str, Any] = {"server_side": False}
+    if keyfile is not None:
+        ssl_kwargs["keyfile"] = keyfile
+    if certfile is not None:
+        ssl_kwargs["certfile"] = certfile
+    if ca_certs is not None:
+        ssl_kwargs["ca_certs"] = ca_certs
+    if cert_reqs is not None:
+        ssl_kwargs["cert_reqs"] = cert_reqs
+    elif verify_mode is not None:
+        ssl_kwargs["cert_reqs"] = verify_mode
+    if ssl_version is not None:
+        ssl_kwargs["ssl_version"] = ssl_version
+    if ciphers is not None:
+        ssl_kwargs["ciphers"] = ciphers
+    ssl_kwargs.pop("server_side")
+    stream = SocketStream.ssl_connect(host, port, ssl_kwargs, ipv6=ipv6, keepalive=keepalive)
+    return connect_stream(stream, service, config)
+
+
+def connect_subproc(args: Sequence[str], service: Any = VoidService, config: Dict[str, Any] = {}) -> Any:
+    """Start ``args`` as a subprocess and talk to it over its stdin/stdout; the ``Popen`` is
+    ``conn.proc``."""
+    proc = subprocess.Popen(args, stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+    conn = connect_pipes(proc.stdout, proc.stdin, service=service, config=config)
+    conn.proc = proc
+    return conn
+
+
+def _get_free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _server(listener: socket.socket, remote_service: Any, remote_config: Dict[str, Any],
+            args: Optional[Dict[str, Any]] = None) -> None:
+    """Serve exactly one connection accepted on ``listener`` (thread/process target)."""
+    with listener:
+        client = listener.accept()[0]
+    conn = connect_stream(SocketStream(client), service=remote_service, config=remote_config)
+    if isinstance(args, dict):
+        namespace = getattr(conn._local_root, "namespace", None)
+        if isinstance(namespace, dict):
+            namespace.update(args)
+    conn.serve_all()
+
+
+def _loopback_listener() -> socket.socket:
+    listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(1)
+    return listener
+
+
+def connect_thread(service: Any = VoidService, config: Dict[str, Any] = {},
+                   remote_service: Any = VoidService, remote_config: Dict[str, Any] = {}) -> Any:
+    """Start a server for one connection in a thread of this process and connect to it."""
+    listener = _loopback_listener()
+    port = listener.getsockname()[1]
+    spawn(_server, listener, remote_service, remote_config)
+    return connect("127.0.0.1", port, service=service, config=config)
+
+
+def connect_multiprocess(service: Any = VoidService, config: Dict[str, Any] = {},
+                         remote_service: Any = VoidService, remote_config: Dict[str, Any] = {},
+                         args: Dict[str, Any] = {}) -> Any:
+    """Like :func:`connect_thread` but the server runs in a ``multiprocessing.Process``;
+    ``args`` is merged into the remote service's namespace."""
+    from multiprocessing import Process
+
+    listener = _loopback_listener()
+    port = listener.getsockname()[1]
+    proc = Process(target=_server, args=(listener, remote_service, remote_config, args))
+    proc.start()
+    listener.close()
+    conn = connect("127.0.0.1", port, service=service, config=config)
+    conn.proc = proc
+    return conn
+
+
+def discover(service_name: str, host: Optional[str] = None, registrar: Any = None, timeout: float = 2) -> Any:
+    """Addresses ``(host, port)`` of servers offering ``service_name`` per the registry."""
+    if registrar is None:
+        from rpyc.utils.registry import UDPRegistryClient
+
+        registrar = UDPRegistryClient(timeout=timeout)
+    addrs = registrar.discover(service_name)
+    if not addrs:
+        raise DiscoveryError(f"no servers exposing {service_name!r} were found")
+    if host:
+        ips = {ai[4][0] for ai in socket.getaddrinfo(host, None)}
+        addrs = [(h, p) for h, p in addrs if h in ips]
+        if not addrs:
+            raise DiscoveryError(f"no servers exposing {service_name!r} were found on {host}")
+    return addrs
+
+
+def list_services(registrar: Any = None, filter_host: Optional[str] = None, timeout: float = 2) -> Any:
+    """Names of the services the registry knows."""
+    if registrar is None:
+        from rpyc.utils.registry import UDPRegistryClient
+
+        registrar = UDPRegistryClient(timeout=timeout)
+    services = registrar.list(filter_host)
+    if services is None:
+        raise ForbiddenError("the registry refuses to list its services")
+    return services
+
+
+def connect_by_service(service_name: str, host: Optional[str] = None, registrar: Any = None,
+                       timeout: float = 2, service: Any = VoidService,
+                       config: Dict[str, Any] = {}) -> Any:
+    """Connect to the first reachable server offering ``service_name``."""
+    last_error: Optional[BaseException] = None
+    for h, p in discover(service_name, host, registrar, timeout):
+        try:
+            return connect(h, p, service, config=config)
+        except OSError as exc:
+            last_error = exc
+    raise DiscoveryError(f"all servers exposing {service_name!r} refused connections: {last_error}")
+

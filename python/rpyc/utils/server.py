@@ -1,0 +1,456 @@
+"""RPyC servers (upstream's ``rpyc.utils.server``): accept connections and serve a service.
+
+Each accepted connection gets its own ``Connection`` whose engine reads and writes the
+socket natively; the classes here decide which thread (or process) drives it.
+"""
+
+import errno
+import logging
+import os
+import select
+import signal
+import socket
+import sys
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, Dict, Optional, Set
+
+from rpyc.core.channel import Channel
+from rpyc.core.stream import SocketStream
+from rpyc.lib import safe_import, spawn
+from rpyc.utils.authenticators import AuthenticationError
+
+__all__ = ["Server", "OneShotServer", "ThreadedServer", "ThreadPoolServer", "ForkingServer", "GeventServer"]
+
+gevent = safe_import("gevent")
+
+
+class Server:
+    """Base server: binds (TCP on 127.0.0.1 by default, or a unix socket), accepts, optionally
+    authenticates, and hands each connection to :meth:`_accept_method`.
+
+    Safe default: with ``hostname=None`` the server listens on the loopback interface only
+    (``127.0.0.1``, or ``::1`` with ``ipv6=True``); pass ``hostname="0.0.0.0"`` or ``"::"``
+    to accept connections from other machines.
+    """
+
+    def __init__(self, service: Any, hostname: Optional[str] = None, ipv6: bool = False,
+                 port: int = 0, backlog: int = socket.SOMAXCONN, reuse_addr: bool = True,
+                 authenticator: Any = None, registrar: Any = None, auto_register: Optional[bool] = None,
+                 protocol_config: Optional[Dict[str, Any]] = None, logger: Any = None,
+                 listener_timeout: Optional[float] = 0.5, socket_path: Optional[str] = None) -> None:
+        self.active = False
+        self._closed = False
+        self.service = service
+        self.authenticator = authenticator
+        self.backlog = backlog
+        self.auto_register = bool(registrar) if auto_register is None else auto_register
+        self.protocol_config = {} if protocol_config is None else protocol_config
+        self.clients: Set[socket.socket] = set()
+        self._listener_timeout = listener_timeout
+
+        if socket_path is not None:
+            if hostname is not None or port != 0 or ipv6:
+                raise ValueError("socket_path is mutually exclusive with: hostname, port, ipv6")
+            self.listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            self.listener.bind(socket_path)
+            self.host, self.port = "", socket_path
+        else:
+            family = socket.AF_INET6 if ipv6 else socket.AF_INET
+            if hostname is None:
+                hostname = "::1" if ipv6 else "127.0.0.1"
+            elif hostname == "localhost" and not ipv6:
+                hostname = "127.0.0.1"
+            addrinfo = socket.getaddrinfo(hostname, port, family, socket.SOCK_STREAM, 0, socket.AI_PASSIVE)
+            family, socktype, proto, _, sockaddr = addrinfo[0]
+            self.listener = socket.socket(family, socktype, proto)
+            if reuse_addr and sys.platform != "win32":
+                self.listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            try:
+                self.listener.bind(sockaddr)
+            except OSError as exc:
+                self.listener.close()
+                if exc.errno == errno.EADDRINUSE:
+                    raise OSError(exc.errno, f"cannot listen on {hostname}:{port}: address already in use") from None
+                raise
+            self.listener.settimeout(listener_timeout)
+            sockname = self.listener.getsockname()
+            self.host, self.port = sockname[0], sockname[1]
+
+        if logger is None:
+            logger = logging.getLogger(f"{self.service.get_service_name()}/{self.port}")
+        self.logger = logger
+        if "logger" not in self.protocol_config:
+            self.protocol_config["logger"] = self.logger
+        if registrar is None and self.auto_register:
+            from rpyc.utils.registry import UDPRegistryClient
+
+            registrar = UDPRegistryClient(logger=self.logger)
+        self.registrar = registrar
+        if self.host not in ("127.0.0.1", "::1", "") and self._is_classic():
+            self.logger.warning(
+                "the classic (full remote Python) service is reachable on %s:%s; anyone who can "
+                "connect can run code here. Bind 127.0.0.1 unless that is intended.",
+                self.host, self.port,
+            )
+
+    def _is_classic(self) -> bool:
+        from rpyc.core.service import SlaveService
+
+        svc = self.service
+        cls = svc if isinstance(svc, type) else type(svc)
+        return issubclass(cls, SlaveService)
+
+    def close(self) -> None:
+        """Stop accepting, unregister, close the listener and every client socket."""
+        if self._closed:
+            return
+        self._closed = True
+        self.active = False
+        if self.auto_register and self.registrar is not None:
+            try:
+                self.registrar.unregister(self.port)
+            except Exception:
+                self.logger.exception("error unregistering services")
+        try:
+            self.listener.shutdown(socket.SHUT_RDWR)
+        except (EnvironmentError, socket.error):
+            pass
+        self.listener.close()
+        self.logger.info("listener closed")
+        for c in set(self.clients):
+            try:
+                c.shutdown(socket.SHUT_RDWR)
+            except Exception:
+                pass
+            c.close()
+        self.clients.clear()
+
+    def fileno(self) -> int:
+        return self.listener.fileno()
+
+    def accept(self) -> None:
+        """Accept one connection (waiting in slices of ``listener_timeout`` so that
+        :meth:`close` is noticed) and pass it to :meth:`_accept_method`."""
+        while self.active:
+            try:
+                sock, addrinfo = self.listener.accept()
+            except socket.timeout:
+                continue
+            except OSError as exc:
+                if exc.errno in (errno.EINTR, errno.EAGAIN):
+                    continue
+                if not self.active:
+                    return
+                raise EOFError(exc) from exc
+            break
+        else:
+            return
+        sock.setblocking(True)
+        self.logger.info("accepted %s with fd %s", addrinfo, sock.fileno())
+        self.clients.add(sock)
+        self._accept_method(sock)
+
+    def _accept_method(self, sock: socket.socket) -> None:
+        raise NotImplementedError()
+
+    def _authenticate_and_serve_client(self, sock: socket.socket) -> None:
+        try:
+            if self.authenticator:
+                addrinfo = sock.getpeername()
+                try:
+                    sock2, credentials = self.authenticator(sock)
+                except AuthenticationError:
+                    self.logger.info("%s failed to authenticate, rejecting connection", addrinfo)
+                    return
+                self.logger.info("%s authenticated successfully", addrinfo)
+            else:
+                sock2, credentials = sock, None
+            try:
+                self._serve_client(sock2, credentials)
+            except Exception:
+                self.logger.exception("client connection terminated abruptly")
+                raise
+        finally:
+            try:
+                sock.shutdown(socket.SHUT_RDWR)
+            except Exception:
+                pass
+            try:
+                sock.close()
+            except Exception:
+                pass
+            self.clients.discard(sock)
+
+    def _connection_config(self, sock: socket.socket, credentials: Any) -> Dict[str, Any]:
+        return dict(
+            self.protocol_config,
+            credentials=credentials,
+            endpoints=(sock.getsockname(), _peername(sock)),
+            logger=self.logger,
+        )
+
+    def _serve_client(self, sock: socket.socket, credentials: Any) -> None:
+        addrinfo = _peername(sock)
+        if credentials:
+            self.logger.info("welcome %s (%r)", addrinfo, credentials)
+        else:
+            self.logger.info("welcome %s", addrinfo)
+        try:
+            config = self._connection_config(sock, credentials)
+            conn = self.service._connect(Channel(SocketStream(sock)), config)
+            self._handle_connection(conn)
+        finally:
+            self.logger.info("goodbye %s", addrinfo)
+
+    def _handle_connection(self, conn: Any) -> None:
+        conn.serve_all()
+
+    def _bg_register(self) -> None:
+        from rpyc.utils.registry import REREGISTER_INTERVAL
+
+        interval = REREGISTER_INTERVAL
+        aliases = self.service.get_service_aliases()
+        try:
+            while self.active:
+                t0 = time.time()
+                ok = self.registrar.register(aliases, self.port, interface=self.host)
+                delay = interval if ok else 1
+                while self.active and time.time() - t0 < delay:
+                    time.sleep(0.1)
+        finally:
+            if not self._closed:
+                self.logger.info("background auto-register thread finished")
+
+    def _listen(self) -> None:
+        if self.active:
+            return
+        self.listener.listen(self.backlog)
+        if not isinstance(self.port, str):
+            self.port = self.listener.getsockname()[1]
+        self.logger.info("server started on [%s]:%s", self.host, self.port)
+        self.active = True
+
+    def _register(self) -> None:
+        if self.auto_register:
+            spawn(self._bg_register)
+
+    def start(self) -> None:
+        """Serve until :meth:`close` (or Ctrl-C)."""
+        self._listen()
+        self._register()
+        try:
+            while self.active:
+                self.accept()
+        except EOFError:
+            pass
+        except KeyboardInterrupt:
+            print("")
+            self.logger.warning("keyboard interrupt!")
+        finally:
+            self.logger.info("server has terminated")
+            self.close()
+
+    def _start_in_thread(self) -> threading.Thread:
+        """Listen, then run :meth:`start` in a daemon thread (for tests)."""
+        self._listen()
+        return spawn(self.start)
+
+
+def _peername(sock: Any) -> Any:
+    try:
+        return sock.getpeername()
+    except OSError:
+        return None
+
+
+class OneShotServer(Server):
+    """Serves a single connection in the accepting thread, then closes itself."""
+
+    def _accept_method(self, sock: socket.socket) -> None:
+        try:
+            self._authenticate_and_serve_client(sock)
+        finally:
+            self.close()
+
+
+class ThreadedServer(Server):
+    """One thread per connection."""
+
+    def _accept_method(self, sock: socket.socket) -> None:
+        spawn(self._authenticate_and_serve_client, sock)
+
+
+class ThreadPoolServer(Server):
+    """A fixed pool of ``nbThreads`` workers serves every connection: a poll thread watches
+    the client sockets and hands each readable connection to the pool for its pending
+    frames, so the number of connections is not bounded by the number of threads."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        self.nbthreads = kwargs.pop("nbThreads", 20)
+        self.request_batch_size = kwargs.pop("requestBatchSize", 10)
+        super().__init__(*args, **kwargs)
+        self._pool = ThreadPoolExecutor(self.nbthreads, thread_name_prefix="RpycPool")
+        self._poll_lock = threading.Lock()
+        self._fd_to_conn: Dict[int, Any] = {}
+        self._wakeup_r, self._wakeup_w = os.pipe()
+        self._poller_thread: Optional[threading.Thread] = None
+
+    def _listen(self) -> None:
+        super()._listen()
+        if self._poller_thread is None:
+            self._poller_thread = spawn(self._poll_loop)
+
+    def close(self) -> None:
+        if self._closed:
+            return
+        super().close()
+        self._wake()
+        with self._poll_lock:
+            conns = list(self._fd_to_conn.values())
+            self._fd_to_conn.clear()
+        for conn in conns:
+            try:
+                conn.close()
+            except Exception:
+                pass
+        self._pool.shutdown(wait=False)
+
+    def _wake(self) -> None:
+        try:
+            os.write(self._wakeup_w, b"x")
+        except OSError:
+            pass
+
+    def _poll_loop(self) -> None:
+        while self.active:
+            with self._poll_lock:
+                fds = list(self._fd_to_conn)
+            try:
+                ready, _, _ = select.select(fds + [self._wakeup_r], [], [], 0.5)
+            except (OSError, ValueError):
+                ready = []
+                self._drop_closed()
+            for fd in ready:
+                if fd == self._wakeup_r:
+                    os.read(self._wakeup_r, 4096)
+                    continue
+                with self._poll_lock:
+                    conn = self._fd_to_conn.pop(fd, None)
+                if conn is not None:
+                    self._pool.submit(self._serve_ready, fd, conn)
+
+    def _drop_closed(self) -> None:
+        with self._poll_lock:
+            for fd, conn in list(self._fd_to_conn.items()):
+                if conn.closed:
+                    del self._fd_to_conn[fd]
+
+    def _serve_ready(self, fd: int, conn: Any) -> None:
+        try:
+            for _ in range(self.request_batch_size):
+                if not conn.poll(0):
+                    break
+        except EOFError:
+            pass
+        except Exception:
+            self.logger.exception("failed to serve client, closing it")
+        if conn.closed or getattr(conn, "_engine_closed", False):
+            self._forget(conn)
+            return
+        with self._poll_lock:
+            self._fd_to_conn[fd] = conn
+        self._wake()
+
+    def _forget(self, conn: Any) -> None:
+        try:
+            conn.close()
+        except Exception:
+            pass
+        sock = getattr(conn, "_rpyc_pool_sock", None)
+        if sock is not None:
+            self.clients.discard(sock)
+            try:
+                sock.close()
+            except Exception:
+                pass
+
+    def _accept_method(self, sock: socket.socket) -> None:
+        self._pool.submit(self._setup_connection, sock)
+
+    def _setup_connection(self, sock: socket.socket) -> None:
+        try:
+            if self.authenticator:
+                try:
+                    sock2, credentials = self.authenticator(sock)
+                except AuthenticationError:
+                    self.logger.info("%s failed to authenticate, rejecting connection", _peername(sock))
+                    self.clients.discard(sock)
+                    sock.close()
+                    return
+            else:
+                sock2, credentials = sock, None
+            config = self._connection_config(sock2, credentials)
+            config["connid"] = str(_peername(sock2))
+            conn = self.service._connect(Channel(SocketStream(sock2)), config)
+            conn._rpyc_pool_sock = sock
+        except Exception:
+            self.logger.exception("failed to set up client connection")
+            self.clients.discard(sock)
+            sock.close()
+            return
+        with self._poll_lock:
+            self._fd_to_conn[sock2.fileno()] = conn
+        self._wake()
+
+
+class ForkingServer(Server):
+    """One child process per connection (POSIX); children are reaped on SIGCHLD."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        if not hasattr(os, "fork"):
+            raise OSError("ForkingServer needs os.fork(), which this platform lacks")
+        super().__init__(*args, **kwargs)
+        self._prevhandler = signal.signal(signal.SIGCHLD, self._handle_sigchld)
+
+    def close(self) -> None:
+        super().close()
+        signal.signal(signal.SIGCHLD, self._prevhandler)
+
+    @classmethod
+    def _handle_sigchld(cls, signum: int, unused: Any) -> None:
+        try:
+            while True:
+                pid, _ = os.waitpid(-1, os.WNOHANG)
+                if pid <= 0:
+                    break
+        except OSError:
+            pass
+
+    def _accept_method(self, sock: socket.socket) -> None:
+        pid = os.fork()
+        if pid == 0:
+            code = 0
+            try:
+                self.logger.debug("child process created")
+                signal.signal(signal.SIGCHLD, self._prevhandler)
+                self.listener.close()
+                self.clients.clear()
+                self._authenticate_and_serve_client(sock)
+            except BaseException:
+                self.logger.exception("child process terminated abnormally")
+                code = 1
+            finally:
+                self.logger.debug("child process terminated")
+                os._exit(code)
+        else:
+            sock.close()
+            self.clients.discard(sock)
+
+
+class GeventServer(Server):
+    """One greenlet per connection; requires ``gevent`` with monkey patching."""
+
+    def _accept_method(self, sock: socket.socket) -> None:
+        gevent.spawn(self._authenticate_and_serve_client, sock)
