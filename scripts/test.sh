@@ -1,0 +1,14 @@
+#!/usr/bin/env bash
+# Install everything the tests need (the package with its Rust extension, pytest, the
+# upstream rpyc==6.0.2 peer venv) and run every test: Rust unit/property tests, lint, pytest.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+py=${PYTHON:-python3}
+"$py" -m pip install -q --disable-pip-version-check maturin pytest pytest-timeout
+"$py" -m pip install -q --disable-pip-version-check .
+scripts/upstream-venv.sh >/dev/null
+cargo fmt --all -- --check
+cargo clippy --workspace --all-targets -q -- -D warnings
+cargo test --workspace -q
+# Run from tests/ so that `import rpyc` finds the installed package, not ./python.
+"$py" -m pytest -q -p no:cacheprovider tests "$@"
