@@ -468,7 +468,10 @@ impl Engine {
         let s = self.settings()?;
         let mut buf = self.begin_payload(peer_thread)?;
         let reply_start = buf.len();
-        match result {
+        // The result stays alive until the reply is written: if it is a proxy of the peer's
+        // object, dropping it first would send the peer a DEL before the reply that
+        // references it.
+        match &result {
             Ok(value) => {
                 buf.push(MSG_REPLY);
                 buf.push(tag::TUP2);
@@ -481,6 +484,7 @@ impl Engine {
                 }
             }
             Err(e) => {
+                let e = e.clone_ref(py);
                 if (s.propagate_keyboard_interrupt && e.is_instance_of::<PyKeyboardInterrupt>(py))
                     || (s.propagate_system_exit && e.is_instance_of::<PySystemExit>(py))
                 {
@@ -489,7 +493,9 @@ impl Engine {
                 self.put_exception(conn, &mut buf, seq, e)?;
             }
         }
-        self.send_frame(py, buf)
+        let sent = self.send_frame(py, buf);
+        drop(result);
+        sent
     }
 
     fn put_exception(
