@@ -1,0 +1,80 @@
+"""Helpers shared by the benchmark workers.
+
+The workers run under EITHER interpreter (ours or upstream); they import only the
+standard library plus whichever ``rpyc`` that interpreter has installed.  Keep this
+file free of third-party imports.
+"""
+import json
+import os
+import sys
+
+RESULT_PREFIX = "BENCH-RESULT "
+HOST = "127.0.0.1"
+# Generous: a 64 MiB echo through a slow implementation must not trip rpyc's
+# default 30 s sync_request_timeout.  Passed as client `config=` and server
+# `protocol_config=`.
+RPYC_CONFIG = {"sync_request_timeout": 600}
+
+LIST_LEN = 10_000
+
+
+def raise_nofile_limit():
+    """Raise RLIMIT_NOFILE's soft limit to the hard limit (memory bench holds 1000+ sockets)."""
+    try:
+        import resource
+        soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+        if hard == resource.RLIM_INFINITY:
+            hard = 65536
+        if soft != resource.RLIM_INFINITY and soft < hard:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    except Exception:  # pragma: no cover - best effort
+        pass
+
+
+def read_rss_bytes(pid):
+    """VmRSS of ``pid`` in bytes, from /proc/<pid>/status."""
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                parts = line.split()
+                return int(parts[1]) * 1024  # reported in kB
+    raise RuntimeError(f"no VmRSS in /proc/{pid}/status")
+
+
+def emit(result):
+    """Print the single machine-readable result line (run.py looks for the prefix)."""
+    sys.stdout.write(RESULT_PREFIX + json.dumps(result) + "\n")
+    sys.stdout.flush()
+
+
+def watch_parent_stdin():
+    """Exit this process as soon as stdin reaches EOF (i.e. run.py died or closed it).
+
+    run.py keeps a pipe to every worker's stdin open; if the orchestrator is killed
+    hard (SIGKILL), the pipe closes and the worker goes away instead of lingering.
+    """
+    import threading
+
+    def _watch():
+        try:
+            while sys.stdin.buffer.read(65536):
+                pass
+        except Exception:
+            pass
+        os._exit(0)
+
+    threading.Thread(target=_watch, name="stdin-watch", daemon=True).start()
+
+
+def max_lifetime(seconds):
+    """Hard upper bound on a worker's life, whatever happens."""
+    import threading
+
+    def _die():
+        sys.stderr.write(f"worker exceeded max lifetime of {seconds}s, exiting\n")
+        sys.stderr.flush()
+        os._exit(3)
+
+    t = threading.Timer(seconds, _die)
+    t.daemon = True
+    t.start()
