@@ -211,7 +211,12 @@ pub fn dup_socket(fd: i64) -> PyResult<Socket> {
     // SAFETY: the caller passes the descriptor of a socket it keeps open during this call.
     let borrowed = unsafe { BorrowedFd::borrow_raw(raw) };
     let owned = borrowed.try_clone_to_owned()?;
-    Ok(Socket::from(owned))
+    let sock = Socket::from(owned);
+    // Requests and replies are small writes answered at once: Nagle's algorithm would hold
+    // a write back until the previous one is acknowledged (40 ms with delayed ACKs).
+    // Unix sockets refuse the option; that is fine.
+    let _ = sock.set_tcp_nodelay(true);
+    Ok(sock)
 }
 
 #[cfg(not(unix))]
