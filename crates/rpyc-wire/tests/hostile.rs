@@ -1,0 +1,148 @@
+//! Hostile brine: deep nesting, lying lengths, work amplification.
+
+mod common;
+
+use common::{drop_flat, unhex};
+use rpyc_wire::brine::{self, Value};
+use rpyc_wire::message::decode_payload;
+use rpyc_wire::{Limits, WireError};
+
+fn deep(prefix: &[u8], depth: usize, leaf: &[u8]) -> Vec<u8> {
+    let mut v = Vec::with_capacity(prefix.len() * depth + leaf.len());
+    for _ in 0..depth {
+        v.extend_from_slice(prefix);
+    }
+    v.extend_from_slice(leaf);
+    v
+}
+
+#[test]
+fn hundred_thousand_deep_tuple_does_not_overflow() {
+    let data = deep(&[0x10], 100_000, &[0x00]);
+    let limits = Limits::default();
+    assert_eq!(
+        brine::decode(&data, &limits),
+        Err(WireError::NestingTooDeep {
+            max: limits.max_nesting_depth
+        })
+    );
+    // FSET and SLICE nesting count too.
+    let fsets = deep(&[0x1a, 0x10], 100_000, &[0x00]);
+    assert!(matches!(
+        brine::decode(&fsets, &limits),
+        Err(WireError::NestingTooDeep { .. })
+    ));
+    let slices = deep(&[0x19, 0x12, 0x00, 0x00], 100_000, &[0x00]);
+    assert!(matches!(
+        brine::decode(&slices, &limits),
+        Err(WireError::NestingTooDeep { .. })
+    ));
+
+    // With the limit lifted the decoder (and encoder) cope: both are iterative.
+    let unlimited = Limits {
+        max_nesting_depth: usize::MAX,
+        ..Limits::default()
+    };
+    for data in [&data, &fsets] {
+        let v = brine::decode(data, &unlimited).expect("decodes without a depth limit");
+        assert_eq!(&brine::to_vec(&v), data);
+        drop_flat(v);
+    }
+    // Message decoding of the deep input fails cleanly too.
+    let payload = [&[0x02, 0x11, 0x50][..], &data].concat();
+    assert!(matches!(
+        decode_payload(&payload, false, &limits),
+        Err(WireError::NestingTooDeep { .. })
+    ));
+}
+
+#[test]
+fn nesting_limit_is_exact() {
+    let limits = Limits {
+        max_nesting_depth: 3,
+        ..Limits::default()
+    };
+    // Three containers deep is fine, including an empty one at the bottom.
+    for ok in ["10101000", "101002", "10101a02", "191210020000"] {
+        assert!(brine::decode(&unhex(ok), &limits).is_ok(), "{ok}");
+    }
+    for bad in ["1010101000", "10101002", "1010101a02", "101010191200000000"] {
+        assert_eq!(
+            brine::decode(&unhex(bad), &limits),
+            Err(WireError::NestingTooDeep { max: 3 }),
+            "{bad}"
+        );
+    }
+    let none = Limits {
+        max_nesting_depth: 0,
+        ..Limits::default()
+    };
+    assert!(brine::decode(&unhex("51"), &none).is_ok());
+    assert!(brine::decode(&unhex("02"), &none).is_err());
+}
+
+#[test]
+fn lying_lengths_fail_as_truncated() {
+    let limits = Limits::default();
+    let pad = "50".repeat(10);
+    for h in [
+        format!("15ffffffff{pad}"),
+        format!("0fffffffff{pad}"),
+        format!("17ffffffff{pad}"),
+        format!("08 0fffffffff{pad}").replace(' ', ""),
+        format!("1a15ffffffff{pad}"),
+        format!("14ff{pad}"),
+        format!("0eff{pad}"),
+        // Each of 4 nested tuples announces 3 items: 12 owed items, 10 bytes left.
+        format!("1212121250{}", "50".repeat(5)),
+    ] {
+        match brine::decode(&unhex(&h), &limits) {
+            Err(WireError::Truncated { .. }) => {}
+            other => panic!("{h}: {other:?}"),
+        }
+    }
+}
+
+#[test]
+fn big_frozensets_are_checked_in_n_log_n() {
+    let limits = Limits::default();
+    let n = 100_000u32;
+    // Distinct integers.
+    let mut data = vec![0x1a, 0x15];
+    data.extend_from_slice(&n.to_be_bytes());
+    for i in 0..n {
+        brine::encode(&Value::Int(i64::from(i) + 1000), &mut data);
+    }
+    let v = brine::decode(&data, &limits).expect("distinct members");
+    assert!(matches!(&v, Value::FrozenSet(m) if m.len() == n as usize));
+    // The same with the last member a duplicate of the first.
+    let mut dup = data.clone();
+    let last_start = dup.len() - 7; // INT_L1 "100999" is 8 bytes: 16 06 + 6 digits
+    dup.truncate(last_start - 1);
+    brine::encode(&Value::Int(1000), &mut dup);
+    assert!(matches!(
+        brine::decode(&dup, &limits),
+        Err(WireError::NonCanonical { .. })
+    ));
+    // Many NaNs (never equal, all hashing alike) do not make the check quadratic.
+    let mut nans = vec![0x1a, 0x15];
+    nans.extend_from_slice(&n.to_be_bytes());
+    for _ in 0..n {
+        brine::encode(&Value::Float(f64::NAN), &mut nans);
+    }
+    assert!(brine::decode(&nans, &limits).is_ok());
+}
+
+#[test]
+fn deep_frozenset_members_are_not_compared_recursively() {
+    let unlimited = Limits {
+        max_nesting_depth: usize::MAX,
+        ..Limits::default()
+    };
+    // Two identical 50,000-deep members: beyond the comparison depth they are let through
+    // (conservatively) instead of recursing.
+    let member = deep(&[0x10], 50_000, &[0x51]);
+    let data = [&[0x1a, 0x11][..], &member, &member].concat();
+    let v = brine::decode(&data, &unlimited).expect("decodes");
+    drop_flat(v);
+}
