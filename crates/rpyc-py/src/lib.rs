@@ -1,6 +1,7 @@
 //! The `rpyc._core` extension module: brine codec over Python objects, the connection engine
 //! and its transports. The Python package `rpyc` is the face; this is where the work happens.
 
+mod acceptor;
 mod boxing;
 mod brine;
 mod engine;
@@ -53,6 +54,7 @@ fn local_id_pack(obj: &Bound<'_, PyAny>) -> PyResult<(String, u64, u64)> {
 #[pymodule]
 fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<engine::Engine>()?;
+    m.add_class::<acceptor::Acceptor>()?;
     m.add("ProtocolError", m.py().get_type::<errors::ProtocolError>())?;
     m.add_function(wrap_pyfunction!(dump, m)?)?;
     m.add_function(wrap_pyfunction!(load, m)?)?;

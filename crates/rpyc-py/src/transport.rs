@@ -154,7 +154,11 @@ fn socket_write_all(sock: &Socket, mut data: &[u8]) -> io::Result<()> {
 
 /// Wait until the socket is readable (or writable); false on timeout.
 #[cfg(unix)]
-fn wait_ready(sock: &Socket, write: bool, timeout: Option<Duration>) -> io::Result<bool> {
+pub(crate) fn wait_ready(
+    sock: &Socket,
+    write: bool,
+    timeout: Option<Duration>,
+) -> io::Result<bool> {
     use std::os::fd::AsRawFd;
     let mut pfd = libc::pollfd {
         fd: sock.as_raw_fd(),
@@ -180,7 +184,11 @@ fn wait_ready(sock: &Socket, write: bool, timeout: Option<Duration>) -> io::Resu
 
 /// Portable fallback: emulate the wait with a read timeout and a peek.
 #[cfg(not(unix))]
-fn wait_ready(sock: &Socket, write: bool, timeout: Option<Duration>) -> io::Result<bool> {
+pub(crate) fn wait_ready(
+    sock: &Socket,
+    write: bool,
+    timeout: Option<Duration>,
+) -> io::Result<bool> {
     if write {
         return Ok(true);
     }

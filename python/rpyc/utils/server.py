@@ -16,6 +16,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Dict, Optional, Set
 
+from rpyc import _core
 from rpyc.core.channel import Channel
 from rpyc.core.stream import SocketStream
 from rpyc.lib import safe_import, spawn
@@ -49,6 +50,7 @@ class Server:
         self.protocol_config = {} if protocol_config is None else protocol_config
         self.clients: Set[socket.socket] = set()
         self._listener_timeout = listener_timeout
+        self._acceptor: Any = None
 
         if socket_path is not None:
             if hostname is not None or port != 0 or ipv6:
@@ -108,6 +110,8 @@ class Server:
             return
         self._closed = True
         self.active = False
+        if self._acceptor is not None:
+            self._acceptor.stop()
         if self.auto_register and self.registrar is not None:
             try:
                 self.registrar.unregister(self.port)
@@ -134,8 +138,14 @@ class Server:
         """Accept one connection (waiting in slices of ``listener_timeout`` so that
         :meth:`close` is noticed) and pass it to :meth:`_accept_method`."""
         while self.active:
+            if self._acceptor is not None:
+                fd = self._acceptor.accept(self._poll_interval())
+                if fd is not None:
+                    self._on_accepted(socket.socket(fileno=fd))
+                    return
+                continue
             try:
-                sock, addrinfo = self.listener.accept()
+                sock, _ = self.listener.accept()
             except socket.timeout:
                 continue
             except OSError as exc:
@@ -144,13 +154,26 @@ class Server:
                 if not self.active:
                     return
                 raise EOFError(exc) from exc
-            break
-        else:
+            self._on_accepted(sock)
+            return
+
+    def _poll_interval(self) -> float:
+        return self._listener_timeout if self._listener_timeout else 0.5
+
+    def _on_accepted(self, sock: socket.socket) -> None:
+        if not self.active:
+            sock.close()
             return
         sock.setblocking(True)
-        self.logger.info("accepted %s with fd %s", addrinfo, sock.fileno())
+        self.logger.info("accepted %s with fd %s", _peername(sock), sock.fileno())
         self.clients.add(sock)
         self._accept_method(sock)
+
+    def _accepted_fd(self, fd: int) -> None:
+        try:
+            self._on_accepted(socket.socket(fileno=fd))
+        except Exception:
+            self.logger.exception("failed to hand over an accepted connection")
 
     def _accept_method(self, sock: socket.socket) -> None:
         raise NotImplementedError()
@@ -227,6 +250,10 @@ class Server:
         if self.active:
             return
         self.listener.listen(self.backlog)
+        try:
+            self._acceptor = _core.Acceptor(self.listener.fileno())
+        except NotImplementedError:  # no native sockets on this platform
+            self._acceptor = None
         if not isinstance(self.port, str):
             self.port = self.listener.getsockname()[1]
         self.logger.info("server started on [%s]:%s", self.host, self.port)
@@ -241,8 +268,12 @@ class Server:
         self._listen()
         self._register()
         try:
-            while self.active:
-                self.accept()
+            if self._acceptor is not None:
+                # The accept loop runs natively, the GIL released while it waits.
+                self._acceptor.run(self._accepted_fd, self._poll_interval())
+            else:
+                while self.active:
+                    self.accept()
         except EOFError:
             pass
         except KeyboardInterrupt:
