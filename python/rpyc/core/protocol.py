@@ -205,16 +205,16 @@ class Connection(_core.Engine):
         return self.serve(Timeout(timeout).timeleft(), False)
 
     def poll_all(self, timeout: Any = 0) -> bool:
-        """Serve frames until none arrives within ``timeout``; True if any was served."""
+        """Serve every frame that arrives within ``timeout`` seconds (frames already
+        received are all served, even with ``timeout=0``); True if any was served."""
         served = False
         deadline = Timeout(timeout)
         try:
             while True:
-                if self.poll(deadline.timeleft()):
+                # Waits for another reading thread's progress rather than spinning.
+                if self.serve(deadline.timeleft(), True):
                     served = True
                 elif deadline.expired():
-                    break
-                if deadline.expired():
                     break
         except EOFError:
             pass
