@@ -43,7 +43,7 @@ fn hundred_thousand_deep_tuple_does_not_overflow() {
         max_nesting_depth: usize::MAX,
         ..Limits::default()
     };
-    for data in [&data, &fsets] {
+    for data in [&data, &fsets, &slices] {
         let v = brine::decode(data, &unlimited).expect("decodes without a depth limit");
         assert_eq!(&brine::to_vec(&v), data);
         drop_flat(v);

@@ -92,6 +92,7 @@ struct Decoder<'a> {
 
 impl<'a> Decoder<'a> {
     fn run(mut self) -> Result<(Value, usize), WireError> {
+        // Grown to 16 frames at the first container (one allocation, none for scalars).
         let mut stack: Vec<Frame> = Vec::new();
         // Members announced by open containers and not yet started; each needs a byte.
         let mut owed: usize = 0;
@@ -213,6 +214,9 @@ impl<'a> Decoder<'a> {
         start: usize,
     ) -> Result<(), WireError> {
         self.check_depth(stack.len())?;
+        if stack.capacity() == 0 {
+            stack.reserve(16);
+        }
         let unread = self.data.len() - self.pos;
         match n.checked_add(*owed) {
             Some(need) if need <= unread => {}

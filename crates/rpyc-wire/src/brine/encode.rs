@@ -16,6 +16,78 @@ use crate::error::WireError;
 /// [`crate::frame::encode_frame`] refuses it), and integers over 4300 digits are written
 /// although CPython peers cannot read them.
 pub fn encode(v: &Value, out: &mut Vec<u8>) {
+    encode_shallow(v, out, 0)
+}
+
+/// Values nested deeper than this are encoded with an explicit stack instead of recursion.
+const RECURSION_LIMIT: usize = 64;
+
+/// Recursive (no allocation) for the usual shallow values; hands deep subtrees to
+/// [`encode_deep`] so arbitrarily deep values cannot overflow the call stack.
+fn encode_shallow(v: &Value, out: &mut Vec<u8>, depth: usize) {
+    if write_leaf(v, out) {
+        return;
+    }
+    if depth >= RECURSION_LIMIT {
+        return encode_deep(v, out);
+    }
+    match v {
+        Value::Tuple(items) => {
+            write_tuple_header(items.len(), out);
+            for m in items {
+                encode_shallow(m, out, depth + 1);
+            }
+        }
+        Value::FrozenSet(items) => {
+            out.push(tag::FSET);
+            write_tuple_header(items.len(), out);
+            for m in items {
+                encode_shallow(m, out, depth + 1);
+            }
+        }
+        Value::Slice(parts) => {
+            out.push(tag::SLICE);
+            out.push(tag::TUP3);
+            encode_shallow(&parts.0, out, depth + 1);
+            encode_shallow(&parts.1, out, depth + 1);
+            encode_shallow(&parts.2, out, depth + 1);
+        }
+        _ => {}
+    }
+}
+
+/// Write a non-container value; returns false (writing nothing) for containers.
+#[inline]
+fn write_leaf(v: &Value, out: &mut Vec<u8>) -> bool {
+    match v {
+        Value::None => out.push(tag::NONE),
+        Value::Bool(true) => out.push(tag::TRUE),
+        Value::Bool(false) => out.push(tag::FALSE),
+        Value::Ellipsis => out.push(tag::ELLIPSIS),
+        Value::NotImplemented => out.push(tag::NOT_IMPLEMENTED),
+        Value::Int(i) => write_i64(*i, out),
+        Value::BigInt(text) => write_big(text, out),
+        Value::Float(f) => {
+            out.push(tag::FLOAT);
+            out.extend_from_slice(&f.to_be_bytes());
+        }
+        Value::Complex(re, im) => {
+            out.push(tag::COMPLEX);
+            out.extend_from_slice(&re.to_be_bytes());
+            out.extend_from_slice(&im.to_be_bytes());
+        }
+        Value::Bytes(b) => write_bytes(b, out),
+        Value::Str(s) => {
+            out.push(tag::UNICODE);
+            write_bytes(s.as_bytes(), out);
+        }
+        Value::Tuple(_) | Value::FrozenSet(_) | Value::Slice(_) => return false,
+    }
+    true
+}
+
+/// Iterative encoder (an explicit stack instead of recursion) for deep values.
+fn encode_deep(v: &Value, out: &mut Vec<u8>) {
     enum Pending<'a> {
         Items(std::slice::Iter<'a, Value>),
         Slice(&'a (Value, Value, Value), u8),
@@ -23,45 +95,23 @@ pub fn encode(v: &Value, out: &mut Vec<u8>) {
     let mut stack: Vec<Pending<'_>> = Vec::new();
     let mut cur = v;
     loop {
-        match cur {
-            Value::None => out.push(tag::NONE),
-            Value::Bool(true) => out.push(tag::TRUE),
-            Value::Bool(false) => out.push(tag::FALSE),
-            Value::Ellipsis => out.push(tag::ELLIPSIS),
-            Value::NotImplemented => out.push(tag::NOT_IMPLEMENTED),
-            Value::Int(i) => write_i64(*i, out),
-            Value::BigInt(text) => write_big(text, out),
-            Value::Float(f) => {
-                out.push(tag::FLOAT);
-                out.extend_from_slice(&f.to_be_bytes());
-            }
-            Value::Complex(re, im) => {
-                out.push(tag::COMPLEX);
-                out.extend_from_slice(&re.to_be_bytes());
-                out.extend_from_slice(&im.to_be_bytes());
-            }
-            Value::Bytes(b) => write_bytes(b, out),
-            Value::Str(s) => {
-                out.push(tag::UNICODE);
-                write_bytes(s.as_bytes(), out);
-            }
-            Value::Tuple(items) => {
-                write_tuple_header(items.len(), out);
-                if !items.is_empty() {
+        if !write_leaf(cur, out) {
+            match cur {
+                Value::Tuple(items) => {
+                    write_tuple_header(items.len(), out);
                     stack.push(Pending::Items(items.iter()));
                 }
-            }
-            Value::FrozenSet(items) => {
-                out.push(tag::FSET);
-                write_tuple_header(items.len(), out);
-                if !items.is_empty() {
+                Value::FrozenSet(items) => {
+                    out.push(tag::FSET);
+                    write_tuple_header(items.len(), out);
                     stack.push(Pending::Items(items.iter()));
                 }
-            }
-            Value::Slice(parts) => {
-                out.push(tag::SLICE);
-                out.push(tag::TUP3);
-                stack.push(Pending::Slice(parts, 0));
+                Value::Slice(parts) => {
+                    out.push(tag::SLICE);
+                    out.push(tag::TUP3);
+                    stack.push(Pending::Slice(parts, 0));
+                }
+                _ => {}
             }
         }
         // Find the next value to write.

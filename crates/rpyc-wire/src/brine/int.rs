@@ -14,30 +14,27 @@ pub fn parse_canonical(text: &[u8]) -> Option<Value> {
         _ => (false, text),
     };
     let (&first, _) = digits.split_first()?;
-    if digits.len() > MAX_INT_DIGITS || !digits.iter().all(u8::is_ascii_digit) {
-        return None;
-    }
     if first == b'0' && (digits.len() > 1 || neg) {
         return None;
     }
     if digits.len() <= 19 {
-        // 19 digits stay below 10^19 < u64::MAX: no overflow while accumulating.
-        let mag = digits
-            .iter()
-            .fold(0u64, |acc, d| acc * 10 + u64::from(d - b'0'));
-        let fits = if neg {
-            mag <= i64::MIN.unsigned_abs()
-        } else {
-            mag <= i64::MAX as u64
-        };
-        if fits {
-            let v = if neg {
-                0i64.wrapping_sub_unsigned(mag)
-            } else {
-                mag as i64
-            };
-            return Some(Value::Int(v));
+        // One pass: validate and accumulate. 19 digits stay below 10^19 < u64::MAX.
+        let mut mag = 0u64;
+        for &d in digits {
+            let v = d.wrapping_sub(b'0');
+            if v > 9 {
+                return None;
+            }
+            mag = mag * 10 + u64::from(v);
         }
+        if neg && mag <= i64::MIN.unsigned_abs() {
+            return Some(Value::Int(0i64.wrapping_sub_unsigned(mag)));
+        }
+        if !neg && mag <= i64::MAX as u64 {
+            return Some(Value::Int(mag as i64));
+        }
+    } else if digits.len() > MAX_INT_DIGITS || !digits.iter().all(u8::is_ascii_digit) {
+        return None;
     }
     // Validated ASCII above, so this cannot fail.
     std::str::from_utf8(text)
