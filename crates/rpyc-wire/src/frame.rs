@@ -164,8 +164,9 @@ pub fn finish_frame(
 /// Incremental frame decoder: feed it bytes as they arrive, take complete payloads out.
 ///
 /// A header announcing more than `max_frame_size` is refused as soon as its 5 bytes are
-/// buffered, before any payload is read or allocated. After an error the decoder keeps
-/// returning it: the stream cannot be resynchronised, drop the connection.
+/// buffered, before any payload is read or allocated, and is returned again on every
+/// later call (the stream cannot be resynchronised: drop the connection). A frame whose
+/// payload fails to inflate is consumed before its error is returned.
 /// Empty payloads are returned as they are (upstream's receiver silently ignores them).
 #[derive(Debug, Default)]
 pub struct FrameDecoder {
