@@ -177,7 +177,7 @@ impl Engine {
         let _gate = self.send_gate.acquire(py);
         let res = transport.write_all(py, &framed);
         if let Err(e) = &res {
-            self.mark_dead(e.to_string());
+            self.mark_dead(describe(py, e));
         }
         res
     }
@@ -316,7 +316,7 @@ impl Engine {
     /// The connection cannot continue (EOF, I/O error, hostile bytes): wake everyone and
     /// shut the transport so the peer sees the connection end.
     fn fail(&self, py: Python<'_>, e: &PyErr) {
-        self.mark_dead(e.to_string());
+        self.mark_dead(describe(py, e));
         if let Ok(t) = self.transport(py) {
             t.shutdown(py);
         }
@@ -569,6 +569,15 @@ impl Engine {
         let dropped = self.lock().pending.remove(&seq);
         drop(dropped);
     }
+}
+
+/// The message of a Python exception, read with the GIL we hold (`PyErr`'s `Display` would
+/// try to attach to the interpreter, which panics while it is finalizing).
+fn describe(py: Python<'_>, e: &PyErr) -> String {
+    e.value(py)
+        .str()
+        .map(|s| s.to_string())
+        .unwrap_or_else(|_| "connection failed".into())
 }
 
 fn frame_len(n: usize) -> PyResult<u32> {

@@ -4,7 +4,7 @@
 use crate::errors::wire_err;
 use pyo3::ffi;
 use pyo3::prelude::*;
-use pyo3::types::{PyBytes, PyComplex, PyFloat, PyFrozenSet, PyInt, PyString, PyTuple};
+use pyo3::types::{PyBytes, PyComplex, PyFloat, PyFrozenSet, PyString, PyTuple};
 use rpyc_wire::consts::tag;
 use rpyc_wire::WireError;
 
@@ -328,9 +328,15 @@ fn int_from_text(py: Python<'_>, text: &[u8]) -> PyResult<Py<PyAny>> {
     if let Some(v) = parse_i64(text) {
         return Ok(v.into_pyobject(py)?.into_any().unbind());
     }
-    // Validated ASCII digits: the conversion cannot fail on syntax.
-    let s = std::str::from_utf8(text).unwrap_or("0");
-    Ok(py.get_type::<PyInt>().call1((s,))?.unbind())
+    // Validated canonical decimal (at most 4300 digits): CPython parses it directly.
+    let mut cstr = Vec::with_capacity(text.len() + 1);
+    cstr.extend_from_slice(text);
+    cstr.push(0);
+    // SAFETY: `cstr` is NUL-terminated and outlives the call; a NULL result sets an error.
+    unsafe {
+        let ptr = ffi::PyLong_FromString(cstr.as_ptr().cast(), std::ptr::null_mut(), 10);
+        Bound::from_owned_ptr_or_err(py, ptr).map(Bound::unbind)
+    }
 }
 
 fn new_slice(py: Python<'_>, a: &Py<PyAny>, b: &Py<PyAny>, c: &Py<PyAny>) -> PyResult<Py<PyAny>> {

@@ -125,20 +125,28 @@ fn put_f64(out: &mut Vec<u8>, v: f64) {
 
 /// Encode an arbitrary Python int (fast path for i64, decimal text otherwise).
 pub fn put_pyint(out: &mut Vec<u8>, obj: &Bound<'_, PyAny>) -> PyResult<()> {
-    match obj.extract::<i64>() {
-        Ok(v) => put_i64(out, v),
-        Err(_) => {
-            let text = obj.str()?;
-            let text = text.to_str()?;
-            let digits = text.trim_start_matches('-').len();
-            if digits > MAX_INT_DIGITS {
-                return Err(PyValueError::new_err(format!(
-                    "integer of {digits} digits exceeds the {MAX_INT_DIGITS}-digit limit of brine"
-                )));
+    let mut overflow: std::os::raw::c_int = 0;
+    // SAFETY: `obj` is an int; this call reports overflow through the flag instead of
+    // raising, so no exception object is created on the bignum path.
+    let v = unsafe { pyo3::ffi::PyLong_AsLongLongAndOverflow(obj.as_ptr(), &mut overflow) };
+    if overflow == 0 {
+        if v == -1 {
+            if let Some(err) = PyErr::take(obj.py()) {
+                return Err(err);
             }
-            put_int_text(out, text.as_bytes());
         }
+        put_i64(out, v);
+        return Ok(());
     }
+    let text = obj.str()?;
+    let text = text.to_str()?;
+    let digits = text.trim_start_matches('-').len();
+    if digits > MAX_INT_DIGITS {
+        return Err(PyValueError::new_err(format!(
+            "integer of {digits} digits exceeds the {MAX_INT_DIGITS}-digit limit of brine"
+        )));
+    }
+    put_int_text(out, text.as_bytes());
     Ok(())
 }
 
