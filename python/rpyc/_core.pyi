@@ -2,6 +2,9 @@
 
 from typing import Any, Callable, Dict, List, Optional, Tuple
 
+class TruncatedFrame(EOFError):
+    """The peer closed the connection in the middle of a frame."""
+
 class ProtocolError(ValueError):
     """The peer sent bytes that violate the wire protocol or a configured limit."""
 

@@ -86,11 +86,28 @@ impl BoxCtx<'_, '_> {
         r.check_depth(depth + 1).map_err(wire_err)?;
         let start = r.pos();
         if r.byte("box").map_err(wire_err)? != tag::TUP2 {
-            return Err(wire_err(WireError::BadMessage(format!(
-                "expected a (label, value) box at byte {start}"
-            ))));
+            // Well-formed brine of the wrong shape is the sender's semantic error: consume the
+            // item (so the message stays parseable) and report it as upstream does.
+            r.rewind(start);
+            let item = r.value(py, depth + 1)?;
+            return Err(PyValueError::new_err(format!(
+                "invalid box {}: expected a (label, value) pair",
+                item.bind(py).repr()?
+            )));
         }
-        let label = r.expect_small_int("label").map_err(wire_err)?;
+        let label_start = r.pos();
+        let label = match r.expect_small_int("label") {
+            Ok(l) => l,
+            Err(_) => {
+                r.rewind(label_start);
+                let label = r.value(py, depth + 1)?;
+                r.value(py, depth + 1)?;
+                return Err(PyValueError::new_err(format!(
+                    "invalid label {}",
+                    label.bind(py).repr()?
+                )));
+            }
+        };
         match label {
             LABEL_VALUE => r.value(py, depth + 1),
             LABEL_TUPLE => {
@@ -114,7 +131,10 @@ impl BoxCtx<'_, '_> {
                     .call_method1(intern!(py, "_netref_factory"), (id_pack,))?
                     .unbind())
             }
-            other => Err(PyValueError::new_err(format!("invalid label {other}"))),
+            other => {
+                r.value(py, depth + 1)?;
+                Err(PyValueError::new_err(format!("invalid label {other}")))
+            }
         }
     }
 }

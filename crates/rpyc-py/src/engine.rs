@@ -10,12 +10,14 @@
 use crate::boxing::BoxCtx;
 use crate::brine::decode::Reader;
 use crate::brine::encode::{put_i64, EncodeError, Encoder};
-use crate::errors::{wire_err, ProtocolError};
+use crate::errors::{wire_err, ProtocolError, TruncatedFrame};
 use crate::gate::Gate;
 use crate::objects::ObjectTable;
 use crate::threads::{self, ServingGuard};
 use crate::transport::{eof_error, Readable, Transport};
-use pyo3::exceptions::{PyKeyboardInterrupt, PySystemExit, PyTimeoutError, PyValueError};
+use pyo3::exceptions::{
+    PyKeyError, PyKeyboardInterrupt, PySystemExit, PyTimeoutError, PyValueError,
+};
 use pyo3::intern;
 use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
@@ -274,7 +276,13 @@ impl Engine {
             match transport.read_into(py, &mut buf, want, remaining(deadline)) {
                 Ok(Readable::Data) => continue,
                 Ok(Readable::Timeout) => break Ok(None),
-                Ok(Readable::Eof) => break Err(eof_error("connection closed by peer")),
+                Ok(Readable::Eof) if buf.is_empty() => {
+                    break Err(eof_error("connection closed by peer"))
+                }
+                Ok(Readable::Eof) => break Err(TruncatedFrame::new_err(format!(
+                    "connection closed by peer in the middle of a frame ({} bytes of it received)",
+                    buf.len()
+                ))),
                 Err(e) => break Err(e),
             }
         };
@@ -366,13 +374,20 @@ impl Engine {
                         "request body is not a (handler, args) pair".into(),
                     )));
                 }
-                let handler_id = r.expect_small_int("handler").map_err(wire_err)?;
-                let args = ctx.unbox(&mut r, 2);
-                let args = match args {
-                    Ok(a) if r.at_end() => Ok(a),
-                    Ok(_) => Err(wire_err(WireError::TrailingBytes { offset: r.pos() })),
+                // Upstream answers an unknown handler (of any type) with KeyError(handler).
+                let handler = r.value(py, 2)?.into_bound(py);
+                let args = match handler.extract::<i64>() {
+                    Ok(id) => ctx.unbox(&mut r, 2).map(|a| (id, a)),
+                    Err(_) => Err(PyKeyError::new_err((handler.unbind(),))),
+                };
+                let (handler_id, args) = match args {
+                    Ok((id, a)) if r.at_end() => (id, Ok(a)),
+                    Ok((id, _)) => (
+                        id,
+                        Err(wire_err(WireError::TrailingBytes { offset: r.pos() })),
+                    ),
                     Err(e) if e.is_instance_of::<ProtocolError>(py) => return Err(e),
-                    Err(e) => Err(e),
+                    Err(e) => (-1, Err(e)),
                 };
                 self.serve_request(slf, &ctx, &seq, handler_id, args, peer_thread)
             }
@@ -387,9 +402,13 @@ impl Engine {
                 };
                 let outcome = match outcome {
                     Err(e) if e.is_instance_of::<ProtocolError>(py) => return Err(e),
-                    other => other,
+                    Ok(v) => {
+                        r.finish()?;
+                        Ok(v)
+                    }
+                    // A well-formed reply of the wrong shape: the waiter gets the error.
+                    Err(e) => Err(e),
                 };
-                r.finish()?;
                 let Ok(seq) = seq.extract::<u64>() else {
                     return Ok(());
                 };
@@ -571,8 +590,7 @@ impl Engine {
     }
 }
 
-/// The message of a Python exception, read with the GIL we hold (`PyErr`'s `Display` would
-/// try to attach to the interpreter, which panics while it is finalizing).
+/// The message of a Python exception.
 fn describe(py: Python<'_>, e: &PyErr) -> String {
     e.value(py)
         .str()

@@ -53,9 +53,17 @@ fn local_id_pack(obj: &Bound<'_, PyAny>) -> PyResult<(String, u64, u64)> {
 
 #[pymodule]
 fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    // PyO3 checks once per process, when it first attaches from a detached state, that the
+    // interpreter is initialized. Run that check now: if it first ran while the interpreter
+    // finalizes (an error normalized in a connection's `__del__` at exit) it would panic.
+    Python::initialize();
     m.add_class::<engine::Engine>()?;
     m.add_class::<acceptor::Acceptor>()?;
     m.add("ProtocolError", m.py().get_type::<errors::ProtocolError>())?;
+    m.add(
+        "TruncatedFrame",
+        m.py().get_type::<errors::TruncatedFrame>(),
+    )?;
     m.add_function(wrap_pyfunction!(dump, m)?)?;
     m.add_function(wrap_pyfunction!(load, m)?)?;
     m.add_function(wrap_pyfunction!(dumpable, m)?)?;

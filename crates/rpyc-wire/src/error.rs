@@ -22,6 +22,10 @@ pub enum WireError {
     BadUnicode { offset: usize },
     /// An INT item whose text is not a canonical decimal integer.
     BadInteger { offset: usize },
+    /// An INT item longer than CPython converts (4300 digits).
+    IntegerTooLong { digits: usize, offset: usize },
+    /// An item of another type where an integer must stand (seq, handler id, label).
+    ExpectedInteger { what: &'static str, offset: usize },
     /// A SLICE or FSET whose inner item is not a tuple of the right shape.
     BadContainer { what: &'static str, offset: usize },
     /// Bytes left over after the one value a buffer must hold.
@@ -67,6 +71,13 @@ impl fmt::Display for WireError {
             }
             WireError::BadInteger { offset } => {
                 write!(f, "brine INT item at byte {offset} is not a decimal integer")
+            }
+            WireError::IntegerTooLong { digits, offset } => write!(
+                f,
+                "brine INT item at byte {offset} has {digits} digits, over the 4300-digit limit of CPython's int conversion"
+            ),
+            WireError::ExpectedInteger { what, offset } => {
+                write!(f, "expected an integer ({what}) at byte {offset}")
             }
             WireError::BadContainer { what, offset } => {
                 write!(f, "brine {what} item at byte {offset} does not hold a valid tuple")

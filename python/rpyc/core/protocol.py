@@ -225,6 +225,8 @@ class Connection(_core.Engine):
         try:
             while not self._closed:
                 self.serve(None)
+        except _core.TruncatedFrame as exc:
+            self._logger().error("%s: %s", self._config["connid"], exc)
         except EOFError:
             pass
         except _core.ProtocolError as exc:

@@ -5,16 +5,17 @@ import os
 import socket
 import subprocess
 import sys
+import threading
 from typing import Any, Dict, Optional, Sequence
 
 from rpyc.core.channel import Channel
 from rpyc.core.service import VoidService
-from rpyc.core.stream import PipeStream, SocketStream
+from rpyc.core.stream import PipeStream, SocketStream, TunneledSocketStream
 from rpyc.lib import spawn
 
 __all__ = [
     "connect_channel", "connect_stream", "connect_pipes", "connect_stdpipes", "connect",
-    "unix_connect", "ssl_connect", "connect_subproc", "connect_thread",
+    "unix_connect", "ssl_connect", "ssh_connect", "connect_subproc", "connect_thread",
     "connect_multiprocess", "connect_by_service", "discover", "list_services",
     "DiscoveryError", "ForbiddenError",
 ]
@@ -98,6 +99,30 @@ def connect_subproc(args: Sequence[str], service: Any = VoidService, config: Dic
     conn = connect_pipes(proc.stdout, proc.stdin, service=service, config=config)
     conn.proc = proc
     return conn
+
+
+_ssh_tunnel_lock = threading.Lock()
+
+
+def ssh_connect(remote_machine: Any, remote_port: int, service: Any = VoidService,
+                config: Dict[str, Any] = {}) -> Any:
+    """A connection to ``remote_port`` on the host behind ``remote_machine`` (a plumbum
+    ``SshMachine``), through an SSH tunnel from a free local port. The tunnel is closed with
+    the connection's stream.
+
+    The local port is picked before the tunnel binds it, so another process could take it in
+    between; the lock only keeps two tunnels of this process from racing for it.
+    """
+    with _ssh_tunnel_lock:
+        local_port = _get_free_port()
+        tunnel = remote_machine.tunnel(local_port, remote_port)
+        try:
+            stream = TunneledSocketStream.connect("localhost", local_port)
+        except BaseException:
+            tunnel.close()
+            raise
+        stream.tun = tunnel
+    return connect_stream(stream, service, config)
 
 
 def _get_free_port() -> int:

@@ -179,8 +179,16 @@ impl<'a> Reader<'a> {
                 let text = self.int_text(t, start)?;
                 parse_i64(text).ok_or(WireError::BadInteger { offset: start })
             }
-            _ => Err(WireError::BadInteger { offset: start }),
+            _ => Err(WireError::ExpectedInteger {
+                what,
+                offset: start,
+            }),
         }
+    }
+
+    /// Move back to `pos` (an earlier position of this reader).
+    pub fn rewind(&mut self, pos: usize) {
+        self.pos = pos.min(self.pos);
     }
 
     /// The ASCII text of an INT_L1/INT_L4 item, validated as canonical decimal.
@@ -195,8 +203,12 @@ impl<'a> Reader<'a> {
         if !canonical_len || !is_canonical_decimal(text) {
             return Err(WireError::BadInteger { offset: start });
         }
-        if text.len() - (text[0] == b'-') as usize > MAX_INT_DIGITS {
-            return Err(WireError::BadInteger { offset: start });
+        let digits = text.len() - (text[0] == b'-') as usize;
+        if digits > MAX_INT_DIGITS {
+            return Err(WireError::IntegerTooLong {
+                digits,
+                offset: start,
+            });
         }
         // Values with an immediate form never use the text form.
         if let Some(v) = parse_i64(text) {

@@ -1,0 +1,67 @@
+"""Regression tests for engine bugs found while building it (each failed before its fix)."""
+
+import subprocess
+import sys
+import textwrap
+
+import pytest
+
+import rpyc
+from rpyc.utils.server import ThreadedServer
+
+
+class EchoService(rpyc.Service):
+    def exposed_add(self, a, b):
+        return a + b
+
+    def exposed_echo(self, x):
+        return x
+
+
+@pytest.fixture
+def server():
+    srv = ThreadedServer(EchoService, port=0)
+    srv._start_in_thread()
+    try:
+        yield srv
+    finally:
+        srv.close()
+
+
+@pytest.mark.timeout(30)
+def test_reply_referencing_a_dropped_proxy(server):
+    # The server computes proxy + proxy: the result is a new *client* list, which the server
+    # only holds as a proxy and hands straight back. Its DEL must not overtake the reply.
+    with rpyc.connect("127.0.0.1", server.port) as conn:
+        for _ in range(20):
+            result = conn.root.add([1, 2], [3])
+            assert result == [1, 2, 3]
+
+
+@pytest.mark.timeout(60)
+def test_exit_without_close_does_not_panic(server):
+    # A connection collected while the interpreter finalizes must not panic in Rust.
+    script = textwrap.dedent(
+        f"""
+        import rpyc
+        conn = rpyc.connect("127.0.0.1", {server.port})
+        assert conn.root.add(1, 2) == 3
+        keep = conn.root.echo([1, 2, 3])
+        """
+    )
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=50)
+    assert proc.returncode == 0, proc.stderr
+    assert "panicked" not in proc.stderr
+
+
+@pytest.mark.timeout(30)
+def test_poll_all_serves_every_frame_already_received(server):
+    with rpyc.connect("127.0.0.1", server.port) as conn:
+        results = [rpyc.async_(conn.root.add)(i, 1) for i in range(5)]
+        # wait until all five replies sit in the socket, then one poll_all must serve them
+        import time
+
+        time.sleep(0.5)
+        assert conn.poll_all(0)
+        assert all(r.ready for r in results)
+        assert [r.value for r in results] == [i + 1 for i in range(5)]
