@@ -1,0 +1,123 @@
+"""Server flavours and transports: ThreadPoolServer, OneShotServer, ForkingServer (in a
+subprocess), unix-domain sockets and IPv6."""
+
+import os
+import socket
+import subprocess
+import textwrap
+import threading
+import time
+
+import pytest
+
+import rpyc
+from rpyc.utils import factory
+from rpyc.utils.server import OneShotServer, ThreadPoolServer
+
+from .support import LOOPBACK, ipv6_available, wait_until
+
+
+class InfoService(rpyc.Service):
+    def exposed_pid(self):
+        return os.getpid()
+
+    def exposed_add(self, a, b):
+        return a + b
+
+    def exposed_slow_echo(self, x, delay):
+        time.sleep(delay)
+        return x
+
+    def exposed_call(self, func, *args):
+        return func(*args)
+
+
+def test_thread_pool_server(harness):
+    srv = harness.server(InfoService, server_cls=ThreadPoolServer, nbThreads=8)
+    conns = [harness.connect(srv) for _ in range(6)]
+    assert [c.root.add(k, 1) for k, c in enumerate(conns)] == [1, 2, 3, 4, 5, 6]
+    assert conns[0].root.call(lambda x: x * 3, 5) == 15  # a callback through the pool
+    results = {}
+
+    def call(k):
+        results[k] = conns[k].root.slow_echo(k, 0.3)
+
+    threads = [threading.Thread(target=call, args=(k,)) for k in range(len(conns))]
+    t0 = time.monotonic()
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(20)
+    assert results == {k: k for k in range(len(conns))}
+    assert time.monotonic() - t0 < 1.5, "the pool did not serve the connections in parallel"
+
+
+def test_one_shot_server_closes_after_one_connection(harness):
+    srv = harness.server(InfoService, server_cls=OneShotServer)
+    port = srv.port
+    conn = rpyc.connect(LOOPBACK, port)
+    try:
+        assert conn.root.add(2, 2) == 4
+    finally:
+        conn.close()
+    assert wait_until(lambda: srv._closed, 5)
+    with pytest.raises(ConnectionRefusedError):
+        rpyc.connect(LOOPBACK, port)
+
+
+FORKING_SERVER = textwrap.dedent("""
+    import os, sys
+    import rpyc
+    from rpyc.utils.server import ForkingServer
+
+    class InfoService(rpyc.Service):
+        def exposed_pid(self):
+            return os.getpid()
+
+        def exposed_add(self, a, b):
+            return a + b
+
+    server = ForkingServer(InfoService, hostname="127.0.0.1", port=0)
+    server._listen()
+    print(server.port, flush=True)
+    server.start()
+""")
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
+def test_forking_server(harness, tmp_path):
+    script = tmp_path / "forking_server.py"
+    script.write_text(FORKING_SERVER)
+    proc = harness.python_script(str(script), stdout=subprocess.PIPE, stdin=subprocess.DEVNULL)
+    line = proc.stdout.readline()
+    assert line.strip().isdigit(), f"server printed {line!r}"
+    port = int(line)
+    c1 = harness.connect(port)
+    c2 = harness.connect(port)
+    pid1, pid2 = c1.root.pid(), c2.root.pid()
+    assert c1.root.add(1, 2) == 3 and c2.root.add(3, 4) == 7
+    # each connection is served by its own child process
+    assert len({pid1, pid2, proc.pid, os.getpid()}) == 4
+    c1.close()
+    assert c2.root.add(5, 5) == 10  # the other child is unaffected
+
+
+def test_unix_socket_server(harness, tmp_path):
+    path = str(tmp_path / "rpyc.sock")
+    srv = harness.server(InfoService, socket_path=path)
+    assert os.path.exists(path)
+    # upstream exposes unix_connect in rpyc.utils.factory (rpyc-rs also as rpyc.unix_connect)
+    conn = harness.track(factory.unix_connect(path))
+    assert conn.root.add(20, 22) == 42
+    assert conn.root.call(lambda: "callback over AF_UNIX") == "callback over AF_UNIX"
+    with pytest.raises(ValueError):
+        type(srv)(InfoService, socket_path=path + "2", port=1234)
+
+
+@pytest.mark.skipif(not ipv6_available(), reason="IPv6 loopback unavailable")
+def test_ipv6_server(harness):
+    srv = harness.server(InfoService, ipv6=True)
+    assert srv.listener.family == socket.AF_INET6
+    conn = harness.track(rpyc.connect("::1", srv.port, ipv6=True))
+    assert conn.root.add(1, 1) == 2
+    assert conn.root.call(lambda: "v6") == "v6"

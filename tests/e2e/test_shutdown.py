@@ -1,0 +1,50 @@
+"""Interpreter shutdown with connections still busy: the process must exit normally even if a
+daemon server thread is still running a handler when the interpreter finalizes."""
+
+import resource
+import subprocess
+import sys
+import textwrap
+
+import pytest
+
+EXIT_WHILE_HANDLER_RUNS = textwrap.dedent("""
+    import time
+    import rpyc
+    from rpyc.utils.server import ThreadedServer
+
+    class SlowService(rpyc.Service):
+        def exposed_sleep(self, seconds):
+            time.sleep(seconds)
+
+    # cyclic garbage: the interpreter's final garbage collection takes a moment, so the
+    # handler below wakes up while the interpreter is finalizing
+    junk = []
+    for _ in range(1_000_000):
+        cell = []
+        cell.append(cell)
+        junk.append(cell)
+
+    server = ThreadedServer(SlowService, hostname="127.0.0.1", port=0)
+    server._start_in_thread()
+    conn = rpyc.connect("127.0.0.1", server.port)
+    rpyc.async_(conn.root.sleep)(0.1)  # a daemon server thread is inside the handler
+    time.sleep(0.05)
+    print("main done", flush=True)
+""")
+
+
+def _no_core_dump():
+    resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+
+
+@pytest.mark.xfail(strict=True, reason="BUG: SIGABRT at interpreter exit when a daemon thread "
+                   "is inside a handler called by the native engine (pthread_exit unwinds "
+                   "through Rust frames)")
+def test_exit_while_a_server_thread_runs_a_handler(tmp_path):
+    script = tmp_path / "exit_busy.py"
+    script.write_text(EXIT_WHILE_HANDLER_RUNS)
+    proc = subprocess.run([sys.executable, str(script)], capture_output=True, text=True,
+                          timeout=60, cwd=str(tmp_path), preexec_fn=_no_core_dump)
+    assert "main done" in proc.stdout
+    assert proc.returncode == 0, f"exit status {proc.returncode}; stderr: {proc.stderr[-2000:]}"
