@@ -31,7 +31,7 @@ from typing import Any, Dict, Optional, Tuple
 from rpyc.core import brine
 
 __all__ = [
-    "DEFAULT_PRUNING_TIMEOUT", "MAX_DGRAM_SIZE", "REGISTRY_PORT",
+    "DEFAULT_PRUNING_TIMEOUT", "MAX_DGRAM_SIZE", "REGISTRY_PORT", "REREGISTER_INTERVAL",
     "RegistryServer", "UDPRegistryServer", "TCPRegistryServer",
     "RegistryClient", "UDPRegistryClient", "TCPRegistryClient",
 ]
@@ -39,6 +39,9 @@ __all__ = [
 DEFAULT_PRUNING_TIMEOUT = 4 * 60
 MAX_DGRAM_SIZE = 1500
 REGISTRY_PORT = 18811
+#: seconds between two registrations of an auto-registering server (also
+#: ``RegistryClient.REREGISTER_INTERVAL``, which a registrar may override)
+REREGISTER_INTERVAL = 60
 #: how often ``RegistryServer.start`` checks whether ``close`` was called (seconds)
 _POLL_INTERVAL = 0.2
 _MAGIC = "RPYC"
@@ -362,7 +365,7 @@ class RegistryClient:
     clients to discover. ``timeout`` bounds every wait for an answer (seconds)."""
 
     #: seconds between a server's re-registrations
-    REREGISTER_INTERVAL = 60
+    REREGISTER_INTERVAL = REREGISTER_INTERVAL
 
     def __init__(self, ip: str, port: int, timeout: float, logger: Optional[logging.Logger] = None) -> None:
         self.ip = ip
