@@ -106,3 +106,60 @@ def _stop(proc: subprocess.Popen) -> None:
                 f.close()
             except Exception:
                 pass
+
+
+class Forwarder:
+    """What ``SshMachine.tunnel(lport, dport)`` provides: 127.0.0.1:lport forwards to
+    127.0.0.1:dport, until ``close()``."""
+
+    def __init__(self, lport, dport):
+        self.dport = dport
+        self.closed = False
+        self.listener = socket.create_server((LOOPBACK, lport))
+        self.listener.settimeout(0.2)
+        self.thread = threading.Thread(target=self._accept, daemon=True)
+        self.thread.start()
+
+    def _accept(self):
+        while not self.closed:
+            try:
+                client, _ = self.listener.accept()
+            except OSError:
+                continue
+            upstream = socket.create_connection((LOOPBACK, self.dport))
+            for a, b in ((client, upstream), (upstream, client)):
+                threading.Thread(target=self._pump, args=(a, b), daemon=True).start()
+
+    @staticmethod
+    def _pump(src, dst):
+        try:
+            while True:
+                data = src.recv(65536)
+                if not data:
+                    break
+                dst.sendall(data)
+        except OSError:
+            pass
+        finally:
+            for s in (src, dst):
+                try:
+                    s.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass
+
+    def close(self):
+        self.closed = True
+        self.listener.close()
+        self.thread.join(2)
+
+
+class FakeSshMachine:
+    """Stands in for a plumbum ``SshMachine`` where only ``tunnel()`` is needed."""
+
+    def __init__(self):
+        self.tunnels = []
+
+    def tunnel(self, lport, dport):
+        tun = Forwarder(lport, dport)
+        self.tunnels.append(tun)
+        return tun

@@ -5,7 +5,6 @@ helpers, teleportation and the local mock."""
 import io
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import textwrap
@@ -21,7 +20,7 @@ from rpyc.utils import classic  # noqa: E402
 from rpyc.utils.server import ThreadedServer  # noqa: E402
 from rpyc.utils.teleportation import IncompatibleBytecodeError  # noqa: E402
 
-from .classic_support import BIN, LOOPBACK, Tracker, wait_until  # noqa: E402
+from .classic_support import BIN, LOOPBACK, FakeSshMachine, Tracker, wait_until  # noqa: E402
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -243,63 +242,8 @@ def test_ssl_connect_rejects_unknown_server(track, certs, tmp_path):
 
 # -- ssh_connect (through a stand-in tunnel) --------------------------------------------------
 
-class _Forwarder:
-    """What ``SshMachine.tunnel(lport, dport)`` provides: 127.0.0.1:lport forwards to
-    127.0.0.1:dport, until ``close()``."""
-
-    def __init__(self, lport, dport):
-        self.dport = dport
-        self.closed = False
-        self.listener = socket.create_server((LOOPBACK, lport))
-        self.listener.settimeout(0.2)
-        self.thread = threading.Thread(target=self._accept, daemon=True)
-        self.thread.start()
-
-    def _accept(self):
-        while not self.closed:
-            try:
-                client, _ = self.listener.accept()
-            except OSError:
-                continue
-            upstream = socket.create_connection((LOOPBACK, self.dport))
-            for a, b in ((client, upstream), (upstream, client)):
-                threading.Thread(target=self._pump, args=(a, b), daemon=True).start()
-
-    @staticmethod
-    def _pump(src, dst):
-        try:
-            while True:
-                data = src.recv(65536)
-                if not data:
-                    break
-                dst.sendall(data)
-        except OSError:
-            pass
-        finally:
-            for s in (src, dst):
-                try:
-                    s.shutdown(socket.SHUT_RDWR)
-                except OSError:
-                    pass
-
-    def close(self):
-        self.closed = True
-        self.listener.close()
-        self.thread.join(2)
-
-
-class _FakeSshMachine:
-    def __init__(self):
-        self.tunnels = []
-
-    def tunnel(self, lport, dport):
-        tun = _Forwarder(lport, dport)
-        self.tunnels.append(tun)
-        return tun
-
-
 def test_ssh_connect_uses_and_closes_the_tunnel(track, slave_server):
-    machine = _FakeSshMachine()
+    machine = FakeSshMachine()
     conn = track.conn(classic.ssh_connect(machine, slave_server.port))
     assert conn.eval("1 + 1") == 2
     tun = machine.tunnels[0]
