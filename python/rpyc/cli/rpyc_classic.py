@@ -110,7 +110,7 @@ def _is_loopback_only(host: str, ipv6: bool) -> bool:
         infos = socket.getaddrinfo(host, None, family, socket.SOCK_STREAM)
     except OSError:
         return False
-    addresses = {info[4][0] for info in infos}
+    addresses = {str(info[4][0]) for info in infos}
     try:
         return bool(addresses) and all(ipaddress.ip_address(a.split("%")[0]).is_loopback for a in addresses)
     except ValueError:

@@ -110,9 +110,9 @@ def export_function(func: Any) -> Tuple[Any, ...]:
     if func.__closure__:
         raise TypeError(f"cannot export {func.__name__!r}: it is a closure (uses variables of an enclosing function)")
     defaults = func.__defaults__
-    kwdefaults = func.__kwdefaults__
-    if kwdefaults is not None:
-        kwdefaults = tuple(kwdefaults.items())
+    kwdefaults: Optional[Tuple[Tuple[str, Any], ...]] = None
+    if func.__kwdefaults__ is not None:
+        kwdefaults = tuple(func.__kwdefaults__.items())
     if not brine.dumpable(defaults):
         raise TypeError(f"cannot export {func.__name__!r}: non-brinable default values (__defaults__)")
     if not brine.dumpable(kwdefaults):
