@@ -121,7 +121,7 @@ def ssh_connect(remote_machine: Any, remote_port: int, service: Any = VoidServic
         except BaseException:
             tunnel.close()
             raise
-        stream.tun = tunnel  # type: ignore[attr-defined]  (connect() is typed as SocketStream)
+        stream.tun = tunnel  # type: ignore[attr-defined]
     return connect_stream(stream, service, config)
 
 
