@@ -60,8 +60,6 @@ def nested_tuple(depth):
     return value
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: an argument nested 250-251 deep passes the sender's "
-                   "max_nesting_depth check but the peer rejects the frame and closes the connection")
 def test_deeply_nested_argument_below_the_limit(harness):
     """Values within max_nesting_depth (256) must either travel or be refused locally with a
     ValueError; they must never cost the connection."""

@@ -38,9 +38,6 @@ def _no_core_dump():
     resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: SIGABRT at interpreter exit when a daemon thread "
-                   "is inside a handler called by the native engine (pthread_exit unwinds "
-                   "through Rust frames)")
 def test_exit_while_a_server_thread_runs_a_handler(tmp_path):
     script = tmp_path / "exit_busy.py"
     script.write_text(EXIT_WHILE_HANDLER_RUNS)

@@ -75,7 +75,7 @@ impl Acceptor {
     /// caller) or None.
     fn accept(&self, py: Python<'_>, timeout: f64) -> PyResult<Option<i64>> {
         let wait = Duration::from_secs_f64(timeout.max(0.0));
-        match py.detach(|| self.accept_once(wait))? {
+        match crate::gil::detach(py, || self.accept_once(wait))? {
             Accepted::Client(sock) => Ok(Some(into_fd(sock))),
             Accepted::Nothing | Accepted::Closed => Ok(None),
         }
@@ -92,7 +92,7 @@ impl Acceptor {
     ) -> PyResult<()> {
         let wait = Duration::from_secs_f64(poll_interval.clamp(0.001, 3600.0));
         loop {
-            match py.detach(|| self.accept_once(wait))? {
+            match crate::gil::detach(py, || self.accept_once(wait))? {
                 Accepted::Client(sock) => {
                     on_client.call1((into_fd(sock),))?;
                 }

@@ -13,18 +13,17 @@ use crate::brine::encode::{put_i64, EncodeError, Encoder};
 use crate::errors::{wire_err, ProtocolError, TruncatedFrame};
 use crate::gate::Gate;
 use crate::objects::ObjectTable;
-use crate::threads::{self, ServingGuard};
+use crate::threads;
 use crate::transport::{eof_error, Readable, Transport};
-use pyo3::exceptions::{
-    PyKeyError, PyKeyboardInterrupt, PySystemExit, PyTimeoutError, PyValueError,
-};
+use crate::work::{Work, WorkKind};
+use pyo3::exceptions::{PyKeyError, PyTimeoutError, PyValueError};
 use pyo3::intern;
 use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
 use pyo3::types::{PyDict, PyTuple, PyType};
 use rpyc_wire::consts::{
-    handler, tag, COMPRESSION_LEVEL, FRAME_HEADER_LEN, FRAME_TRAILER, MSG_EXCEPTION, MSG_REPLY,
-    MSG_REQUEST, THREAD_PREFIX_LEN,
+    tag, COMPRESSION_LEVEL, FRAME_HEADER_LEN, FRAME_TRAILER, MSG_EXCEPTION, MSG_REPLY, MSG_REQUEST,
+    THREAD_PREFIX_LEN,
 };
 use rpyc_wire::frame::{self, FrameHeader};
 use rpyc_wire::{Limits, WireError};
@@ -42,18 +41,29 @@ struct Settings {
     compress_threshold: Option<usize>,
     compress_level: u32,
     limits: Limits,
-    propagate_keyboard_interrupt: bool,
-    propagate_system_exit: bool,
 }
 
 /// How a request's answer is to be delivered.
 enum Slot {
-    /// A thread is waiting in `sync_request`; the outcome is parked here for it.
-    Sync(Option<PyResult<Py<PyAny>>>),
+    /// A thread is waiting in `sync_request` (until `deadline`); the outcome is parked here.
+    Sync {
+        outcome: Option<PyResult<Py<PyAny>>>,
+        deadline: Option<Instant>,
+    },
     /// `AsyncResult`-style callback `f(is_exc, obj)`.
     Async(Py<PyAny>),
     /// Fire-and-forget (e.g. `HANDLE_DEL`): the answer is read and dropped.
     Ignore,
+}
+
+/// What reading one frame led to.
+enum Step {
+    /// Nothing arrived in time.
+    Idle,
+    /// A frame was processed entirely (e.g. a reply filed for its waiter).
+    Done,
+    /// A frame needs Python: a request to serve or an answer for a callback.
+    Work(WorkKind),
 }
 
 #[derive(Default)]
@@ -156,7 +166,7 @@ impl Engine {
         let payload_len = buf.len() - FRAME_HEADER_LEN;
         let framed = if frame::should_compress(payload_len, s.compress_threshold) {
             let level = s.compress_level;
-            let body = py.detach(|| frame::compress(&buf[FRAME_HEADER_LEN..], level));
+            let body = crate::gil::detach(py, || frame::compress(&buf[FRAME_HEADER_LEN..], level));
             let mut out = Vec::with_capacity(body.len() + FRAME_HEADER_LEN + 1);
             let header = FrameHeader {
                 len: frame_len(body.len())?,
@@ -229,7 +239,7 @@ impl Engine {
 
     /// Sleep (GIL released) until a frame is processed, the reader leaves, or the deadline.
     fn wait_progress(&self, py: Python<'_>, seen: u64, deadline: Option<Instant>) {
-        py.detach(|| {
+        crate::gil::detach(py, || {
             let mut sh = self.lock();
             while sh.generation == seen && sh.reader.is_some() && sh.dead.is_none() {
                 match remaining(deadline) {
@@ -279,10 +289,12 @@ impl Engine {
                 Ok(Readable::Eof) if buf.is_empty() => {
                     break Err(eof_error("connection closed by peer"))
                 }
-                Ok(Readable::Eof) => break Err(TruncatedFrame::new_err(format!(
+                Ok(Readable::Eof) => {
+                    break Err(TruncatedFrame::new_err(format!(
                     "connection closed by peer in the middle of a frame ({} bytes of it received)",
                     buf.len()
-                ))),
+                )))
+                }
                 Err(e) => break Err(e),
             }
         };
@@ -290,15 +302,15 @@ impl Engine {
         result
     }
 
-    /// As the reader: read and process at most one frame. True if one was processed.
-    fn serve_one(&self, slf: &Bound<'_, Engine>, deadline: Option<Instant>) -> PyResult<bool> {
+    /// As the reader: read and process at most one frame.
+    fn serve_one(&self, slf: &Bound<'_, Engine>, deadline: Option<Instant>) -> PyResult<Step> {
         let py = slf.py();
         if let Some(e) = self.dead_error() {
             return Err(e);
         }
         let payload = match self.read_payload(py, deadline) {
             Ok(Some(p)) => p,
-            Ok(None) => return Ok(false),
+            Ok(None) => return Ok(Step::Idle),
             Err(e) => {
                 self.fail(py, &e);
                 return Err(e);
@@ -311,12 +323,66 @@ impl Engine {
         }
         self.progress.notify_all();
         match res {
-            Ok(()) => Ok(true),
+            Ok(Some(work)) => Ok(Step::Work(work)),
+            Ok(None) => Ok(Step::Done),
             Err(e) => {
                 if e.is_instance_of::<ProtocolError>(py) {
                     self.fail(py, &e);
                 }
                 Err(e)
+            }
+        }
+    }
+
+    /// As a waiting thread: read frames until the answer to `seq` is in, its deadline
+    /// passes, or a frame needs Python (returned as work to run before waiting again).
+    fn wait_reply(&self, slf: &Bound<'_, Engine>, seq: u64) -> PyResult<Py<PyAny>> {
+        let py = slf.py();
+        let awaited = match self.lock().pending.get(&seq) {
+            Some(Slot::Sync { deadline, .. }) => Some(*deadline),
+            _ => None,
+        };
+        let deadline = match awaited {
+            Some(deadline) => deadline,
+            // Closed meanwhile (e.g. the work we ran was the peer's CLOSE).
+            _ => {
+                return Err(self.dead_error().unwrap_or_else(|| {
+                    PyValueError::new_err(format!("no request {seq} is awaited"))
+                }))
+            }
+        };
+        loop {
+            if let Some(outcome) = self.take_outcome(seq) {
+                return outcome;
+            }
+            if let Some(e) = self.dead_error() {
+                self.forget(seq);
+                return Err(e);
+            }
+            if matches!(remaining(deadline), Some(d) if d.is_zero()) {
+                self.forget(seq);
+                return Err(PyTimeoutError::new_err("result expired"));
+            }
+            let seen = self.lock().generation;
+            if self.try_become_reader() {
+                let res = self.serve_one(slf, deadline);
+                self.release_reader();
+                match res {
+                    Ok(Step::Work(kind)) => {
+                        let work = Work { kind, resume: None }.with_resume(seq);
+                        return Ok(Py::new(py, work)?.into_any());
+                    }
+                    Ok(_) => {}
+                    Err(e) => {
+                        if let Some(outcome) = self.take_outcome(seq) {
+                            return outcome;
+                        }
+                        self.forget(seq);
+                        return Err(e);
+                    }
+                }
+            } else {
+                self.wait_progress(py, seen, deadline);
             }
         }
     }
@@ -330,8 +396,8 @@ impl Engine {
         }
     }
 
-    /// Decode one message payload and act on it.
-    fn process(&self, slf: &Bound<'_, Engine>, payload: &[u8]) -> PyResult<()> {
+    /// Decode one message payload: file a reply, or return the work it asks of Python.
+    fn process(&self, slf: &Bound<'_, Engine>, payload: &[u8]) -> PyResult<Option<WorkKind>> {
         let py = slf.py();
         let s = self.settings()?;
         let (peer_thread, body) = if s.bind_threads {
@@ -349,7 +415,7 @@ impl Engine {
         };
         let Some((&mtype, rest)) = body.split_first() else {
             // Upstream treats an empty payload as "nothing arrived".
-            return Ok(());
+            return Ok(None);
         };
         let mut r = Reader::new(rest, s.limits.max_nesting_depth);
         if !matches!(mtype, MSG_REQUEST | MSG_REPLY | MSG_EXCEPTION) {
@@ -377,7 +443,7 @@ impl Engine {
                 // Upstream answers an unknown handler (of any type) with KeyError(handler).
                 let handler = r.value(py, 2)?.into_bound(py);
                 let args = match handler.extract::<i64>() {
-                    Ok(id) => ctx.unbox(&mut r, 2).map(|a| (id, a)),
+                    Ok(id) => ctx.unbox(&mut r, 0).map(|a| (id, a)),
                     Err(_) => Err(PyKeyError::new_err((handler.unbind(),))),
                 };
                 let (handler_id, args) = match args {
@@ -389,13 +455,18 @@ impl Engine {
                     Err(e) if e.is_instance_of::<ProtocolError>(py) => return Err(e),
                     Err(e) => (-1, Err(e)),
                 };
-                self.serve_request(slf, &ctx, &seq, handler_id, args, peer_thread)
+                Ok(Some(WorkKind::Request {
+                    seq: seq.unbind(),
+                    handler: handler_id,
+                    args: Mutex::new(Some(args)),
+                    peer: peer_thread,
+                }))
             }
             _ => {
                 let outcome = if mtype == MSG_REPLY {
-                    ctx.unbox(&mut r, 1)
+                    ctx.unbox(&mut r, 0)
                 } else {
-                    let raw = r.value(py, 1)?;
+                    let raw = r.value(py, 0)?;
                     Ok(conn
                         .call_method1(intern!(py, "_unpack_exception"), (raw,))?
                         .unbind())
@@ -410,7 +481,7 @@ impl Engine {
                     Err(e) => Err(e),
                 };
                 let Ok(seq) = seq.extract::<u64>() else {
-                    return Ok(());
+                    return Ok(None);
                 };
                 self.deliver(py, seq, mtype == MSG_EXCEPTION, outcome)
             }
@@ -424,109 +495,59 @@ impl Engine {
         seq: u64,
         is_exc: bool,
         outcome: PyResult<Py<PyAny>>,
-    ) -> PyResult<()> {
+    ) -> PyResult<Option<WorkKind>> {
         let mut sh = self.lock();
         match sh.pending.get_mut(&seq) {
-            Some(Slot::Sync(parked)) => {
+            Some(Slot::Sync {
+                outcome: parked, ..
+            }) => {
                 *parked = Some(match outcome {
                     Ok(obj) if is_exc => Err(PyErr::from_value(obj.into_bound(py))),
                     other => other,
                 });
-                Ok(())
+                Ok(None)
             }
             Some(Slot::Async(_)) => {
-                let Some(Slot::Async(cb)) = sh.pending.remove(&seq) else {
-                    return Ok(());
+                let Some(Slot::Async(callback)) = sh.pending.remove(&seq) else {
+                    return Ok(None);
                 };
                 drop(sh);
                 let (is_exc, obj) = match outcome {
                     Ok(obj) => (is_exc, obj),
                     Err(e) => (true, e.into_value(py).into_any()),
                 };
-                cb.bind(py).call1((is_exc, obj))?;
-                Ok(())
+                Ok(Some(WorkKind::Deliver {
+                    callback,
+                    is_exc,
+                    obj,
+                }))
             }
             Some(Slot::Ignore) => {
                 let dropped = sh.pending.remove(&seq);
                 drop(sh);
                 drop(dropped);
                 drop(outcome);
-                Ok(())
+                Ok(None)
             }
             None => {
                 drop(sh);
                 drop(outcome);
-                Ok(())
+                Ok(None)
             }
         }
     }
 
-    fn serve_request(
-        &self,
-        slf: &Bound<'_, Engine>,
-        ctx: &BoxCtx<'_, '_>,
-        seq: &Bound<'_, PyAny>,
-        handler_id: i64,
-        args: PyResult<Py<PyAny>>,
-        peer_thread: u64,
-    ) -> PyResult<()> {
-        let py = slf.py();
-        let conn = slf.as_any();
-        if handler_id == handler::CLOSE {
-            // Upstream never answers CLOSE: the requester sees EOF, which ends its wait.
-            conn.call_method0(intern!(py, "_handle_close_request"))?;
-            return Ok(());
-        }
-        let result = {
-            let _serving = ServingGuard::enter(peer_thread);
-            args.and_then(|a| {
-                conn.call_method1(intern!(py, "_dispatch_request"), (handler_id, a))
-                    .map(Bound::unbind)
-            })
-        };
-        let s = self.settings()?;
-        let mut buf = self.begin_payload(peer_thread)?;
-        let reply_start = buf.len();
-        // The result stays alive until the reply is written: if it is a proxy of the peer's
-        // object, dropping it first would send the peer a DEL before the reply that
-        // references it.
-        match &result {
-            Ok(value) => {
-                buf.push(MSG_REPLY);
-                buf.push(tag::TUP2);
-                put_seq(&mut buf, seq)?;
-                if let Err(e) = ctx.put_boxed(&mut buf, value.bind(py), 0) {
-                    // A reply that cannot be encoded becomes an exception reply instead of
-                    // killing the connection (WIRE.md §17 item 12).
-                    buf.truncate(reply_start);
-                    self.put_exception(conn, &mut buf, seq, e)?;
-                }
-            }
-            Err(e) => {
-                let e = e.clone_ref(py);
-                if (s.propagate_keyboard_interrupt && e.is_instance_of::<PyKeyboardInterrupt>(py))
-                    || (s.propagate_system_exit && e.is_instance_of::<PySystemExit>(py))
-                {
-                    return Err(e);
-                }
-                self.put_exception(conn, &mut buf, seq, e)?;
-            }
-        }
-        let sent = self.send_frame(py, buf);
-        drop(result);
-        sent
-    }
-
+    /// Append an EXCEPTION message for `exc` (serialized by the connection's vinegar).
     fn put_exception(
         &self,
         conn: &Bound<'_, PyAny>,
         buf: &mut Vec<u8>,
         seq: &Bound<'_, PyAny>,
-        e: PyErr,
+        exc: &Bound<'_, PyAny>,
     ) -> PyResult<()> {
         let py = conn.py();
         let start = buf.len();
-        let raw = conn.call_method1(intern!(py, "_dump_exception"), (e.into_value(py),))?;
+        let raw = conn.call_method1(intern!(py, "_dump_exception"), (exc,))?;
         buf.push(MSG_EXCEPTION);
         buf.push(tag::TUP2);
         put_seq(buf, seq)?;
@@ -539,6 +560,13 @@ impl Engine {
             return Err(err.into_pyerr(&raw));
         }
         Ok(())
+    }
+
+    fn request_of(work: &Work) -> PyResult<(&Py<PyAny>, u64)> {
+        match &work.kind {
+            WorkKind::Request { seq, peer, .. } => Ok((seq, *peer)),
+            WorkKind::Deliver { .. } => Err(PyValueError::new_err("not a request")),
+        }
     }
 
     /// Send a request; its answer goes to `slot`. Returns the seq.
@@ -576,8 +604,11 @@ impl Engine {
 
     fn take_outcome(&self, seq: u64) -> Option<PyResult<Py<PyAny>>> {
         let mut sh = self.lock();
-        if let Some(Slot::Sync(Some(_))) = sh.pending.get(&seq) {
-            if let Some(Slot::Sync(outcome)) = sh.pending.remove(&seq) {
+        if let Some(Slot::Sync {
+            outcome: Some(_), ..
+        }) = sh.pending.get(&seq)
+        {
+            if let Some(Slot::Sync { outcome, .. }) = sh.pending.remove(&seq) {
                 return outcome;
             }
         }
@@ -672,12 +703,6 @@ impl Engine {
                     defaults.max_nesting_depth,
                 )?,
             },
-            propagate_keyboard_interrupt: config_bool(
-                config,
-                "propagate_KeyboardInterrupt_locally",
-                true,
-            )?,
-            propagate_system_exit: config_bool(config, "propagate_SystemExit_locally", false)?,
         };
         let transport = match fd {
             Some(fd) => Transport::Socket(Arc::new(crate::transport::dup_socket(fd)?)),
@@ -691,7 +716,8 @@ impl Engine {
         Ok(())
     }
 
-    /// Send a request and wait for its answer (serving whatever arrives meanwhile).
+    /// Send a request and wait for its answer (serving whatever arrives meanwhile). Returns
+    /// the answer, or a `Work` the caller must run before calling `_wait_reply(work.resume)`.
     fn _sync_request(
         slf: &Bound<'_, Engine>,
         handler_id: i64,
@@ -706,35 +732,62 @@ impl Engine {
             },
             None => None,
         };
-        let deadline = deadline_after(timeout);
-        let seq = this.send_request(slf, handler_id, args, Slot::Sync(None))?;
-        loop {
-            if let Some(outcome) = this.take_outcome(seq) {
-                return outcome;
-            }
-            if let Some(e) = this.dead_error() {
-                this.forget(seq);
-                return Err(e);
-            }
-            if matches!(remaining(deadline), Some(d) if d.is_zero()) {
-                this.forget(seq);
-                return Err(PyTimeoutError::new_err("result expired"));
-            }
-            let seen = this.lock().generation;
-            if this.try_become_reader() {
-                let res = this.serve_one(slf, deadline);
-                this.release_reader();
-                if let Err(e) = res {
-                    if let Some(outcome) = this.take_outcome(seq) {
-                        return outcome;
-                    }
-                    this.forget(seq);
-                    return Err(e);
-                }
-            } else {
-                this.wait_progress(py, seen, deadline);
-            }
+        let slot = Slot::Sync {
+            outcome: None,
+            deadline: deadline_after(timeout),
+        };
+        let seq = this.send_request(slf, handler_id, args, slot)?;
+        this.wait_reply(slf, seq)
+    }
+
+    /// Resume waiting for the answer to request `seq` (after running a `Work`).
+    fn _wait_reply(slf: &Bound<'_, Engine>, seq: u64) -> PyResult<Py<PyAny>> {
+        slf.get().wait_reply(slf, seq)
+    }
+
+    /// Answer the request `work` with `value` (kept alive until the reply is written: if it
+    /// is a proxy of the peer's object, dropping it first would send the peer a DEL before
+    /// the reply that references it).
+    fn _reply(
+        slf: &Bound<'_, Engine>,
+        work: &Bound<'_, Work>,
+        value: &Bound<'_, PyAny>,
+    ) -> PyResult<()> {
+        let py = slf.py();
+        let this = slf.get();
+        let (seq, peer) = Self::request_of(work.get())?;
+        let seq = seq.bind(py);
+        let base = NETREF_BASE
+            .get(py)
+            .ok_or_else(|| PyValueError::new_err("rpyc.core.netref is not initialised"))?
+            .bind(py);
+        let ctx = this.box_ctx(slf.as_any(), base)?;
+        let mut buf = this.begin_payload(peer)?;
+        let start = buf.len();
+        buf.push(MSG_REPLY);
+        buf.push(tag::TUP2);
+        put_seq(&mut buf, seq)?;
+        if let Err(e) = ctx.put_boxed(&mut buf, value, 0) {
+            // A reply that cannot be encoded becomes an exception reply instead of killing
+            // the connection (WIRE.md §17 item 12).
+            buf.truncate(start);
+            this.put_exception(slf.as_any(), &mut buf, seq, e.value(py).as_any())?;
         }
+        this.send_frame(py, buf)
+    }
+
+    /// Answer the request `work` with the exception `exc`.
+    fn _reply_exception(
+        slf: &Bound<'_, Engine>,
+        work: &Bound<'_, Work>,
+        exc: &Bound<'_, PyAny>,
+    ) -> PyResult<()> {
+        let py = slf.py();
+        let this = slf.get();
+        let (seq, peer) = Self::request_of(work.get())?;
+        let mut buf = this.begin_payload(peer)?;
+        this.put_exception(slf.as_any(), &mut buf, seq.bind(py), exc)?;
+        this.send_frame(py, buf)
     }
 
     /// Send a request whose answer is passed to `callback(is_exc, obj)`; `None` drops it.
@@ -756,27 +809,38 @@ impl Engine {
 
     /// Serve one incoming frame if one arrives within `timeout` seconds (None = forever).
     /// If another thread is reading, wait (when `wait_for_lock`) for it to make progress.
-    /// `waiting()` returning false means the caller's condition is already met.
+    /// `waiting()` returning false means the caller's condition is already met. Returns
+    /// whether a frame was processed, or the `Work` it asks of Python.
     #[pyo3(signature = (timeout=Some(1.0), wait_for_lock=true, waiting=None))]
-    fn serve(
+    fn _serve(
         slf: &Bound<'_, Engine>,
         timeout: Option<f64>,
         wait_for_lock: bool,
         waiting: Option<&Bound<'_, PyAny>>,
-    ) -> PyResult<bool> {
+    ) -> PyResult<Py<PyAny>> {
         let py = slf.py();
         let this = slf.get();
         let deadline = deadline_after(timeout);
         let seen = this.lock().generation;
+        let as_bool = |b: bool| -> PyResult<Py<PyAny>> {
+            Ok(pyo3::types::PyBool::new(py, b)
+                .to_owned()
+                .into_any()
+                .unbind())
+        };
         if let Some(w) = waiting {
             if !w.call0()?.is_truthy()? {
-                return Ok(false);
+                return as_bool(false);
             }
         }
         if this.try_become_reader() {
             let res = this.serve_one(slf, deadline);
             this.release_reader();
-            return res;
+            return match res? {
+                Step::Work(kind) => Ok(Py::new(py, Work { kind, resume: None })?.into_any()),
+                Step::Done => as_bool(true),
+                Step::Idle => as_bool(false),
+            };
         }
         if let Some(e) = this.dead_error() {
             return Err(e);
@@ -784,7 +848,7 @@ impl Engine {
         if wait_for_lock {
             this.wait_progress(py, seen, deadline);
         }
-        Ok(false)
+        as_bool(false)
     }
 
     /// Stop the engine: wake every waiter with EOF, shut the transport, drop local objects.

@@ -19,7 +19,7 @@ impl Gate {
                 return GateGuard(self);
             }
         }
-        py.detach(|| {
+        crate::gil::detach(py, || {
             let mut busy = self.busy.lock().unwrap_or_else(|p| p.into_inner());
             while *busy {
                 busy = self.freed.wait(busy).unwrap_or_else(|p| p.into_inner());

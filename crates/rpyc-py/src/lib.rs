@@ -7,9 +7,11 @@ mod brine;
 mod engine;
 mod errors;
 mod gate;
+mod gil;
 mod objects;
 mod threads;
 mod transport;
+mod work;
 
 use brine::decode::Reader;
 use brine::encode::Encoder;
@@ -57,8 +59,10 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     // interpreter is initialized. Run that check now: if it first ran while the interpreter
     // finalizes (an error normalized in a connection's `__del__` at exit) it would panic.
     Python::initialize();
+    gil::note_main_thread();
     m.add_class::<engine::Engine>()?;
     m.add_class::<acceptor::Acceptor>()?;
+    m.add_class::<work::Work>()?;
     m.add("ProtocolError", m.py().get_type::<errors::ProtocolError>())?;
     m.add(
         "TruncatedFrame",

@@ -31,20 +31,14 @@ pub fn current_peer() -> u64 {
     SERVING.with(|s| s.borrow().last().copied().unwrap_or(0))
 }
 
-/// Marks the current thread as serving a request from peer thread `peer` while alive.
-pub struct ServingGuard(());
-
-impl ServingGuard {
-    pub fn enter(peer: u64) -> Self {
-        SERVING.with(|s| s.borrow_mut().push(peer));
-        ServingGuard(())
-    }
+/// Mark the current thread as serving a request from peer thread `peer`.
+pub fn enter_serving(peer: u64) {
+    SERVING.with(|s| s.borrow_mut().push(peer));
 }
 
-impl Drop for ServingGuard {
-    fn drop(&mut self) {
-        SERVING.with(|s| {
-            s.borrow_mut().pop();
-        });
-    }
+/// Undo the innermost `enter_serving`.
+pub fn leave_serving() {
+    SERVING.with(|s| {
+        s.borrow_mut().pop();
+    });
 }

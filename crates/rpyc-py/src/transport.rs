@@ -46,7 +46,7 @@ impl Transport {
         match self {
             Transport::Socket(sock) => {
                 let sock: &Socket = sock;
-                py.detach(|| socket_read(sock, buf, want, timeout))
+                crate::gil::detach(py, || socket_read(sock, buf, want, timeout))
                     .map_err(|e| eof_error(format!("connection lost: {e}")))
             }
             Transport::Python(stream) => {
@@ -74,7 +74,7 @@ impl Transport {
         match self {
             Transport::Socket(sock) => {
                 let sock: &Socket = sock;
-                py.detach(|| socket_write_all(sock, data))
+                crate::gil::detach(py, || socket_write_all(sock, data))
                     .map_err(|e| eof_error(format!("connection lost: {e}")))
             }
             Transport::Python(stream) => {

@@ -11,6 +11,7 @@ import types
 from typing import Any, Dict, Iterable, Optional, Tuple
 
 from rpyc import _core
+from rpyc._core import Work as _Work
 from rpyc.core import consts
 from rpyc.lib import get_methods
 
@@ -39,7 +40,10 @@ _setattr = object.__setattr__
 def syncreq(proxy: Any, handler: int, *args: Any) -> Any:
     """Send request ``handler`` about ``proxy`` to its owner and return the answer."""
     conn = _getattribute(proxy, "____conn__")
-    return conn._sync_request(handler, (proxy,) + args)
+    res = conn._sync_request(handler, (proxy,) + args)
+    while type(res) is _Work:  # a request or callback arrived first: run it, keep waiting
+        res = conn._finish_work(res)
+    return res
 
 
 def asyncreq(proxy: Any, handler: int, *args: Any) -> Any:

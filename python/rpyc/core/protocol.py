@@ -16,6 +16,7 @@ import weakref
 from typing import Any, Callable, Dict, Optional, Tuple
 
 from rpyc import _core
+from rpyc._core import Work as _Work
 from rpyc.core import consts, netref, vinegar
 from rpyc.core.async_ import AsyncResult, AsyncResultTimeout  # noqa: F401 (re-exported; patched by tests)
 from rpyc.lib import Timeout, get_methods, hasattr_static, spawn
@@ -165,7 +166,7 @@ class Connection(_core.Engine):
             if before is not None:
                 before(self.root)
             try:
-                self._sync_request(consts.HANDLE_CLOSE, ())
+                self._sync(consts.HANDLE_CLOSE, ())
             except (EOFError, TimeoutError):
                 pass
         except Exception:
@@ -198,6 +199,59 @@ class Connection(_core.Engine):
         return self._channel.fileno()
 
     # -- serving -------------------------------------------------------------------------
+
+    def serve(self, timeout: Any = 1, wait_for_lock: bool = True,
+              waiting: Optional[Callable[[], bool]] = None) -> bool:
+        """Serve one incoming frame if one arrives within ``timeout`` seconds (``None``
+        waits forever); True if one was served. When another thread is reading, wait for it
+        to make progress (``wait_for_lock``); ``waiting()`` returning False means the caller
+        no longer needs to wait."""
+        res = self._serve(timeout, wait_for_lock, waiting)
+        if type(res) is _Work:
+            self._run_work(res)
+            return True
+        return res
+
+    def _run_work(self, work: Any) -> None:
+        """Run what the engine handed back: serve a request, or deliver an async answer.
+        (User code never runs inside native frames; see ``rpyc._core.Work``.)"""
+        if not work.is_request:
+            work.callback(work.is_exc, work.obj)
+            return
+        handler = work.handler
+        if handler == consts.HANDLE_CLOSE:
+            # Upstream never answers CLOSE: the requester sees EOF, which ends its wait.
+            self._handle_close_request()
+            return
+        work.enter()
+        try:
+            args = work.args  # raises what unboxing the arguments raised
+            func = self._HANDLERS.get(handler)
+            if func is None:
+                raise KeyError(handler)
+            result = func(self, *args)
+        except BaseException as exc:
+            work.leave()
+            config = self._config
+            if (isinstance(exc, KeyboardInterrupt) and config["propagate_KeyboardInterrupt_locally"]) or (
+                isinstance(exc, SystemExit) and config["propagate_SystemExit_locally"]
+            ):
+                raise
+            self._reply_exception(work, exc)
+        else:
+            work.leave()
+            self._reply(work, result)
+
+    def _sync(self, handler: int, args: Tuple[Any, ...]) -> Any:
+        """Send a request and wait for its answer, serving what arrives meanwhile."""
+        res = self._sync_request(handler, args)
+        while type(res) is _Work:
+            res = self._finish_work(res)
+        return res
+
+    def _finish_work(self, work: Any) -> Any:
+        self._run_work(work)
+        return self._wait_reply(work.resume)
 
     def poll(self, timeout: Any = 0) -> bool:
         """Serve one frame if it arrives within ``timeout`` seconds; never blocks on
@@ -261,7 +315,7 @@ class Connection(_core.Engine):
 
     def sync_request(self, handler: int, *args: Any) -> Any:
         """Send a request and wait (``sync_request_timeout``) for its answer."""
-        return self._sync_request(handler, args)
+        return self._sync(handler, args)
 
     def async_request(self, handler: int, *args: Any, timeout: Optional[float] = None) -> Any:
         """Send a request and return an ``AsyncResult`` for its answer."""
@@ -275,7 +329,7 @@ class Connection(_core.Engine):
     def root(self) -> Any:
         """The peer's root object (its service), fetched once."""
         if self._remote_root is None:
-            self._remote_root = self._sync_request(consts.HANDLE_GETROOT, ())
+            self._remote_root = self._sync(consts.HANDLE_GETROOT, ())
         return self._remote_root
 
     def ping(self, data: Any = None, timeout: float = 3) -> None:
@@ -313,7 +367,7 @@ class Connection(_core.Engine):
         cls = netref.builtin_classes_cache.get(name)
         if cls is not None:
             return cls
-        methods = self._sync_request(consts.HANDLE_INSPECT, (id_pack,))
+        methods = self._sync(consts.HANDLE_INSPECT, (id_pack,))
         cls = netref.class_factory(id_pack, methods)
         self._netref_classes_cache[key] = cls
         return cls
@@ -339,13 +393,6 @@ class Connection(_core.Engine):
             include_local_traceback=cfg["include_local_traceback"],
             include_local_version=cfg["include_local_version"],
         )
-
-    def _dispatch_request(self, handler: int, args: Tuple[Any, ...]) -> Any:
-        try:
-            func = self._HANDLERS[handler]
-        except KeyError:
-            raise KeyError(handler) from None
-        return func(self, *args)
 
     # -- attribute policy (WIRE.md 6.1) ---------------------------------------------------
 
@@ -387,9 +434,6 @@ class Connection(_core.Engine):
 
     def _handle_ping(self, data: Any) -> Any:
         return data
-
-    def _handle_close(self) -> None:
-        self._handle_close_request()
 
     def _handle_getroot(self) -> Any:
         return self._local_root
@@ -486,7 +530,6 @@ class Connection(_core.Engine):
     def _request_handlers(cls) -> Dict[int, Callable[..., Any]]:
         return {
             consts.HANDLE_PING: cls._handle_ping,
-            consts.HANDLE_CLOSE: cls._handle_close,
             consts.HANDLE_GETROOT: cls._handle_getroot,
             consts.HANDLE_GETATTR: cls._handle_getattr,
             consts.HANDLE_DELATTR: cls._handle_delattr,

@@ -177,6 +177,13 @@ class SocketStream(Stream):
     def closed(self) -> bool:
         return self.sock is ClosedFile
 
+    def poll(self, timeout: Optional[float]) -> bool:
+        # A TLS socket may hold decrypted bytes that select() cannot see.
+        pending = getattr(self.sock, "pending", None)
+        if pending is not None and pending() > 0:
+            return True
+        return super().poll(timeout)
+
     def close(self) -> None:
         if not self.closed:
             try:

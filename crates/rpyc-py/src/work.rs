@@ -1,0 +1,114 @@
+//! Work the engine hands back to Python instead of running it itself: an incoming request to
+//! serve, or an answer to pass to an `AsyncResult`.
+//!
+//! The engine never calls user code from inside its own frames: a daemon thread that is
+//! ended by interpreter shutdown while in user code (which may release the GIL anywhere)
+//! must not unwind through Rust frames, which aborts the process.
+
+use crate::threads;
+use pyo3::exceptions::PyRuntimeError;
+use pyo3::prelude::*;
+use std::sync::Mutex;
+
+pub enum WorkKind {
+    /// A request from the peer: run handler `handler` on `args` and answer `seq`.
+    Request {
+        seq: Py<PyAny>,
+        handler: i64,
+        /// The unboxed argument tuple, or why it could not be unboxed.
+        args: Mutex<Option<PyResult<Py<PyAny>>>>,
+        /// The peer thread that sent it (`bind_threads`): the recipient of the answer.
+        peer: u64,
+    },
+    /// An answer for an asynchronous request: call `callback(is_exc, obj)`.
+    Deliver {
+        callback: Py<PyAny>,
+        is_exc: bool,
+        obj: Py<PyAny>,
+    },
+}
+
+#[pyclass(module = "rpyc._core", frozen)]
+pub struct Work {
+    pub kind: WorkKind,
+    /// The synchronous request the handing-out thread was waiting for, to resume after.
+    pub resume: Option<u64>,
+}
+
+impl Work {
+    pub fn with_resume(self, seq: u64) -> Self {
+        Work {
+            kind: self.kind,
+            resume: Some(seq),
+        }
+    }
+}
+
+#[pymethods]
+impl Work {
+    #[getter]
+    fn is_request(&self) -> bool {
+        matches!(self.kind, WorkKind::Request { .. })
+    }
+
+    #[getter]
+    fn handler(&self) -> Option<i64> {
+        match &self.kind {
+            WorkKind::Request { handler, .. } => Some(*handler),
+            WorkKind::Deliver { .. } => None,
+        }
+    }
+
+    /// The request's arguments; raises what unboxing them raised (once).
+    #[getter]
+    fn args(&self, py: Python<'_>) -> PyResult<Py<PyAny>> {
+        match &self.kind {
+            WorkKind::Request { args, .. } => args
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .take()
+                .unwrap_or_else(|| Err(PyRuntimeError::new_err("request arguments already taken")))
+                .map(|a| a.clone_ref(py)),
+            WorkKind::Deliver { .. } => Err(PyRuntimeError::new_err("not a request")),
+        }
+    }
+
+    #[getter]
+    fn callback(&self, py: Python<'_>) -> Option<Py<PyAny>> {
+        match &self.kind {
+            WorkKind::Deliver { callback, .. } => Some(callback.clone_ref(py)),
+            WorkKind::Request { .. } => None,
+        }
+    }
+
+    #[getter]
+    fn is_exc(&self) -> bool {
+        matches!(self.kind, WorkKind::Deliver { is_exc: true, .. })
+    }
+
+    #[getter]
+    fn obj(&self, py: Python<'_>) -> Option<Py<PyAny>> {
+        match &self.kind {
+            WorkKind::Deliver { obj, .. } => Some(obj.clone_ref(py)),
+            WorkKind::Request { .. } => None,
+        }
+    }
+
+    #[getter]
+    fn resume(&self) -> Option<u64> {
+        self.resume
+    }
+
+    /// Mark this thread as serving the request (nested requests go to the peer's thread).
+    fn enter(&self) {
+        if let WorkKind::Request { peer, .. } = &self.kind {
+            threads::enter_serving(*peer);
+        }
+    }
+
+    fn leave(&self) {
+        if matches!(self.kind, WorkKind::Request { .. }) {
+            threads::leave_serving();
+        }
+    }
+}
