@@ -35,6 +35,9 @@ use std::time::{Duration, Instant};
 /// `rpyc.core.netref.BaseNetref`, registered by the netref module at import.
 pub static NETREF_BASE: PyOnceLock<Py<PyType>> = PyOnceLock::new();
 
+/// Longest uninterrupted wait for another thread's progress (signals are checked between).
+const PROGRESS_SLICE: Duration = Duration::from_millis(100);
+
 /// Settings fixed for the life of a connection (read once from `protocol_config`).
 struct Settings {
     bind_threads: bool,
@@ -237,8 +240,11 @@ impl Engine {
         self.progress.notify_all();
     }
 
-    /// Sleep (GIL released) until a frame is processed, the reader leaves, or the deadline.
+    /// Sleep (GIL released) until a frame is processed, the reader leaves, or the deadline;
+    /// at most `PROGRESS_SLICE`, so that callers get to check for signals.
     fn wait_progress(&self, py: Python<'_>, seen: u64, deadline: Option<Instant>) {
+        let slice_end = Instant::now() + PROGRESS_SLICE;
+        let deadline = Some(deadline.map_or(slice_end, |d| d.min(slice_end)));
         crate::gil::detach(py, || {
             let mut sh = self.lock();
             while sh.generation == seen && sh.reader.is_some() && sh.dead.is_none() {
@@ -363,6 +369,7 @@ impl Engine {
                 self.forget(seq);
                 return Err(PyTimeoutError::new_err("result expired"));
             }
+            py.check_signals()?;
             let seen = self.lock().generation;
             if self.try_become_reader() {
                 let res = self.serve_one(slf, deadline);

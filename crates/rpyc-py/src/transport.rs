@@ -194,19 +194,21 @@ pub(crate) fn wait_ready(
     };
     let ms: libc::c_int = match timeout {
         None => -1,
-        Some(d) => d.as_millis().min(i32::MAX as u128) as libc::c_int,
+        // Round up: a sub-millisecond remainder must not turn into a busy poll(0) loop.
+        Some(d) => d.as_micros().div_ceil(1000).min(i32::MAX as u128) as libc::c_int,
     };
-    loop {
-        // SAFETY: one valid pollfd, count 1.
-        let rc = unsafe { libc::poll(&mut pfd, 1, ms) };
-        if rc >= 0 {
-            return Ok(rc > 0);
-        }
-        let err = io::Error::last_os_error();
-        if err.kind() != io::ErrorKind::Interrupted {
-            return Err(err);
-        }
+    // SAFETY: one valid pollfd, count 1.
+    let rc = unsafe { libc::poll(&mut pfd, 1, ms) };
+    if rc >= 0 {
+        return Ok(rc > 0);
     }
+    let err = io::Error::last_os_error();
+    if err.kind() == io::ErrorKind::Interrupted {
+        // A signal: report "nothing yet" so the caller can run Python's signal handlers
+        // (Ctrl-C must interrupt a blocked serve()).
+        return Ok(false);
+    }
+    Err(err)
 }
 
 /// Portable fallback: emulate the wait with a read timeout and a peek.

@@ -481,8 +481,8 @@ class Connection(_core.Engine):
     def _handle_inspect(self, id_pack: Any) -> Tuple[Tuple[str, Optional[str]], ...]:
         obj = self._local_object(id_pack)
         if isinstance(obj, netref.BaseNetref):
-            # A proxy we re-exported: its owner knows its methods.
-            return netref.syncreq(obj, consts.HANDLE_INSPECT, obj.____id_pack__)
+            # A proxy we re-exported: its owner knows its methods (INSPECT takes a bare id_pack).
+            return obj.____conn__._sync(consts.HANDLE_INSPECT, (obj.____id_pack__,))
         return get_methods(netref.LOCAL_ATTRS, obj)
 
     def _handle_buffiter(self, obj: Any, count: int) -> Tuple[Any, ...]:
@@ -510,14 +510,21 @@ class Connection(_core.Engine):
     def _handle_instancecheck(self, obj: Any, other_id_pack: Any) -> bool:
         if isinstance(obj, netref.BaseNetref):
             return bool(netref.syncreq(obj, consts.HANDLE_INSTANCECHECK, other_id_pack))
-        name, _, instance_id = other_id_pack
-        local_class = netref._resolve_local_class(name)
-        if local_class is None:
+        # As upstream: only proxy classes we already know (builtins, or remote classes we hold
+        # proxies of) can answer; the answer is what isinstance() would say of such a proxy.
+        # No throw-away proxy is built (it would send a DEL for a reference never received).
+        name, class_id, instance_id = other_id_pack
+        cls = netref.builtin_classes_cache.get(name)
+        if cls is None:
+            cls = self._netref_classes_cache.get((name, class_id, 0))
+        if cls is None or not isinstance(obj, type):
             return False
-        # A proxy of an instance reports the local class as its __class__, a proxy of a
-        # class reports that class's metaclass (see NetrefClass).
-        cls = local_class if instance_id != 0 else type(local_class)
-        return isinstance(cls, type) and isinstance(obj, type) and issubclass(cls, obj)
+        descriptor = cls.__dict__.get("__class__")
+        if isinstance(descriptor, netref.NetrefClass):
+            reported = descriptor.instance if instance_id != 0 else descriptor.owner
+            if issubclass(reported, obj):
+                return True
+        return issubclass(cls, obj)
 
     def _local_object(self, id_pack: Any) -> Any:
         try:

@@ -234,8 +234,25 @@ class SocketStream(Stream):
         try:
             self.sock.sendall(data)
         except OSError as exc:
+            cause = self._tls_alert() or exc
             self.close()
-            raise EOFError(exc) from exc
+            raise EOFError(cause) from cause
+
+    def _tls_alert(self) -> Optional[BaseException]:
+        """After a failed TLS write, the alert the peer sent first (e.g. "unknown ca") names
+        the real cause; read it if it is there."""
+        import ssl
+
+        if not isinstance(self.sock, ssl.SSLSocket):
+            return None
+        try:
+            self.sock.settimeout(1)
+            self.sock.recv(1)
+        except ssl.SSLError as alert:
+            return alert if "alert" in str(alert) else None
+        except OSError:
+            return None
+        return None
 
 
 class TunneledSocketStream(SocketStream):
