@@ -25,7 +25,6 @@ Example::
 
 import os
 import pickle
-import shutil
 import sys
 from contextlib import contextmanager
 from typing import Any, Callable, Dict, Iterator, Optional
@@ -104,17 +103,15 @@ def ssh_connect(remote_machine: Any, remote_port: int) -> Any:
 
 
 def _default_server_command() -> list:
-    script = shutil.which("rpyc_classic.py")
-    if script:
-        return [sys.executable, "-u", script]
-    # Our package always carries the server as a module, installed as a script or not.
+    # The server module of this very package, run by this very interpreter: a script found on
+    # PATH may belong to another installation or be a shell shim (pyenv) that Python cannot run.
     return [sys.executable, "-u", "-m", "rpyc.cli.rpyc_classic"]
 
 
 def connect_subproc(server_file: Optional[str] = None) -> Any:
     """Start a classic server as a child process serving over its stdin/stdout, and connect
-    to it. ``server_file`` is the server script (``rpyc_classic.py``); by default the one on
-    ``PATH``, else the ``rpyc.cli.rpyc_classic`` module. The ``Popen`` is ``conn.proc``."""
+    to it. ``server_file`` is the server script (``rpyc_classic.py``); by default this
+    package's ``rpyc.cli.rpyc_classic`` module. The ``Popen`` is ``conn.proc``."""
     if server_file is None:
         command = _default_server_command()
     else:
