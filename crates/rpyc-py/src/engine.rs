@@ -167,9 +167,16 @@ impl Engine {
     fn send_frame(&self, py: Python<'_>, mut buf: Vec<u8>) -> PyResult<()> {
         let s = self.settings()?;
         let payload_len = buf.len() - FRAME_HEADER_LEN;
-        let framed = if frame::should_compress(payload_len, s.compress_threshold) {
-            let level = s.compress_level;
-            let body = crate::gil::detach(py, || frame::compress(&buf[FRAME_HEADER_LEN..], level));
+        let level = s.compress_level;
+        let compressed = frame::should_compress(payload_len, s.compress_threshold)
+            .then(|| {
+                crate::gil::detach(py, || {
+                    let payload = &buf[FRAME_HEADER_LEN..];
+                    frame::compression_pays(payload, level).then(|| frame::compress(payload, level))
+                })
+            })
+            .flatten();
+        let framed = if let Some(body) = compressed {
             let mut out = Vec::with_capacity(body.len() + FRAME_HEADER_LEN + 1);
             let header = FrameHeader {
                 len: frame_len(body.len())?,

@@ -116,6 +116,22 @@ pub fn should_compress(len: usize, threshold: Option<usize>) -> bool {
     matches!(threshold, Some(t) if len > t)
 }
 
+/// Bytes of a large payload compressed as a trial before compressing all of it.
+pub const COMPRESSION_SAMPLE: usize = 16 * 1024;
+
+/// Whether compressing `payload` is worth its CPU: payloads larger than
+/// [`COMPRESSION_SAMPLE`] are compressed only if their first bytes shrink by at least 10%.
+/// Random or already-compressed data (the usual bulk `bytes`) is sent as is; a compressed
+/// frame is never required by the protocol, so peers cannot tell.
+pub fn compression_pays(payload: &[u8], level: u32) -> bool {
+    match payload.get(..COMPRESSION_SAMPLE) {
+        Some(sample) if payload.len() > COMPRESSION_SAMPLE => {
+            compress(sample, level).len() * 10 < sample.len() * 9
+        }
+        _ => true,
+    }
+}
+
 /// Append one complete frame carrying `payload` to `out`, compressing it when its length
 /// exceeds `compress_threshold` (`None` disables compression).
 pub fn encode_frame(
@@ -242,5 +258,31 @@ impl FrameDecoder {
         }
         let from = self.start + FRAME_HEADER_LEN;
         Ok(Some((header, from..from + header.len as usize)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn noise(n: usize) -> Vec<u8> {
+        // xorshift: incompressible enough for zlib, no dependency needed
+        let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+        (0..n)
+            .map(|_| {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                (x >> 24) as u8
+            })
+            .collect()
+    }
+
+    #[test]
+    fn compression_is_skipped_for_incompressible_bulk_data() {
+        assert!(!compression_pays(&noise(1 << 20), 1));
+        assert!(compression_pays(&vec![b'x'; 1 << 20], 1));
+        // small payloads are compressed as upstream does, whatever they hold
+        assert!(compression_pays(&noise(4000), 1));
     }
 }
