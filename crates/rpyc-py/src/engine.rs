@@ -76,6 +76,8 @@ struct Shared {
     reader: Option<(u64, u32)>,
     /// Bumped whenever a frame was processed or the reader left: waiters re-check.
     generation: u64,
+    /// Threads sleeping in `wait_progress`.
+    waiters: usize,
     /// Bytes received but not yet consumed; only the reader touches it.
     rbuf: Vec<u8>,
     /// Why the connection is dead, once it is.
@@ -209,8 +211,16 @@ impl Engine {
         if sh.dead.is_none() {
             sh.dead = Some(why);
         }
+        self.advance(&mut sh);
+    }
+
+    /// Record progress (a frame processed, the reader left, the connection died) and wake the
+    /// threads waiting for it. Waking costs a system call, so only when someone waits.
+    fn advance(&self, sh: &mut Shared) {
         sh.generation += 1;
-        self.progress.notify_all();
+        if sh.waiters > 0 {
+            self.progress.notify_all();
+        }
     }
 
     fn dead_error(&self) -> Option<PyErr> {
@@ -243,8 +253,7 @@ impl Engine {
                 None
             };
         }
-        sh.generation += 1;
-        self.progress.notify_all();
+        self.advance(&mut sh);
     }
 
     /// Sleep (GIL released) until a frame is processed, the reader leaves, or the deadline;
@@ -254,6 +263,7 @@ impl Engine {
         let deadline = Some(deadline.map_or(slice_end, |d| d.min(slice_end)));
         crate::gil::detach(py, || {
             let mut sh = self.lock();
+            sh.waiters += 1;
             while sh.generation == seen && sh.reader.is_some() && sh.dead.is_none() {
                 match remaining(deadline) {
                     None => sh = self.progress.wait(sh).unwrap_or_else(|p| p.into_inner()),
@@ -267,6 +277,7 @@ impl Engine {
                     }
                 }
             }
+            sh.waiters -= 1;
         });
     }
 
@@ -330,11 +341,7 @@ impl Engine {
             }
         };
         let res = self.process(slf, &payload);
-        {
-            let mut sh = self.lock();
-            sh.generation += 1;
-        }
-        self.progress.notify_all();
+        self.advance(&mut self.lock());
         match res {
             Ok(Some(work)) => Ok(Step::Work(work)),
             Ok(None) => Ok(Step::Done),

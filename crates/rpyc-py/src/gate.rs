@@ -6,25 +6,34 @@ use std::sync::{Condvar, Mutex};
 
 #[derive(Default)]
 pub struct Gate {
-    busy: Mutex<bool>,
+    state: Mutex<GateState>,
     freed: Condvar,
+}
+
+#[derive(Default)]
+struct GateState {
+    busy: bool,
+    /// Threads waiting for the gate (waking them costs a system call: only if any).
+    waiting: usize,
 }
 
 impl Gate {
     pub fn acquire(&self, py: Python<'_>) -> GateGuard<'_> {
         {
-            let mut busy = self.busy.lock().unwrap_or_else(|p| p.into_inner());
-            if !*busy {
-                *busy = true;
+            let mut st = self.state.lock().unwrap_or_else(|p| p.into_inner());
+            if !st.busy {
+                st.busy = true;
                 return GateGuard(self);
             }
         }
         crate::gil::detach(py, || {
-            let mut busy = self.busy.lock().unwrap_or_else(|p| p.into_inner());
-            while *busy {
-                busy = self.freed.wait(busy).unwrap_or_else(|p| p.into_inner());
+            let mut st = self.state.lock().unwrap_or_else(|p| p.into_inner());
+            st.waiting += 1;
+            while st.busy {
+                st = self.freed.wait(st).unwrap_or_else(|p| p.into_inner());
             }
-            *busy = true;
+            st.waiting -= 1;
+            st.busy = true;
         });
         GateGuard(self)
     }
@@ -34,8 +43,10 @@ pub struct GateGuard<'a>(&'a Gate);
 
 impl Drop for GateGuard<'_> {
     fn drop(&mut self) {
-        let mut busy = self.0.busy.lock().unwrap_or_else(|p| p.into_inner());
-        *busy = false;
-        self.0.freed.notify_one();
+        let mut st = self.0.state.lock().unwrap_or_else(|p| p.into_inner());
+        st.busy = false;
+        if st.waiting > 0 {
+            self.0.freed.notify_one();
+        }
     }
 }

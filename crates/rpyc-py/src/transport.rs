@@ -113,7 +113,9 @@ fn socket_read(
     want: usize,
     timeout: Option<Duration>,
 ) -> io::Result<Readable> {
-    if !wait_ready(sock, false, timeout)? {
+    // Without a timeout the read itself blocks: no poll() first (one system call less per
+    // frame on a serving connection). A signal interrupts it either way.
+    if timeout.is_some() && !wait_ready(sock, false, timeout)? {
         return Ok(Readable::Timeout);
     }
     // Grow with the data actually received, never by what a header merely announces:
@@ -129,6 +131,8 @@ fn socket_read(
                 quick_ack(sock);
                 return Ok(Readable::Data);
             }
+            // A signal: let the caller run Python's handlers (Ctrl-C), then read again.
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => return Ok(Readable::Timeout),
             Err(e) if would_block(&e) => {
                 // A non-blocking socket reported readable spuriously: wait again.
                 if !wait_ready(sock, false, timeout)? {
