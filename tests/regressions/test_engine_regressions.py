@@ -65,3 +65,33 @@ def test_poll_all_serves_every_frame_already_received(server):
         assert conn.poll_all(0)
         assert all(r.ready for r in results)
         assert [r.value for r in results] == [i + 1 for i in range(5)]
+
+
+@pytest.mark.timeout(30)
+def test_async_result_delivered_by_another_thread_is_not_missed(server, monkeypatch):
+    # Another thread reads the answer and runs the AsyncResult callback slowly; the waiting
+    # thread must not start reading the socket meanwhile (it would block for ever).
+    import threading
+    import time
+
+    import rpyc.core.async_ as async_mod
+    import rpyc.core.protocol as protocol_mod
+
+    class SlowResult(async_mod.AsyncResult):
+        def __call__(self, *args):
+            time.sleep(0.2)
+            return super().__call__(*args)
+
+    monkeypatch.setattr(protocol_mod, "AsyncResult", SlowResult)
+    conn = rpyc.connect("127.0.0.1", server.port)
+    try:
+        add = conn.root.add
+        reader = threading.Thread(target=lambda: conn.serve(5), daemon=True)
+        result = rpyc.async_(add)(1, 2)
+        reader.start()
+        time.sleep(0.1)
+        result.set_expiry(10)
+        assert result.value == 3
+        reader.join(10)
+    finally:
+        conn.close()

@@ -256,6 +256,17 @@ impl Engine {
         self.advance(&mut sh);
     }
 
+    /// After reading one frame as the reader: give up the reader role, except when the frame
+    /// is an answer to deliver to a callback. Then the role passes to the Python code that runs
+    /// the callback (`_release_reader` afterwards), as upstream delivers under its receive
+    /// lock: a thread waiting for that answer must not start reading meanwhile, or it would
+    /// block on a socket whose answer was already taken.
+    fn release_reader_unless_delivering(&self, res: &PyResult<Step>) {
+        if !matches!(res, Ok(Step::Work(WorkKind::Deliver { .. }))) {
+            self.release_reader();
+        }
+    }
+
     /// Sleep (GIL released) until a frame is processed, the reader leaves, or the deadline;
     /// at most `PROGRESS_SLICE`, so that callers get to check for signals.
     fn wait_progress(&self, py: Python<'_>, seen: u64, deadline: Option<Instant>) {
@@ -387,7 +398,7 @@ impl Engine {
             let seen = self.lock().generation;
             if self.try_become_reader() {
                 let res = self.serve_one(slf, deadline);
-                self.release_reader();
+                self.release_reader_unless_delivering(&res);
                 match res {
                     Ok(Step::Work(kind)) => {
                         let work = Work { kind, resume: None }.with_resume(seq);
@@ -856,7 +867,7 @@ impl Engine {
         }
         if this.try_become_reader() {
             let res = this.serve_one(slf, deadline);
-            this.release_reader();
+            this.release_reader_unless_delivering(&res);
             return match res? {
                 Step::Work(kind) => Ok(Py::new(py, Work { kind, resume: None })?.into_any()),
                 Step::Done => as_bool(true),
@@ -887,6 +898,11 @@ impl Engine {
         let pending: Vec<Slot> = self.lock().pending.drain().map(|(_, s)| s).collect();
         drop(pending);
         drop(self.objects.take_all());
+    }
+
+    /// End the reader role handed over with a `Work` that delivers an answer.
+    fn _release_reader(&self) {
+        self.release_reader();
     }
 
     /// Number of local objects the peer holds references to.

@@ -216,7 +216,10 @@ class Connection(_core.Engine):
         """Run what the engine handed back: serve a request, or deliver an async answer.
         (User code never runs inside native frames; see ``rpyc._core.Work``.)"""
         if not work.is_request:
-            work.callback(work.is_exc, work.obj)
+            try:
+                work.callback(work.is_exc, work.obj)
+            finally:
+                self._release_reader()  # the engine handed over its reader role with it
             return
         handler = work.handler
         if handler == consts.HANDLE_CLOSE:
