@@ -72,22 +72,15 @@ def ssl_connect(host: str, port: int, keyfile: Optional[str] = None, certfile: O
                 verify_mode: Any = None) -> Any:
     """A TLS connection (client certificate optional; verification when ``ca_certs`` is
     given)."""
-    ssl_kwargs: Dict[str, Any] = {"server_side": False}
-    if keyfile is not None:
-        ssl_kwargs["keyfile"] = keyfile
-    if certfile is not None:
-        ssl_kwargs["certfile"] = certfile
-    if ca_certs is not None:
-        ssl_kwargs["ca_certs"] = ca_certs
-    if cert_reqs is not None:
-        ssl_kwargs["cert_reqs"] = cert_reqs
-    elif verify_mode is not None:
-        ssl_kwargs["cert_reqs"] = verify_mode
-    if ssl_version is not None:
-        ssl_kwargs["ssl_version"] = ssl_version
-    if ciphers is not None:
-        ssl_kwargs["ciphers"] = ciphers
-    ssl_kwargs.pop("server_side")
+    options = {
+        "keyfile": keyfile,
+        "certfile": certfile,
+        "ca_certs": ca_certs,
+        "cert_reqs": cert_reqs if cert_reqs is not None else verify_mode,
+        "ssl_version": ssl_version,
+        "ciphers": ciphers,
+    }
+    ssl_kwargs = {key: value for key, value in options.items() if value is not None}
     stream = SocketStream.ssl_connect(host, port, ssl_kwargs, ipv6=ipv6, keepalive=keepalive)
     return connect_stream(stream, service, config)
 
