@@ -278,7 +278,7 @@ def test_get_methods_of_class_includes_metaclass_first() -> None:
 
 
 def test_get_methods_is_brine_dumpable() -> None:
-    from rpyc.core.vinegar import _dumpable
+    from rpyc.core.brine import dumpable as _dumpable
 
     assert _dumpable(lib.get_methods(frozenset(), _Derived()))
     assert _dumpable(lib.get_methods(frozenset(), dict))

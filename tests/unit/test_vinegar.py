@@ -29,12 +29,9 @@ def _load(dumped: Any, import_custom: bool = False, instantiate_custom: bool = F
 
 
 def _is_dumpable(value: Any) -> bool:
-    try:
-        from rpyc.core import brine  # written elsewhere; may be unavailable
+    from rpyc.core import brine
 
-        return bool(brine.dumpable(value))
-    except ImportError:
-        return vinegar._dumpable(value)
+    return bool(brine.dumpable(value))
 
 
 class CustomError(Exception):

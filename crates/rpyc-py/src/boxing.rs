@@ -228,7 +228,11 @@ pub fn id_pack_of<'py>(obj: &Bound<'py, PyAny>) -> PyResult<(Bound<'py, PyString
     if obj.is_instance_of::<PyType>() {
         return Ok((PyString::new(py, &dotted(py, obj)?), (addr(obj), 0)));
     }
-    let cls = obj.getattr(intern!(py, "__class__"))?;
+    // `__class__` names the class (proxies and mocks may report another); an object whose
+    // `__class__` raises is still sendable under its real type.
+    let cls = obj
+        .getattr(intern!(py, "__class__"))
+        .unwrap_or_else(|_| otype.clone().into_any());
     Ok((
         PyString::new(py, &dotted(py, &cls)?),
         (addr(otype.as_any()), addr(obj)),

@@ -308,12 +308,16 @@ impl Engine {
                     };
                     let total = FRAME_HEADER_LEN + header.body_len();
                     if buf.len() >= total {
-                        let body = buf[FRAME_HEADER_LEN..total].to_vec();
+                        // The trailer byte is dropped unchecked, as upstream does. Only
+                        // inflating is worth releasing the GIL for.
+                        let body = &buf[FRAME_HEADER_LEN..FRAME_HEADER_LEN + header.len as usize];
+                        let payload = if header.compressed {
+                            crate::gil::detach(py, || frame::inflate(body, &limits))
+                        } else {
+                            Ok(body.to_vec())
+                        };
                         buf.drain(..total);
-                        break py
-                            .detach(|| frame::finish_frame(header, body, &limits))
-                            .map(Some)
-                            .map_err(wire_err);
+                        break payload.map(Some).map_err(wire_err);
                     }
                     total - buf.len()
                 }
@@ -931,11 +935,6 @@ impl Engine {
         self.objects
             .get(py, (class_id, instance_id))
             .ok_or_else(|| pyo3::exceptions::PyKeyError::new_err(((class_id, instance_id),)))
-    }
-
-    /// Number of requests sent and not yet answered.
-    fn _pending_len(&self) -> usize {
-        self.lock().pending.len()
     }
 
     #[getter]

@@ -162,21 +162,6 @@ pub fn encode_frame(
     Ok(())
 }
 
-/// Turn the bytes that followed a header (payload + trailer) into the message payload.
-pub fn finish_frame(
-    header: FrameHeader,
-    mut body: Vec<u8>,
-    limits: &Limits,
-) -> Result<Vec<u8>, WireError> {
-    // The trailer is thrown away unchecked, as upstream does.
-    body.truncate(header.len as usize);
-    if header.compressed {
-        inflate(&body, limits)
-    } else {
-        Ok(body)
-    }
-}
-
 /// Incremental frame decoder: feed it bytes as they arrive, take complete payloads out.
 ///
 /// A header announcing more than `max_frame_size` is refused as soon as its 5 bytes are

@@ -18,6 +18,7 @@ import traceback
 from types import TracebackType
 from typing import Any, Dict, List, Optional, Tuple, Type, Union
 
+from rpyc.core.brine import dumpable
 from rpyc.core import consts
 
 # The module object itself, taken from sys.modules: the package namespace might rebind the name
@@ -57,43 +58,6 @@ _generic_exceptions_cache: Dict[str, Type[BaseException]] = {}
 # local exception class -> derived class whose str() shows the remote traceback
 _exception_classes_cache: Dict[type, Type[BaseException]] = {}
 
-
-# ---------------------------------------------------------------------------------------------
-# "dumpable": WIRE.md §2.3 (kept local so that this module works without the brine module)
-# ---------------------------------------------------------------------------------------------
-
-_SIMPLE_TYPES = frozenset(
-    (
-        type(None),
-        int,
-        bool,
-        float,
-        bytes,
-        str,
-        complex,
-        type(NotImplemented),
-        type(Ellipsis),
-    )
-)
-
-
-def _dumpable(obj: Any) -> bool:
-    """Whether brine can encode ``obj``: exact simple types, and tuples/frozensets/slices made
-    only of dumpable values."""
-    kind = type(obj)
-    if kind in _SIMPLE_TYPES:
-        return True
-    if kind is tuple or kind is frozenset:
-        return all(_dumpable(item) for item in obj)
-    if kind is slice:
-        return _dumpable(obj.start) and _dumpable(obj.stop) and _dumpable(obj.step)
-    return False
-
-
-try:
-    from rpyc.core.brine import dumpable as _is_dumpable
-except ImportError:  # native codec unavailable: the same rules, implemented above
-    _is_dumpable = _dumpable
 
 # CPython refuses str() of integers above 4300 digits (about 14284 bits); brine sends integers
 # as decimal text, so such values cannot be encoded although they are "dumpable"
@@ -137,7 +101,7 @@ def _safe_text(text: str) -> str:
 def _brineable(value: Any) -> Any:
     """``value`` itself if brine can encode it, else a textual stand-in (normally its
     ``repr``), so that the exception description always survives encoding."""
-    if _is_dumpable(value) and _encodable(value):
+    if dumpable(value) and _encodable(value):
         return value
     if type(value) is str:
         return _safe_text(value)

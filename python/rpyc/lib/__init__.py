@@ -258,10 +258,6 @@ def _netref_class() -> Optional[type]:
     return _netref_base
 
 
-def _qualified_name(cls: Any) -> str:
-    return f"{cls.__module__}.{cls.__name__}"
-
-
 def get_id_pack(obj: Any) -> IdPack:
     """Return the id_pack ``(name_pack, class_id, instance_id)`` identifying ``obj`` on the
     wire (WIRE.md §5.1).
@@ -275,20 +271,10 @@ def get_id_pack(obj: Any) -> IdPack:
     base = _netref_class()
     if base is not None and isinstance(obj, base):
         return object.__getattribute__(obj, "____id_pack__")  # type: ignore[no-any-return]
-    if inspect.ismodule(obj):
-        name = getattr(obj, "__name__", None)
-        if isinstance(name, str) and name in sys.modules:
-            name_pack = name
-        else:
-            name_pack = f"{type(obj).__module__}.{name}"
-        return (name_pack, id(type(obj)), id(obj))
-    if inspect.isclass(obj):
-        return (_qualified_name(obj), id(obj), 0)
-    try:
-        cls = obj.__class__
-    except Exception:
-        cls = type(obj)
-    return (_qualified_name(cls), id(type(obj)), id(obj))
+    # The very computation the engine uses when it sends ``obj`` by reference.
+    from rpyc import _core
+
+    return _core.local_id_pack(obj)  # type: ignore[no-any-return]
 
 
 def _safe_getdoc(value: Any) -> Optional[str]:
