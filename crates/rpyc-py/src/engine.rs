@@ -29,7 +29,7 @@ use rpyc_wire::frame::{self, FrameHeader};
 use rpyc_wire::{Limits, WireError};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock};
+use std::sync::{Condvar, Mutex, MutexGuard, OnceLock};
 use std::time::{Duration, Instant};
 
 /// `rpyc.core.netref.BaseNetref`, registered by the netref module at import.
@@ -135,8 +135,7 @@ impl Engine {
     fn transport(&self, py: Python<'_>) -> PyResult<Transport> {
         let guard = self.transport.lock().unwrap_or_else(|p| p.into_inner());
         match guard.as_ref() {
-            Some(Transport::Socket(s)) => Ok(Transport::Socket(Arc::clone(s))),
-            Some(Transport::Python(o)) => Ok(Transport::Python(o.clone_ref(py))),
+            Some(t) => Ok(t.clone_ref(py)),
             None => Err(eof_error("stream has been closed")),
         }
     }
@@ -701,14 +700,15 @@ impl Engine {
         }
     }
 
-    /// Attach the transport and read the fixed settings from `config`. `fd` is a native
-    /// socket to use directly (duplicated); otherwise `stream` is driven through Python.
-    #[pyo3(signature = (stream, config, fd=None, compress=true))]
+    /// Attach the transport and read the fixed settings from `config`. `native` is what the
+    /// stream offers the engine to drive directly (see `Transport::attach`); without it
+    /// `stream` is driven through Python.
+    #[pyo3(signature = (stream, config, native=None, compress=true))]
     fn _engine_start(
         &self,
         stream: &Bound<'_, PyAny>,
         config: &Bound<'_, PyDict>,
-        fd: Option<i64>,
+        native: Option<&Bound<'_, PyAny>>,
         compress: bool,
     ) -> PyResult<()> {
         let defaults = Limits::default();
@@ -740,10 +740,7 @@ impl Engine {
                 )?,
             },
         };
-        let transport = match fd {
-            Some(fd) => Transport::Socket(Arc::new(crate::transport::dup_socket(fd)?)),
-            None => Transport::Python(stream.clone().unbind()),
-        };
+        let transport = Transport::attach(stream, native)?;
         if self.settings.set(settings).is_err() {
             return Err(PyValueError::new_err("connection engine already started"));
         }

@@ -34,6 +34,24 @@ pub fn eof_error(what: impl std::fmt::Display) -> PyErr {
 }
 
 impl Transport {
+    /// The transport for `stream`: `native` is a socket descriptor the engine reads and
+    /// writes itself (duplicated, so the engine owns its handle); `None` drives `stream`
+    /// through its Python methods.
+    pub fn attach(stream: &Bound<'_, PyAny>, native: Option<&Bound<'_, PyAny>>) -> PyResult<Self> {
+        match native {
+            Some(fd) => Ok(Transport::Socket(Arc::new(dup_socket(fd.extract()?)?))),
+            None => Ok(Transport::Python(stream.clone().unbind())),
+        }
+    }
+
+    /// Another handle on the same transport (for use without holding the engine's lock).
+    pub fn clone_ref(&self, py: Python<'_>) -> Self {
+        match self {
+            Transport::Socket(s) => Transport::Socket(Arc::clone(s)),
+            Transport::Python(o) => Transport::Python(o.clone_ref(py)),
+        }
+    }
+
     /// Append at least one byte (at most `want` for Python streams) to `buf`, waiting up to
     /// `timeout` (`None` = forever). Native sockets read with the GIL released.
     pub fn read_into(

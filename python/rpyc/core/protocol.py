@@ -123,9 +123,9 @@ class Connection(_core.Engine):
         self._recvlock = threading.RLock()
         self._closed_lock = threading.Lock()
         stream = channel.stream
-        native = getattr(stream, "native_fd", None)
-        fd = native() if native is not None else None
-        self._engine_start(stream, self._config, fd, bool(channel.compress))
+        offer = getattr(stream, "native_transport", None)
+        native = offer() if offer is not None else None
+        self._engine_start(stream, self._config, native, bool(channel.compress))
         self._closed = False
         self._init_service()
 

@@ -200,8 +200,8 @@ class SocketStream(Stream):
             self.close()
             raise EOFError(exc) from exc
 
-    def native_fd(self) -> Optional[int]:
-        """The descriptor the native engine may drive directly, or None (TLS, closed)."""
+    def native_transport(self) -> Optional[Any]:
+        """What the native engine may drive directly (a socket descriptor), or None."""
         import ssl
 
         sock = self.sock
@@ -306,7 +306,7 @@ class PipeStream(Stream):
     def fileno(self) -> int:
         return self.incoming.fileno()
 
-    def native_fd(self) -> Optional[int]:
+    def native_transport(self) -> Optional[Any]:
         return None
 
     def read(self, count: int) -> bytes:
