@@ -13,6 +13,7 @@ seconds elapse.  Anything else goes to stderr.
 Options:
     --mode default|bind_threads|classic   (classic serves rpyc.SlaveService)
     --max-lifetime SECONDS                (safety net against orphaned servers; default 1800)
+    --config JSON                         (merged into the protocol config, e.g. '{"allow_public_attrs": true}')
 """
 
 import argparse
@@ -333,6 +334,7 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--mode", choices=("default", "bind_threads", "classic"), default="default")
     ap.add_argument("--max-lifetime", type=float, default=1800.0)
+    ap.add_argument("--config", default="{}", help="JSON object merged into protocol_config")
     args = ap.parse_args()
 
     def out(line):
@@ -341,7 +343,7 @@ def main():
 
     out("IMPL " + json.dumps(impl_info(rpyc)))
 
-    config = {}
+    config = json.loads(args.config)
     if args.mode == "bind_threads":
         config["bind_threads"] = True
     service = rpyc.SlaveService if args.mode == "classic" else InteropService

@@ -22,7 +22,7 @@ from rpyc.core.async_ import AsyncResult, AsyncResultTimeout  # noqa: F401 (re-e
 from rpyc.lib import Timeout, get_methods, hasattr_static, spawn
 from rpyc.lib.compat import execute  # noqa: F401
 
-__all__ = ["Connection", "DEFAULT_CONFIG", "PingError", "UNBOUND_THREAD_ID"]
+__all__ = ["Connection", "DEFAULT_CONFIG", "PingError", "TRAVERSAL_ATTRS", "UNBOUND_THREAD_ID"]
 
 UNBOUND_THREAD_ID = 0
 
@@ -30,6 +30,26 @@ UNBOUND_THREAD_ID = 0
 class PingError(Exception):
     """The echo of ``Connection.ping`` did not match what was sent."""
 
+
+#: Attribute names that lead from an object to what the service never meant to expose: the
+#: class and its hierarchy (``__class__``, ``__bases__``, ``__mro__``, ``__subclasses__``...),
+#: a function's globals, code, closure and defaults, a method's instance or function
+#: (``len.__self__`` is the builtins module), an object's ``__dict__``, the attribute hooks
+#: that bypass the policy (``__getattribute__``, ``__setattr__``...), pickling hooks, and the
+#: frames of generators, coroutines and tracebacks (``gen.gi_frame.f_globals``: public names,
+#: reachable with ``allow_public_attrs``). Refused on every connection whose config does not
+#: set ``allow_all_attrs`` (classic connections set it). The config key ``traversal_attrs``
+#: holds the set in force; a service may pass a smaller one (or None) to re-admit names.
+TRAVERSAL_ATTRS = frozenset(
+    """__class__ __bases__ __base__ __mro__ __subclasses__ mro __dict__ __globals__
+    __builtins__ __code__ __closure__ __defaults__ __kwdefaults__ __func__ __self__
+    __wrapped__ __objclass__ __self_class__ __thisclass__ __getattribute__ __getattr__
+    __setattr__ __delattr__ __reduce__ __reduce_ex__ __getstate__ __setstate__
+    __init_subclass__ __subclasshook__ __loader__ __spec__ __import__ __traceback__
+    gi_frame gi_code gi_yieldfrom cr_frame cr_code cr_await cr_origin ag_frame ag_code
+    ag_await f_globals f_locals f_builtins f_back f_code tb_frame tb_next func_globals
+    func_code func_closure im_func im_self im_class""".split()
+)
 
 DEFAULT_CONFIG: Dict[str, Any] = dict(
     # attribute access policy (WIRE.md 6.1)
@@ -50,6 +70,9 @@ DEFAULT_CONFIG: Dict[str, Any] = dict(
         __str__ __sub__ __truediv__ __xor__ next""".split()
     ),
     exposed_prefix="exposed_",
+    # names leading from an object into the interpreter (see TRAVERSAL_ATTRS): refused unless
+    # allow_all_attrs, even when safe_attrs or allow_public_attrs would admit them
+    traversal_attrs=TRAVERSAL_ATTRS,
     allow_getattr=True,
     allow_setattr=False,
     allow_delattr=False,
@@ -79,6 +102,7 @@ DEFAULT_CONFIG: Dict[str, Any] = dict(
     compression_threshold=3000,
     compression_level=1,
 )
+
 
 _connection_ids = itertools.count(1)
 _log = logging.getLogger("rpyc")
@@ -402,7 +426,13 @@ class Connection(_core.Engine):
     def _check_attr(self, obj: Any, name: str, perm: str) -> str:
         config = self._config
         if not config[perm]:
-            raise AttributeError(f"cannot access {name!r}")
+            raise AttributeError(f"cannot access {name!r}: config {perm} is off")
+        if not config["allow_all_attrs"] and name in (config["traversal_attrs"] or ()):
+            raise AttributeError(
+                f"cannot access {name!r}: object traversal attributes are refused on service "
+                f"connections (config allow_all_attrs=True allows them, as classic connections "
+                f"do; or leave {name!r} out of config traversal_attrs)"
+            )
         prefix = config["allow_exposed_attrs"] and config["exposed_prefix"]
         plain = (
             config["allow_all_attrs"]

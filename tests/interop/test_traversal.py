@@ -1,0 +1,97 @@
+"""Traversal refusal against real peers: an upstream rpyc 6.0.2 client (and ours) tries to
+walk from the objects our server returns into the server's interpreter (``fn.__globals__``,
+``obj.__class__``, ``gen.gi_frame``, ``method.__self__``...). Our server refuses each with an
+AttributeError naming ``allow_all_attrs``, also when ``allow_public_attrs`` is on, while the
+same objects keep working the ordinary way (calls, iteration, operators, context managers,
+repr/str, hash, isinstance). See SECURITY.md, "Traversal refusal"."""
+
+import json
+import os
+import signal
+import subprocess
+import time
+
+import pytest
+
+pytestmark = [pytest.mark.interop, pytest.mark.timeout(120)]
+
+
+def _start_server(interop, role, config):
+    proc = subprocess.Popen(
+        [interop.python(role), "-u", str(interop.peers / "server.py"), "--mode", "default",
+         "--max-lifetime", "300", "--config", json.dumps(config)],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+        cwd=str(interop.peers), env=interop.peer_env(role), start_new_session=True)
+    deadline = time.monotonic() + 30
+    port = None
+    while port is None and time.monotonic() < deadline:
+        line = proc.stdout.readline().decode()
+        if not line:
+            break
+        if line.startswith("PORT "):
+            port = int(line.split()[1])
+    if port is None:
+        _stop(proc)
+        pytest.fail("the %s server printed no port" % role)
+    return proc, port
+
+
+def _stop(proc):
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        try:
+            os.killpg(proc.pid, sig)
+        except (ProcessLookupError, PermissionError):
+            break
+        try:
+            proc.wait(3)
+            break
+        except subprocess.TimeoutExpired:
+            continue
+    for f in (proc.stdin, proc.stdout):
+        if f is not None:
+            f.close()
+
+
+def _run_client(interop, role, port):
+    proc = subprocess.run(
+        [interop.python(role), "-u", str(interop.peers / "traversal_client.py"), "--port", str(port)],
+        capture_output=True, text=True, timeout=60, cwd=str(interop.peers),
+        env=interop.peer_env(role), start_new_session=True)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    result = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert interop.impl_problem(role, result["impl"], "the %s client" % role) is None
+    return result
+
+
+@pytest.fixture
+def server_with(interop):
+    started = []
+
+    def start(role, config):
+        proc, port = _start_server(interop, role, config)
+        started.append(proc)
+        return port
+    yield start
+    for proc in started:
+        _stop(proc)
+
+
+@pytest.mark.parametrize("config", [{}, {"allow_public_attrs": True}], ids=["default", "public_attrs"])
+@pytest.mark.parametrize("client", ["upstream", "ours"])
+def test_traversal_refused_by_our_server(interop, server_with, client, config):
+    port = server_with("ours", config)
+    result = _run_client(interop, client, port)
+    bad = {label: a for label, a in result["attempts"].items()
+           if not a["refused"] or "allow_all_attrs" not in a["error"]}
+    assert not bad, "traversal not refused with a clear error: %s" % json.dumps(bad, indent=1)
+    broken = {label: r for label, r in result["ordinary"].items() if r != "ok"}
+    assert not broken, "ordinary use broken: %s" % broken
+
+
+def test_upstream_server_allows_frame_traversal_with_public_attrs(interop, server_with):
+    """Control: why the refusal exists. Upstream's policy admits any public name under
+    ``allow_public_attrs``, so ``gen.gi_frame`` (and from there ``f_globals``) is reachable."""
+    port = server_with("upstream", {"allow_public_attrs": True})
+    result = _run_client(interop, "ours", port)
+    assert result["attempts"]["gen.gi_frame"]["refused"] is False
+    assert result["attempts"]["fn.__globals__"]["refused"] is True  # dunders stay refused
