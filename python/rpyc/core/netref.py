@@ -46,6 +46,18 @@ def syncreq(proxy: Any, handler: int, *args: Any) -> Any:
     return res
 
 
+def _require_local_pickle(proxy: Any, what: str) -> None:
+    """Refuse to unpickle what the owner of ``proxy`` sends unless the local config of its
+    connection has ``allow_pickle`` (the peer's own setting does not count: it chooses the
+    bytes). Raised before any request is sent."""
+    conn = _getattribute(proxy, "____conn__")
+    if not conn._config["allow_pickle"]:
+        raise ValueError(
+            f"{what}: pickling is disabled: it would unpickle data chosen by the peer here; "
+            f"set allow_pickle=True in this side's config only if the peer is trusted"
+        )
+
+
 def asyncreq(proxy: Any, handler: int, *args: Any) -> Any:
     """Like :func:`syncreq` but return an ``AsyncResult`` at once."""
     conn = _getattribute(proxy, "____conn__")
@@ -148,7 +160,10 @@ class BaseNetref(metaclass=NetrefMetaclass):
         return syncreq(self, consts.HANDLE_CTXEXIT, exc)
 
     def __reduce_ex__(self, proto: int) -> Any:
-        # Pickling a proxy pickles the remote object by value (the owner must allow it).
+        # Pickling a proxy pickles the remote object by value (the owner must allow it); the
+        # result unpickles the peer's bytes here (copy.copy/deepcopy do so at once), so this
+        # side's allow_pickle must allow it too (CVE-2024-27758).
+        _require_local_pickle(self, "pickling or copying a proxy")
         return pickle.loads, (syncreq(self, consts.HANDLE_PICKLE, proto),)
 
     def __instancecheck__(self, other: Any) -> bool:
@@ -204,9 +219,7 @@ def _make_method(name: str, doc: Optional[str]) -> Any:
 
         def method(_self: Any, *args: Any, **kwargs: Any) -> Any:
             # The local side decides whether it unpickles peer data (CVE-2024-27758).
-            conn = _getattribute(_self, "____conn__")
-            if not conn._config["allow_pickle"]:
-                raise ValueError("pickling is disabled")
+            _require_local_pickle(_self, "__array__ (e.g. numpy.array(proxy))")
             array = pickle.loads(syncreq(_self, consts.HANDLE_PICKLE, -1))
             return array.__array__(*args, **kwargs)
 
