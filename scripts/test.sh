@@ -4,7 +4,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 py=${PYTHON:-python3}
-"$py" -m pip install -q --disable-pip-version-check maturin pytest pytest-timeout
+"$py" -m pip install -q --disable-pip-version-check maturin pytest pytest-timeout cryptography
 "$py" -m pip install -q --disable-pip-version-check .
 scripts/upstream-venv.sh >/dev/null
 cargo fmt --all -- --check

@@ -34,6 +34,7 @@ from rpyc.utils.factory import (  # noqa: F401
     ssl_connect,
     unix_connect,
 )
+from rpyc.core.tls import SecurityWarning  # noqa: F401
 from rpyc.utils.helpers import BgServingThread, async_, buffiter, classpartial, restricted, timed  # noqa: F401
 from rpyc.utils.server import (  # noqa: F401
     ForkingServer,

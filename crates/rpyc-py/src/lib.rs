@@ -10,6 +10,7 @@ mod gate;
 mod gil;
 mod objects;
 mod threads;
+mod tls;
 mod transport;
 mod work;
 
@@ -63,6 +64,8 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<engine::Engine>()?;
     m.add_class::<acceptor::Acceptor>()?;
     m.add_class::<work::Work>()?;
+    m.add_class::<tls::context::TlsContext>()?;
+    m.add_class::<tls::socket::TlsSocket>()?;
     m.add("ProtocolError", m.py().get_type::<errors::ProtocolError>())?;
     m.add(
         "TruncatedFrame",

@@ -11,11 +11,15 @@ use std::io::{self, Write};
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::tls::session::{TlsSession, READ_LIMIT as TLS_READ_LIMIT};
+use crate::tls::socket::TlsSocket;
+
 /// Largest single read from a native socket into the receive buffer.
 const READ_CHUNK: usize = 64 * 1024;
 
 pub enum Transport {
     Socket(Arc<Socket>),
+    Tls(Arc<TlsSession>),
     Python(Py<PyAny>),
 }
 
@@ -34,11 +38,14 @@ pub fn eof_error(what: impl std::fmt::Display) -> PyErr {
 }
 
 impl Transport {
-    /// The transport for `stream`: `native` is a socket descriptor the engine reads and
-    /// writes itself (duplicated, so the engine owns its handle); `None` drives `stream`
-    /// through its Python methods.
+    /// The transport for `stream`: `native` is a TLS socket or a socket descriptor the
+    /// engine reads and writes itself (a descriptor is duplicated, so the engine owns its
+    /// handle); `None` drives `stream` through its Python methods.
     pub fn attach(stream: &Bound<'_, PyAny>, native: Option<&Bound<'_, PyAny>>) -> PyResult<Self> {
         match native {
+            Some(tls) if tls.is_instance_of::<TlsSocket>() => {
+                Ok(Transport::Tls(tls.cast::<TlsSocket>()?.get().session()))
+            }
             Some(fd) => Ok(Transport::Socket(Arc::new(dup_socket(fd.extract()?)?))),
             None => Ok(Transport::Python(stream.clone().unbind())),
         }
@@ -48,6 +55,7 @@ impl Transport {
     pub fn clone_ref(&self, py: Python<'_>) -> Self {
         match self {
             Transport::Socket(s) => Transport::Socket(Arc::clone(s)),
+            Transport::Tls(s) => Transport::Tls(Arc::clone(s)),
             Transport::Python(o) => Transport::Python(o.clone_ref(py)),
         }
     }
@@ -66,6 +74,12 @@ impl Transport {
                 let sock: &Socket = sock;
                 crate::gil::detach(py, || socket_read(sock, buf, want, timeout))
                     .map_err(|e| eof_error(format!("connection lost: {e}")))
+            }
+            Transport::Tls(session) => {
+                let max = want.clamp(1, TLS_READ_LIMIT);
+                crate::gil::detach(py, || session.read_into(buf, max, timeout)).map_err(|e| {
+                    eof_error(format!("connection lost: {}", crate::tls::describe(&e)))
+                })
             }
             Transport::Python(stream) => {
                 let stream = stream.bind(py);
@@ -95,6 +109,8 @@ impl Transport {
                 crate::gil::detach(py, || socket_write_all(sock, data))
                     .map_err(|e| eof_error(format!("connection lost: {e}")))
             }
+            Transport::Tls(session) => crate::gil::detach(py, || session.write_all(data))
+                .map_err(|e| eof_error(format!("connection lost: {}", crate::tls::describe(&e)))),
             Transport::Python(stream) => {
                 let bytes = PyBytes::new(py, data);
                 stream
@@ -111,6 +127,7 @@ impl Transport {
             Transport::Socket(sock) => {
                 let _ = sock.shutdown(std::net::Shutdown::Both);
             }
+            Transport::Tls(session) => session.shutdown(),
             Transport::Python(stream) => {
                 let _ = stream.bind(py).call_method0(intern!(py, "close"));
             }

@@ -12,6 +12,7 @@ import socket
 import sys
 from typing import Any, Optional, Tuple
 
+from rpyc import _core
 from rpyc.core.consts import STREAM_CHUNK
 from rpyc.lib import Timeout, socket_backoff_connect
 
@@ -141,37 +142,20 @@ class SocketStream(Stream):
 
     @classmethod
     def ssl_connect(cls, host: str, port: int, ssl_kwargs: dict, **kwargs: Any) -> "SocketStream":
-        """TLS client over Python's ``ssl`` module (upstream-compatible keyword set)."""
-        import ssl
+        """TLS client (rustls) with upstream's ``ssl_kwargs`` keys: ``keyfile``,
+        ``certfile``, ``ca_certs``, ``cert_reqs``, ``ssl_version``, ``ciphers``,
+        ``check_hostname`` (see :func:`rpyc.core.tls.client_context`)."""
+        from rpyc.core import tls
 
         if kwargs.pop("ipv6", False):
             kwargs["family"] = socket.AF_INET6
-        ssl_kwargs = dict(ssl_kwargs)
-        protocol = ssl_kwargs.pop("ssl_version", None) or ssl.PROTOCOL_TLS_CLIENT
-        ctx = ssl.SSLContext(protocol)
-        certfile = ssl_kwargs.pop("certfile", None)
-        keyfile = ssl_kwargs.pop("keyfile", None)
-        if certfile is not None:
-            ctx.load_cert_chain(certfile, keyfile=keyfile)
-        ca_certs = ssl_kwargs.pop("ca_certs", None)
-        cert_reqs = ssl_kwargs.pop("cert_reqs", None)
-        check_hostname = ssl_kwargs.pop("check_hostname", None)
-        if ca_certs is not None:
-            ctx.load_verify_locations(ca_certs)
-            ctx.check_hostname = bool(check_hostname) if check_hostname is not None else cert_reqs != ssl.CERT_NONE
-            ctx.verify_mode = ssl.CERT_REQUIRED if cert_reqs is None else cert_reqs
-        else:
-            ctx.check_hostname = bool(check_hostname)
-            ctx.verify_mode = ssl.CERT_NONE if cert_reqs is None else cert_reqs
-        ciphers = ssl_kwargs.pop("ciphers", None)
-        if ciphers is not None:
-            ctx.set_ciphers(ciphers)
-        s = cls._connect(host, port, **kwargs)
-        try:
-            return cls(ctx.wrap_socket(s, server_hostname=host, **ssl_kwargs))
-        except BaseException:
-            s.close()
-            raise
+        options = dict(ssl_kwargs)
+        options.pop("server_side", None)
+        handshake_timeout = options.pop("handshake_timeout", tls.HANDSHAKE_TIMEOUT)
+        context = tls.client_context(**options)
+        if not context.verifies:
+            tls.warn_unverified(host, port)
+        return cls(tls.wrap_client(context, cls._connect(host, port, **kwargs), host, handshake_timeout))
 
     @property
     def closed(self) -> bool:
@@ -201,10 +185,13 @@ class SocketStream(Stream):
             raise EOFError(exc) from exc
 
     def native_transport(self) -> Optional[Any]:
-        """What the native engine may drive directly (a socket descriptor), or None."""
+        """What the native engine may drive directly (a rustls TLS socket or a socket
+        descriptor), or None (Python ``ssl`` sockets, closed streams)."""
         import ssl
 
         sock = self.sock
+        if isinstance(sock, _core.TlsSocket):
+            return sock
         if sock is ClosedFile or isinstance(sock, ssl.SSLSocket):
             return None
         if not isinstance(sock, socket.socket) or os.name != "posix":

@@ -13,19 +13,11 @@ by raising :class:`AuthenticationError`. Any callable with that contract works, 
 
     server = ThreadedServer(MyService, port=18861, authenticator=password_authenticator)
 
-:class:`SSLAuthenticator` wraps the socket in TLS and, when a CA is given, requires and
-verifies a client certificate.
+:class:`SSLAuthenticator` wraps the socket in TLS (rustls) and, when a CA is given, requires
+and verifies a client certificate.
 """
 
-from typing import TYPE_CHECKING, Any, Dict, Optional, Tuple
-
-from rpyc.lib import safe_import
-
-if TYPE_CHECKING:
-    import ssl
-else:
-    # a Python built without OpenSSL can still import this module (and thus the servers)
-    ssl = safe_import("ssl")
+from typing import Any, Dict, Optional, Tuple
 
 __all__ = ["AuthenticationError", "SSLAuthenticator"]
 
@@ -35,22 +27,24 @@ class AuthenticationError(Exception):
 
 
 class SSLAuthenticator:
-    """Server-side TLS authenticator.
+    """Server-side TLS authenticator (rustls; TLS 1.2 or 1.3).
 
     :param keyfile: the server's private key (PEM)
-    :param certfile: the server's certificate (PEM)
+    :param certfile: the server's certificate chain (PEM)
     :param ca_certs: certificate authorities trusted to sign client certificates; when given,
-                     clients must present a certificate (``cert_reqs`` defaults to
-                     ``ssl.CERT_REQUIRED``, otherwise to ``ssl.CERT_NONE``)
-    :param cert_reqs: explicit ``ssl.CERT_*`` verification mode
-    :param ssl_version: an ``ssl.PROTOCOL_*`` constant; by default a context from
-                        ``ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)`` is used
-    :param ciphers: an OpenSSL cipher list string, or ``None`` for the default
+                     clients must present a certificate they signed (``cert_reqs`` defaults
+                     to ``ssl.CERT_REQUIRED``, otherwise to ``ssl.CERT_NONE``)
+    :param cert_reqs: explicit ``ssl.CERT_*`` mode for client certificates
+    :param ssl_version: ``None`` (TLS 1.2 and 1.3) or an ``ssl.PROTOCOL_*`` constant; versions
+                        before TLS 1.2 are refused
+    :param ciphers: an OpenSSL cipher string selecting TLS 1.2 suites, or ``None``
+    :param handshake_timeout: seconds a client may take to complete the handshake
 
-    Calling the authenticator with an accepted socket performs the handshake and returns
-    ``(tls_socket, peer_certificate)``, the certificate being what
-    ``SSLSocket.getpeercert()`` returns (a dict, or ``None``/empty when the client sent no
-    certificate). Handshake failures raise :class:`AuthenticationError`.
+    The configuration is loaded (and checked) once, here. Calling the authenticator with an
+    accepted socket performs the handshake and returns ``(tls_socket, peer_certificate)``,
+    the certificate being what ``ssl.SSLSocket.getpeercert()`` would return (a dict, or
+    ``None`` when the client sent none). A failed handshake raises
+    :class:`AuthenticationError` and the server drops the connection before any RPyC data.
     """
 
     def __init__(
@@ -61,33 +55,22 @@ class SSLAuthenticator:
         cert_reqs: Optional[int] = None,
         ssl_version: Optional[int] = None,
         ciphers: Optional[str] = None,
+        handshake_timeout: float = 10.0,
     ) -> None:
-        self.keyfile = str(keyfile)
-        self.certfile = str(certfile)
-        self.ca_certs = str(ca_certs) if ca_certs else None
-        self.ciphers = ciphers
-        if cert_reqs is None:
-            cert_reqs = ssl.CERT_REQUIRED if ca_certs else ssl.CERT_NONE
+        from rpyc.core import tls
+
+        self.keyfile = keyfile
+        self.certfile = certfile
+        self.ca_certs = ca_certs
         self.cert_reqs = cert_reqs
         self.ssl_version = ssl_version
+        self.ciphers = ciphers
+        self.handshake_timeout = handshake_timeout
+        self._context = tls.server_context(keyfile, certfile, ca_certs, cert_reqs, ssl_version, ciphers)
 
-    def _make_context(self) -> "ssl.SSLContext":
-        if self.ssl_version is None:
-            context = ssl.create_default_context(purpose=ssl.Purpose.CLIENT_AUTH)
-        else:
-            context = ssl.SSLContext(self.ssl_version)
-        context.load_cert_chain(self.certfile, keyfile=self.keyfile)
-        if self.ca_certs is not None:
-            context.load_verify_locations(self.ca_certs)
-        if self.ciphers is not None:
-            context.set_ciphers(self.ciphers)
-        if self.cert_reqs is not None:
-            context.verify_mode = ssl.VerifyMode(self.cert_reqs)
-        return context
-
-    def __call__(self, sock: Any) -> Tuple["ssl.SSLSocket", Optional[Dict[str, Any]]]:
+    def __call__(self, sock: Any) -> Tuple[Any, Optional[Dict[str, Any]]]:
         try:
-            tls_sock = self._make_context().wrap_socket(sock, server_side=True)
-        except ssl.SSLError as exc:
+            tls_sock = self._context.wrap(sock.fileno(), None, self.handshake_timeout)
+        except OSError as exc:  # ssl.SSLError, timeouts, resets
             raise AuthenticationError(str(exc)) from exc
         return tls_sock, tls_sock.getpeercert()

@@ -86,14 +86,14 @@ def unix_connect(path: str) -> Any:
 
 def ssl_connect(host: str, port: int = DEFAULT_SERVER_SSL_PORT, keyfile: Optional[str] = None,
                 certfile: Optional[str] = None, ca_certs: Optional[str] = None, cert_reqs: Any = None,
-                ssl_version: Any = None, ciphers: Optional[str] = None, ipv6: bool = False) -> Any:
-    """A classic connection over TLS. ``keyfile``/``certfile`` are the client certificate
-    (optional), ``ca_certs`` the authorities the server certificate is checked against
-    (verification is required when given, off otherwise, unless ``cert_reqs`` says
-    differently); ``ssl_version`` and ``ciphers`` tune the ``ssl.SSLContext``."""
+                ssl_version: Any = None, ciphers: Optional[str] = None, ipv6: bool = False,
+                check_hostname: Optional[bool] = None) -> Any:
+    """A classic connection over TLS; the arguments are those of
+    :func:`rpyc.utils.factory.ssl_connect` (verification of the server when ``ca_certs`` is
+    given, a :class:`rpyc.SecurityWarning` when nothing is verified)."""
     return factory.ssl_connect(host, port, keyfile=keyfile, certfile=certfile, ca_certs=ca_certs,
                                cert_reqs=cert_reqs, ssl_version=ssl_version, ciphers=ciphers,
-                               service=SlaveService, ipv6=ipv6)
+                               service=SlaveService, ipv6=ipv6, check_hostname=check_hostname)
 
 
 def ssh_connect(remote_machine: Any, remote_port: int) -> Any:

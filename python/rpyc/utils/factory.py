@@ -69,9 +69,17 @@ def ssl_connect(host: str, port: int, keyfile: Optional[str] = None, certfile: O
                 ca_certs: Optional[str] = None, cert_reqs: Any = None, ssl_version: Any = None,
                 ciphers: Optional[str] = None, service: Any = VoidService,
                 config: Dict[str, Any] = {}, ipv6: bool = False, keepalive: bool = False,
-                verify_mode: Any = None) -> Any:
-    """A TLS connection (client certificate optional; verification when ``ca_certs`` is
-    given)."""
+                verify_mode: Any = None, check_hostname: Optional[bool] = None) -> Any:
+    """A TLS connection (rustls; TLS 1.2 or 1.3).
+
+    ``keyfile``/``certfile`` are the client certificate (optional). With ``ca_certs`` the
+    server's certificate chain and host name are verified (``check_hostname=False`` keeps
+    only the chain check, as upstream does); without it nothing is verified and a
+    :class:`rpyc.SecurityWarning` says so. ``cert_reqs`` (or ``verify_mode``) overrides the
+    verification mode; ``ssl_version`` may narrow the versions to TLS 1.2; ``ciphers`` is an
+    OpenSSL cipher string selecting TLS 1.2 suites. TLS failures raise ``ssl.SSLError``
+    (``ssl.SSLCertVerificationError`` for certificate problems) naming the cause.
+    """
     options = {
         "keyfile": keyfile,
         "certfile": certfile,
@@ -79,6 +87,7 @@ def ssl_connect(host: str, port: int, keyfile: Optional[str] = None, certfile: O
         "cert_reqs": cert_reqs if cert_reqs is not None else verify_mode,
         "ssl_version": ssl_version,
         "ciphers": ciphers,
+        "check_hostname": check_hostname,
     }
     ssl_kwargs = {key: value for key, value in options.items() if value is not None}
     stream = SocketStream.ssl_connect(host, port, ssl_kwargs, ipv6=ipv6, keepalive=keepalive)

@@ -1,0 +1,376 @@
+//! `rpyc._core.TlsContext`: a rustls client or server configuration built once from the
+//! options `rpyc.core.tls` normalizes (file paths, verification mode, versions, suites), and
+//! the handshake that turns a connected socket into a `TlsSocket`.
+
+use super::errors::handshake_error;
+use super::session::TlsSession;
+use super::socket::TlsSocket;
+use super::verify::{AcceptAnyServerCert, IgnoreHostName};
+use pyo3::exceptions::{PyFileNotFoundError, PyValueError};
+use pyo3::prelude::*;
+use pyo3::types::PyDict;
+use rustls::client::WebPkiServerVerifier;
+use rustls::crypto::CryptoProvider;
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
+use rustls::server::WebPkiClientVerifier;
+use rustls::{ClientConfig, RootCertStore, ServerConfig, SupportedProtocolVersion};
+use std::net::{IpAddr, Ipv4Addr};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// How much of the peer's certificate is checked (`ssl.CERT_*`).
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Verify {
+    None,
+    Optional,
+    Required,
+}
+
+/// The options, read from the dict `rpyc.core.tls` builds.
+struct Options {
+    certfile: Option<String>,
+    keyfile: Option<String>,
+    ca_certs: Option<String>,
+    verify: Verify,
+    check_hostname: bool,
+    versions: Vec<&'static SupportedProtocolVersion>,
+    tls12_suites: Option<Vec<String>>,
+}
+
+fn get<'py, T: FromPyObjectOwned<'py>>(
+    opts: &Bound<'py, PyDict>,
+    key: &str,
+) -> PyResult<Option<T>> {
+    match opts.get_item(key)? {
+        Some(v) if !v.is_none() => Ok(Some(v.extract().map_err(Into::into)?)),
+        _ => Ok(None),
+    }
+}
+
+impl Options {
+    fn read(opts: &Bound<'_, PyDict>) -> PyResult<Options> {
+        let verify = match get::<String>(opts, "verify")?.as_deref() {
+            None | Some("none") => Verify::None,
+            Some("optional") => Verify::Optional,
+            Some("required") => Verify::Required,
+            Some(other) => {
+                return Err(PyValueError::new_err(format!(
+                    "unknown verification mode {other:?} (none, optional, required)"
+                )))
+            }
+        };
+        let mut versions = Vec::new();
+        for v in get::<Vec<String>>(opts, "versions")?
+            .unwrap_or_else(|| vec!["1.2".into(), "1.3".into()])
+        {
+            versions.push(match v.as_str() {
+                "1.2" => &rustls::version::TLS12,
+                "1.3" => &rustls::version::TLS13,
+                other => {
+                    return Err(PyValueError::new_err(format!(
+                        "TLS version {other} is not supported: rpyc speaks TLS 1.2 and 1.3"
+                    )))
+                }
+            });
+        }
+        Ok(Options {
+            certfile: get(opts, "certfile")?,
+            keyfile: get(opts, "keyfile")?,
+            ca_certs: get(opts, "ca_certs")?,
+            verify,
+            check_hostname: get(opts, "check_hostname")?.unwrap_or(false),
+            versions,
+            tls12_suites: get(opts, "tls12_cipher_suites")?,
+        })
+    }
+
+    /// ring's provider, restricted to the TLS 1.2 suites asked for (TLS 1.3 suites are kept,
+    /// as Python's `set_ciphers` leaves them alone too).
+    fn provider(&self) -> PyResult<Arc<CryptoProvider>> {
+        let mut provider = rustls::crypto::ring::default_provider();
+        if let Some(wanted) = &self.tls12_suites {
+            provider.cipher_suites.retain(|s| {
+                s.version() == &rustls::version::TLS13
+                    || s.suite()
+                        .as_str()
+                        .is_some_and(|name| wanted.iter().any(|w| w == name))
+            });
+            let only_tls12 = self.versions.iter().all(|v| *v == &rustls::version::TLS12);
+            if only_tls12 && provider.cipher_suites.is_empty() {
+                return Err(PyValueError::new_err(format!(
+                    "none of the requested ciphers {wanted:?} is available for TLS 1.2"
+                )));
+            }
+        }
+        Ok(Arc::new(provider))
+    }
+
+    fn roots(&self) -> PyResult<RootCertStore> {
+        let mut roots = RootCertStore::empty();
+        match &self.ca_certs {
+            Some(path) => {
+                let certs = read_certs(path, "ca_certs")?;
+                let (_, rejected) = roots.add_parsable_certificates(certs);
+                if roots.is_empty() {
+                    return Err(PyValueError::new_err(format!(
+                        "ca_certs {path:?}: none of its {rejected} certificate(s) can be used as a trust anchor"
+                    )));
+                }
+            }
+            None => {
+                // Verification without a CA file: the operating system's trust store, as
+                // Python's default context does.
+                let found = rustls_native_certs::load_native_certs();
+                roots.add_parsable_certificates(found.certs);
+                if roots.is_empty() {
+                    return Err(PyValueError::new_err(
+                        "certificate verification requested but no ca_certs given and the \
+                         system trust store is empty: pass ca_certs=<CA bundle>",
+                    ));
+                }
+            }
+        }
+        Ok(roots)
+    }
+
+    /// The local certificate chain and key, when `certfile` is given (the key may be in
+    /// the certificate file, as with `ssl.SSLContext.load_cert_chain`).
+    fn identity(&self) -> PyResult<Option<(Vec<CertificateDer<'static>>, PrivateKeyDer<'static>)>> {
+        let Some(certfile) = &self.certfile else {
+            if let Some(keyfile) = &self.keyfile {
+                return Err(PyValueError::new_err(format!(
+                    "keyfile {keyfile:?} given without certfile: pass both"
+                )));
+            }
+            return Ok(None);
+        };
+        let chain = read_certs(certfile, "certfile")?;
+        let key_path = self.keyfile.as_deref().unwrap_or(certfile);
+        let key = PrivateKeyDer::from_pem_file(key_path)
+            .map_err(|e| pem_error(key_path, "keyfile", "private key", e))?;
+        Ok(Some((chain, key)))
+    }
+}
+
+fn pem_error(path: &str, key: &str, what: &str, e: rustls::pki_types::pem::Error) -> PyErr {
+    match e {
+        rustls::pki_types::pem::Error::Io(io) if io.kind() == std::io::ErrorKind::NotFound => {
+            PyFileNotFoundError::new_err(format!("{key}: no such file {path:?}"))
+        }
+        rustls::pki_types::pem::Error::NoItemsFound => {
+            PyValueError::new_err(format!("{key} {path:?} holds no PEM {what}"))
+        }
+        other => PyValueError::new_err(format!("{key} {path:?}: {other}")),
+    }
+}
+
+fn read_certs(path: &str, key: &str) -> PyResult<Vec<CertificateDer<'static>>> {
+    let certs = CertificateDer::pem_file_iter(path)
+        .map_err(|e| pem_error(path, key, "certificate", e))?
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| pem_error(path, key, "certificate", e))?;
+    if certs.is_empty() {
+        return Err(pem_error(
+            path,
+            key,
+            "certificate",
+            rustls::pki_types::pem::Error::NoItemsFound,
+        ));
+    }
+    Ok(certs)
+}
+
+fn config_error(e: rustls::Error) -> PyErr {
+    PyValueError::new_err(format!("TLS configuration rejected: {e}"))
+}
+
+enum Side {
+    Client {
+        config: Arc<ClientConfig>,
+        verifies: bool,
+        check_hostname: bool,
+    },
+    Server {
+        config: Arc<ServerConfig>,
+        verifies: bool,
+    },
+}
+
+/// A TLS configuration for one side, reusable for many connections.
+#[pyclass(module = "rpyc._core", frozen)]
+pub struct TlsContext {
+    side: Side,
+}
+
+fn client_config(opts: &Options) -> PyResult<Side> {
+    let provider = opts.provider()?;
+    let builder = ClientConfig::builder_with_provider(Arc::clone(&provider))
+        .with_protocol_versions(&opts.versions)
+        .map_err(config_error)?;
+    let verifies = opts.verify != Verify::None;
+    let builder = if !verifies {
+        builder
+            .dangerous()
+            .with_custom_certificate_verifier(Arc::new(AcceptAnyServerCert::new(provider)))
+    } else {
+        let roots = Arc::new(opts.roots()?);
+        let webpki = WebPkiServerVerifier::builder_with_provider(roots, Arc::clone(&provider))
+            .build()
+            .map_err(|e| PyValueError::new_err(format!("ca_certs: {e}")))?;
+        if opts.check_hostname {
+            builder.with_webpki_verifier(webpki)
+        } else {
+            builder
+                .dangerous()
+                .with_custom_certificate_verifier(Arc::new(IgnoreHostName::new(webpki)))
+        }
+    };
+    let config = match opts.identity()? {
+        Some((chain, key)) => builder
+            .with_client_auth_cert(chain, key)
+            .map_err(config_error)?,
+        None => builder.with_no_client_auth(),
+    };
+    Ok(Side::Client {
+        config: Arc::new(config),
+        verifies,
+        check_hostname: verifies && opts.check_hostname,
+    })
+}
+
+fn server_config(opts: &Options) -> PyResult<Side> {
+    let provider = opts.provider()?;
+    let builder = ServerConfig::builder_with_provider(Arc::clone(&provider))
+        .with_protocol_versions(&opts.versions)
+        .map_err(config_error)?;
+    let verifies = opts.verify != Verify::None;
+    let builder = if !verifies {
+        builder.with_no_client_auth()
+    } else {
+        if opts.ca_certs.is_none() {
+            return Err(PyValueError::new_err(
+                "verifying client certificates needs ca_certs=<CA that signs them>",
+            ));
+        }
+        let roots = Arc::new(opts.roots()?);
+        let mut verifier = WebPkiClientVerifier::builder_with_provider(roots, provider);
+        if opts.verify == Verify::Optional {
+            verifier = verifier.allow_unauthenticated();
+        }
+        let verifier = verifier
+            .build()
+            .map_err(|e| PyValueError::new_err(format!("ca_certs: {e}")))?;
+        builder.with_client_cert_verifier(verifier)
+    };
+    let Some((chain, key)) = opts.identity()? else {
+        return Err(PyValueError::new_err(
+            "a TLS server needs certfile= (and keyfile= unless the key is in certfile)",
+        ));
+    };
+    let config = builder.with_single_cert(chain, key).map_err(config_error)?;
+    Ok(Side::Server {
+        config: Arc::new(config),
+        verifies,
+    })
+}
+
+/// The name the client checks the certificate against (and sends as SNI). Without a name
+/// check any parsable placeholder will do.
+fn server_name(host: Option<&str>, check_hostname: bool) -> PyResult<ServerName<'static>> {
+    match host.map(|h| ServerName::try_from(h.to_owned())) {
+        Some(Ok(name)) => Ok(name),
+        _ if !check_hostname => Ok(ServerName::IpAddress(
+            IpAddr::V4(Ipv4Addr::UNSPECIFIED).into(),
+        )),
+        Some(Err(_)) => Err(PyValueError::new_err(format!(
+            "{:?} is not a valid host name to verify a certificate against",
+            host.unwrap_or_default()
+        ))),
+        None => Err(PyValueError::new_err(
+            "server_hostname is required to verify the server's host name",
+        )),
+    }
+}
+
+#[pymethods]
+impl TlsContext {
+    /// A client configuration from `rpyc.core.tls` options.
+    #[staticmethod]
+    fn client(options: &Bound<'_, PyDict>) -> PyResult<TlsContext> {
+        Ok(TlsContext {
+            side: client_config(&Options::read(options)?)?,
+        })
+    }
+
+    /// A server configuration from `rpyc.core.tls` options.
+    #[staticmethod]
+    fn server(options: &Bound<'_, PyDict>) -> PyResult<TlsContext> {
+        Ok(TlsContext {
+            side: server_config(&Options::read(options)?)?,
+        })
+    }
+
+    /// Handshake over the connected socket `fd` (duplicated: the caller keeps its own) and
+    /// return the TLS socket. `server_hostname` is what a client verifies.
+    #[pyo3(signature = (fd, server_hostname=None, timeout=10.0))]
+    fn wrap(
+        &self,
+        py: Python<'_>,
+        fd: i64,
+        server_hostname: Option<&str>,
+        timeout: f64,
+    ) -> PyResult<TlsSocket> {
+        let sock = crate::transport::dup_socket(fd)?;
+        let peer = sock
+            .peer_addr()
+            .ok()
+            .and_then(|a| a.as_socket())
+            .map(|a| a.to_string())
+            .unwrap_or_else(|| "peer".into());
+        let (conn, verifies): (rustls::Connection, bool) = match &self.side {
+            Side::Client {
+                config,
+                verifies,
+                check_hostname,
+            } => {
+                let name = server_name(server_hostname, *check_hostname)?;
+                let conn = rustls::ClientConnection::new(Arc::clone(config), name)
+                    .map_err(config_error)?;
+                (conn.into(), *verifies)
+            }
+            Side::Server { config, verifies } => {
+                let conn =
+                    rustls::ServerConnection::new(Arc::clone(config)).map_err(config_error)?;
+                (conn.into(), *verifies)
+            }
+        };
+        let timeout = Duration::try_from_secs_f64(timeout).map_err(|_| {
+            PyValueError::new_err("TLS handshake timeout must be a positive number")
+        })?;
+        let session = crate::gil::detach(py, || TlsSession::handshake(sock, conn, timeout))
+            .map_err(|e| handshake_error(py, e, &peer))?;
+        Ok(TlsSocket::new(
+            session,
+            verifies,
+            server_hostname.map(str::to_owned),
+        ))
+    }
+
+    /// Whether the peer's certificate is verified.
+    #[getter]
+    fn verifies(&self) -> bool {
+        match self.side {
+            Side::Client { verifies, .. } | Side::Server { verifies, .. } => verifies,
+        }
+    }
+
+    /// "client" or "server".
+    #[getter]
+    fn side(&self) -> &'static str {
+        match self.side {
+            Side::Client { .. } => "client",
+            Side::Server { .. } => "server",
+        }
+    }
+}
