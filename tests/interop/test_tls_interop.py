@@ -1,0 +1,126 @@
+"""TLS against the real upstream rpyc 6.0.2 (Python ``ssl``/OpenSSL) in both directions:
+our rustls client <-> upstream SSLAuthenticator server and upstream's ssl_connect <-> our
+rustls server, with and without client certificates, plus the refusals (wrong CA, missing
+client certificate). Certificates are generated for the session (tests/tls_certs.py)."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from tls_certs import make_pki  # noqa: E402
+
+pytestmark = [pytest.mark.interop, pytest.mark.timeout(120)]
+
+DIRECTIONS = [("ours", "upstream"), ("upstream", "ours"), ("ours", "ours")]
+
+
+@pytest.fixture(scope="module")
+def pki(tmp_path_factory):
+    return make_pki(tmp_path_factory.mktemp("pki"))
+
+
+def _stop(proc):
+    if proc.stdin:
+        proc.stdin.close()  # the peer's cue to stop
+    try:
+        proc.wait(5)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(5)
+    proc.stdout.close()
+
+
+class TlsServer:
+    def __init__(self, interop, role, pki, mutual):
+        cmd = [interop.python(role), "-u", str(interop.peers / "tls_peer.py"), "server",
+               "--certfile", pki["server.pem"], "--keyfile", pki["server.key"]]
+        if mutual:
+            cmd += ["--ca", pki["ca.pem"]]
+        self.proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                     stderr=subprocess.DEVNULL, cwd=str(interop.peers),
+                                     env=interop.peer_env(role), start_new_session=True)
+        self.port = None
+        deadline = time.monotonic() + 30
+        while self.port is None and time.monotonic() < deadline:
+            line = self.proc.stdout.readline().decode()
+            if not line:
+                break
+            if line.startswith("PORT "):
+                self.port = int(line.split()[1])
+        if self.port is None:
+            _stop(self.proc)
+            pytest.fail("the %s TLS server printed no port" % role)
+
+
+@pytest.fixture
+def tls_server(interop, pki):
+    started = []
+
+    def start(role, mutual=False):
+        srv = TlsServer(interop, role, pki, mutual)
+        started.append(srv)
+        return srv
+
+    yield start
+    for srv in started:
+        _stop(srv.proc)
+
+
+def run_client(interop, role, port, pki, ca=None, client_cert=None):
+    cmd = [interop.python(role), "-u", str(interop.peers / "tls_peer.py"), "client",
+           "--port", str(port)]
+    if ca:
+        cmd += ["--ca", pki[ca + ".pem"]]
+    if client_cert:
+        cmd += ["--certfile", pki[client_cert + ".pem"], "--keyfile", pki[client_cert + ".key"]]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=60, cwd=str(interop.peers),
+                          env=interop.peer_env(role), start_new_session=True)
+    lines = [line for line in proc.stdout.splitlines() if line.startswith("{")]
+    assert lines, "the %s TLS client printed no result (status %s)\n%s" % (
+        role, proc.returncode, proc.stderr[-3000:])
+    return json.loads(lines[-1])
+
+
+@pytest.mark.parametrize("client,server", DIRECTIONS)
+@pytest.mark.parametrize("mutual", [False, True], ids=["server-cert", "mutual"])
+def test_tls_calls_across_implementations(interop, tls_server, pki, client, server, mutual):
+    srv = tls_server(server, mutual=mutual)
+    result = run_client(interop, client, srv.port, pki, ca="ca",
+                        client_cert="client" if mutual else None)
+    assert result == {"ok": True, "add": 5, "echo_ok": True, "callback": 42,
+                      "client_cn": "test client" if mutual else None}, result
+
+
+@pytest.mark.parametrize("client,server", DIRECTIONS)
+def test_unverified_client_still_connects(interop, tls_server, pki, client, server):
+    srv = tls_server(server)
+    result = run_client(interop, client, srv.port, pki)
+    assert result["ok"] and result["add"] == 5, result
+
+
+@pytest.mark.parametrize("server", ["upstream", "ours"])
+def test_our_client_refuses_a_server_signed_by_another_ca(interop, tls_server, pki, server):
+    srv = tls_server(server)
+    result = run_client(interop, "ours", srv.port, pki, ca="other-ca")
+    assert not result["ok"]
+    assert result["error"].startswith("SSLCertVerificationError")
+    assert "ca_certs=" in result["error"]
+
+
+@pytest.mark.parametrize("client", ["upstream", "ours"])
+@pytest.mark.parametrize("client_cert", [None, "rogue-client"])
+def test_our_server_refuses_clients_without_a_trusted_certificate(
+        interop, tls_server, pki, client, client_cert):
+    srv = tls_server("ours", mutual=True)
+    result = run_client(interop, client, srv.port, pki, ca="ca", client_cert=client_cert)
+    assert not result["ok"], result
+    # and keeps serving a client that has one
+    good = run_client(interop, "upstream", srv.port, pki, ca="ca", client_cert="client")
+    assert good["ok"], good
