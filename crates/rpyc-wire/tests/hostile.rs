@@ -146,3 +146,87 @@ fn deep_frozenset_members_are_not_compared_recursively() {
     let v = brine::decode(&data, &unlimited).expect("decodes");
     drop_flat(v);
 }
+
+/// `n` frozensets of two members each, nested `depth` deep per chain:
+/// `{{{... {0, 1} ...}, 1}, 1}`; with `depth == 1` they are `n` flat sets `{0, 1}`.
+/// Same number of sets and members whatever the depth.
+fn frozenset_chains(n: usize, depth: usize) -> Vec<u8> {
+    let chains = n / depth;
+    let mut data = Vec::new();
+    brine::encode_tuple_header(chains, &mut data);
+    for _ in 0..chains {
+        // Outermost first: each level is FSET TUP2 <inner> 1; the innermost is {0, 1}.
+        data.extend_from_slice(&[0x1a, 0x11].repeat(depth));
+        data.push(0x50);
+        data.extend_from_slice(&[0x51].repeat(depth));
+    }
+    data
+}
+
+fn best_of_3(data: &[u8]) -> std::time::Duration {
+    (0..3)
+        .map(|_| {
+            let t = std::time::Instant::now();
+            let v = brine::decode(data, &Limits::default()).expect("valid");
+            let took = t.elapsed();
+            drop_flat(v);
+            took
+        })
+        .min()
+        .unwrap_or_default()
+}
+
+#[test]
+fn nested_frozensets_are_checked_in_linear_time() {
+    // Each frozenset's duplicate check used to hash and walk its members' whole subtrees,
+    // so a chain of d nested frozensets cost d² (a 750 KiB message took 4 s in release).
+    // Member summaries are now computed once, bottom up: nesting costs nothing extra.
+    let n = 255 * 120;
+    let deep = frozenset_chains(n, 255);
+    let flat = frozenset_chains(n, 1);
+    let (deep_t, flat_t) = (best_of_3(&deep), best_of_3(&flat));
+    assert!(
+        deep_t < flat_t * 6 + std::time::Duration::from_millis(20),
+        "255-deep chains of frozensets took {deep_t:?}, the same sets side by side {flat_t:?}"
+    );
+}
+
+#[test]
+fn duplicates_are_found_through_nested_containers() {
+    use Value::{Bool, Float, FrozenSet as Fs, Int, Tuple};
+    let x = || Value::str("x");
+    let decode = |v: Value| brine::decode(&brine::to_vec(&v), &Limits::default());
+    for dup in [
+        // {2.0, True} == {1, 2}
+        Fs(vec![
+            Tuple(vec![Fs(vec![Int(1), Int(2)]), x()]),
+            Tuple(vec![Fs(vec![Float(2.0), Bool(true)]), x()]),
+        ]),
+        Fs(vec![
+            Value::slice(Fs(vec![Int(1)]), Value::None, Int(1)),
+            Value::slice(Fs(vec![Float(1.0)]), Value::None, Bool(true)),
+        ]),
+        Tuple(vec![Fs(vec![
+            Fs(vec![Fs(vec![Int(3)]), Int(4)]),
+            Fs(vec![Int(4), Fs(vec![Int(3)])]),
+        ])]),
+    ] {
+        assert!(
+            matches!(decode(dup.clone()), Err(WireError::NonCanonical { .. })),
+            "{dup:?}"
+        );
+    }
+    for ok in [
+        Fs(vec![
+            Tuple(vec![Fs(vec![Int(1), Int(2)]), x()]),
+            Tuple(vec![Fs(vec![Int(1), Int(3)]), x()]),
+        ]),
+        Fs(vec![
+            Tuple(vec![Float(f64::NAN)]),
+            Tuple(vec![Float(f64::NAN)]),
+        ]),
+        Fs(vec![Fs(vec![Int(3)]), Tuple(vec![Int(3)]), Int(3)]),
+    ] {
+        assert_eq!(decode(ok.clone()).as_ref(), Ok(&ok));
+    }
+}

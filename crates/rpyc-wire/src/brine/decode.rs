@@ -8,10 +8,12 @@
 //! input could fill: a container's announced member count, plus the members still owed
 //! to enclosing containers, must fit in the unread bytes (each member takes at least one).
 
-use super::{int, pyset, Value};
+use super::pyset::{self, Summary};
+use super::{int, Value};
 use crate::consts::tag;
 use crate::error::WireError;
 use crate::limits::Limits;
+use std::collections::hash_map::RandomState;
 
 /// Decode a buffer that must hold exactly one brine value.
 pub fn decode(data: &[u8], limits: &Limits) -> Result<Value, WireError> {
@@ -28,6 +30,8 @@ pub fn decode_prefix(data: &[u8], limits: &Limits) -> Result<(Value, usize), Wir
         data,
         pos: 0,
         max_depth: limits.max_nesting_depth,
+        hash_state: None,
+        sums: Vec::new(),
     }
     .run()
 }
@@ -55,14 +59,20 @@ struct Frame {
     start: usize,
     items: Vec<Value>,
     remaining: usize,
+    /// Whether this container is a frozenset or inside one: then the duplicate-check
+    /// summaries of its members are kept (on [`Decoder::sums`], from `sums_from` on, one
+    /// per member in order), so no subtree is hashed twice however deeply sets nest.
+    in_set: bool,
+    sums_from: usize,
 }
 
 impl Frame {
-    fn finish(self) -> Result<Value, WireError> {
+    /// The finished container; `members` are the members' summaries when `in_set`.
+    fn finish(self, members: &[Summary], state: &RandomState) -> Result<Value, WireError> {
         match self.kind {
             Kind::Tuple => Ok(Value::Tuple(self.items)),
             Kind::FrozenSet => {
-                if pyset::has_duplicates(&self.items) {
+                if pyset::has_duplicates_summarized(&self.items, members, state) {
                     return Err(WireError::NonCanonical {
                         what: "FSET with duplicate members",
                         offset: self.start,
@@ -88,6 +98,10 @@ struct Decoder<'a> {
     data: &'a [u8],
     pos: usize,
     max_depth: usize,
+    /// Hash keys of the frozenset duplicate check, made at the first container.
+    hash_state: Option<RandomState>,
+    /// Summaries of the members read so far of the open containers that are in a set.
+    sums: Vec<Summary>,
 }
 
 impl<'a> Decoder<'a> {
@@ -178,11 +192,18 @@ impl<'a> Decoder<'a> {
                 }
             };
             // A value is complete: hand it to its container, closing every container
-            // that it completes.
+            // that it completes. `sum` is the value's summary when it is already known
+            // (a container closed inside a frozenset).
+            let mut sum: Option<Summary> = None;
             loop {
                 let Some(top) = stack.last_mut() else {
                     return Ok((value, self.pos));
                 };
+                if top.in_set {
+                    let state = self.hash_state.get_or_insert_with(RandomState::new);
+                    let s = sum.unwrap_or_else(|| pyset::summarize_tree(&value, state));
+                    self.sums.push(s);
+                }
                 if top.remaining > 0 {
                     top.items.push(value);
                     continue 'item;
@@ -191,7 +212,18 @@ impl<'a> Decoder<'a> {
                     return Ok((value, self.pos));
                 };
                 frame.items.push(value);
-                value = frame.finish()?;
+                let from = frame.sums_from;
+                let members = self.sums.get(from..).unwrap_or_default();
+                let state = self.hash_state.get_or_insert_with(RandomState::new);
+                value = frame.finish(members, state)?;
+                // A parent in a set needs the summary; the frame was in the set too, so
+                // `members` holds all its members' summaries.
+                sum = if stack.last().is_some_and(|p| p.in_set) {
+                    Some(pyset::summarize(&value, members, state))
+                } else {
+                    None
+                };
+                self.sums.truncate(from);
             }
         }
     }
@@ -214,9 +246,6 @@ impl<'a> Decoder<'a> {
         start: usize,
     ) -> Result<(), WireError> {
         self.check_depth(stack.len())?;
-        if stack.capacity() == 0 {
-            stack.reserve(16);
-        }
         let unread = self.data.len() - self.pos;
         match n.checked_add(*owed) {
             Some(need) if need <= unread => {}
@@ -228,11 +257,17 @@ impl<'a> Decoder<'a> {
             }
         }
         *owed += n;
+        if stack.capacity() == 0 {
+            stack.reserve(16);
+        }
+        let in_set = kind == Kind::FrozenSet || stack.last().is_some_and(|f| f.in_set);
         stack.push(Frame {
             kind,
             start,
             items: Vec::with_capacity(n),
             remaining: n,
+            in_set,
+            sums_from: self.sums.len(),
         });
         Ok(())
     }

@@ -14,7 +14,11 @@
 //! - values nested deeper than [`MAX_COMPARE_DEPTH`] are skipped.
 //!
 //! Duplicates are found by sorting members on a keyed (randomly seeded) hash consistent
-//! with the relation, so a hostile peer cannot force quadratic work.
+//! with the relation, so a hostile peer cannot force quadratic work. A member's hash and
+//! the facts that decide whether it is compared ([`Summary`]) are computed once, bottom
+//! up, from its children's summaries: the decoder keeps the summaries of everything
+//! inside a frozenset, so nested frozensets never hash or walk their subtrees again
+//! (which made deep chains of frozensets cost depth² per chain).
 
 use super::Value;
 use std::collections::hash_map::RandomState;
@@ -23,44 +27,111 @@ use std::hash::{BuildHasher, Hasher};
 /// Members nested deeper than this are never compared (bounds recursion).
 pub const MAX_COMPARE_DEPTH: usize = 256;
 
+/// What the duplicate check needs to know about a value, computed from its children's
+/// summaries in constant time per child.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Summary {
+    /// Keyed hash consistent with [`py_eq`] (Python-equal values hash alike).
+    hash: u64,
+    /// Container nesting: 0 for a scalar, 1 + the deepest member for a container.
+    height: usize,
+    /// Whether a NaN occurs anywhere inside.
+    nan: bool,
+}
+
+impl Summary {
+    /// Whether the value is never compared: it holds a NaN (unequal to everything) or is
+    /// nested too deep to compare without deep recursion.
+    fn skip(&self) -> bool {
+        self.nan || self.height > MAX_COMPARE_DEPTH
+    }
+}
+
+/// The summary of `v`, given the summaries of its members in order (all of a tuple's or
+/// frozenset's members, a slice's three parts; none for a scalar or an empty container).
+pub fn summarize(v: &Value, members: &[Summary], state: &RandomState) -> Summary {
+    let mut h = state.build_hasher();
+    let own_nan = match v {
+        Value::Float(f) => f.is_nan(),
+        Value::Complex(re, im) => re.is_nan() || im.is_nan(),
+        _ => false,
+    };
+    let nan = own_nan || members.iter().any(|m| m.nan);
+    // A NaN-holding value is never hashed for comparison; skip the work.
+    if !nan {
+        feed(v, members, &mut h);
+    }
+    let height = match v {
+        Value::Tuple(_) | Value::FrozenSet(_) | Value::Slice(_) => members
+            .iter()
+            .map(|m| m.height)
+            .max()
+            .unwrap_or(0)
+            .saturating_add(1),
+        _ => 0,
+    };
+    Summary {
+        hash: h.finish(),
+        height,
+        nan,
+    }
+}
+
+/// The summary of `v` computed recursively (for values the decoder did not summarize; the
+/// recursion stops below [`MAX_COMPARE_DEPTH`], marking deeper values as too deep).
+pub fn summarize_tree(v: &Value, state: &RandomState) -> Summary {
+    summarize_at(v, state, 0)
+}
+
+fn summarize_at(v: &Value, state: &RandomState, depth: usize) -> Summary {
+    let children: Vec<&Value> = match v {
+        Value::Tuple(items) | Value::FrozenSet(items) => items.iter().collect(),
+        Value::Slice(p) => vec![&p.0, &p.1, &p.2],
+        _ => Vec::new(),
+    };
+    if depth > MAX_COMPARE_DEPTH && !children.is_empty() {
+        return Summary {
+            hash: 0,
+            height: usize::MAX,
+            nan: false,
+        };
+    }
+    let members: Vec<Summary> = children
+        .into_iter()
+        .map(|c| summarize_at(c, state, depth + 1))
+        .collect();
+    summarize(v, &members, state)
+}
+
 /// Whether two members of `items` are equal in Python's sense (see the module docs).
+/// Summarizes the members itself; the decoder uses [`has_duplicates_summarized`].
+#[cfg(test)]
 pub fn has_duplicates(items: &[Value]) -> bool {
+    let state = RandomState::new();
+    let sums: Vec<Summary> = items.iter().map(|v| summarize_tree(v, &state)).collect();
+    has_duplicates_summarized(items, &sums, &state)
+}
+
+/// Whether two members of `items` are equal in Python's sense, given the members'
+/// summaries (`sums[i]` summarizes `items[i]`, computed with the same `state`).
+pub fn has_duplicates_summarized(items: &[Value], sums: &[Summary], state: &RandomState) -> bool {
     if items.len() < 2 {
         return false;
     }
-    let state = RandomState::new();
-    let mut keyed: Vec<(u64, usize)> = items
+    let mut keyed: Vec<(u64, usize)> = sums
         .iter()
         .enumerate()
-        .filter(|(_, v)| !skip_comparison(v, 0))
-        .map(|(i, v)| (py_hash(v, &state), i))
+        .filter(|(_, s)| !s.skip())
+        .map(|(i, s)| (s.hash, i))
         .collect();
     keyed.sort_unstable();
     keyed.chunk_by(|a, b| a.0 == b.0).any(|run| {
         run.iter().enumerate().any(|(i, &(_, a))| {
             run[i + 1..]
                 .iter()
-                .any(|&(_, b)| py_eq(&items[a], &items[b], &state))
+                .any(|&(_, b)| py_eq(&items[a], &items[b], state))
         })
     })
-}
-
-/// True when `v` holds a NaN or is nested too deep to compare.
-fn skip_comparison(v: &Value, depth: usize) -> bool {
-    if depth > MAX_COMPARE_DEPTH {
-        return true;
-    }
-    match v {
-        Value::Float(f) => f.is_nan(),
-        Value::Complex(re, im) => re.is_nan() || im.is_nan(),
-        Value::Tuple(items) | Value::FrozenSet(items) => {
-            items.iter().any(|m| skip_comparison(m, depth + 1))
-        }
-        Value::Slice(p) => [&p.0, &p.1, &p.2]
-            .into_iter()
-            .any(|m| skip_comparison(m, depth + 1)),
-        _ => false,
-    }
 }
 
 /// The integer a numeric value equals exactly, if it is one that fits `i64`.
@@ -99,13 +170,29 @@ fn as_complex(v: &Value) -> Option<(f64, f64)> {
     }
 }
 
+/// The keyed hash of a NaN-free value (recursive; only used on members that passed the
+/// depth check, so the recursion is bounded by [`MAX_COMPARE_DEPTH`]).
 fn py_hash(v: &Value, state: &RandomState) -> u64 {
+    let children: Vec<&Value> = match v {
+        Value::Tuple(items) | Value::FrozenSet(items) => items.iter().collect(),
+        Value::Slice(p) => vec![&p.0, &p.1, &p.2],
+        _ => Vec::new(),
+    };
+    let members: Vec<Summary> = children
+        .into_iter()
+        .map(|c| Summary {
+            hash: py_hash(c, state),
+            height: 0,
+            nan: false,
+        })
+        .collect();
     let mut h = state.build_hasher();
-    feed(v, state, &mut h);
+    feed(v, &members, &mut h);
     h.finish()
 }
 
-fn feed<H: Hasher>(v: &Value, state: &RandomState, h: &mut H) {
+/// Feed the hash of `v`'s own node, its members represented by their summaries' hashes.
+fn feed<H: Hasher>(v: &Value, members: &[Summary], h: &mut H) {
     if let Some(i) = int_key(v) {
         h.write_u8(3);
         h.write_i64(i);
@@ -144,24 +231,22 @@ fn feed<H: Hasher>(v: &Value, state: &RandomState, h: &mut H) {
         Value::Tuple(items) => {
             h.write_u8(9);
             h.write_usize(items.len());
-            for m in items {
-                feed(m, state, h);
+            for m in members {
+                h.write_u64(m.hash);
             }
         }
         Value::FrozenSet(items) => {
             h.write_u8(10);
             h.write_usize(items.len());
             // Order-independent: sum of the members' own keyed hashes.
-            let sum = items
-                .iter()
-                .fold(0u64, |acc, m| acc.wrapping_add(py_hash(m, state)));
+            let sum = members.iter().fold(0u64, |acc, m| acc.wrapping_add(m.hash));
             h.write_u64(sum);
         }
-        Value::Slice(p) => {
+        Value::Slice(_) => {
             h.write_u8(11);
-            feed(&p.0, state, h);
-            feed(&p.1, state, h);
-            feed(&p.2, state, h);
+            for m in members {
+                h.write_u64(m.hash);
+            }
         }
         // Bool and Int always have an int key.
         Value::Bool(_) | Value::Int(_) => {}
