@@ -74,14 +74,17 @@ def connect_pipes(input: Any, output: Any) -> Any:
     return factory.connect_pipes(input, output, SlaveService)
 
 
-def connect(host: str, port: int = DEFAULT_SERVER_PORT, ipv6: bool = False, keepalive: bool = False) -> Any:
-    """A classic connection to the server at ``host:port`` (TCP)."""
-    return factory.connect(host, port, SlaveService, ipv6=ipv6, keepalive=keepalive)
+def connect(host: str, port: int = DEFAULT_SERVER_PORT, ipv6: bool = False, keepalive: bool = False,
+            authenticator: Any = None) -> Any:
+    """A classic connection to the server at ``host:port`` (TCP); ``authenticator`` as for
+    :func:`rpyc.utils.factory.connect_stream`."""
+    return factory.connect(host, port, SlaveService, ipv6=ipv6, keepalive=keepalive,
+                           authenticator=authenticator)
 
 
-def unix_connect(path: str) -> Any:
+def unix_connect(path: str, authenticator: Any = None) -> Any:
     """A classic connection over the unix-domain socket at ``path``."""
-    return factory.unix_connect(path, SlaveService)
+    return factory.unix_connect(path, SlaveService, authenticator=authenticator)
 
 
 def ssl_connect(host: str, port: int = DEFAULT_SERVER_SSL_PORT, keyfile: Optional[str] = None,
@@ -96,10 +99,10 @@ def ssl_connect(host: str, port: int = DEFAULT_SERVER_SSL_PORT, keyfile: Optiona
                                service=SlaveService, ipv6=ipv6, check_hostname=check_hostname)
 
 
-def ssh_connect(remote_machine: Any, remote_port: int) -> Any:
+def ssh_connect(remote_machine: Any, remote_port: int, authenticator: Any = None) -> Any:
     """A classic connection through an SSH tunnel to ``remote_port`` on ``remote_machine``
     (a plumbum ``SshMachine``); see :func:`rpyc.utils.factory.ssh_connect`."""
-    return factory.ssh_connect(remote_machine, remote_port, SlaveService)
+    return factory.ssh_connect(remote_machine, remote_port, SlaveService, authenticator=authenticator)
 
 
 def _default_server_command() -> list:

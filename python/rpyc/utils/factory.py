@@ -34,9 +34,30 @@ def connect_channel(channel: Channel, service: Any = VoidService, config: Dict[s
     return service._connect(channel, config)
 
 
-def connect_stream(stream: Any, service: Any = VoidService, config: Dict[str, Any] = {}) -> Any:
-    """A connection over an existing ``Stream``."""
+def connect_stream(stream: Any, service: Any = VoidService, config: Dict[str, Any] = {},
+                   authenticator: Any = None) -> Any:
+    """A connection over an existing ``Stream``. With ``authenticator`` (a socket stream
+    only), ``authenticator(stream.sock) -> (sock, credentials)`` runs first, as a server's
+    does; see :mod:`rpyc.utils.authenticators`."""
+    if authenticator is not None:
+        config = _client_authenticate(stream, authenticator, config)
     return connect_channel(Channel(stream), service=service, config=config)
+
+
+def _client_authenticate(stream: Any, authenticator: Any, config: Dict[str, Any]) -> Dict[str, Any]:
+    """Run a client-side authenticator on the stream's socket (closing the stream if it
+    fails); returns the config with the credentials it produced."""
+    sock = getattr(stream, "sock", None)
+    if sock is None:
+        stream.close()
+        raise TypeError(f"an authenticator needs a socket stream, not {type(stream).__name__}")
+    try:
+        new_sock, credentials = authenticator(sock)
+    except BaseException:
+        stream.close()
+        raise
+    stream.sock = new_sock
+    return dict(config, credentials=credentials)
 
 
 def connect_pipes(input: Any, output: Any, service: Any = VoidService, config: Dict[str, Any] = {}) -> Any:
@@ -54,15 +75,17 @@ def connect_stdpipes(service: Any = VoidService, config: Dict[str, Any] = {}) ->
 
 
 def connect(host: str, port: int, service: Any = VoidService, config: Dict[str, Any] = {},
-            ipv6: bool = False, keepalive: bool = False) -> Any:
-    """A TCP connection to ``host:port``."""
+            ipv6: bool = False, keepalive: bool = False, authenticator: Any = None) -> Any:
+    """A TCP connection to ``host:port`` (``authenticator``: see :func:`connect_stream`)."""
     stream = SocketStream.connect(host, port, ipv6=ipv6, keepalive=keepalive)
-    return connect_stream(stream, service, config)
+    return connect_stream(stream, service, config, authenticator=authenticator)
 
 
-def unix_connect(path: str, service: Any = VoidService, config: Dict[str, Any] = {}) -> Any:
-    """A connection over the unix-domain socket at ``path``."""
-    return connect_stream(SocketStream.unix_connect(path), service, config)
+def unix_connect(path: str, service: Any = VoidService, config: Dict[str, Any] = {},
+                 authenticator: Any = None) -> Any:
+    """A connection over the unix-domain socket at ``path`` (``authenticator``: see
+    :func:`connect_stream`)."""
+    return connect_stream(SocketStream.unix_connect(path), service, config, authenticator=authenticator)
 
 
 def ssl_connect(host: str, port: int, keyfile: Optional[str] = None, certfile: Optional[str] = None,
@@ -107,7 +130,7 @@ _ssh_tunnel_lock = threading.Lock()
 
 
 def ssh_connect(remote_machine: Any, remote_port: int, service: Any = VoidService,
-                config: Dict[str, Any] = {}) -> Any:
+                config: Dict[str, Any] = {}, authenticator: Any = None) -> Any:
     """A connection to ``remote_port`` on the host behind ``remote_machine`` (a plumbum
     ``SshMachine``), through an SSH tunnel from a free local port. The tunnel is closed with
     the connection's stream.
@@ -124,7 +147,7 @@ def ssh_connect(remote_machine: Any, remote_port: int, service: Any = VoidServic
             tunnel.close()
             raise
         stream.tun = tunnel  # type: ignore[attr-defined]
-    return connect_stream(stream, service, config)
+    return connect_stream(stream, service, config, authenticator=authenticator)
 
 
 def _get_free_port() -> int:
@@ -210,12 +233,12 @@ def list_services(registrar: Any = None, filter_host: Optional[str] = None, time
 
 def connect_by_service(service_name: str, host: Optional[str] = None, registrar: Any = None,
                        timeout: float = 2, service: Any = VoidService,
-                       config: Dict[str, Any] = {}) -> Any:
+                       config: Dict[str, Any] = {}, authenticator: Any = None) -> Any:
     """Connect to the first reachable server offering ``service_name``."""
     last_error: Optional[BaseException] = None
     for h, p in discover(service_name, host, registrar, timeout):
         try:
-            return connect(h, p, service, config=config)
+            return connect(h, p, service, config=config, authenticator=authenticator)
         except OSError as exc:
             last_error = exc
     raise DiscoveryError(f"all servers exposing {service_name!r} refused connections: {last_error}")

@@ -184,8 +184,13 @@ class Server:
                 addrinfo = sock.getpeername()
                 try:
                     sock2, credentials = self.authenticator(sock)
-                except AuthenticationError:
-                    self.logger.info("%s failed to authenticate, rejecting connection", addrinfo)
+                except AuthenticationError as exc:
+                    self.logger.info("%s failed to authenticate, rejecting connection: %s", addrinfo, exc)
+                    return
+                except Exception:
+                    # e.g. a timeout or reset inside a hand-written authenticator: still a
+                    # rejection (the socket is closed below), not a crash of this thread
+                    self.logger.exception("%s: the authenticator failed, rejecting connection", addrinfo)
                     return
                 self.logger.info("%s authenticated successfully", addrinfo)
             else:
@@ -415,8 +420,13 @@ class ThreadPoolServer(Server):
             if self.authenticator:
                 try:
                     sock2, credentials = self.authenticator(sock)
-                except AuthenticationError:
-                    self.logger.info("%s failed to authenticate, rejecting connection", _peername(sock))
+                except Exception as exc:
+                    if isinstance(exc, AuthenticationError):
+                        self.logger.info("%s failed to authenticate, rejecting connection: %s",
+                                         _peername(sock), exc)
+                    else:
+                        self.logger.exception("%s: the authenticator failed, rejecting connection",
+                                              _peername(sock))
                     self.clients.discard(sock)
                     sock.close()
                     return
