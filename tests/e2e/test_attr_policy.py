@@ -393,3 +393,33 @@ def test_classic_connections_keep_full_access(harness):
     assert "join" in conn.modules.os.path.join.__globals__
     assert conn.builtins.len.__self__.__name__ == "builtins"
     assert conn.builtins.object.__subclasses__()
+
+
+class _RecordingConnection(rpyc.Connection):
+    """Records every attribute name the peer asks the policy about."""
+
+    asked = []
+
+    def _check_attr(self, obj, name, perm):
+        type(self).asked.append(name)
+        return super()._check_attr(obj, name, perm)
+
+
+class RecordingTraversalService(TraversalService):
+    _protocol = _RecordingConnection
+
+
+def test_ordinary_netref_use_asks_for_no_traversal_name(harness):
+    """The names a proxy sends by itself during ordinary use (the test above) never include
+    a traversal name, so the refusal cannot get in its way."""
+    _RecordingConnection.asked = []
+    srv = harness.server(RecordingTraversalService)
+    conn = harness.connect(srv)
+    w = conn.root.get_widget()
+    len(w), list(w), w[1], 2 in w, w + 1, repr(w), str(w), hash(w), w == w, dir(w)
+    with w:
+        pass
+    isinstance(w, Widget), isinstance(w, conn.root.get_class())
+    list(conn.root.get_gen()), conn.root.get_func()(), conn.root.get_builtin()("ab")
+    asked = set(_RecordingConnection.asked)
+    assert asked and not asked & TRAVERSAL_ATTRS, sorted(asked)
