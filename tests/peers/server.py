@@ -14,6 +14,7 @@ Options:
     --mode default|bind_threads|classic   (classic serves rpyc.SlaveService)
     --max-lifetime SECONDS                (safety net against orphaned servers; default 1800)
     --config JSON                         (merged into the protocol config, e.g. '{"allow_public_attrs": true}')
+    --shared-secret S                     (rpyc-rs only: SharedSecretAuthenticator(S, timeout=2))
 """
 
 import argparse
@@ -335,6 +336,8 @@ def main():
     ap.add_argument("--mode", choices=("default", "bind_threads", "classic"), default="default")
     ap.add_argument("--max-lifetime", type=float, default=1800.0)
     ap.add_argument("--config", default="{}", help="JSON object merged into protocol_config")
+    ap.add_argument("--shared-secret", default=None,
+                    help="rpyc-rs only: authenticate clients with SharedSecretAuthenticator")
     args = ap.parse_args()
 
     def out(line):
@@ -347,7 +350,12 @@ def main():
     if args.mode == "bind_threads":
         config["bind_threads"] = True
     service = rpyc.SlaveService if args.mode == "classic" else InteropService
-    server = ThreadedServer(service, hostname="127.0.0.1", port=0, protocol_config=config)
+    authenticator = None
+    if args.shared_secret is not None:
+        from rpyc.utils.authenticators import SharedSecretAuthenticator
+        authenticator = SharedSecretAuthenticator(args.shared_secret, timeout=2)
+    server = ThreadedServer(service, hostname="127.0.0.1", port=0, protocol_config=config,
+                            authenticator=authenticator)
     thread = threading.Thread(target=server.start, name="server-accept", daemon=True)
     thread.start()
     deadline = time.monotonic() + 15

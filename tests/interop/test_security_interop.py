@@ -1,9 +1,16 @@
-"""Traversal refusal against real peers: an upstream rpyc 6.0.2 client (and ours) tries to
-walk from the objects our server returns into the server's interpreter (``fn.__globals__``,
-``obj.__class__``, ``gen.gi_frame``, ``method.__self__``...). Our server refuses each with an
-AttributeError naming ``allow_all_attrs``, also when ``allow_public_attrs`` is on, while the
-same objects keep working the ordinary way (calls, iteration, operators, context managers,
-repr/str, hash, isinstance). See SECURITY.md, "Traversal refusal"."""
+"""Security features against real peers (see SECURITY.md).
+
+Traversal refusal: an upstream rpyc 6.0.2 client (and ours) tries to walk from the objects our
+server returns into the server's interpreter (``fn.__globals__``, ``obj.__class__``,
+``gen.gi_frame``, ``method.__self__``...). Our server refuses each with an AttributeError
+naming ``allow_all_attrs``, also when ``allow_public_attrs`` is on, while the same objects keep
+working the ordinary way (calls, iteration, operators, context managers, repr/str, hash,
+isinstance).
+
+SharedSecretAuthenticator is rpyc-rs only: an upstream client is turned away by our server
+(EOF within the authenticator's deadline, not a hang), and our client using it against an
+upstream server fails with AuthenticationError within its deadline.
+"""
 
 import json
 import os
@@ -16,10 +23,10 @@ import pytest
 pytestmark = [pytest.mark.interop, pytest.mark.timeout(120)]
 
 
-def _start_server(interop, role, config):
+def _start_server(interop, role, config, extra=()):
     proc = subprocess.Popen(
         [interop.python(role), "-u", str(interop.peers / "server.py"), "--mode", "default",
-         "--max-lifetime", "300", "--config", json.dumps(config)],
+         "--max-lifetime", "300", "--config", json.dumps(config), *extra],
         stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
         cwd=str(interop.peers), env=interop.peer_env(role), start_new_session=True)
     deadline = time.monotonic() + 30
@@ -67,8 +74,8 @@ def _run_client(interop, role, port):
 def server_with(interop):
     started = []
 
-    def start(role, config):
-        proc, port = _start_server(interop, role, config)
+    def start(role, config, extra=()):
+        proc, port = _start_server(interop, role, config, extra)
         started.append(proc)
         return port
     yield start
@@ -95,3 +102,47 @@ def test_upstream_server_allows_frame_traversal_with_public_attrs(interop, serve
     result = _run_client(interop, "ours", port)
     assert result["attempts"]["gen.gi_frame"]["refused"] is False
     assert result["attempts"]["fn.__globals__"]["refused"] is True  # dunders stay refused
+
+
+# -- SharedSecretAuthenticator -----------------------------------------------------------------
+
+CLIENT_SCRIPT = """
+import json, sys, time
+import rpyc
+port, mode = int(sys.argv[1]), sys.argv[2]
+t0 = time.monotonic()
+try:
+    if mode == "secret":
+        from rpyc.utils.authenticators import SharedSecretAuthenticator
+        auth = SharedSecretAuthenticator(b"s3cret", side="client", timeout=2)
+        conn = rpyc.connect("127.0.0.1", port, authenticator=auth)
+    else:
+        conn = rpyc.connect("127.0.0.1", port, config={"sync_request_timeout": 20})
+    outcome = "ok: %r" % (conn.root.add(1, 2),)
+except Exception as exc:
+    outcome = type(exc).__name__
+print(json.dumps({"outcome": outcome, "seconds": time.monotonic() - t0}))
+"""
+
+
+def _client_outcome(interop, role, port, mode):
+    proc = subprocess.run([interop.python(role), "-c", CLIENT_SCRIPT, str(port), mode],
+                          capture_output=True, text=True, timeout=60, cwd=str(interop.peers),
+                          env=interop.peer_env(role), start_new_session=True)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def test_shared_secret_server_turns_away_an_upstream_client(interop, server_with):
+    port = server_with("ours", {}, ["--shared-secret", "s3cret"])
+    result = _client_outcome(interop, "upstream", port, "plain")
+    assert result["outcome"] == "EOFError", result
+    assert result["seconds"] < 10, result  # the 2 s handshake deadline, not the request timeout
+    assert _client_outcome(interop, "ours", port, "secret")["outcome"] == "ok: 3"
+
+
+def test_shared_secret_client_against_an_upstream_server(interop, server_with):
+    port = server_with("upstream", {})
+    result = _client_outcome(interop, "ours", port, "secret")
+    assert result["outcome"] == "AuthenticationError", result
+    assert result["seconds"] < 10, result
