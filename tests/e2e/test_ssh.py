@@ -110,10 +110,14 @@ def sshd(tmp_path_factory):
 def machine(sshd):
     from plumbum.machines.ssh_machine import SshMachine
 
-    m = SshMachine(LOOPBACK, user=getpass.getuser(), port=sshd["port"], keyfile=sshd["key"],
-                   ssh_opts=["-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null",
-                             "-o", "BatchMode=yes", "-o", "LogLevel=ERROR"],
-                   connect_timeout=20)
+    try:
+        m = SshMachine(LOOPBACK, user=getpass.getuser(), port=sshd["port"], keyfile=sshd["key"],
+                       ssh_opts=["-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null",
+                                 "-o", "BatchMode=yes", "-o", "LogLevel=ERROR"],
+                       connect_timeout=20)
+    except Exception as exc:  # e.g. a locked account ("!" in /etc/shadow) with UsePAM no
+        pytest.fail("ssh login to the test sshd failed: %s\n--- sshd log ---\n%s"
+                    % (exc, sshd["log"].read_text()[-3000:]))
     try:
         yield m
     finally:
