@@ -5,6 +5,7 @@
     python bench/run.py --quick         # smoke run (~1-2 min)
     python bench/run.py --only call,floor --rounds 7
     python bench/run.py --ours-python .venv-upstream/bin/python   # control run: both columns upstream
+    python bench/run.py --only floor,rust_floor     # Python floor next to the pure-Rust floor
 
 Both packages are called ``rpyc``, so each implementation runs in its own
 interpreter: OURS = --ours-python (default: the interpreter running this script),
@@ -13,13 +14,15 @@ Every benchmark starts a fresh server process and a fresh client process
 (bench/workers/server.py, bench/workers/client.py) under the implementation's
 interpreter, on 127.0.0.1.  Measurements are interleaved per round
 (ours, upstream, ours, upstream, ...); the report shows the median over rounds and
-the ratio ours/upstream of the medians.  See bench/README.md.
+the ratio ours/upstream of the medians.  The pure-Rust floor (bench/rust-floor, built
+with cargo on demand) is one program for both columns.  See bench/README.md.
 """
 import argparse
 import datetime
 import json
 import os
 import platform
+import shutil
 import signal
 import statistics
 import subprocess
@@ -35,6 +38,10 @@ SERVER_PY = os.path.join(WORKERS, "server.py")
 CLIENT_PY = os.path.join(WORKERS, "client.py")
 RESULT_PREFIX = "BENCH-RESULT "
 IMPLS = ("ours", "upstream")
+# A "shared" benchmark measures one program, not an implementation: once per round,
+# under this key, and the value is shown in both columns (no ratio).
+SHARED = "shared"
+RUST_FLOOR_PKG = "rpyc-bench-floor"  # bench/rust-floor, a member of the cargo workspace
 
 
 # =============================================================================== benchmarks
@@ -44,6 +51,9 @@ IMPLS = ("ours", "upstream")
 BENCHES = {
     "floor": dict(server="tcp", client="floor", timeout=120,
                   full=dict(n=20000, warmup=2000), quick=dict(n=4000, warmup=400)),
+    # the same ping-pong from a Rust program (bench/rust-floor), built with cargo on demand
+    "rust_floor": dict(server=None, client=None, shared=True, timeout=120,
+                       full=dict(n=20000, warmup=2000), quick=dict(n=4000, warmup=400)),
     "call": dict(server="rpyc", client="call", timeout=180,
                  full=dict(n=5000, warmup=500), quick=dict(n=1500, warmup=200)),
     "root_add": dict(server="rpyc", client="root_add", timeout=180,
@@ -80,6 +90,7 @@ def rows_for(params):
     mem = params["memory"]
     return [
         ("floor", "us_per_op", "floor: raw TCP ping-pong 16 B", "µs/rt", "lower", None),
+        ("rust_floor", "us_per_op", "floor (pure Rust): TCP ping-pong 16 B", "µs/rt", "lower", None),
         ("call", "us_per_op", "small call add(1,2), cached method", "µs/call", "lower", ("ratio", "<=", 0.25)),
         ("call/floor", "x_floor", "  small call ÷ floor (same interp.)", "× floor", "lower", ("ours", "<=", 1.3)),
         ("root_add", "us_per_op", "conn.root.add(1,2) incl. lookup", "µs/call", "lower", ("ratio", "<=", 0.2)),
@@ -239,18 +250,52 @@ def _parse_result(stdout):
 
 def run_client(impl, bench, args, timeout):
     argv = [impl.python, CLIENT_PY, bench, "--max-seconds", str(timeout + 30)] + args
+    return run_program(argv, f"client '{bench}'", timeout, impl.env)
+
+
+def run_program(argv, what, timeout, env=None):
+    """Run one measuring process to its end; its BENCH-RESULT line, parsed."""
     p = PROCS.popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                    stderr=subprocess.PIPE, env=impl.env, text=True)
+                    stderr=subprocess.PIPE, env=env, text=True)
     try:
         out, err = p.communicate(timeout=timeout)
     except subprocess.TimeoutExpired:
         PROCS.release(p)
-        raise BenchError(f"client '{bench}' timed out after {timeout}s")
+        raise BenchError(f"{what} timed out after {timeout}s")
     PROCS.release(p)
     res = _parse_result(out)
     if p.returncode != 0 or res is None:
-        raise BenchError(f"client '{bench}' failed (exit {p.returncode}):\n{_tail(err or out)}")
+        raise BenchError(f"{what} failed (exit {p.returncode}):\n{_tail(err or out)}")
     return res
+
+
+def build_rust_floor(timeout=900):
+    """Build bench/rust-floor (release, locked deps): (executable, None), or (None, why not)
+    when there is no cargo.  A failing build raises BenchError."""
+    cargo = shutil.which("cargo")
+    if cargo is None:
+        return None, "cargo not found"
+    argv = [cargo, "build", "--release", "--locked", "-p", RUST_FLOOR_PKG,
+            "--message-format=json-render-diagnostics"]
+    p = PROCS.popen(argv, cwd=ROOT, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                    stderr=subprocess.PIPE, text=True)
+    try:
+        out, err = p.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        PROCS.release(p)
+        raise BenchError(f"cargo build -p {RUST_FLOOR_PKG} timed out after {timeout}s")
+    PROCS.release(p)
+    if p.returncode != 0:
+        raise BenchError(f"cargo build -p {RUST_FLOOR_PKG} failed (exit {p.returncode}):\n{_tail(err)}")
+    for line in out.splitlines():
+        try:
+            msg = json.loads(line)
+        except ValueError:
+            continue
+        if (msg.get("reason") == "compiler-artifact" and msg.get("executable")
+                and msg.get("target", {}).get("name") == RUST_FLOOR_PKG):
+            return msg["executable"], None
+    raise BenchError(f"cargo build -p {RUST_FLOOR_PKG} named no executable:\n{_tail(err)}")
 
 
 def run_multi(impl, port, clients, n, warmup, timeout, tmpdir):
@@ -316,6 +361,9 @@ def measure(name, spec, params, impl, tmpdir):
     """One measurement of benchmark `name` under `impl` (fresh processes)."""
     timeout = spec["timeout"]
     p = params
+    if spec.get("shared"):  # impl is the executable (rust_floor)
+        return run_program([impl, "--n", str(p["n"]), "--warmup", str(p["warmup"]),
+                            "--max-seconds", str(timeout + 30)], name, timeout)
     if spec["server"] is None:
         return run_client(impl, spec["client"], ["--reps", str(p["reps"]), "--warmup", str(p["warmup"])], timeout)
     with Server(impl, spec["server"], tmpdir) as srv:
@@ -378,6 +426,7 @@ def fmt_target(target, better):
 def summarize(results, params):
     rows = []
     for bench, key, label, unit, better, target in rows_for(params):
+        shared = BENCHES.get(bench, {}).get("shared", False)
         med = {}
         spread = {}
         err = {}
@@ -390,9 +439,13 @@ def summarize(results, params):
                 med[impl] = statistics.median(cs) / statistics.median(fs) if cs and fs else None
                 spread[impl] = None
                 continue
-            r = results.get(bench, {}).get(impl)
+            r = results.get(bench, {}).get(SHARED if shared else impl)
             if r is None:
                 med[impl] = None
+                spread[impl] = None
+                continue
+            if r.get("skipped"):
+                med[impl] = f"n/a: {r['skipped']}"
                 spread[impl] = None
                 continue
             vals = [s[key] for s in r["samples"]]
@@ -405,7 +458,8 @@ def summarize(results, params):
             continue
         if bench == "call/floor" and med["ours"] is None and med["upstream"] is None:
             continue
-        ratio = (med["ours"] / med["upstream"]) if med["ours"] is not None and med["upstream"] else None
+        ratio = (med["ours"] / med["upstream"]) if not shared and med["ours"] is not None and med["upstream"] \
+            else None
         ok = None
         if target is not None:
             applies, op, val = target
@@ -559,6 +613,8 @@ def main():
     signal.signal(signal.SIGHUP, _on_signal)
 
     upstream_python = args.upstream_python or find_upstream_python()
+    if os.sep in upstream_python:  # the workers run in bench/workers: a relative path must not break
+        upstream_python = os.path.abspath(upstream_python)
     base_env = dict(os.environ)
     # The upstream interpreter must never see our package through PYTHONPATH.
     up_env = {k: v for k, v in base_env.items() if k not in ("PYTHONPATH", "PYTHONHOME")}
@@ -568,6 +624,7 @@ def main():
 
     started = time.monotonic()
     results = {}
+    rust_floor_meta = {}
     interrupted = False
     failures = 0
     with tempfile.TemporaryDirectory(prefix="rpyc-bench-") as tmpdir:
@@ -595,15 +652,36 @@ def main():
                 p = params[name]
                 n_rounds = rounds if args.rounds else min(rounds, spec.get("max_rounds", {}).get(mode, rounds))
                 print(f"== {name}  {p}  ({n_rounds} rounds)", flush=True)
-                results[name] = {impl: {"samples": [], "error": None} for impl in IMPLS}
+                run_as = {impl: impls[impl] for impl in IMPLS}
+                if spec.get("shared"):
+                    slot = {"samples": [], "error": None}
+                    try:
+                        t0 = time.monotonic()
+                        exe, why = build_rust_floor()
+                    except BenchError as e:
+                        exe, slot["error"] = None, str(e)
+                        failures += 1
+                        print(f"   build ERROR: {e}", flush=True)
+                    else:
+                        if why:
+                            slot["skipped"] = why
+                            print(f"   skipped: {why}", flush=True)
+                        else:
+                            print(f"   built {os.path.relpath(exe, ROOT)}   [{time.monotonic() - t0:.1f}s]",
+                                  flush=True)
+                    rust_floor_meta.update(executable=exe, skipped=slot.get("skipped"))
+                    results[name] = {SHARED: slot}
+                    run_as = {SHARED: exe}
+                else:
+                    results[name] = {impl: {"samples": [], "error": None} for impl in IMPLS}
                 for r in range(n_rounds):
-                    for iname in IMPLS:
+                    for iname in run_as:
                         slot = results[name][iname]
-                        if slot["error"]:
+                        if slot["error"] or slot.get("skipped"):
                             continue
                         t0 = time.monotonic()
                         try:
-                            res = measure(name, spec, p, impls[iname], tmpdir)
+                            res = measure(name, spec, p, run_as[iname], tmpdir)
                         except BenchError as e:
                             slot["error"] = str(e)
                             failures += 1
@@ -632,6 +710,9 @@ def main():
     print()
     print("ratio = ours/upstream of the medians (times: lower is better; MiB/s, calls/s: higher is better).")
     print("spread = (max-min)/median over the rounds, worst of the two columns.")
+    if rust_floor_meta.get("skipped"):
+        notes.append(f"floor (pure Rust) not measured: {rust_floor_meta['skipped']} "
+                     f"(it is built from bench/rust-floor with cargo)")
     for n in notes:
         print("NOTE:", n)
     print(f"total time {elapsed:.0f}s{' (INTERRUPTED: partial results)' if interrupted else ''}")
@@ -643,6 +724,7 @@ def main():
         "host": {"platform": platform.platform(), "cpus": os.cpu_count(), "loadavg_end": os.getloadavg()},
         "ours": dict(impls["ours"].info, python_path=impls["ours"].python),
         "upstream": dict(impls["upstream"].info, python_path=impls["upstream"].python),
+        "rust_floor": rust_floor_meta or None,
         "elapsed_s": elapsed, "interrupted": interrupted, "notes": notes,
     }
     out = {"meta": meta,
