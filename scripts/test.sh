@@ -12,3 +12,4 @@ cargo clippy --workspace --all-targets -q -- -D warnings
 cargo test --workspace -q
 # Run from tests/ so that `import rpyc` finds the installed package, not ./python.
 "$py" -m pytest -q -p no:cacheprovider tests "$@"
+scripts/fuzz.sh 30  # rpyc-wire decoders, 30 s per target (docs/fuzzing.md); a crash fails CI
