@@ -10,6 +10,7 @@ from typing import Any, List, Tuple
 
 import pytest
 
+import rpyc
 import rpyc.utils as utils
 from rpyc.core.consts import HANDLE_BUFFITER, HANDLE_CALL
 from rpyc.utils import authenticators, helpers
@@ -379,13 +380,21 @@ def test_authentication_error_is_exception() -> None:
     assert issubclass(authenticators.AuthenticationError, Exception)
 
 
-def test_ssl_authenticator_defaults() -> None:
-    plain = authenticators.SSLAuthenticator("key.pem", "cert.pem")
+def test_ssl_authenticator_defaults(tmp_path: Any) -> None:
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+    from tls_certs import make_pki
+
+    pki = make_pki(tmp_path)
+    key, cert, ca = pki["server.key"], pki["server.pem"], pki["ca.pem"]
+    plain = authenticators.SSLAuthenticator(key, cert)
     assert plain.cert_reqs == ssl.CERT_NONE
     assert plain.ca_certs is None and plain.ssl_version is None and plain.ciphers is None
-    with_ca = authenticators.SSLAuthenticator("key.pem", "cert.pem", ca_certs="ca.pem")
-    assert with_ca.cert_reqs == ssl.CERT_REQUIRED and with_ca.ca_certs == "ca.pem"
-    explicit = authenticators.SSLAuthenticator("k", "c", ca_certs="ca", cert_reqs=ssl.CERT_OPTIONAL)
+    with_ca = authenticators.SSLAuthenticator(key, cert, ca_certs=ca)
+    assert with_ca.cert_reqs == ssl.CERT_REQUIRED and with_ca.ca_certs == ca
+    explicit = authenticators.SSLAuthenticator(key, cert, ca_certs=ca, cert_reqs=ssl.CERT_OPTIONAL)
     assert explicit.cert_reqs == ssl.CERT_OPTIONAL
 
 
@@ -447,7 +456,7 @@ def test_ssl_authenticator_handshake_success(tmp_path: Any) -> None:
     thread.start()
     try:
         tls_server, credentials = auth(left)
-        assert isinstance(tls_server, ssl.SSLSocket)
+        assert isinstance(tls_server, rpyc._core.TlsSocket)  # rustls, not the ssl module
         assert not credentials  # CERT_NONE: the client sent no certificate
         assert tls_server.recv(4) == b"ping"
         tls_server.sendall(b"pong")

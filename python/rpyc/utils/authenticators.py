@@ -75,9 +75,11 @@ class SSLAuthenticator:
     ) -> None:
         from rpyc.core import tls
 
-        self.keyfile = keyfile
-        self.certfile = certfile
-        self.ca_certs = ca_certs
+        self.keyfile = str(keyfile)
+        self.certfile = str(certfile)
+        self.ca_certs = str(ca_certs) if ca_certs else None
+        if cert_reqs is None:  # ssl.CERT_REQUIRED with a CA, ssl.CERT_NONE without
+            cert_reqs = 2 if ca_certs else 0
         self.cert_reqs = cert_reqs
         self.ssl_version = ssl_version
         self.ciphers = ciphers
