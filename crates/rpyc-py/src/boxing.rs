@@ -58,9 +58,9 @@ impl BoxCtx<'_, '_> {
             }
             return Ok(());
         }
-        if obj.is_instance(self.netref_base)? {
-            let owner = obj.getattr(intern!(obj.py(), "____conn__"))?;
-            let id_pack = obj.getattr(intern!(obj.py(), "____id_pack__"))?;
+        if is_netref(obj, self.netref_base) {
+            let owner = slot(obj, intern!(obj.py(), "____conn__"))?;
+            let id_pack = slot(obj, intern!(obj.py(), "____id_pack__"))?;
             if owner.is(self.conn) {
                 put_i64(out, LABEL_LOCAL_REF);
                 let mut enc = Encoder {
@@ -119,6 +119,12 @@ impl BoxCtx<'_, '_> {
                 Ok(PyTuple::new(py, items)?.into_any().unbind())
             }
             LABEL_LOCAL_REF => {
+                let before = r.pos();
+                if let Some(obj) = r.id_pack_key().and_then(|k| self.table.get(py, k)) {
+                    return Ok(obj);
+                }
+                // Unknown object or unusual id_pack: decode it in full to report it.
+                r.rewind(before);
                 let id_pack = read_id_pack(r, py, depth + 1)?;
                 let key = id_pack_key(&id_pack);
                 key.and_then(|k| self.table.get(py, k))
@@ -136,6 +142,30 @@ impl BoxCtx<'_, '_> {
                 Err(PyValueError::new_err(format!("invalid label {other}")))
             }
         }
+    }
+}
+
+/// Whether `obj` is a proxy: its type derives from `BaseNetref` (a plain subtype check; a
+/// proxy's `__class__` is the remote class's and must not be asked).
+fn is_netref(obj: &Bound<'_, PyAny>, netref_base: &Bound<'_, PyType>) -> bool {
+    // SAFETY: both pointers are live type objects.
+    unsafe {
+        pyo3::ffi::PyType_IsSubtype(
+            pyo3::ffi::Py_TYPE(obj.as_ptr()),
+            netref_base.as_ptr().cast::<pyo3::ffi::PyTypeObject>(),
+        ) != 0
+    }
+}
+
+/// Read a proxy's own slot, bypassing its `__getattribute__` (Python code that forwards
+/// everything else to the peer).
+fn slot<'py>(obj: &Bound<'py, PyAny>, name: &Bound<'py, PyString>) -> PyResult<Bound<'py, PyAny>> {
+    // SAFETY: live object and name; the call returns a new reference or NULL with an error set.
+    unsafe {
+        Bound::from_owned_ptr_or_err(
+            obj.py(),
+            pyo3::ffi::PyObject_GenericGetAttr(obj.as_ptr(), name.as_ptr()),
+        )
     }
 }
 

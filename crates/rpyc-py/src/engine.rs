@@ -759,7 +759,7 @@ impl Engine {
         let py = slf.py();
         let this = slf.get();
         let timeout: Option<f64> = match this.config.get() {
-            Some(cfg) => match cfg.bind(py).get_item("sync_request_timeout")? {
+            Some(cfg) => match cfg.bind(py).get_item(intern!(py, "sync_request_timeout"))? {
                 Some(v) if !v.is_none() => Some(v.extract()?),
                 _ => None,
             },

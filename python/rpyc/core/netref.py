@@ -213,7 +213,7 @@ def _make_method(name: str, doc: Optional[str]) -> Any:
     if name == "__call__":
 
         def method(_self: Any, *args: Any, **kwargs: Any) -> Any:
-            return syncreq(_self, consts.HANDLE_CALL, args, tuple(kwargs.items()))
+            return syncreq(_self, consts.HANDLE_CALL, args, tuple(kwargs.items()) if kwargs else ())
 
     elif name == "__array__":
 
@@ -234,7 +234,8 @@ def _make_method(name: str, doc: Optional[str]) -> Any:
     else:
 
         def method(_self: Any, *args: Any, **kwargs: Any) -> Any:
-            return syncreq(_self, consts.HANDLE_CALLATTR, name, args, tuple(kwargs.items()))
+            return syncreq(_self, consts.HANDLE_CALLATTR, name, args,
+                           tuple(kwargs.items()) if kwargs else ())
 
     method.__name__ = name
     method.__doc__ = doc

@@ -481,10 +481,12 @@ class Connection(_core.Engine):
         self._access_attr(obj, name, (value,), "_rpyc_setattr", "allow_setattr", setattr)
 
     def _handle_call(self, obj: Any, args: Any, kwargs: Any = ()) -> Any:
-        return obj(*args, **dict(kwargs))
+        # (most calls have no keyword arguments: skip building an empty dict)
+        return obj(*args, **dict(kwargs)) if kwargs else obj(*args)
 
     def _handle_callattr(self, obj: Any, name: Any, args: Any, kwargs: Any = ()) -> Any:
-        return self._handle_getattr(obj, name)(*args, **dict(kwargs))
+        method = self._handle_getattr(obj, name)
+        return method(*args, **dict(kwargs)) if kwargs else method(*args)
 
     def _handle_repr(self, obj: Any) -> str:
         return repr(obj)

@@ -186,6 +186,51 @@ impl<'a> Reader<'a> {
         }
     }
 
+    /// Read an id_pack `(str, int, int)` whose ints fit in u64 and return them, without
+    /// making Python objects: the hot path of a peer naming one of our objects. `None`
+    /// (position unchanged) for any other shape; the caller then decodes it in full.
+    pub fn id_pack_key(&mut self) -> Option<(u64, u64)> {
+        let start = self.pos;
+        let key = self.try_id_pack_key();
+        if key.is_none() {
+            self.pos = start;
+        }
+        key
+    }
+
+    fn try_id_pack_key(&mut self) -> Option<(u64, u64)> {
+        if self.byte("id_pack").ok()? != tag::TUP3 || self.byte("id_pack").ok()? != tag::UNICODE {
+            return None;
+        }
+        std::str::from_utf8(self.expect_bytes("id_pack name").ok()?).ok()?;
+        Some((self.u64_int()?, self.u64_int()?))
+    }
+
+    /// A non-negative integer that fits in u64, validated and parsed in one pass (object
+    /// ids are large: they travel as decimal text).
+    fn u64_int(&mut self) -> Option<u64> {
+        match self.byte("int").ok()? {
+            t @ tag::IMM_FIRST..=tag::IMM_LAST => u64::try_from(t as i64 - tag::IMM_BIAS).ok(),
+            tag::INT_L1 => {
+                let n = self.byte("int length").ok()? as usize;
+                let text = self.take(n, "int").ok()?;
+                // Canonical: no sign, no leading zero, and too large for the immediate form.
+                if matches!(text.first(), None | Some(b'0')) {
+                    return None;
+                }
+                let mut v: u64 = 0;
+                for &d in text {
+                    if !d.is_ascii_digit() {
+                        return None;
+                    }
+                    v = v.checked_mul(10)?.checked_add(u64::from(d - b'0'))?;
+                }
+                (v > tag::IMM_MAX as u64).then_some(v)
+            }
+            _ => None,
+        }
+    }
+
     /// Move back to `pos` (an earlier position of this reader).
     pub fn rewind(&mut self, pos: usize) {
         self.pos = pos.min(self.pos);
