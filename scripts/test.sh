@@ -4,7 +4,12 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 py=${PYTHON:-python3}
-"$py" -m pip install -q --disable-pip-version-check maturin pytest pytest-timeout cryptography
+"$py" -m pip install -q --disable-pip-version-check maturin pytest pytest-timeout cryptography plumbum
+# The SSH tests start a throwaway sshd on loopback (skipped, with the reason, without one).
+if [ ! -x /usr/sbin/sshd ] && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq openssh-server openssh-client) \
+        >/dev/null 2>&1 || echo "note: openssh-server could not be installed; SSH tests will be skipped"
+fi
 "$py" -m pip install -q --disable-pip-version-check .
 scripts/upstream-venv.sh >/dev/null
 cargo fmt --all -- --check
