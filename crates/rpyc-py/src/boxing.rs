@@ -12,6 +12,8 @@ use pyo3::prelude::*;
 use pyo3::types::{PyInt, PyModule, PyString, PyTuple, PyType};
 use rpyc_wire::consts::{tag, LABEL_LOCAL_REF, LABEL_REMOTE_REF, LABEL_TUPLE, LABEL_VALUE};
 use rpyc_wire::WireError;
+use std::collections::HashMap;
+use std::sync::Mutex;
 
 /// What boxing and unboxing need to know about the connection.
 pub struct BoxCtx<'a, 'py> {
@@ -231,6 +233,47 @@ fn dotted(py: Python<'_>, cls: &Bound<'_, PyAny>) -> PyResult<String> {
     ))
 }
 
+/// Most objects sent by reference are instances of a few classes: their `module.name`
+/// (two attribute lookups and a format) is computed once per class. The entry holds the
+/// class, so its address cannot be reused by another class while cached; a class renamed
+/// after it was first sent keeps its first name. Bounded: cleared when full.
+const CLASS_NAME_CACHE_SIZE: usize = 4096;
+
+struct CachedName {
+    _class: Py<PyAny>,
+    name: Py<PyString>,
+}
+
+static CLASS_NAMES: Mutex<Option<HashMap<usize, CachedName>>> = Mutex::new(None);
+
+fn class_name<'py>(py: Python<'py>, cls: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyString>> {
+    // The lock is never held while Python code runs (attribute lookups, deallocations):
+    // that code may switch threads or come back here.
+    let key = cls.as_ptr() as usize;
+    let lock = || CLASS_NAMES.lock().unwrap_or_else(|p| p.into_inner());
+    if let Some(hit) = lock().as_ref().and_then(|c| c.get(&key)) {
+        return Ok(hit.name.bind(py).clone());
+    }
+    let name = PyString::new(py, &dotted(py, cls)?);
+    let entry = CachedName {
+        _class: cls.clone().unbind(),
+        name: name.clone().unbind(),
+    };
+    let (evicted, replaced) = {
+        let mut guard = lock();
+        let cache = guard.get_or_insert_with(HashMap::new);
+        let evicted = if cache.len() >= CLASS_NAME_CACHE_SIZE {
+            std::mem::take(cache)
+        } else {
+            HashMap::new()
+        };
+        let replaced = cache.insert(key, entry);
+        (evicted, replaced)
+    };
+    drop((evicted, replaced)); // outside the lock: dropping may run Python deallocators
+    Ok(name)
+}
+
 /// `rpyc.lib.get_id_pack` for a local (non-proxy) object (WIRE.md §5.1).
 pub fn id_pack_of<'py>(obj: &Bound<'py, PyAny>) -> PyResult<(Bound<'py, PyString>, ObjKey)> {
     let py = obj.py();
@@ -256,15 +299,12 @@ pub fn id_pack_of<'py>(obj: &Bound<'py, PyAny>) -> PyResult<(Bound<'py, PyString
         return Ok((name_pack, (addr(otype.as_any()), addr(obj))));
     }
     if obj.is_instance_of::<PyType>() {
-        return Ok((PyString::new(py, &dotted(py, obj)?), (addr(obj), 0)));
+        return Ok((class_name(py, obj)?, (addr(obj), 0)));
     }
     // `__class__` names the class (proxies and mocks may report another); an object whose
     // `__class__` raises is still sendable under its real type.
     let cls = obj
         .getattr(intern!(py, "__class__"))
         .unwrap_or_else(|_| otype.clone().into_any());
-    Ok((
-        PyString::new(py, &dotted(py, &cls)?),
-        (addr(otype.as_any()), addr(obj)),
-    ))
+    Ok((class_name(py, &cls)?, (addr(otype.as_any()), addr(obj))))
 }

@@ -404,7 +404,7 @@ impl Engine {
                 self.release_reader_unless_delivering(&res);
                 match res {
                     Ok(Step::Work(kind)) => {
-                        let work = Work { kind, resume: None }.with_resume(seq);
+                        let work = Work::new(kind).with_resume(seq);
                         return Ok(Py::new(py, work)?.into_any());
                     }
                     Ok(_) => {}
@@ -788,6 +788,7 @@ impl Engine {
     ) -> PyResult<()> {
         let py = slf.py();
         let this = slf.get();
+        work.get().leave();
         let (seq, peer) = Self::request_of(work.get())?;
         let seq = seq.bind(py);
         let base = NETREF_BASE
@@ -817,6 +818,7 @@ impl Engine {
     ) -> PyResult<()> {
         let py = slf.py();
         let this = slf.get();
+        work.get().leave();
         let (seq, peer) = Self::request_of(work.get())?;
         let mut buf = this.begin_payload(peer)?;
         this.put_exception(slf.as_any(), &mut buf, seq.bind(py), exc)?;
@@ -870,7 +872,7 @@ impl Engine {
             let res = this.serve_one(slf, deadline);
             this.release_reader_unless_delivering(&res);
             return match res? {
-                Step::Work(kind) => Ok(Py::new(py, Work { kind, resume: None })?.into_any()),
+                Step::Work(kind) => Ok(Py::new(py, Work::new(kind))?.into_any()),
                 Step::Done => as_bool(true),
                 Step::Idle => as_bool(false),
             };
@@ -899,6 +901,13 @@ impl Engine {
         let pending: Vec<Slot> = self.lock().pending.drain().map(|(_, s)| s).collect();
         drop(pending);
         drop(self.objects.take_all());
+    }
+
+    /// Whether reads force immediate TCP acknowledgements (off for rpyc-rs peers, which
+    /// send with Nagle's algorithm off; see `rpyc.core.extensions`).
+    fn _set_quick_ack(&self, py: Python<'_>, on: bool) -> PyResult<()> {
+        self.transport(py)?.set_quick_ack(on);
+        Ok(())
     }
 
     /// End the reader role handed over with a `Work` that delivers an answer.

@@ -2,6 +2,7 @@
 //! and its transports. The Python package `rpyc` is the face; this is where the work happens.
 
 mod acceptor;
+mod attrs;
 mod boxing;
 mod brine;
 mod engine;
@@ -71,6 +72,8 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
         "TruncatedFrame",
         m.py().get_type::<errors::TruncatedFrame>(),
     )?;
+    m.add_function(wrap_pyfunction!(attrs::class_attr, m)?)?;
+    m.add_function(wrap_pyfunction!(attrs::has_static_attr, m)?)?;
     m.add_function(wrap_pyfunction!(dump, m)?)?;
     m.add_function(wrap_pyfunction!(load, m)?)?;
     m.add_function(wrap_pyfunction!(dumpable, m)?)?;

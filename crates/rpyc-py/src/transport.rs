@@ -8,8 +8,9 @@ use pyo3::prelude::*;
 use pyo3::types::PyBytes;
 use socket2::Socket;
 use std::io::{self, Write};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use crate::tls::session::{TlsSession, READ_LIMIT as TLS_READ_LIMIT};
 use crate::tls::socket::TlsSocket;
@@ -18,9 +19,46 @@ use crate::tls::socket::TlsSocket;
 const READ_CHUNK: usize = 64 * 1024;
 
 pub enum Transport {
-    Socket(Arc<Socket>),
+    Socket(Arc<NativeSocket>),
     Tls(Arc<TlsSession>),
     Python(Py<PyAny>),
+}
+
+/// A socket the engine reads and writes itself, with the receive timeout it last set (so
+/// that a timed read costs no extra system call: no poll(), no setsockopt() per read).
+pub struct NativeSocket {
+    sock: Socket,
+    /// SO_RCVTIMEO currently on the socket, in µs (0: none).
+    rcvtimeo_us: AtomicU64,
+    /// Acknowledge each read at once (see `quick_ack`); off once the peer is known to send
+    /// without Nagle's algorithm.
+    quick_ack: AtomicBool,
+}
+
+impl NativeSocket {
+    fn new(sock: Socket) -> Self {
+        NativeSocket {
+            sock,
+            rcvtimeo_us: AtomicU64::new(0),
+            quick_ack: AtomicBool::new(true),
+        }
+    }
+
+    /// Make a blocking read return within `left`. The socket keeps the setting, so most
+    /// reads need no system call for it: it is changed only when it would overshoot, and
+    /// then set to half of what is left (a sync request's next read then fits again).
+    fn arm_timeout(&self, left: Duration) -> io::Result<()> {
+        let left_us = u64::try_from(left.as_micros()).unwrap_or(u64::MAX);
+        let current = self.rcvtimeo_us.load(Ordering::Relaxed);
+        if current != 0 && current <= left_us {
+            return Ok(());
+        }
+        let new_us = (left_us / 2).max(left_us.min(1000)).max(1);
+        self.sock
+            .set_read_timeout(Some(Duration::from_micros(new_us)))?;
+        self.rcvtimeo_us.store(new_us, Ordering::Relaxed);
+        Ok(())
+    }
 }
 
 /// Result of waiting for incoming bytes.
@@ -46,7 +84,9 @@ impl Transport {
             Some(tls) if tls.is_instance_of::<TlsSocket>() => {
                 Ok(Transport::Tls(tls.cast::<TlsSocket>()?.get().session()))
             }
-            Some(fd) => Ok(Transport::Socket(Arc::new(dup_socket(fd.extract()?)?))),
+            Some(fd) => Ok(Transport::Socket(Arc::new(NativeSocket::new(dup_socket(
+                fd.extract()?,
+            )?)))),
             None => Ok(Transport::Python(stream.clone().unbind())),
         }
     }
@@ -71,7 +111,7 @@ impl Transport {
     ) -> PyResult<Readable> {
         match self {
             Transport::Socket(sock) => {
-                let sock: &Socket = sock;
+                let sock: &NativeSocket = sock;
                 crate::gil::detach(py, || socket_read(sock, buf, want, timeout))
                     .map_err(|e| eof_error(format!("connection lost: {e}")))
             }
@@ -105,7 +145,7 @@ impl Transport {
     pub fn write_all(&self, py: Python<'_>, data: &[u8]) -> PyResult<()> {
         match self {
             Transport::Socket(sock) => {
-                let sock: &Socket = sock;
+                let sock: &Socket = &sock.sock;
                 crate::gil::detach(py, || socket_write_all(sock, data))
                     .map_err(|e| eof_error(format!("connection lost: {e}")))
             }
@@ -121,11 +161,19 @@ impl Transport {
         }
     }
 
+    /// Whether reads force immediate TCP acknowledgements (needed while the peer may hold a
+    /// second small message back with Nagle's algorithm, as upstream does).
+    pub fn set_quick_ack(&self, on: bool) {
+        if let Transport::Socket(sock) = self {
+            sock.quick_ack.store(on, Ordering::Relaxed);
+        }
+    }
+
     /// Shut the transport down so that blocked readers wake up with EOF.
     pub fn shutdown(&self, py: Python<'_>) {
         match self {
             Transport::Socket(sock) => {
-                let _ = sock.shutdown(std::net::Shutdown::Both);
+                let _ = sock.sock.shutdown(std::net::Shutdown::Both);
             }
             Transport::Tls(session) => session.shutdown(),
             Transport::Python(stream) => {
@@ -143,15 +191,24 @@ fn would_block(e: &io::Error) -> bool {
 }
 
 fn socket_read(
-    sock: &Socket,
+    native: &NativeSocket,
     buf: &mut Vec<u8>,
     want: usize,
     timeout: Option<Duration>,
 ) -> io::Result<Readable> {
-    // Without a timeout the read itself blocks: no poll() first (one system call less per
-    // frame on a serving connection). A signal interrupts it either way.
-    if timeout.is_some() && !wait_ready(sock, false, timeout)? {
-        return Ok(Readable::Timeout);
+    let sock = &native.sock;
+    let deadline = timeout.map(|t| Instant::now() + t);
+    match timeout {
+        // Nothing left: only what is already there.
+        Some(t) if t.is_zero() && !wait_ready(sock, false, timeout)? => {
+            return Ok(Readable::Timeout);
+        }
+        Some(t) if t.is_zero() => {}
+        // The read itself blocks with the socket's receive timeout: no poll() first.
+        Some(t) => native.arm_timeout(t)?,
+        // Without a timeout the read blocks (or returns when an earlier receive timeout
+        // runs out: the wait below then continues). A signal interrupts it either way.
+        None => {}
     }
     // Grow with the data actually received, never by what a header merely announces:
     // a peer that claims 256 MiB and sends 3 bytes must not reserve 256 MiB.
@@ -163,14 +220,18 @@ fn socket_read(
             Ok(n) => {
                 // SAFETY: recv initialized the first n bytes of the spare capacity.
                 unsafe { buf.set_len(buf.len() + n) };
-                quick_ack(sock);
+                if native.quick_ack.load(Ordering::Relaxed) {
+                    quick_ack(sock);
+                }
                 return Ok(Readable::Data);
             }
             // A signal: let the caller run Python's handlers (Ctrl-C), then read again.
             Err(e) if e.kind() == io::ErrorKind::Interrupted => return Ok(Readable::Timeout),
-            Err(e) if would_block(&e) => {
-                // A non-blocking socket reported readable spuriously: wait again.
-                if !wait_ready(sock, false, timeout)? {
+            // The receive timeout ran out, or the descriptor is non-blocking: wait for
+            // what is left of the caller's time.
+            Err(e) if would_block(&e) || e.kind() == io::ErrorKind::TimedOut => {
+                let left = deadline.map(|d| d.saturating_duration_since(Instant::now()));
+                if !wait_ready(sock, false, left)? {
                     return Ok(Readable::Timeout);
                 }
             }

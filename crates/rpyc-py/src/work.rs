@@ -8,6 +8,7 @@
 use crate::threads;
 use pyo3::exceptions::PyRuntimeError;
 use pyo3::prelude::*;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex;
 
 pub enum WorkKind {
@@ -33,14 +34,22 @@ pub struct Work {
     pub kind: WorkKind,
     /// The synchronous request the handing-out thread was waiting for, to resume after.
     pub resume: Option<u64>,
+    /// Whether `enter` marked the serving thread (and `leave` has not yet unmarked it).
+    serving: AtomicBool,
 }
 
 impl Work {
-    pub fn with_resume(self, seq: u64) -> Self {
+    pub fn new(kind: WorkKind) -> Self {
         Work {
-            kind: self.kind,
-            resume: Some(seq),
+            kind,
+            resume: None,
+            serving: AtomicBool::new(false),
         }
+    }
+
+    pub fn with_resume(mut self, seq: u64) -> Self {
+        self.resume = Some(seq);
+        self
     }
 }
 
@@ -99,15 +108,25 @@ impl Work {
         self.resume
     }
 
+    /// Start serving the request: `enter`, then take the arguments (raising what unboxing
+    /// them raised). `Engine._reply` and `_reply_exception` `leave`.
+    fn begin(&self, py: Python<'_>) -> PyResult<Py<PyAny>> {
+        self.enter();
+        self.args(py)
+    }
+
     /// Mark this thread as serving the request (nested requests go to the peer's thread).
-    fn enter(&self) {
+    pub fn enter(&self) {
         if let WorkKind::Request { peer, .. } = &self.kind {
-            threads::enter_serving(*peer);
+            if !self.serving.swap(true, Ordering::AcqRel) {
+                threads::enter_serving(*peer);
+            }
         }
     }
 
-    fn leave(&self) {
-        if matches!(self.kind, WorkKind::Request { .. }) {
+    /// End the mark of `enter`; a no-op when not marked (so replying may always call it).
+    pub fn leave(&self) {
+        if self.serving.swap(false, Ordering::AcqRel) {
             threads::leave_serving();
         }
     }

@@ -32,6 +32,8 @@ HANDLE_BUFFITER = 17
 HANDLE_OLDSLICING = 18
 HANDLE_CTXEXIT = 19
 HANDLE_INSTANCECHECK = 20
+#: rpyc-rs extension (rpyc.core.extensions): sent only to a peer that announced ``iter_batch``
+HANDLE_ITER_BATCH = 64
 
 # Compact body of an EXCEPTION message whose exception is exactly ``StopIteration``.
 EXC_STOP_ITERATION = 1

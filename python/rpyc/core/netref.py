@@ -12,7 +12,7 @@ from typing import Any, Dict, Iterable, Optional, Tuple
 
 from rpyc import _core
 from rpyc._core import Work as _Work
-from rpyc.core import consts
+from rpyc.core import consts, extensions
 from rpyc.lib import get_methods
 
 IdPack = Tuple[str, int, int]
@@ -21,7 +21,7 @@ IdPack = Tuple[str, int, int]
 DELETED_ATTRS = frozenset(["__array_struct__", "__array_interface__"])
 LOCAL_ATTRS = frozenset(
     [
-        "____conn__", "____id_pack__", "____refcount__", "__class__", "__cmp__", "__del__",
+        "____conn__", "____id_pack__", "____refcount__", "____prefetched__", "__class__", "__cmp__", "__del__",
         "__delattr__", "__dir__", "__doc__", "__getattr__", "__getattribute__", "__hash__",
         "__instancecheck__", "__init__", "__metaclass__", "__module__", "__new__",
         "__reduce__", "__reduce_ex__", "__repr__", "__setattr__", "__slots__", "__str__",
@@ -79,12 +79,13 @@ class BaseNetref(metaclass=NetrefMetaclass):
     """Base of every proxy class. Holds the connection, the remote id_pack and the number of
     times the owner sent this reference (returned to it in ``HANDLE_DEL`` on collection)."""
 
-    __slots__ = ["____conn__", "____id_pack__", "__weakref__", "____refcount__"]
+    __slots__ = ["____conn__", "____id_pack__", "__weakref__", "____refcount__", "____prefetched__"]
 
     def __init__(self, conn: Any, id_pack: IdPack) -> None:
         self.____conn__ = conn
         self.____id_pack__ = id_pack
         self.____refcount__ = 1
+        self.____prefetched__ = None  # items read ahead (rpyc.core.extensions, iter_batch)
 
     def __del__(self) -> None:
         try:
@@ -222,6 +223,15 @@ def _make_method(name: str, doc: Optional[str]) -> Any:
             _require_local_pickle(_self, "__array__ (e.g. numpy.array(proxy))")
             array = pickle.loads(syncreq(_self, consts.HANDLE_PICKLE, -1))
             return array.__array__(*args, **kwargs)
+
+    elif name == "__next__":
+
+        def method(_self: Any, *args: Any, **kwargs: Any) -> Any:
+            conn = _getattribute(_self, "____conn__")
+            if args or kwargs or extensions.FEATURE_ITER_BATCH not in conn._peer_features:
+                return syncreq(_self, consts.HANDLE_CALLATTR, name, args,
+                               tuple(kwargs.items()) if kwargs else ())
+            return extensions.next_item(_self, conn, _getattribute, _setattr, syncreq)
 
     elif name in ("__getslice__", "__setslice__", "__delslice__"):
         attempt = "__" + name[2:5] + "item__"

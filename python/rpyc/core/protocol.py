@@ -13,11 +13,11 @@ import socket
 import sys
 import threading
 import weakref
-from typing import Any, Callable, Dict, Optional, Tuple
+from typing import Any, Callable, Dict, FrozenSet, Optional, Tuple
 
 from rpyc import _core
 from rpyc._core import Work as _Work
-from rpyc.core import consts, netref, vinegar
+from rpyc.core import consts, extensions, netref, vinegar
 from rpyc.core.async_ import AsyncResult, AsyncResultTimeout  # noqa: F401 (re-exported; patched by tests)
 from rpyc.lib import Timeout, get_methods, hasattr_static, spawn
 from rpyc.lib.compat import execute  # noqa: F401
@@ -77,6 +77,9 @@ DEFAULT_CONFIG: Dict[str, Any] = dict(
     allow_setattr=False,
     allow_delattr=False,
     allow_pickle=False,
+    # rpyc-rs: negotiate extensions with rpyc-rs peers (rpyc.core.extensions); upstream
+    # peers never see them
+    rpyc_rs_extensions=True,
     # exceptions (WIRE.md 7)
     include_local_traceback=True,
     include_local_version=True,
@@ -146,6 +149,8 @@ class Connection(_core.Engine):
         # Kept for code that inspects it; the engine has its own receive ownership.
         self._recvlock = threading.RLock()
         self._closed_lock = threading.Lock()
+        self._peer_features: FrozenSet[str] = frozenset()  # set by rpyc.core.extensions
+        self._iter_errors: Dict[int, Any] = {}
         stream = channel.stream
         offer = getattr(stream, "native_transport", None)
         native = offer() if offer is not None else None
@@ -211,6 +216,7 @@ class Connection(_core.Engine):
             pass
         self._proxy_cache.clear()
         self._netref_classes_cache.clear()
+        self._iter_errors.clear()
         self._remote_root = None
         self._local_root.on_disconnect(self)
 
@@ -250,23 +256,21 @@ class Connection(_core.Engine):
             # Upstream never answers CLOSE: the requester sees EOF, which ends its wait.
             self._handle_close_request()
             return
-        work.enter()
         try:
-            args = work.args  # raises what unboxing the arguments raised
+            args = work.begin()  # raises what unboxing the arguments raised
             func = self._HANDLERS.get(handler)
             if func is None:
                 raise KeyError(handler)
             result = func(self, *args)
         except BaseException as exc:
-            work.leave()
             config = self._config
             if (isinstance(exc, KeyboardInterrupt) and config["propagate_KeyboardInterrupt_locally"]) or (
                 isinstance(exc, SystemExit) and config["propagate_SystemExit_locally"]
             ):
+                work.leave()
                 raise
-            self._reply_exception(work, exc)
+            self._reply_exception(work, exc)  # (replying ends the work's serving mark)
         else:
-            work.leave()
             self._reply(work, result)
 
     def _sync(self, handler: int, args: Tuple[Any, ...]) -> Any:
@@ -305,7 +309,9 @@ class Connection(_core.Engine):
         """Serve requests until the peer disconnects, then close."""
         try:
             while not self._closed:
-                self.serve(None)
+                work = self._serve(None, True, None)  # (serve() inlined: the hot loop)
+                if type(work) is _Work:
+                    self._run_work(work)
         except _core.TruncatedFrame as exc:
             self._logger().error("%s: %s", self._config["connid"], exc)
         except EOFError:
@@ -457,7 +463,7 @@ class Connection(_core.Engine):
             name = name.decode("utf-8")
         elif type(name) is not str:
             raise TypeError("name must be a string")
-        accessor = getattr(type(obj), overrider, None)
+        accessor = _core.class_attr(type(obj), overrider)  # getattr(..., None) minus the exception
         if accessor is None:
             accessor = default
             name = self._check_attr(obj, name, perm)
@@ -466,7 +472,12 @@ class Connection(_core.Engine):
     # -- request handlers (WIRE.md 6) -----------------------------------------------------
 
     def _handle_ping(self, data: Any) -> Any:
+        if self._config["rpyc_rs_extensions"] and extensions.is_hello(data):
+            return extensions.answer_hello(self, data)
         return data
+
+    def _handle_iter_batch(self, obj: Any, count: Any) -> Any:
+        return extensions.serve_iter_batch(self, obj, count)
 
     def _handle_getroot(self) -> Any:
         return self._local_root
@@ -590,6 +601,7 @@ class Connection(_core.Engine):
             consts.HANDLE_OLDSLICING: cls._handle_oldslicing,
             consts.HANDLE_CTXEXIT: cls._handle_ctxexit,
             consts.HANDLE_INSTANCECHECK: cls._handle_instancecheck,
+            consts.HANDLE_ITER_BATCH: cls._handle_iter_batch,
         }
 
 

@@ -13,6 +13,7 @@ import time
 import types
 from typing import Any, Callable, Dict, Iterable, Optional, Tuple, TypeVar, Union
 
+from rpyc import _core
 from rpyc.lib.compat import maxint  # noqa: F401  (re-exported)
 
 __all__ = [
@@ -110,12 +111,12 @@ class hybridmethod:
 
 
 def hasattr_static(obj: Any, attr: str) -> bool:
-    """Whether ``inspect.getattr_static`` finds ``attr`` on ``obj`` (no code is run)."""
-    try:
-        inspect.getattr_static(obj, attr)
-    except AttributeError:
-        return False
-    return True
+    """Whether ``inspect.getattr_static`` finds ``attr`` on ``obj`` (no code is run): in
+    its instance ``__dict__`` or its class's MRO (for a class, its own MRO and its
+    metaclass's). Answered natively, without raising an exception for a missing name."""
+    if type(attr) is not str:
+        raise TypeError(f"attribute name must be string, not {type(attr).__name__!r}")
+    return _core.has_static_attr(obj, attr)
 
 
 def spawn(*args: Any, **kwargs: Any) -> threading.Thread:
@@ -272,8 +273,6 @@ def get_id_pack(obj: Any) -> IdPack:
     if base is not None and isinstance(obj, base):
         return object.__getattribute__(obj, "____id_pack__")  # type: ignore[no-any-return]
     # The very computation the engine uses when it sends ``obj`` by reference.
-    from rpyc import _core
-
     return _core.local_id_pack(obj)  # type: ignore[no-any-return]
 
 

@@ -8,6 +8,7 @@ import sys
 import threading
 from typing import Any, Dict, Optional, Sequence
 
+from rpyc.core import extensions
 from rpyc.core.channel import Channel
 from rpyc.core.service import VoidService
 from rpyc.core.stream import PipeStream, SocketStream, TunneledSocketStream
@@ -30,8 +31,13 @@ class ForbiddenError(Exception):
 
 
 def connect_channel(channel: Channel, service: Any = VoidService, config: Dict[str, Any] = {}) -> Any:
-    """A connection over an existing ``Channel``."""
-    return service._connect(channel, config)
+    """A connection over an existing ``Channel``. Unless ``rpyc_rs_extensions`` is off in
+    ``config``, it offers the peer rpyc-rs's protocol extensions (an rpyc-rs peer accepts,
+    an upstream peer never notices; see :mod:`rpyc.core.extensions`)."""
+    conn = service._connect(channel, config)
+    if conn._config["rpyc_rs_extensions"]:
+        extensions.send_hello(conn)
+    return conn
 
 
 def connect_stream(stream: Any, service: Any = VoidService, config: Dict[str, Any] = {},

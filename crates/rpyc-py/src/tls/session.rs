@@ -211,11 +211,24 @@ impl TlsSession {
 
     /// Encrypt and send all of `data`.
     pub fn write_all(&self, data: &[u8]) -> io::Result<()> {
-        for chunk in data.chunks(WRITE_CHUNK) {
+        let sent = data.chunks(WRITE_CHUNK).try_for_each(|chunk| {
             self.lock().writer().write_all(chunk)?;
-            self.flush_until(None)?;
+            self.flush_until(None)
+        });
+        sent.map_err(|e| self.alert_behind(e))
+    }
+
+    /// A peer that rejects us (e.g. our client certificate, which TLS 1.3 judges after the
+    /// client finished its handshake) sends an alert and closes: a write then fails with a
+    /// bare "broken pipe". The alert, if it arrived, names the real cause.
+    fn alert_behind(&self, e: io::Error) -> io::Error {
+        if e.get_ref().is_some_and(|inner| inner.is::<rustls::Error>()) {
+            return e;
         }
-        Ok(())
+        match self.receive() {
+            Err(tls) if tls.get_ref().is_some_and(|inner| inner.is::<rustls::Error>()) => tls,
+            _ => e,
+        }
     }
 
     /// Decrypted bytes ready to be read without touching the socket.

@@ -1,0 +1,150 @@
+"""Protocol extensions between two rpyc-rs peers, negotiated so that an upstream peer never
+sees them.
+
+Negotiation rides on a request every RPyC peer already answers: the connecting side sends
+an asynchronous ``HANDLE_PING`` whose data is ``(HELLO, version, features)``. Upstream
+echoes ping data back unchanged, so the connecting side learns nothing and uses nothing.
+An rpyc-rs peer answers ``(HELLO_ACK, version, its features)`` instead, and from then on
+both sides use the features both named. Nothing waits for the answer: until it arrives,
+the connection behaves exactly as with upstream.
+
+Features:
+
+``iter_batch``
+    ``next()`` on a proxy of a remote iterator fetches up to :data:`ITER_BATCH_SIZE` items
+    per round trip (``HANDLE_ITER_BATCH``) and hands them out locally. Only iterators over
+    materialized data (lists, tuples, ranges, strings, bytes, dicts, sets...) are read
+    ahead; any other iterator (a generator, a file) still yields one item per request, so
+    its code runs exactly when the caller asks for the next item, as with upstream.
+``no_quickack``
+    (implicit in any rpyc-rs peer) it sends with Nagle's algorithm off, so reads need not
+    force immediate TCP acknowledgements (one system call less per read).
+"""
+
+import threading
+from collections import deque
+from typing import Any, Dict, FrozenSet, Tuple
+
+from rpyc.core import consts
+
+HELLO = "rpyc-rs/hello"
+HELLO_ACK = "rpyc-rs/hello-ack"
+VERSION = 1
+FEATURE_ITER_BATCH = "iter_batch"
+#: what this implementation offers
+FEATURES: FrozenSet[str] = frozenset([FEATURE_ITER_BATCH])
+#: most items one ``HANDLE_ITER_BATCH`` returns
+ITER_BATCH_SIZE = 256
+
+# Iterators whose next() only reads data that already exists: reading ahead runs no user
+# code (the one visible difference: items taken before a concurrent mutation of the
+# container by the owner itself).
+_READ_AHEAD_TYPES = frozenset(
+    type(iter(sample))
+    for sample in (
+        [], (), range(0), "", "\u20ac", b"", bytearray(), {}, {}.values(), {}.items(),
+        set(), frozenset(), reversed([]), reversed(()), reversed(range(0)),
+    )
+)
+
+
+def hello_payload() -> Tuple[str, int, Tuple[str, ...]]:
+    return (HELLO, VERSION, tuple(sorted(FEATURES)))
+
+
+def _features_of(announced: Any) -> FrozenSet[str]:
+    if not isinstance(announced, tuple):
+        return frozenset()
+    return frozenset(f for f in announced if type(f) is str) & FEATURES
+
+
+def is_hello(data: Any) -> bool:
+    return type(data) is tuple and len(data) == 3 and data[0] == HELLO
+
+
+def send_hello(conn: Any) -> None:
+    """Start the negotiation from the connecting side (no waiting)."""
+
+    def on_answer(is_exc: bool, answer: Any) -> None:
+        if not is_exc and type(answer) is tuple and len(answer) == 3 and answer[0] == HELLO_ACK:
+            peer_is_rpyc_rs(conn, answer[2])
+
+    conn._async_request(consts.HANDLE_PING, (hello_payload(),), on_answer)
+
+
+def answer_hello(conn: Any, data: Tuple[Any, ...]) -> Tuple[str, int, Tuple[str, ...]]:
+    """The accepting side's answer to a hello (instead of the echo upstream gives)."""
+    peer_is_rpyc_rs(conn, data[2])
+    return (HELLO_ACK, VERSION, tuple(sorted(FEATURES)))
+
+
+def peer_is_rpyc_rs(conn: Any, announced: Any) -> None:
+    conn._peer_features = _features_of(announced)
+    try:
+        conn._set_quick_ack(False)
+    except EOFError:  # closed meanwhile
+        pass
+
+
+# -- iter_batch: the owner's side ------------------------------------------------------
+
+
+def serve_iter_batch(conn: Any, iterator: Any, count: Any) -> Tuple[Tuple[Any, ...], bool]:
+    """``(items, exhausted)``: up to ``count`` items of ``iterator`` (one unless it only
+    reads existing data). An error after some items is kept and raised by the next call,
+    as the plain ``next()`` sequence would have raised it then."""
+    pending: Dict[int, Tuple[Any, BaseException]] = conn._iter_errors
+    kept = pending.pop(id(iterator), None)
+    if kept is not None and kept[0] is iterator:
+        raise kept[1]
+    step = conn._handle_getattr(iterator, "__next__")  # the attribute policy decides
+    limit = max(1, min(int(count), ITER_BATCH_SIZE)) if type(iterator) in _READ_AHEAD_TYPES else 1
+    items = []
+    try:
+        while len(items) < limit:
+            items.append(step())
+    except StopIteration:
+        return tuple(items), True
+    except Exception as exc:
+        if not items:
+            raise
+        pending[id(iterator)] = (iterator, exc)
+    return tuple(items), False
+
+
+# -- iter_batch: the proxy's side ------------------------------------------------------
+
+
+class _Prefetched(deque):
+    """Items fetched ahead for one iterator proxy; ``done`` once the owner said so."""
+
+    __slots__ = ("done",)
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.done = False
+
+
+_buffer_lock = threading.Lock()
+
+
+def next_item(proxy: Any, conn: Any, getattribute: Any, setattr_: Any, syncreq: Any) -> Any:
+    """``next(proxy)`` with read-ahead (the caller checked that the peer offers it)."""
+    buf = getattribute(proxy, "____prefetched__")
+    if buf is None:
+        with _buffer_lock:
+            buf = getattribute(proxy, "____prefetched__")
+            if buf is None:
+                buf = _Prefetched()
+                setattr_(proxy, "____prefetched__", buf)
+    while True:
+        try:
+            return buf.popleft()
+        except IndexError:
+            pass
+        if buf.done:
+            raise StopIteration
+        items, done = syncreq(proxy, consts.HANDLE_ITER_BATCH, ITER_BATCH_SIZE)
+        buf.extend(items)
+        if done:
+            buf.done = True
