@@ -8,6 +8,10 @@ class TruncatedFrame(EOFError):
 class ProtocolError(ValueError):
     """The peer sent bytes that violate the wire protocol or a configured limit."""
 
+class SendStalled(EOFError):
+    """The peer read nothing for ``send_stall_timeout`` seconds while a frame waited to be
+    sent; the connection was closed."""
+
 def dump(obj: Any) -> bytes: ...
 def load(data: bytes) -> Any: ...
 def dumpable(obj: Any) -> bool: ...

@@ -99,6 +99,9 @@ DEFAULT_CONFIG: Dict[str, Any] = dict(
     max_frame_size=256 * 1024 * 1024,
     max_decompressed_size=256 * 1024 * 1024,
     max_nesting_depth=256,
+    max_pending_requests=100_000,   # our requests awaiting answers
+    max_local_objects=100_000,      # our objects the peer holds references to
+    send_stall_timeout=60,          # seconds a peer may read nothing while we send; None: forever
     compression_threshold=3000,
     compression_level=1,
 )
@@ -193,6 +196,10 @@ class Connection(_core.Engine):
                 self._sync(consts.HANDLE_CLOSE, ())
             except (EOFError, TimeoutError):
                 pass
+            except RuntimeError:
+                # max_pending_requests reached (a peer that does not answer): tell it
+                # anyway, without waiting for the end of the connection.
+                self._async_request(consts.HANDLE_CLOSE, ())
         except Exception:
             if not self._config["close_catchall"]:
                 raise
@@ -306,7 +313,7 @@ class Connection(_core.Engine):
         try:
             while not self._closed:
                 self.serve(None)
-        except _core.TruncatedFrame as exc:
+        except (_core.TruncatedFrame, _core.SendStalled) as exc:
             self._logger().error("%s: %s", self._config["connid"], exc)
         except EOFError:
             pass
