@@ -302,14 +302,15 @@ impl Engine {
         }
     }
 
+    /// Leave the reader role once (reentrant). A thread that does not hold it changes
+    /// nothing: `_dispatch` may hand out answers without holding it.
     fn release_reader(&self) {
+        let me = threads::token();
         let mut sh = self.lock();
         if let Some((t, depth)) = sh.reader {
-            sh.reader = if depth > 1 {
-                Some((t, depth - 1))
-            } else {
-                None
-            };
+            if t == me {
+                sh.reader = (depth > 1).then_some((t, depth - 1));
+            }
         }
         self.advance(&mut sh);
     }
@@ -490,11 +491,9 @@ impl Engine {
         }
     }
 
-    /// Decode one message payload: file a reply, or return the work it asks of Python.
+    /// Decode one frame's payload: file a reply, or return the work it asks of Python.
     fn process(&self, slf: &Bound<'_, Engine>, payload: &[u8]) -> PyResult<Option<WorkKind>> {
-        let py = slf.py();
-        let s = self.settings()?;
-        let (peer_thread, body) = if s.bind_threads {
+        let (peer_thread, body) = if self.settings()?.bind_threads {
             if payload.len() < THREAD_PREFIX_LEN {
                 return Err(wire_err(WireError::BadMessage(format!(
                     "message of {} bytes has no 16-byte thread prefix (does the peer use bind_threads too?)",
@@ -507,6 +506,19 @@ impl Engine {
         } else {
             (0, payload)
         };
+        self.process_message(slf, peer_thread, body)
+    }
+
+    /// Decode one message (`msg_type | brine((seq, body))`, without thread prefix) sent by
+    /// peer thread `peer_thread`.
+    fn process_message(
+        &self,
+        slf: &Bound<'_, Engine>,
+        peer_thread: u64,
+        body: &[u8],
+    ) -> PyResult<Option<WorkKind>> {
+        let py = slf.py();
+        let s = self.settings()?;
         let Some((&mtype, rest)) = body.split_first() else {
             // Upstream treats an empty payload as "nothing arrived".
             return Ok(None);
@@ -1012,6 +1024,37 @@ impl Engine {
     /// End the reader role handed over with a `Work` that delivers an answer.
     fn _release_reader(&self) {
         self.release_reader();
+    }
+
+    /// Process one message payload (`msg_type | brine((seq, body))`, decompressed, without
+    /// a thread prefix) as if it had just been received: a reply is filed for its waiter; a
+    /// request, or an answer for a callback, is returned as the `Work` to run (as `_serve`
+    /// does). Requests injected this way are answered to the peer's unbound thread.
+    fn _engine_dispatch(slf: &Bound<'_, Engine>, data: &[u8]) -> PyResult<Option<Py<Work>>> {
+        let py = slf.py();
+        let this = slf.get();
+        if let Some(e) = this.dead_error() {
+            return Err(e);
+        }
+        // Hold the reader role if it is free (or ours), as a frame read from the socket
+        // would be processed; when another thread reads, process without it (a `Deliver`
+        // handed out then has no role to release, which `_release_reader` tolerates).
+        let reading = this.try_become_reader();
+        let res = this.process_message(slf, 0, data);
+        this.advance(&mut this.lock());
+        if reading && !matches!(res, Ok(Some(WorkKind::Deliver { .. }))) {
+            this.release_reader();
+        }
+        match res {
+            Ok(Some(kind)) => Ok(Some(Py::new(py, Work { kind, resume: None })?)),
+            Ok(None) => Ok(None),
+            Err(e) => {
+                if e.is_instance_of::<ProtocolError>(py) {
+                    this.fail(py, &e);
+                }
+                Err(e)
+            }
+        }
     }
 
     /// Number of local objects the peer holds references to.

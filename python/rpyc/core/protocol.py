@@ -287,6 +287,15 @@ class Connection(_core.Engine):
         self._run_work(work)
         return self._wait_reply(work.resume)
 
+    def _dispatch(self, data: bytes) -> None:
+        """Process one message payload (``msg_type`` byte + brine of ``(seq, body)``,
+        decompressed, without a thread prefix) as if it had just been received: a reply
+        reaches its waiter, a request is served and answered. Received frames do not pass
+        through here (the engine processes them natively); upstream's tests patch it."""
+        work = self._engine_dispatch(data)
+        if work is not None:
+            self._run_work(work)
+
     def poll(self, timeout: Any = 0) -> bool:
         """Serve one frame if it arrives within ``timeout`` seconds; never blocks on
         another thread that is reading."""
