@@ -570,12 +570,22 @@ impl Engine {
             }
             _ => {
                 let outcome = if mtype == MSG_REPLY {
+                    // Unboxed even when nobody waits: the proxies it holds must be released
+                    // (DEL), or the peer would keep their objects.
                     ctx.unbox(&mut r, 0)
                 } else {
                     let raw = r.value(py, 0)?;
-                    Ok(conn
-                        .call_method1(intern!(py, "_unpack_exception"), (raw,))?
-                        .unbind())
+                    let awaited = seq
+                        .extract::<u64>()
+                        .is_ok_and(|s| self.lock().pending.contains_key(&s));
+                    if awaited {
+                        // A peer's odd exception description is the waiter's error, not ours.
+                        conn.call_method1(intern!(py, "_unpack_exception"), (raw,))
+                            .map(Bound::unbind)
+                    } else {
+                        // Not unpacked: that costs a class per exception name a peer invents.
+                        Ok(py.None())
+                    }
                 };
                 let outcome = match outcome {
                     Err(e) if e.is_instance_of::<ProtocolError>(py) => return Err(e),
@@ -649,7 +659,7 @@ impl Engine {
         let raw = conn.call_method1(intern!(py, "_dump_exception"), (exc,))?;
         buf.push(MSG_EXCEPTION);
         buf.push(tag::TUP2);
-        put_seq(buf, seq)?;
+        put_seq(buf, seq, self.settings()?.limits.max_nesting_depth)?;
         let mut enc = Encoder {
             out: buf,
             max_depth: self.settings()?.limits.max_nesting_depth,
@@ -781,10 +791,12 @@ fn frame_len(n: usize) -> PyResult<u32> {
     })
 }
 
-fn put_seq(buf: &mut Vec<u8>, seq: &Bound<'_, PyAny>) -> PyResult<()> {
+/// Append the seq of a request being answered. Upstream echoes whatever seq it received, so
+/// any value the decoder let in must encode again: same depth limit.
+fn put_seq(buf: &mut Vec<u8>, seq: &Bound<'_, PyAny>, max_depth: usize) -> PyResult<()> {
     let mut enc = Encoder {
         out: buf,
-        max_depth: 4,
+        max_depth,
     };
     enc.value(seq, 0)
         .map_err(|e: EncodeError| e.into_pyerr(seq))
@@ -917,7 +929,7 @@ impl Engine {
         let mut buf = this.begin_payload(peer)?;
         buf.push(MSG_REPLY);
         buf.push(tag::TUP2);
-        put_seq(&mut buf, seq)?;
+        put_seq(&mut buf, seq, this.settings()?.limits.max_nesting_depth)?;
         let framed = match ctx
             .put_boxed(&mut buf, value, 0)
             .and_then(|()| this.seal_frame(py, buf))

@@ -194,7 +194,8 @@ class Connection(_core.Engine):
                 before(self.root)
             try:
                 self._sync(consts.HANDLE_CLOSE, ())
-            except (EOFError, TimeoutError):
+            except (EOFError, TimeoutError, _core.ProtocolError):
+                # A peer that sends garbage instead of closing is closed on anyway.
                 pass
             except RuntimeError:
                 # max_pending_requests reached (a peer that does not answer): tell it
