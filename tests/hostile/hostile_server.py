@@ -31,6 +31,11 @@ class HostileTargetService(rpyc.Service):
         """``size`` random (incompressible) bytes."""
         return os.urandom(size)
 
+    def exposed_fail(self, size):
+        """Raise an exception whose message is ``2 * size`` random hex digits (compressing
+        it halves it, no more)."""
+        raise ValueError(os.urandom(size).hex())
+
     def exposed_objects(self, count):
         """``count`` new objects, sent by reference."""
         return tuple(object() for _ in range(count))

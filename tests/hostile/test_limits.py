@@ -264,6 +264,21 @@ def test_outgoing_reply_over_max_frame_size_becomes_an_exception(fresh_server):
     assert_healthy(server)
 
 
+def test_outgoing_exception_over_max_frame_size_is_replaced(fresh_server):
+    """An exception too large to send is answered with the reason instead: the request
+    still gets its answer."""
+    server = fresh_server(config={"max_frame_size": MiB})
+    conn = connect(server)
+    try:
+        with pytest.raises(ValueError, match=r"outgoing frame of .* exceeds max_frame_size=1 MiB"):
+            conn.root.fail(2 * MiB)
+        with pytest.raises(ValueError, match=r"^[0-9a-f]{200}\s"):
+            conn.root.fail(100)
+        assert conn.root.add(1, 2) == 3
+    finally:
+        conn.close()
+
+
 def test_outgoing_request_over_max_frame_size_is_refused_locally(fresh_server):
     import os
     server = fresh_server()

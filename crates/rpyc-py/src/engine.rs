@@ -734,7 +734,8 @@ impl Engine {
         Ok(seq)
     }
 
-    /// A sealed EXCEPTION answer to `seq`: `exc`, or the reason why `exc` cannot be sent.
+    /// A sealed EXCEPTION answer to `seq`: `exc`, or the reason why `exc` cannot be sent
+    /// (arguments nested too deep, too large): the request must get an answer.
     fn exception_frame(
         &self,
         conn: &Bound<'_, PyAny>,
@@ -743,16 +744,19 @@ impl Engine {
         exc: &Bound<'_, PyAny>,
     ) -> PyResult<Vec<u8>> {
         let py = conn.py();
-        let mut buf = self.begin_payload(peer)?;
-        self.put_exception(conn, &mut buf, seq, exc)?;
-        match self.seal_frame(py, buf) {
-            Ok(framed) => Ok(framed),
-            Err(too_large) => {
-                let mut buf = self.begin_payload(peer)?;
-                self.put_exception(conn, &mut buf, seq, too_large.value(py).as_any())?;
-                self.seal_frame(py, buf)
-            }
-        }
+        let first = self.begin_payload(peer).and_then(|mut buf| {
+            self.put_exception(conn, &mut buf, seq, exc)?;
+            self.seal_frame(py, buf)
+        });
+        first.or_else(|why| {
+            // Raised while Python handles `exc`, so CPython chained `exc` to it as its
+            // context, whose text would go along: the very thing that did not fit.
+            let why = why.value(py);
+            why.setattr(intern!(py, "__context__"), py.None())?;
+            let mut buf = self.begin_payload(peer)?;
+            self.put_exception(conn, &mut buf, seq, why.as_any())?;
+            self.seal_frame(py, buf)
+        })
     }
 
     fn take_outcome(&self, seq: u64) -> Option<PyResult<Py<PyAny>>> {
