@@ -12,7 +12,8 @@ Meanwhile a well-behaved client keeps calling the server. Checks: the server pro
 dies, logs no traceback or panic, its resident memory stays bounded, and the good client's
 calls all succeed, during the soak and after it.
 
-Runs RPYC_SOAK_SECONDS (default 15) seconds; RPYC_SOAK_SEED replays a run (the seed is printed
+Runs against a plain and a bind_threads server (whose seeds carry thread prefixes),
+RPYC_SOAK_SECONDS (default 8) seconds each; RPYC_SOAK_SEED replays a run (the seed is printed
 in every failure).
 """
 import collections
@@ -34,7 +35,7 @@ from hostile_wire import (
     frame, request, unbrine,
 )
 
-SOAK_SECONDS = float(os.environ.get("RPYC_SOAK_SECONDS", "15"))
+SOAK_SECONDS = float(os.environ.get("RPYC_SOAK_SECONDS", "8"))
 VECTORS = Path(os.environ.get("RPYC_SPEC_VECTORS", "/work/shared/spec/vectors"))
 MiB = 1 << 20
 
@@ -45,21 +46,30 @@ pytestmark = pytest.mark.timeout(SOAK_SECONDS * 3 + 120)
 # seeds
 # ---------------------------------------------------------------------------------------------
 
-def load_seeds():
+THREAD_PREFIX = struct.pack("!QQ", 0x5EED, 0)
+
+
+def load_seeds(bind_threads):
     """(payloads, captured root id_packs): every captured frame's message payload,
-    decompressed, both directions (replies sent to a server are valid input too)."""
+    decompressed, both directions (replies sent to a server are valid input too). For a
+    bind_threads server, payloads captured without thread prefix get one; for a plain server,
+    prefixed ones stay as they are (mostly garbage to it, which is fine)."""
     payloads, roots = [], set()
     for path in sorted(VECTORS.glob("session-*.json")):
+        prefixed = "bind-threads" in path.name
         for entry in json.loads(path.read_text()):
             raw = bytes.fromhex(entry["hex"])
             length, flag = struct.unpack("!LB", raw[:5])
             payload = raw[5:5 + length]
             if flag:
                 payload = zlib.decompress(payload)
+            if bind_threads and not prefixed:
+                payload = THREAD_PREFIX + payload
             payloads.append(payload)
             if entry["direction"] == "server->client":
+                message = payload[16:] if bind_threads or prefixed else payload
                 try:
-                    _, (_, (label, value)) = payload[0], unbrine(payload[1:])
+                    _, (_, (label, value)) = message[0], unbrine(message[1:])
                 except (BrineError, ValueError, TypeError):
                     continue
                 if label == LABEL_REMOTE_REF and isinstance(value, tuple) and len(value) == 3 \
@@ -160,9 +170,10 @@ def hostile_frame(rng, seeds):
 class GoodClient(threading.Thread):
     """Calls the server every few milliseconds; a fresh connection every 50 calls."""
 
-    def __init__(self, port):
+    def __init__(self, port, bind_threads):
         super().__init__(daemon=True)
         self.port = port
+        self.config = {"sync_request_timeout": 10, "bind_threads": bind_threads}
         self.stop = threading.Event()
         self.calls = 0
         self.failures = []
@@ -176,7 +187,7 @@ class GoodClient(threading.Thread):
                 if conn is None or i % 50 == 0:
                     if conn is not None:
                         conn.close()
-                    conn = rpyc.connect(HOST, self.port, config={"sync_request_timeout": 10})
+                    conn = rpyc.connect(HOST, self.port, config=self.config)
                 t0 = time.monotonic()
                 assert conn.root.add(i, 1) == i + 1
                 assert conn.root.echo(("soak", i, b"x" * (i % 5000))) == ("soak", i, b"x" * (i % 5000))
@@ -191,10 +202,10 @@ class GoodClient(threading.Thread):
             conn.close()
 
 
-def live_root(port):
+def live_root(port, bind_threads):
     with RawClient(port) as c:
-        c.send(request(0, HANDLE_GETROOT))
-        mtype, seq, (label, id_pack) = c.recv_message()
+        c.send(request(0, HANDLE_GETROOT, prefix=THREAD_PREFIX if bind_threads else b""))
+        mtype, seq, (label, id_pack) = c.recv_message(prefix_len=16 if bind_threads else 0)
         assert (mtype, seq, label) == (MSG_REPLY, 0, LABEL_REMOTE_REF)
         return id_pack
 
@@ -225,17 +236,18 @@ def describe(history):
 
 
 @pytest.mark.skipif(not VECTORS.is_dir(), reason="no captured session vectors at %s" % VECTORS)
-def test_random_frame_soak(fresh_server):
+@pytest.mark.parametrize("bind_threads", [False, True], ids=["plain", "bind_threads"])
+def test_random_frame_soak(fresh_server, bind_threads):
     seed = int(os.environ.get("RPYC_SOAK_SEED", str(random.randrange(2 ** 32))))
     rng = random.Random(seed)
-    server = fresh_server()
-    payloads, roots = load_seeds()
+    server = fresh_server(bind_threads=bind_threads)
+    payloads, roots = load_seeds(bind_threads)
     assert payloads and roots, "no seeds in %s" % VECTORS
-    seeds = with_root(payloads, roots, live_root(server.port))
+    seeds = with_root(payloads, roots, live_root(server.port, bind_threads))
     history = collections.deque(maxlen=50)
     where = "seed %d (RPYC_SOAK_SEED=%d to replay); last frames sent:\n" % (seed, seed)
 
-    good = GoodClient(server.port)
+    good = GoodClient(server.port, bind_threads)
     good.start()
     start = time.monotonic()
     warmup_end = start + min(5.0, SOAK_SECONDS / 3)
@@ -276,7 +288,7 @@ def test_random_frame_soak(fresh_server):
     assert grown < 64 * 1024, "server RSS grew by %d KiB during the soak (%d connections, " \
         "%d frames); %s" % (grown, connections, frames, where)
     # and after it
-    conn = rpyc.connect(HOST, server.port)
+    conn = rpyc.connect(HOST, server.port, config={"bind_threads": bind_threads})
     try:
         assert conn.root.add(40, 2) == 42
     finally:
