@@ -749,8 +749,9 @@ impl Engine {
             self.seal_frame(py, buf)
         });
         first.or_else(|why| {
-            // Raised while Python handles `exc`, so CPython chained `exc` to it as its
-            // context, whose text would go along: the very thing that did not fit.
+            // From `_reply_exception` this is raised while Python handles `exc`, so CPython
+            // chained `exc` to it as its context, whose text would go along: the very thing
+            // that did not fit.
             let why = why.value(py);
             why.setattr(intern!(py, "__context__"), py.None())?;
             let mut buf = self.begin_payload(peer)?;
