@@ -357,8 +357,8 @@ def test_request_flood_without_reading_answers(fresh_server):
 
 
 def test_send_stall_does_not_cut_a_slow_reader(fresh_server):
-    """A peer that reads slowly but steadily is not a stalled peer."""
-    server = fresh_server(config={"send_stall_timeout": 1})
+    """A peer that reads slowly but steadily (64 KiB every 50 ms) is not a stalled peer."""
+    server = fresh_server(config={"send_stall_timeout": 2})
     c = small_rcvbuf_client(server.port)
     try:
         root = raw_getroot(c, 1)
