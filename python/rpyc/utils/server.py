@@ -271,7 +271,13 @@ class Server:
             # that serves in this thread (OneShotServer) must not run below native frames,
             # which a daemon thread ended by interpreter shutdown cannot unwind through.
             while self.active:
-                self.accept()
+                try:
+                    self.accept()
+                except EOFError:
+                    raise  # the listener failed: the server is done
+                except Exception:
+                    # e.g. no thread can be started for one more client: the server goes on
+                    self.logger.exception("failed to hand over an accepted connection")
         except EOFError:
             pass
         except KeyboardInterrupt:
