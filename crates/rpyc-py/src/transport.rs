@@ -101,23 +101,23 @@ impl Transport {
         }
     }
 
-    /// Write all of `data`. The caller holds the connection's send gate. A native socket
-    /// whose peer reads nothing for `stall` fails with `SendStalled`; a Python stream's own
-    /// `write` decides how long it blocks.
+    /// Write all of `data`. The caller holds the connection's send gate. A native transport
+    /// (socket, TLS) whose peer reads nothing for `stall` fails with `SendStalled`; a Python
+    /// stream's own `write` decides how long it blocks.
     pub fn write_all(&self, py: Python<'_>, data: &[u8], stall: Option<Duration>) -> PyResult<()> {
         match self {
             Transport::Socket(sock) => {
                 let sock: &Socket = sock;
                 crate::gil::detach(py, || socket_write_all(sock, data, stall)).map_err(|e| {
-                    if e.kind() == io::ErrorKind::TimedOut {
-                        crate::errors::SendStalled::new_err(e.to_string())
-                    } else {
-                        eof_error(format!("connection lost: {e}"))
-                    }
+                    stalled(&e, stall).unwrap_or_else(|| eof_error(format!("connection lost: {e}")))
                 })
             }
-            Transport::Tls(session) => crate::gil::detach(py, || session.write_all(data))
-                .map_err(|e| eof_error(format!("connection lost: {}", crate::tls::describe(&e)))),
+            Transport::Tls(session) => crate::gil::detach(py, || session.write_all(data, stall))
+                .map_err(|e| {
+                    stalled(&e, stall).unwrap_or_else(|| {
+                        eof_error(format!("connection lost: {}", crate::tls::describe(&e)))
+                    })
+                }),
             Transport::Python(stream) => {
                 let bytes = PyBytes::new(py, data);
                 stream
@@ -207,15 +207,12 @@ fn socket_write_all(sock: &Socket, mut data: &[u8], stall: Option<Duration>) -> 
             }
             Err(e) if would_block(&e) => {
                 let left = stall.map(|s| s.saturating_sub(progress.elapsed()));
-                if let (Some(limit), Some(Duration::ZERO)) = (stall, left) {
+                if left == Some(Duration::ZERO) {
                     return Err(io::Error::new(
                         io::ErrorKind::TimedOut,
                         format!(
-                            "the peer read nothing for send_stall_timeout={} s with {} of a \
-                             frame unsent (raise the send_stall_timeout config key to wait \
-                             longer); connection closed",
-                            limit.as_secs_f64(),
-                            rpyc_wire::limits::human_size(data.len() as u64),
+                            "{} of a frame unsent",
+                            rpyc_wire::limits::human_size(data.len() as u64)
                         ),
                     ));
                 }
@@ -225,6 +222,16 @@ fn socket_write_all(sock: &Socket, mut data: &[u8], stall: Option<Duration>) -> 
         }
     }
     Ok(())
+}
+
+/// `SendStalled`, naming the key, when `e` is the timeout of a write limited to `stall`.
+fn stalled(e: &io::Error, stall: Option<Duration>) -> Option<PyErr> {
+    let limit = stall.filter(|_| e.kind() == io::ErrorKind::TimedOut)?;
+    Some(crate::errors::SendStalled::new_err(format!(
+        "the peer read nothing for send_stall_timeout={} s ({e}); raise the send_stall_timeout \
+         config key to wait longer; connection closed",
+        limit.as_secs_f64()
+    )))
 }
 
 /// Acknowledge received data at once instead of up to 40 ms later. A peer that keeps

@@ -209,11 +209,12 @@ impl TlsSession {
         }
     }
 
-    /// Encrypt and send all of `data`.
-    pub fn write_all(&self, data: &[u8]) -> io::Result<()> {
+    /// Encrypt and send all of `data`. With `stall`, fail (`TimedOut`) when the peer
+    /// takes less than a chunk in that time.
+    pub fn write_all(&self, data: &[u8], stall: Option<Duration>) -> io::Result<()> {
         for chunk in data.chunks(WRITE_CHUNK) {
             self.lock().writer().write_all(chunk)?;
-            self.flush_until(None)?;
+            self.flush_until(stall.map(|s| Instant::now() + s))?;
         }
         Ok(())
     }
