@@ -86,7 +86,7 @@ fi
 
 # The runner: one unittest module per process, one "@@ STATUS test_id" line per test.
 cat > "$work/run_one.py" <<'EOF'
-import importlib, os, sys, time, unittest
+import importlib, importlib.util, os, sys, time, unittest
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 module, preload = sys.argv[1], [m for m in sys.argv[2:] if m]
 

@@ -12,7 +12,7 @@ import pytest
 
 import rpyc
 from rpyc.utils import factory
-from rpyc.utils.server import OneShotServer, ThreadPoolServer
+from rpyc.utils.server import OneShotServer, ThreadedServer, ThreadPoolServer
 
 from .support import LOOPBACK, ipv6_available, wait_until
 
@@ -121,3 +121,29 @@ def test_ipv6_server(harness):
     conn = harness.track(rpyc.connect("::1", srv.port, ipv6=True))
     assert conn.root.add(1, 1) == 2
     assert conn.root.call(lambda: "v6") == "v6"
+
+
+class FlakyHandoverServer(ThreadedServer):
+    """Fails to hand over its first client (as when no thread can be started for it)."""
+
+    failures = 1
+
+    def _accept_method(self, sock):
+        if FlakyHandoverServer.failures:
+            FlakyHandoverServer.failures -= 1
+            sock.close()
+            raise RuntimeError("can't start new thread")
+        super()._accept_method(sock)
+
+
+def test_a_failed_handover_does_not_end_the_server(harness):
+    """The accept loop logs the failure and accepts the next client."""
+    srv = harness.server(InfoService, server_cls=FlakyHandoverServer)
+    first = socket.create_connection((LOOPBACK, srv.port), timeout=5)
+    try:
+        first.settimeout(5)
+        assert first.recv(1) == b""                  # closed by the failed handover
+    finally:
+        first.close()
+    conn = harness.track(rpyc.connect(LOOPBACK, srv.port))
+    assert conn.root.add(1, 2) == 3

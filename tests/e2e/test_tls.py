@@ -3,17 +3,20 @@
 through the native TLS transport, and a server that survives clients that fail the
 handshake. Certificates are generated per session (tests/tls_certs.py)."""
 
+import os
 import socket
 import ssl
+import struct
 import sys
 import threading
+import time
 import warnings
 from pathlib import Path
 
 import pytest
 
 import rpyc
-from rpyc.core import tls
+from rpyc.core import brine, consts, tls
 from rpyc.utils.authenticators import AuthenticationError, SSLAuthenticator
 
 from .support import LOOPBACK, wait_until
@@ -251,3 +254,57 @@ def test_classic_ssl_connect(harness, pki):
     srv = harness.server(rpyc.SlaveService, authenticator=auth)
     conn = harness.track(rpyc.classic.ssl_connect("localhost", srv.port, ca_certs=pki["ca.pem"]))
     assert conn.eval("6 * 7") == 42
+
+
+class BlobService(rpyc.Service):
+    def exposed_blob(self, size):
+        return os.urandom(size)
+
+
+def _tls_frame(payload):
+    return struct.pack("!LB", len(payload), 0) + payload + b"\n"
+
+
+def _read_tls_frame(sock):
+    buf = b""
+    while len(buf) < 5 or len(buf) < 6 + struct.unpack("!L", buf[:4])[0]:
+        chunk = sock.recv(65536)
+        assert chunk, "closed"
+        buf += chunk
+    return buf[5:5 + struct.unpack("!L", buf[:4])[0]]
+
+
+def test_send_stall_timeout_cuts_a_tls_peer_that_stops_reading(harness, pki):
+    """send_stall_timeout holds on the native TLS transport too: a client that asks for
+    8 MiB and reads nothing for 3 s gets the connection closed (it then drains less than
+    8 MiB), and the server goes on."""
+    auth = SSLAuthenticator(pki["server.key"], pki["server.pem"])
+    srv = harness.server(BlobService, authenticator=auth,
+                         protocol_config={"send_stall_timeout": 1})
+    ctx = ssl.create_default_context(cafile=pki["ca.pem"])
+    raw = socket.socket()
+    raw.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 32 * 1024)
+    raw.settimeout(10)
+    raw.connect((LOOPBACK, srv.port))
+    sock = ctx.wrap_socket(raw, server_hostname="localhost")
+    size = 8 << 20
+    try:
+        sock.sendall(_tls_frame(b"\x01" + brine.dump((0, (consts.HANDLE_GETROOT, (1, ()))))))
+        _, (_, root) = brine.load(_read_tls_frame(sock)[1:])
+        call = (consts.HANDLE_CALLATTR, (2, ((3, root), (1, "blob"), (1, (size,)), (1, ()))))
+        sock.sendall(_tls_frame(b"\x01" + brine.dump((1, call))))
+        time.sleep(3)
+        received = 0
+        while True:
+            try:
+                chunk = sock.recv(1 << 20)
+            except (ssl.SSLError, ConnectionError):
+                break
+            if not chunk:
+                break
+            received += len(chunk)
+        assert received < size
+    finally:
+        sock.close()
+    conn = connect(harness, srv, ca_certs=pki["ca.pem"])
+    assert len(conn.root.blob(100)) == 100

@@ -5,6 +5,7 @@ The server (hostile_server.py) runs under the interpreter running pytest, listen
 teardown. Every wait is bounded.
 """
 import atexit
+import json
 import os
 import signal
 import subprocess
@@ -50,13 +51,15 @@ def _kill_leftovers():
 class ServerProc:
     """One hostile_server.py process."""
 
-    def __init__(self, logdir, name, bind_threads=False, rlimit_as=None, env=None):
+    def __init__(self, logdir, name, bind_threads=False, rlimit_as=None, env=None, config=None):
         self.name = name
         self.out_path = Path(logdir) / (name + ".out")
         self.log_path = Path(logdir) / (name + ".log")
         cmd = [sys.executable, "-u", str(SERVER_SCRIPT), "--max-lifetime", "600"]
         if bind_threads:
             cmd.append("--bind-threads")
+        if config:
+            cmd += ["--config", json.dumps(config)]
         full_env = dict(os.environ)
         full_env.pop("RPYC_BIND_THREADS", None)
         full_env["PYTHONUNBUFFERED"] = "1"

@@ -369,3 +369,22 @@ def test_dump_survives_broken_repr() -> None:
 
     _, args, _, _ = _dump(CustomError(BrokenRepr()))
     assert args == ("<unrepresentable BrokenRepr object: RuntimeError>",)
+
+
+def test_name_no_class_can_have_is_malformed():
+    """Found by the hostile soak: a NUL in the remote class name made type() raise inside
+    the connection's receive path."""
+    exc = vinegar.load((("mod\x00ule", "Na\x00me"), ("x",), (), "tb"), False, False, False)
+    assert type(exc).__name__ == "rpyc.MalformedRemoteException"
+
+
+def test_generic_class_cache_is_bounded(monkeypatch):
+    """Peers choose the names: a new name per exception must not grow the caches forever."""
+    monkeypatch.setattr(vinegar, "_generic_exceptions_cache", {})
+    monkeypatch.setattr(vinegar, "_exception_classes_cache", {})
+    monkeypatch.setattr(vinegar, "_CACHE_LIMIT", 10)
+    for i in range(50):
+        exc = vinegar.load((("peer.mod", "Invented%d" % i), (i,), (), "tb"), False, False, False)
+        assert type(exc).__name__ == "peer.mod.Invented%d" % i and exc.args == (i,)
+    assert len(vinegar._generic_exceptions_cache) == 10
+    assert len(vinegar._exception_classes_cache) == 10

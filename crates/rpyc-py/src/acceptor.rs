@@ -1,5 +1,7 @@
-//! The servers' accept loop: waits for connections on a listening socket with the GIL
-//! released and hands each accepted descriptor to a Python callback.
+//! The servers' accept: waits for a connection on a listening socket with the GIL released.
+//! The loop around it is Python's (`Server.start`): a server may serve the connection in the
+//! accepting thread, and Python code must not run below native frames, which a daemon thread
+//! ended by interpreter shutdown cannot unwind through.
 
 use crate::transport::{dup_socket, wait_ready};
 use pyo3::prelude::*;
@@ -17,13 +19,12 @@ pub struct Acceptor {
 enum Accepted {
     Client(Socket),
     Nothing,
-    Closed,
 }
 
 impl Acceptor {
     fn accept_once(&self, timeout: Duration) -> io::Result<Accepted> {
         if self.stopped.load(Ordering::SeqCst) {
-            return Ok(Accepted::Closed);
+            return Ok(Accepted::Nothing);
         }
         if !wait_ready(&self.listener, false, Some(timeout))? {
             return Ok(Accepted::Nothing);
@@ -40,8 +41,8 @@ impl Acceptor {
             {
                 Ok(Accepted::Nothing)
             }
-            // A listener shut down by close() reports EINVAL/EBADF: the loop is over.
-            Err(_) if self.stopped.load(Ordering::SeqCst) => Ok(Accepted::Closed),
+            // A listener shut down by close() reports EINVAL/EBADF: nothing more to accept.
+            Err(_) if self.stopped.load(Ordering::SeqCst) => Ok(Accepted::Nothing),
             Err(e) => Err(e),
         }
     }
@@ -74,35 +75,15 @@ impl Acceptor {
     /// Accept one connection within `timeout` seconds; its descriptor (now owned by the
     /// caller) or None.
     fn accept(&self, py: Python<'_>, timeout: f64) -> PyResult<Option<i64>> {
-        let wait = Duration::from_secs_f64(timeout.max(0.0));
+        // An infinite timeout waits as long as poll() can (24 days).
+        let wait = Duration::try_from_secs_f64(timeout.max(0.0)).unwrap_or(Duration::MAX);
         match crate::gil::detach(py, || self.accept_once(wait))? {
             Accepted::Client(sock) => Ok(Some(into_fd(sock))),
-            Accepted::Nothing | Accepted::Closed => Ok(None),
+            Accepted::Nothing => Ok(None),
         }
     }
 
-    /// Accept until `stop()`: call `on_client(fd)` for each connection. Signals (Ctrl-C)
-    /// are checked every `poll_interval` seconds.
-    #[pyo3(signature = (on_client, poll_interval=0.5))]
-    fn run(
-        &self,
-        py: Python<'_>,
-        on_client: &Bound<'_, PyAny>,
-        poll_interval: f64,
-    ) -> PyResult<()> {
-        let wait = Duration::from_secs_f64(poll_interval.clamp(0.001, 3600.0));
-        loop {
-            match crate::gil::detach(py, || self.accept_once(wait))? {
-                Accepted::Client(sock) => {
-                    on_client.call1((into_fd(sock),))?;
-                }
-                Accepted::Nothing => py.check_signals()?,
-                Accepted::Closed => return Ok(()),
-            }
-        }
-    }
-
-    /// Make `run` return (within one poll interval) and `accept` refuse.
+    /// Make `accept` refuse (at once, also one that is waiting).
     fn stop(&self) {
         self.stopped.store(true, Ordering::SeqCst);
         let _ = self.listener.shutdown(std::net::Shutdown::Both);

@@ -6,12 +6,13 @@ use crate::brine::decode::Reader;
 use crate::brine::encode::{put_i64, put_str, put_tuple_header, EncodeError, Encoder};
 use crate::errors::wire_err;
 use crate::objects::{ObjKey, ObjectTable};
-use pyo3::exceptions::{PyKeyError, PyValueError};
+use pyo3::exceptions::{PyKeyError, PyRuntimeError, PyValueError};
 use pyo3::intern;
 use pyo3::prelude::*;
 use pyo3::types::{PyInt, PyModule, PyString, PyTuple, PyType};
 use rpyc_wire::consts::{tag, LABEL_LOCAL_REF, LABEL_REMOTE_REF, LABEL_TUPLE, LABEL_VALUE};
 use rpyc_wire::WireError;
+use std::cell::RefCell;
 use std::collections::HashMap;
 use std::sync::Mutex;
 
@@ -23,6 +24,11 @@ pub struct BoxCtx<'a, 'py> {
     /// `rpyc.core.netref.BaseNetref`.
     pub netref_base: &'a Bound<'py, PyType>,
     pub max_depth: usize,
+    /// `max_local_objects`.
+    pub max_objects: usize,
+    /// Table entries added while boxing this message, undone by `undo` if it is not sent
+    /// (the peer never learns of them, so it would never release them).
+    pub added: RefCell<Vec<ObjKey>>,
 }
 
 impl BoxCtx<'_, '_> {
@@ -77,9 +83,23 @@ impl BoxCtx<'_, '_> {
         }
         put_i64(out, LABEL_REMOTE_REF);
         let (name, key) = id_pack_of(obj)?;
-        self.table.add(key, obj);
+        self.table
+            .add(key, self.max_objects, || obj.clone().unbind())
+            .map_err(|full| PyRuntimeError::new_err(full.message()))?;
+        self.added.borrow_mut().push(key);
         put_id_pack(out, name.to_str()?, key);
         Ok(())
+    }
+
+    /// Take back the table entries added for a message that is not sent after all.
+    pub fn undo(&self) {
+        let keys = std::mem::take(&mut *self.added.borrow_mut());
+        // Objects whose entry goes away die here, after the table's lock was released.
+        let released: Vec<Py<PyAny>> = keys
+            .into_iter()
+            .filter_map(|key| self.table.decref(key, 1))
+            .collect();
+        drop(released);
     }
 
     /// Read one box.

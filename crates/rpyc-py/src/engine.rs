@@ -16,7 +16,7 @@ use crate::objects::ObjectTable;
 use crate::threads;
 use crate::transport::{eof_error, Readable, Transport};
 use crate::work::{Work, WorkKind};
-use pyo3::exceptions::{PyKeyError, PyTimeoutError, PyValueError};
+use pyo3::exceptions::{PyKeyError, PyRuntimeError, PyTimeoutError, PyValueError};
 use pyo3::intern;
 use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
@@ -27,6 +27,7 @@ use rpyc_wire::consts::{
 };
 use rpyc_wire::frame::{self, FrameHeader};
 use rpyc_wire::{Limits, WireError};
+use std::cell::RefCell;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Condvar, Mutex, MutexGuard, OnceLock};
@@ -38,12 +39,23 @@ pub static NETREF_BASE: PyOnceLock<Py<PyType>> = PyOnceLock::new();
 /// Longest uninterrupted wait for another thread's progress (signals are checked between).
 const PROGRESS_SLICE: Duration = Duration::from_millis(100);
 
+/// Defaults of the connection limits (config keys of the same names; docs/architecture.md).
+const DEFAULT_MAX_PENDING_REQUESTS: usize = 100_000;
+const DEFAULT_MAX_LOCAL_OBJECTS: usize = 100_000;
+const DEFAULT_SEND_STALL_TIMEOUT: f64 = 60.0;
+
 /// Settings fixed for the life of a connection (read once from `protocol_config`).
 struct Settings {
     bind_threads: bool,
     compress_threshold: Option<usize>,
     compress_level: u32,
     limits: Limits,
+    /// Requests of ours awaiting an answer (`max_pending_requests`).
+    max_pending_requests: usize,
+    /// Objects the peer may hold references to (`max_local_objects`).
+    max_local_objects: usize,
+    /// How long a write may wait for the peer to read (`send_stall_timeout`; None: forever).
+    send_stall: Option<Duration>,
 }
 
 /// How a request's answer is to be delivered.
@@ -55,8 +67,6 @@ enum Slot {
     },
     /// `AsyncResult`-style callback `f(is_exc, obj)`.
     Async(Py<PyAny>),
-    /// Fire-and-forget (e.g. `HANDLE_DEL`): the answer is read and dropped.
-    Ignore,
 }
 
 /// What reading one frame led to.
@@ -111,6 +121,30 @@ fn config_size(cfg: &Bound<'_, PyDict>, key: &str, default: usize) -> PyResult<u
     }
 }
 
+/// A duration in seconds; `None` (the key's value or absent default) means no limit.
+fn config_seconds(
+    cfg: &Bound<'_, PyDict>,
+    key: &str,
+    default: Option<f64>,
+) -> PyResult<Option<Duration>> {
+    let secs = match cfg.get_item(key)? {
+        Some(v) if v.is_none() => None,
+        Some(v) => Some(v.extract::<f64>()?),
+        None => default,
+    };
+    secs.map(|t| {
+        Duration::try_from_secs_f64(t)
+            .ok()
+            .filter(|d| !d.is_zero())
+            .ok_or_else(|| {
+                PyValueError::new_err(format!(
+                    "{key} must be a positive number of seconds or None, not {t}"
+                ))
+            })
+    })
+    .transpose()
+}
+
 fn deadline_after(timeout: Option<f64>) -> Option<Instant> {
     timeout
         .filter(|t| t.is_finite())
@@ -145,11 +179,14 @@ impl Engine {
         conn: &'a Bound<'py, PyAny>,
         base: &'a Bound<'py, PyType>,
     ) -> PyResult<BoxCtx<'a, 'py>> {
+        let s = self.settings()?;
         Ok(BoxCtx {
             conn,
             table: &self.objects,
             netref_base: base,
-            max_depth: self.settings()?.limits.max_nesting_depth,
+            max_depth: s.limits.max_nesting_depth,
+            max_objects: s.max_local_objects,
+            added: RefCell::new(Vec::new()),
         })
     }
 
@@ -164,12 +201,18 @@ impl Engine {
         Ok(buf)
     }
 
-    /// Frame the payload that follows the reserved header bytes and write it.
-    fn send_frame(&self, py: Python<'_>, mut buf: Vec<u8>) -> PyResult<()> {
+    /// Frame the payload that follows the reserved header bytes (compressed if that pays).
+    /// A frame that a peer with our limits would refuse is refused here, before anything is
+    /// written: the caller gets a `ValueError` and the connection stays usable, where the
+    /// peer would have closed it.
+    fn seal_frame(&self, py: Python<'_>, mut buf: Vec<u8>) -> PyResult<Vec<u8>> {
         let s = self.settings()?;
         let payload_len = buf.len() - FRAME_HEADER_LEN;
         let level = s.compress_level;
-        let compressed = frame::should_compress(payload_len, s.compress_threshold)
+        // A payload the peer may not inflate is not worth compressing: sent as is, it may
+        // still fit max_frame_size.
+        let compressed = (frame::should_compress(payload_len, s.compress_threshold)
+            && payload_len <= s.limits.max_decompressed_size)
             .then(|| {
                 crate::gil::detach(py, || {
                     let payload = &buf[FRAME_HEADER_LEN..];
@@ -177,6 +220,9 @@ impl Engine {
                 })
             })
             .flatten();
+        let wire_len = compressed.as_ref().map_or(payload_len, Vec::len);
+        frame::check_outgoing(wire_len, &s.limits)
+            .map_err(|e| PyValueError::new_err(e.to_string()))?;
         let framed = if let Some(body) = compressed {
             let mut out = Vec::with_capacity(body.len() + FRAME_HEADER_LEN + 1);
             let header = FrameHeader {
@@ -196,11 +242,24 @@ impl Engine {
             buf.push(FRAME_TRAILER);
             buf
         };
+        Ok(framed)
+    }
+
+    /// Write a sealed frame. A failed or stalled write ends the connection (a frame cut
+    /// short leaves the stream unusable).
+    fn write_frame(&self, py: Python<'_>, framed: &[u8]) -> PyResult<()> {
         let transport = self.transport(py)?;
-        let _gate = self.send_gate.acquire(py);
-        let res = transport.write_all(py, &framed);
+        let stall = self.settings()?.send_stall;
+        let res = {
+            let _gate = self.send_gate.acquire(py);
+            // A writer that waited for the gate behind a stalled write reports the stall.
+            match self.dead_error() {
+                Some(e) => return Err(e),
+                None => transport.write_all(py, framed, stall),
+            }
+        };
         if let Err(e) = &res {
-            self.mark_dead(describe(py, e));
+            self.fail(py, e);
         }
         res
     }
@@ -243,14 +302,15 @@ impl Engine {
         }
     }
 
+    /// Leave the reader role once (reentrant). A thread that does not hold it changes
+    /// nothing: `_dispatch` may hand out answers without holding it.
     fn release_reader(&self) {
+        let me = threads::token();
         let mut sh = self.lock();
         if let Some((t, depth)) = sh.reader {
-            sh.reader = if depth > 1 {
-                Some((t, depth - 1))
-            } else {
-                None
-            };
+            if t == me {
+                sh.reader = (depth > 1).then_some((t, depth - 1));
+            }
         }
         self.advance(&mut sh);
     }
@@ -431,11 +491,9 @@ impl Engine {
         }
     }
 
-    /// Decode one message payload: file a reply, or return the work it asks of Python.
+    /// Decode one frame's payload: file a reply, or return the work it asks of Python.
     fn process(&self, slf: &Bound<'_, Engine>, payload: &[u8]) -> PyResult<Option<WorkKind>> {
-        let py = slf.py();
-        let s = self.settings()?;
-        let (peer_thread, body) = if s.bind_threads {
+        let (peer_thread, body) = if self.settings()?.bind_threads {
             if payload.len() < THREAD_PREFIX_LEN {
                 return Err(wire_err(WireError::BadMessage(format!(
                     "message of {} bytes has no 16-byte thread prefix (does the peer use bind_threads too?)",
@@ -448,6 +506,19 @@ impl Engine {
         } else {
             (0, payload)
         };
+        self.process_message(slf, peer_thread, body)
+    }
+
+    /// Decode one message (`msg_type | brine((seq, body))`, without thread prefix) sent by
+    /// peer thread `peer_thread`.
+    fn process_message(
+        &self,
+        slf: &Bound<'_, Engine>,
+        peer_thread: u64,
+        body: &[u8],
+    ) -> PyResult<Option<WorkKind>> {
+        let py = slf.py();
+        let s = self.settings()?;
         let Some((&mtype, rest)) = body.split_first() else {
             // Upstream treats an empty payload as "nothing arrived".
             return Ok(None);
@@ -499,12 +570,22 @@ impl Engine {
             }
             _ => {
                 let outcome = if mtype == MSG_REPLY {
+                    // Unboxed even when nobody waits: the proxies it holds must be released
+                    // (DEL), or the peer would keep their objects.
                     ctx.unbox(&mut r, 0)
                 } else {
                     let raw = r.value(py, 0)?;
-                    Ok(conn
-                        .call_method1(intern!(py, "_unpack_exception"), (raw,))?
-                        .unbind())
+                    let awaited = seq
+                        .extract::<u64>()
+                        .is_ok_and(|s| self.lock().pending.contains_key(&s));
+                    if awaited {
+                        // A peer's odd exception description is the waiter's error, not ours.
+                        conn.call_method1(intern!(py, "_unpack_exception"), (raw,))
+                            .map(Bound::unbind)
+                    } else {
+                        // Not unpacked: that costs a class per exception name a peer invents.
+                        Ok(py.None())
+                    }
                 };
                 let outcome = match outcome {
                     Err(e) if e.is_instance_of::<ProtocolError>(py) => return Err(e),
@@ -557,13 +638,6 @@ impl Engine {
                     obj,
                 }))
             }
-            Some(Slot::Ignore) => {
-                let dropped = sh.pending.remove(&seq);
-                drop(sh);
-                drop(dropped);
-                drop(outcome);
-                Ok(None)
-            }
             None => {
                 drop(sh);
                 drop(outcome);
@@ -585,7 +659,7 @@ impl Engine {
         let raw = conn.call_method1(intern!(py, "_dump_exception"), (exc,))?;
         buf.push(MSG_EXCEPTION);
         buf.push(tag::TUP2);
-        put_seq(buf, seq)?;
+        put_seq(buf, seq, self.settings()?.limits.max_nesting_depth)?;
         let mut enc = Encoder {
             out: buf,
             max_depth: self.settings()?.limits.max_nesting_depth,
@@ -604,13 +678,14 @@ impl Engine {
         }
     }
 
-    /// Send a request; its answer goes to `slot`. Returns the seq.
+    /// Send a request; its answer goes to `slot` (`None`: the answer is not awaited and is
+    /// dropped on arrival, as every answer nobody waits for). Returns the seq.
     fn send_request(
         &self,
         slf: &Bound<'_, Engine>,
         handler_id: i64,
         args: &Bound<'_, PyTuple>,
-        slot: Slot,
+        slot: Option<Slot>,
     ) -> PyResult<u64> {
         let py = slf.py();
         if let Some(e) = self.dead_error() {
@@ -628,13 +703,61 @@ impl Engine {
         put_i64(&mut buf, seq as i64);
         buf.push(tag::TUP2);
         put_i64(&mut buf, handler_id);
-        ctx.put_boxed(&mut buf, args.as_any(), 0)?;
-        self.lock().pending.insert(seq, slot);
-        if let Err(e) = self.send_frame(py, buf) {
-            self.lock().pending.remove(&seq);
+        let framed = match ctx
+            .put_boxed(&mut buf, args.as_any(), 0)
+            .and_then(|()| self.seal_frame(py, buf))
+        {
+            Ok(framed) => framed,
+            Err(e) => {
+                ctx.undo();
+                return Err(e);
+            }
+        };
+        if let Some(slot) = slot {
+            let max = self.settings()?.max_pending_requests;
+            let mut sh = self.lock();
+            if sh.pending.len() >= max {
+                drop(sh);
+                ctx.undo();
+                return Err(PyRuntimeError::new_err(format!(
+                    "another request would exceed max_pending_requests={max} ({max} requests \
+                     of this connection await answers; raise the max_pending_requests config \
+                     key to allow more)"
+                )));
+            }
+            sh.pending.insert(seq, slot);
+        }
+        if let Err(e) = self.write_frame(py, &framed) {
+            self.forget(seq);
             return Err(e);
         }
         Ok(seq)
+    }
+
+    /// A sealed EXCEPTION answer to `seq`: `exc`, or the reason why `exc` cannot be sent
+    /// (arguments nested too deep, too large): the request must get an answer.
+    fn exception_frame(
+        &self,
+        conn: &Bound<'_, PyAny>,
+        peer: u64,
+        seq: &Bound<'_, PyAny>,
+        exc: &Bound<'_, PyAny>,
+    ) -> PyResult<Vec<u8>> {
+        let py = conn.py();
+        let first = self.begin_payload(peer).and_then(|mut buf| {
+            self.put_exception(conn, &mut buf, seq, exc)?;
+            self.seal_frame(py, buf)
+        });
+        first.or_else(|why| {
+            // From `_reply_exception` this is raised while Python handles `exc`, so CPython
+            // chained `exc` to it as its context, whose text would go along: the very thing
+            // that did not fit.
+            let why = why.value(py);
+            why.setattr(intern!(py, "__context__"), py.None())?;
+            let mut buf = self.begin_payload(peer)?;
+            self.put_exception(conn, &mut buf, seq, why.as_any())?;
+            self.seal_frame(py, buf)
+        })
     }
 
     fn take_outcome(&self, seq: u64) -> Option<PyResult<Py<PyAny>>> {
@@ -673,10 +796,12 @@ fn frame_len(n: usize) -> PyResult<u32> {
     })
 }
 
-fn put_seq(buf: &mut Vec<u8>, seq: &Bound<'_, PyAny>) -> PyResult<()> {
+/// Append the seq of a request being answered. Upstream echoes whatever seq it received, so
+/// any value the decoder let in must encode again: same depth limit.
+fn put_seq(buf: &mut Vec<u8>, seq: &Bound<'_, PyAny>, max_depth: usize) -> PyResult<()> {
     let mut enc = Encoder {
         out: buf,
-        max_depth: 4,
+        max_depth,
     };
     enc.value(seq, 0)
         .map_err(|e: EncodeError| e.into_pyerr(seq))
@@ -739,6 +864,17 @@ impl Engine {
                     defaults.max_nesting_depth,
                 )?,
             },
+            max_pending_requests: config_size(
+                config,
+                "max_pending_requests",
+                DEFAULT_MAX_PENDING_REQUESTS,
+            )?,
+            max_local_objects: config_size(config, "max_local_objects", DEFAULT_MAX_LOCAL_OBJECTS)?,
+            send_stall: config_seconds(
+                config,
+                "send_stall_timeout",
+                Some(DEFAULT_SEND_STALL_TIMEOUT),
+            )?,
         };
         let transport = Transport::attach(stream, native)?;
         if self.settings.set(settings).is_err() {
@@ -769,7 +905,7 @@ impl Engine {
             outcome: None,
             deadline: deadline_after(timeout),
         };
-        let seq = this.send_request(slf, handler_id, args, slot)?;
+        let seq = this.send_request(slf, handler_id, args, Some(slot))?;
         this.wait_reply(slf, seq)
     }
 
@@ -797,17 +933,23 @@ impl Engine {
             .bind(py);
         let ctx = this.box_ctx(slf.as_any(), base)?;
         let mut buf = this.begin_payload(peer)?;
-        let start = buf.len();
         buf.push(MSG_REPLY);
         buf.push(tag::TUP2);
-        put_seq(&mut buf, seq)?;
-        if let Err(e) = ctx.put_boxed(&mut buf, value, 0) {
-            // A reply that cannot be encoded becomes an exception reply instead of killing
-            // the connection (WIRE.md §17 item 12).
-            buf.truncate(start);
-            this.put_exception(slf.as_any(), &mut buf, seq, e.value(py).as_any())?;
-        }
-        this.send_frame(py, buf)
+        put_seq(&mut buf, seq, this.settings()?.limits.max_nesting_depth)?;
+        let framed = match ctx
+            .put_boxed(&mut buf, value, 0)
+            .and_then(|()| this.seal_frame(py, buf))
+        {
+            Ok(framed) => framed,
+            Err(e) => {
+                // A reply that cannot be encoded (or sent: too large, object table full)
+                // becomes an exception reply instead of killing the connection (WIRE.md §17
+                // item 12).
+                ctx.undo();
+                this.exception_frame(slf.as_any(), peer, seq, e.value(py).as_any())?
+            }
+        };
+        this.write_frame(py, &framed)
     }
 
     /// Answer the request `work` with the exception `exc`.
@@ -820,9 +962,8 @@ impl Engine {
         let this = slf.get();
         work.get().leave();
         let (seq, peer) = Self::request_of(work.get())?;
-        let mut buf = this.begin_payload(peer)?;
-        this.put_exception(slf.as_any(), &mut buf, seq.bind(py), exc)?;
-        this.send_frame(py, buf)
+        let framed = this.exception_frame(slf.as_any(), peer, seq.bind(py), exc)?;
+        this.write_frame(py, &framed)
     }
 
     /// Send a request whose answer is passed to `callback(is_exc, obj)`; `None` drops it.
@@ -833,12 +974,8 @@ impl Engine {
         args: &Bound<'_, PyTuple>,
         callback: Option<Py<PyAny>>,
     ) -> PyResult<()> {
-        let slot = match callback {
-            Some(cb) => Slot::Async(cb),
-            None => Slot::Ignore,
-        };
         slf.get()
-            .send_request(slf, handler_id, args, slot)
+            .send_request(slf, handler_id, args, callback.map(Slot::Async))
             .map(|_| ())
     }
 
@@ -913,6 +1050,37 @@ impl Engine {
     /// End the reader role handed over with a `Work` that delivers an answer.
     fn _release_reader(&self) {
         self.release_reader();
+    }
+
+    /// Process one message payload (`msg_type | brine((seq, body))`, decompressed, without
+    /// a thread prefix) as if it had just been received: a reply is filed for its waiter; a
+    /// request, or an answer for a callback, is returned as the `Work` to run (as `_serve`
+    /// does). Requests injected this way are answered to the peer's unbound thread.
+    fn _engine_dispatch(slf: &Bound<'_, Engine>, data: &[u8]) -> PyResult<Option<Py<Work>>> {
+        let py = slf.py();
+        let this = slf.get();
+        if let Some(e) = this.dead_error() {
+            return Err(e);
+        }
+        // Hold the reader role if it is free (or ours), as a frame read from the socket
+        // would be processed; when another thread reads, process without it (a `Deliver`
+        // handed out then has no role to release, which `_release_reader` tolerates).
+        let reading = this.try_become_reader();
+        let res = this.process_message(slf, 0, data);
+        this.advance(&mut this.lock());
+        if reading && !matches!(res, Ok(Some(WorkKind::Deliver { .. }))) {
+            this.release_reader();
+        }
+        match res {
+            Ok(Some(kind)) => Ok(Some(Py::new(py, Work::new(kind))?)),
+            Ok(None) => Ok(None),
+            Err(e) => {
+                if e.is_instance_of::<ProtocolError>(py) {
+                    this.fail(py, &e);
+                }
+                Err(e)
+            }
+        }
     }
 
     /// Number of local objects the peer holds references to.

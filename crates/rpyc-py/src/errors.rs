@@ -18,6 +18,13 @@ create_exception!(
     "The peer sent bytes that violate the RPyC wire protocol or a configured limit."
 );
 
+create_exception!(
+    rpyc._core,
+    SendStalled,
+    PyEOFError,
+    "The peer read nothing for send_stall_timeout seconds while a frame waited to be sent; the connection was closed."
+);
+
 pub fn wire_err(e: WireError) -> PyErr {
     ProtocolError::new_err(e.to_string())
 }

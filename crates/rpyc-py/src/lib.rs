@@ -68,6 +68,7 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<tls::context::TlsContext>()?;
     m.add_class::<tls::socket::TlsSocket>()?;
     m.add("ProtocolError", m.py().get_type::<errors::ProtocolError>())?;
+    m.add("SendStalled", m.py().get_type::<errors::SendStalled>())?;
     m.add(
         "TruncatedFrame",
         m.py().get_type::<errors::TruncatedFrame>(),

@@ -7,7 +7,7 @@ use pyo3::intern;
 use pyo3::prelude::*;
 use pyo3::types::PyBytes;
 use socket2::Socket;
-use std::io::{self, Write};
+use std::io;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -141,16 +141,23 @@ impl Transport {
         }
     }
 
-    /// Write all of `data`. The caller holds the connection's send gate.
-    pub fn write_all(&self, py: Python<'_>, data: &[u8]) -> PyResult<()> {
+    /// Write all of `data`. The caller holds the connection's send gate. A native transport
+    /// (socket, TLS) whose peer reads nothing for `stall` fails with `SendStalled`; a Python
+    /// stream's own `write` decides how long it blocks.
+    pub fn write_all(&self, py: Python<'_>, data: &[u8], stall: Option<Duration>) -> PyResult<()> {
         match self {
             Transport::Socket(sock) => {
                 let sock: &Socket = &sock.sock;
-                crate::gil::detach(py, || socket_write_all(sock, data))
-                    .map_err(|e| eof_error(format!("connection lost: {e}")))
+                crate::gil::detach(py, || socket_write_all(sock, data, stall)).map_err(|e| {
+                    stalled(&e, stall).unwrap_or_else(|| eof_error(format!("connection lost: {e}")))
+                })
             }
-            Transport::Tls(session) => crate::gil::detach(py, || session.write_all(data))
-                .map_err(|e| eof_error(format!("connection lost: {}", crate::tls::describe(&e)))),
+            Transport::Tls(session) => crate::gil::detach(py, || session.write_all(data, stall))
+                .map_err(|e| {
+                    stalled(&e, stall).unwrap_or_else(|| {
+                        eof_error(format!("connection lost: {}", crate::tls::describe(&e)))
+                    })
+                }),
             Transport::Python(stream) => {
                 let bytes = PyBytes::new(py, data);
                 stream
@@ -240,19 +247,52 @@ fn socket_read(
     }
 }
 
-fn socket_write_all(sock: &Socket, mut data: &[u8]) -> io::Result<()> {
-    let mut writer: &Socket = sock;
+/// `send` flag that keeps a blocking socket from blocking in the kernel.
+#[cfg(unix)]
+const DONT_WAIT: std::ffi::c_int = libc::MSG_DONTWAIT;
+#[cfg(not(unix))]
+const DONT_WAIT: std::ffi::c_int = 0;
+
+/// Write all of `data`; with `stall`, give up (`TimedOut`) once the peer has taken no byte
+/// for that long. The engine's sockets are blocking, so the sends must not wait in the
+/// kernel (which cannot time out): they wait in `poll`.
+fn socket_write_all(sock: &Socket, mut data: &[u8], stall: Option<Duration>) -> io::Result<()> {
+    let flags = if stall.is_some() { DONT_WAIT } else { 0 };
+    let mut progress = Instant::now();
     while !data.is_empty() {
-        match writer.write(data) {
+        match sock.send_with_flags(data, flags) {
             Ok(0) => return Err(io::Error::new(io::ErrorKind::WriteZero, "socket closed")),
-            Ok(n) => data = &data[n..],
+            Ok(n) => {
+                data = &data[n..];
+                progress = Instant::now();
+            }
             Err(e) if would_block(&e) => {
-                wait_ready(sock, true, None)?;
+                let left = stall.map(|s| s.saturating_sub(progress.elapsed()));
+                if left == Some(Duration::ZERO) {
+                    return Err(io::Error::new(
+                        io::ErrorKind::TimedOut,
+                        format!(
+                            "{} of a frame unsent",
+                            rpyc_wire::limits::human_size(data.len() as u64)
+                        ),
+                    ));
+                }
+                wait_ready(sock, true, left)?;
             }
             Err(e) => return Err(e),
         }
     }
     Ok(())
+}
+
+/// `SendStalled`, naming the key, when `e` is the timeout of a write limited to `stall`.
+fn stalled(e: &io::Error, stall: Option<Duration>) -> Option<PyErr> {
+    let limit = stall.filter(|_| e.kind() == io::ErrorKind::TimedOut)?;
+    Some(crate::errors::SendStalled::new_err(format!(
+        "the peer read nothing for send_stall_timeout={} s ({e}); raise the send_stall_timeout \
+         config key to wait longer; connection closed",
+        limit.as_secs_f64()
+    )))
 }
 
 /// Acknowledge received data at once instead of up to 40 ms later. A peer that keeps

@@ -8,6 +8,8 @@ use std::fmt;
 pub enum WireError {
     /// A frame header announced more payload than `max_frame_size` allows.
     FrameTooLarge { size: u64, max: usize },
+    /// A frame of ours that a peer with our `max_frame_size` would refuse (not sent).
+    OutgoingTooLarge { size: u64, max: usize },
     /// A compressed frame inflated past `max_decompressed_size`.
     DecompressedTooLarge { max: usize },
     /// The zlib stream of a compressed frame is corrupt or incomplete.
@@ -47,6 +49,12 @@ impl fmt::Display for WireError {
             WireError::FrameTooLarge { size, max } => write!(
                 f,
                 "frame of {} exceeds max_frame_size={} (raise the max_frame_size config key to accept it)",
+                human_size(*size),
+                human_size(*max as u64)
+            ),
+            WireError::OutgoingTooLarge { size, max } => write!(
+                f,
+                "outgoing frame of {} exceeds max_frame_size={} (a peer with that limit would refuse it; raise the max_frame_size config key on both sides to send it)",
                 human_size(*size),
                 human_size(*max as u64)
             ),

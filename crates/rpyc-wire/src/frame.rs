@@ -45,6 +45,19 @@ impl FrameHeader {
     }
 }
 
+/// Refuse to send a frame whose body (`len` bytes on the wire) a peer applying the same
+/// `max_frame_size` would refuse: the sender gets a clear error and keeps its connection,
+/// where the peer would close it.
+pub fn check_outgoing(len: usize, limits: &Limits) -> Result<(), WireError> {
+    if len > limits.max_frame_size {
+        return Err(WireError::OutgoingTooLarge {
+            size: len as u64,
+            max: limits.max_frame_size,
+        });
+    }
+    Ok(())
+}
+
 /// zlib-compress a payload at the given level (upstream uses level 1).
 pub fn compress(payload: &[u8], level: u32) -> Vec<u8> {
     let mut enc = ZlibEncoder::new(

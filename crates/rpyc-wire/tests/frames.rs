@@ -310,3 +310,28 @@ fn header_roundtrip() {
         Ok(h)
     );
 }
+
+#[test]
+fn outgoing_frame_over_max_frame_size_is_refused_with_the_key() {
+    let small = Limits {
+        max_frame_size: 100,
+        ..Limits::default()
+    };
+    assert_eq!(frame::check_outgoing(100, &small), Ok(()));
+    let e = frame::check_outgoing(101, &small).unwrap_err();
+    assert_eq!(
+        e,
+        WireError::OutgoingTooLarge {
+            size: 101,
+            max: 100
+        }
+    );
+    let msg = frame::check_outgoing(300 * MIB, &Limits::default())
+        .unwrap_err()
+        .to_string();
+    assert!(
+        msg.starts_with("outgoing frame of 300 MiB exceeds max_frame_size=256 MiB"),
+        "{msg}"
+    );
+    assert!(msg.contains("raise the max_frame_size config key"), "{msg}");
+}

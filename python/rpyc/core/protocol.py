@@ -102,6 +102,9 @@ DEFAULT_CONFIG: Dict[str, Any] = dict(
     max_frame_size=256 * 1024 * 1024,
     max_decompressed_size=256 * 1024 * 1024,
     max_nesting_depth=256,
+    max_pending_requests=100_000,   # our requests awaiting answers
+    max_local_objects=100_000,      # our objects the peer holds references to
+    send_stall_timeout=60,          # seconds a peer may read nothing while we send; None: forever
     compression_threshold=3000,
     compression_level=1,
 )
@@ -196,8 +199,13 @@ class Connection(_core.Engine):
                 before(self.root)
             try:
                 self._sync(consts.HANDLE_CLOSE, ())
-            except (EOFError, TimeoutError):
+            except (EOFError, TimeoutError, _core.ProtocolError):
+                # A peer that sends garbage instead of closing is closed on anyway.
                 pass
+            except RuntimeError:
+                # max_pending_requests reached (a peer that does not answer): tell it
+                # anyway, without waiting for the end of the connection.
+                self._async_request(consts.HANDLE_CLOSE, ())
         except Exception:
             if not self._config["close_catchall"]:
                 raise
@@ -284,6 +292,15 @@ class Connection(_core.Engine):
         self._run_work(work)
         return self._wait_reply(work.resume)
 
+    def _dispatch(self, data: bytes) -> None:
+        """Process one message payload (``msg_type`` byte + brine of ``(seq, body)``,
+        decompressed, without a thread prefix) as if it had just been received: a reply
+        reaches its waiter, a request is served and answered. Received frames do not pass
+        through here (the engine processes them natively); upstream's tests patch it."""
+        work = self._engine_dispatch(data)
+        if work is not None:
+            self._run_work(work)
+
     def poll(self, timeout: Any = 0) -> bool:
         """Serve one frame if it arrives within ``timeout`` seconds; never blocks on
         another thread that is reading."""
@@ -312,7 +329,7 @@ class Connection(_core.Engine):
                 work = self._serve(None, True, None)  # (serve() inlined: the hot loop)
                 if type(work) is _Work:
                     self._run_work(work)
-        except _core.TruncatedFrame as exc:
+        except (_core.TruncatedFrame, _core.SendStalled) as exc:
             self._logger().error("%s: %s", self._config["connid"], exc)
         except EOFError:
             pass

@@ -57,6 +57,9 @@ class GenericException(Exception):
 _generic_exceptions_cache: Dict[str, Type[BaseException]] = {}
 # local exception class -> derived class whose str() shows the remote traceback
 _exception_classes_cache: Dict[type, Type[BaseException]] = {}
+# Entries each cache keeps at most: the names come from the peer, which could invent a new
+# one per exception. Classes made past it are not kept and die with their exceptions.
+_CACHE_LIMIT = 1024
 
 
 # CPython refuses str() of integers above 4300 digits (about 14284 bits); brine sends integers
@@ -200,7 +203,8 @@ def _generic_class(modname: str, clsname: str) -> Type[BaseException]:
     cls = _generic_exceptions_cache.get(fullname)
     if cls is None:
         cls = type(fullname, (GenericException,), {"__module__": f"{__name__}/{modname}"})
-        _generic_exceptions_cache[fullname] = cls
+        if len(_generic_exceptions_cache) < _CACHE_LIMIT:
+            _generic_exceptions_cache[fullname] = cls
     return cls
 
 
@@ -238,7 +242,8 @@ def _get_exception_class(cls: type) -> Type[BaseException]:
     }
     metaclass: Any = type(cls)
     derived = metaclass(cls.__name__, (cls,), namespace)
-    _exception_classes_cache[cls] = derived
+    if len(_exception_classes_cache) < _CACHE_LIMIT:
+        _exception_classes_cache[cls] = derived
     return derived
 
 
@@ -309,7 +314,10 @@ def load(
             # e.g. a class that refuses subclassing or whose __new__ needs arguments
             exc = None
     if exc is None:
-        exc = _instantiate(_generic_class(modname, clsname))
+        try:
+            exc = _instantiate(_generic_class(modname, clsname))
+        except ValueError:  # a name no class can have (a NUL character)
+            return _malformed(val)
     try:
         exc.args = args
     except Exception:

@@ -169,12 +169,6 @@ class Server:
         self.clients.add(sock)
         self._accept_method(sock)
 
-    def _accepted_fd(self, fd: int) -> None:
-        try:
-            self._on_accepted(socket.socket(fileno=fd))
-        except Exception:
-            self.logger.exception("failed to hand over an accepted connection")
-
     def _accept_method(self, sock: socket.socket) -> None:
         raise NotImplementedError()
 
@@ -273,12 +267,17 @@ class Server:
         self._listen()
         self._register()
         try:
-            if self._acceptor is not None:
-                # The accept loop runs natively, the GIL released while it waits.
-                self._acceptor.run(self._accepted_fd, self._poll_interval())
-            else:
-                while self.active:
+            # The loop stays in Python (each wait is native, the GIL released): a server
+            # that serves in this thread (OneShotServer) must not run below native frames,
+            # which a daemon thread ended by interpreter shutdown cannot unwind through.
+            while self.active:
+                try:
                     self.accept()
+                except EOFError:
+                    raise  # the listener failed: the server is done
+                except Exception:
+                    # e.g. no thread can be started for one more client: the server goes on
+                    self.logger.exception("failed to hand over an accepted connection")
         except EOFError:
             pass
         except KeyboardInterrupt:

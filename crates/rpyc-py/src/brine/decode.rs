@@ -106,8 +106,8 @@ impl<'a> Reader<'a> {
             _ => true,
         };
         if !canonical {
-            return Err(WireError::BadContainer {
-                what: "non-canonical bytes length",
+            return Err(WireError::NonCanonical {
+                what: "a bytes length field longer than needed",
                 offset: start,
             });
         }
@@ -129,8 +129,8 @@ impl<'a> Reader<'a> {
             _ => true,
         };
         if !canonical {
-            return Err(WireError::BadContainer {
-                what: "non-canonical tuple length",
+            return Err(WireError::NonCanonical {
+                what: "a tuple length field longer than needed",
                 offset: start,
             });
         }

@@ -209,11 +209,12 @@ impl TlsSession {
         }
     }
 
-    /// Encrypt and send all of `data`.
-    pub fn write_all(&self, data: &[u8]) -> io::Result<()> {
+    /// Encrypt and send all of `data`. With `stall`, fail (`TimedOut`) when the peer
+    /// takes less than a chunk in that time.
+    pub fn write_all(&self, data: &[u8], stall: Option<Duration>) -> io::Result<()> {
         let sent = data.chunks(WRITE_CHUNK).try_for_each(|chunk| {
             self.lock().writer().write_all(chunk)?;
-            self.flush_until(None)
+            self.flush_until(stall.map(|s| Instant::now() + s))
         });
         sent.map_err(|e| self.alert_behind(e))
     }
@@ -226,7 +227,13 @@ impl TlsSession {
             return e;
         }
         match self.receive() {
-            Err(tls) if tls.get_ref().is_some_and(|inner| inner.is::<rustls::Error>()) => tls,
+            Err(tls)
+                if tls
+                    .get_ref()
+                    .is_some_and(|inner| inner.is::<rustls::Error>()) =>
+            {
+                tls
+            }
             _ => e,
         }
     }

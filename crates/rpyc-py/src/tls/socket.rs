@@ -93,7 +93,7 @@ impl TlsSocket {
     fn sendall(&self, py: Python<'_>, data: &[u8]) -> PyResult<()> {
         self.ensure_open()?;
         let session = &self.session;
-        crate::gil::detach(py, || session.write_all(data)).map_err(|e| io_error(py, e))
+        crate::gil::detach(py, || session.write_all(data, None)).map_err(|e| io_error(py, e))
     }
 
     fn send(&self, py: Python<'_>, data: &[u8]) -> PyResult<usize> {
