@@ -10,12 +10,11 @@ the reason. Every process started here is stopped (its whole process group) at t
 import getpass
 import os
 import shutil
-import signal
 import socket
 import subprocess
-import time
 
 import pytest
+from procs import stop_group
 
 import rpyc
 
@@ -36,19 +35,6 @@ def _missing():
     except ImportError:
         return "plumbum is not installed (pip install plumbum)"
     return None
-
-
-def _stop_group(proc):
-    for sig in (signal.SIGTERM, signal.SIGKILL):
-        try:
-            os.killpg(proc.pid, sig)
-        except (ProcessLookupError, PermissionError):
-            break
-        try:
-            proc.wait(5)
-            break
-        except subprocess.TimeoutExpired:
-            continue
 
 
 def _port_open(port):
@@ -102,7 +88,7 @@ def sshd(tmp_path_factory):
             pytest.fail("sshd exited with %s:\n%s" % (proc.returncode, (home / "sshd.log").read_text()))
         yield {"port": port, "key": str(home / "user_key"), "log": home / "sshd.log"}
     finally:
-        _stop_group(proc)
+        stop_group(proc)
         log.close()
 
 

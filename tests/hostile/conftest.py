@@ -7,13 +7,13 @@ teardown. Every wait is bounded.
 import atexit
 import json
 import os
-import signal
 import subprocess
 import sys
 import time
 from pathlib import Path
 
 import pytest
+from procs import stop_group
 
 HERE = Path(__file__).resolve().parent
 SERVER_SCRIPT = HERE / "hostile_server.py"
@@ -26,20 +26,7 @@ _LIVE = set()
 
 def _kill(proc):
     if proc.poll() is None:
-        for sig in (signal.SIGTERM, signal.SIGKILL):
-            try:
-                os.killpg(proc.pid, sig)
-            except (ProcessLookupError, PermissionError):
-                break
-            try:
-                proc.wait(3.0)
-                break
-            except subprocess.TimeoutExpired:
-                continue
-    if proc.poll() is None:  # pragma: no cover
-        proc.kill()
-        proc.wait(5)
-    _LIVE.discard(proc)
+        stop_group(proc)
 
 
 @atexit.register

@@ -13,12 +13,11 @@ upstream server fails with AuthenticationError within its deadline.
 """
 
 import json
-import os
-import signal
 import subprocess
 import time
 
 import pytest
+from procs import stop_group
 
 pytestmark = [pytest.mark.interop, pytest.mark.timeout(120)]
 
@@ -38,25 +37,9 @@ def _start_server(interop, role, config, extra=()):
         if line.startswith("PORT "):
             port = int(line.split()[1])
     if port is None:
-        _stop(proc)
+        stop_group(proc)
         pytest.fail("the %s server printed no port" % role)
     return proc, port
-
-
-def _stop(proc):
-    for sig in (signal.SIGTERM, signal.SIGKILL):
-        try:
-            os.killpg(proc.pid, sig)
-        except (ProcessLookupError, PermissionError):
-            break
-        try:
-            proc.wait(3)
-            break
-        except subprocess.TimeoutExpired:
-            continue
-    for f in (proc.stdin, proc.stdout):
-        if f is not None:
-            f.close()
 
 
 def _run_client(interop, role, port):
@@ -80,7 +63,7 @@ def server_with(interop):
         return port
     yield start
     for proc in started:
-        _stop(proc)
+        stop_group(proc)
 
 
 @pytest.mark.parametrize("config", [{}, {"allow_public_attrs": True}], ids=["default", "public_attrs"])
