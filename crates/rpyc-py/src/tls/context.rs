@@ -248,11 +248,8 @@ fn server_config(opts: &Options) -> PyResult<Side> {
     let builder = if !verifies {
         builder.with_no_client_auth()
     } else {
-        if opts.ca_certs.is_none() {
-            return Err(PyValueError::new_err(
-                "verifying client certificates needs ca_certs=<CA that signs them>",
-            ));
-        }
+        // Without ca_certs, client certificates are checked against the system trust store,
+        // as Python's default server context does.
         let roots = Arc::new(opts.roots()?);
         let mut verifier = WebPkiClientVerifier::builder_with_provider(roots, provider);
         if opts.verify == Verify::Optional {

@@ -47,6 +47,27 @@ fn alert_hint(a: &AlertDescription) -> &'static str {
     }
 }
 
+/// An alert as OpenSSL words it (`tlsv13 alert certificate required`), which is what code
+/// written against upstream's `ssl`-based TLS matches error messages with.
+fn openssl_alert(a: &AlertDescription) -> String {
+    let camel = format!("{a:?}");
+    let mut words = String::new();
+    let mut prev_lower = false;
+    for ch in camel.chars() {
+        if ch.is_ascii_uppercase() && prev_lower {
+            words.push(' ');
+        }
+        prev_lower = ch.is_ascii_lowercase();
+        words.push(ch.to_ascii_lowercase());
+    }
+    // Alerts TLS 1.3 introduced carry OpenSSL's "tlsv13" prefix; the others "tlsv1".
+    let prefix = match a {
+        AlertDescription::CertificateRequired | AlertDescription::MissingExtension => "tlsv13",
+        _ => "tlsv1",
+    };
+    format!("{prefix} alert {words}")
+}
+
 /// A one-line description of a TLS-session I/O error, with a hint where there is one.
 pub fn describe(e: &io::Error) -> String {
     match e
@@ -57,7 +78,7 @@ pub fn describe(e: &io::Error) -> String {
             format!("certificate verify failed: {e} ({})", certificate_hint(c))
         }
         Some(rustls::Error::AlertReceived(a)) => {
-            format!("the peer sent TLS alert {a:?} ({})", alert_hint(a))
+            format!("the peer sent {} ({})", openssl_alert(a), alert_hint(a))
         }
         Some(other) => format!("TLS error: {other}"),
         None => e.to_string(),
