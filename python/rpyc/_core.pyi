@@ -12,6 +12,10 @@ class SendStalled(EOFError):
     """The peer read nothing for ``send_stall_timeout`` seconds while a frame waited to be
     sent; the connection was closed."""
 
+def class_attr(cls: type, name: str) -> Optional[Any]:
+    """``getattr(cls, name, None)`` without raising (and formatting) an AttributeError."""
+def has_static_attr(obj: Any, name: str) -> bool:
+    """Whether ``inspect.getattr_static(obj, name)`` would find ``name`` (no code runs)."""
 def dump(obj: Any) -> bytes: ...
 def load(data: bytes) -> Any: ...
 def dumpable(obj: Any) -> bool: ...
