@@ -107,3 +107,25 @@ VECTORS = [
 def test_brine_encoding_matches_upstream(value, hexdata):
     assert brine.dump(value).hex() == hexdata
     assert same(brine.load(bytes.fromhex(hexdata)), value)
+
+
+def test_integers_round_trip_across_the_decoder_fast_paths():
+    """i64, i128 and beyond take different decoding paths; the values must not care."""
+    from rpyc.core import brine
+
+    edges = [2**63 - 1, -2**63, 2**63, -2**63 - 1, 2**64, 2**127 - 1, -2**127, 2**127,
+             -2**127 - 1, 2**70 + 12345, -(2**100), 10**40, -(10**40)]
+    for v in edges:
+        for x in (v, v + 1, v - 1):
+            assert brine.load(brine.dump(x)) == x
+            assert type(brine.load(brine.dump(x))) is int
+
+
+def test_non_canonical_integer_text_is_refused():
+    from rpyc import _core
+
+    int_l1 = 0x16  # WIRE.md: INT_L1, a length byte and the decimal text
+    for text in (b"-0", b"0123", b"+5", b"12a", b"", b"-", b"100"):
+        with pytest.raises(_core.ProtocolError):  # (100 has an immediate form)
+            _core.load(bytes([int_l1, len(text)]) + text)
+    assert _core.load(bytes([int_l1, 3]) + b"160") == 160

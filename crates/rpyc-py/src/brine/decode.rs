@@ -4,7 +4,7 @@
 use crate::errors::wire_err;
 use pyo3::ffi;
 use pyo3::prelude::*;
-use pyo3::types::{PyBytes, PyComplex, PyFloat, PyFrozenSet, PyString, PyTuple};
+use pyo3::types::{PyBytes, PyComplex, PyFloat, PyFrozenSet, PyTuple};
 use rpyc_wire::consts::tag;
 use rpyc_wire::WireError;
 
@@ -176,8 +176,8 @@ impl<'a> Reader<'a> {
         match t {
             tag::IMM_FIRST..=tag::IMM_LAST => Ok(t as i64 - tag::IMM_BIAS),
             tag::INT_L1 | tag::INT_L4 => {
-                let text = self.int_text(t, start)?;
-                parse_i64(text).ok_or(WireError::BadInteger { offset: start })
+                let (_, value) = self.int_text(t, start)?;
+                value.ok_or(WireError::BadInteger { offset: start })
             }
             _ => Err(WireError::ExpectedInteger {
                 what,
@@ -236,8 +236,9 @@ impl<'a> Reader<'a> {
         self.pos = pos.min(self.pos);
     }
 
-    /// The ASCII text of an INT_L1/INT_L4 item, validated as canonical decimal.
-    fn int_text(&mut self, t: u8, start: usize) -> WResult<&'a [u8]> {
+    /// The ASCII text of an INT_L1/INT_L4 item, validated as canonical decimal, with its
+    /// value when it fits in i64 (validated and parsed in one pass).
+    fn int_text(&mut self, t: u8, start: usize) -> WResult<(&'a [u8], Option<i64>)> {
         let n = if t == tag::INT_L1 {
             self.byte("int length")? as usize
         } else {
@@ -245,9 +246,11 @@ impl<'a> Reader<'a> {
         };
         let canonical_len = if t == tag::INT_L1 { n < 256 } else { n >= 256 };
         let text = self.take(n, "int")?;
-        if !canonical_len || !is_canonical_decimal(text) {
-            return Err(WireError::BadInteger { offset: start });
+        let bad = WireError::BadInteger { offset: start };
+        if !canonical_len {
+            return Err(bad);
         }
+        let value = canonical_decimal(text).ok_or(bad)?;
         let digits = text.len() - (text[0] == b'-') as usize;
         if digits > MAX_INT_DIGITS {
             return Err(WireError::IntegerTooLong {
@@ -256,12 +259,10 @@ impl<'a> Reader<'a> {
             });
         }
         // Values with an immediate form never use the text form.
-        if let Some(v) = parse_i64(text) {
-            if (tag::IMM_MIN..=tag::IMM_MAX).contains(&v) {
-                return Err(WireError::BadInteger { offset: start });
-            }
+        if value.is_some_and(|v| (tag::IMM_MIN..=tag::IMM_MAX).contains(&v)) {
+            return Err(WireError::BadInteger { offset: start });
         }
-        Ok(text)
+        Ok((text, value))
     }
 
     /// Decode one complete value of any type.
@@ -285,9 +286,8 @@ impl<'a> Reader<'a> {
             }
             tag::UNICODE => {
                 let raw = self.expect_bytes("str").map_err(wire_err)?;
-                let s = std::str::from_utf8(raw)
-                    .map_err(|_| wire_err(WireError::BadUnicode { offset: start }))?;
-                PyString::new(py, s).into_any().unbind()
+                decode_utf8(py, raw)
+                    .ok_or_else(|| wire_err(WireError::BadUnicode { offset: start }))?
             }
             tag::EMPTY_TUPLE | tag::TUP1..=tag::TUP_L4 => {
                 self.check_depth(depth + 1).map_err(wire_err)?;
@@ -295,8 +295,11 @@ impl<'a> Reader<'a> {
                 self.tuple_body(py, n, depth + 1)?.into_any().unbind()
             }
             tag::INT_L1 | tag::INT_L4 => {
-                let text = self.int_text(t, start).map_err(wire_err)?;
-                int_from_text(py, text)?
+                let (text, value) = self.int_text(t, start).map_err(wire_err)?;
+                match value {
+                    Some(v) => v.into_pyobject(py)?.into_any().unbind(),
+                    None => big_int_from_text(py, text)?,
+                }
             }
             tag::FLOAT => PyFloat::new(py, self.f64().map_err(wire_err)?)
                 .into_any()
@@ -347,8 +350,25 @@ impl<'a> Reader<'a> {
         n: usize,
         depth: usize,
     ) -> PyResult<Bound<'py, PyTuple>> {
-        let items = self.items(py, n, depth)?;
-        PyTuple::new(py, items)
+        // Filled in place: no intermediate Vec (tuples are most of what brine carries).
+        // `n` was checked against the bytes left, so the allocation is bounded by the input.
+        let len = ffi::Py_ssize_t::try_from(n).map_err(|_| {
+            wire_err(WireError::BadContainer {
+                what: "tuple length",
+                offset: self.pos,
+            })
+        })?;
+        // SAFETY: PyTuple_New returns a new tuple of `len` NULL slots (or NULL with an error
+        // set); a tuple dropped half-filled releases only the slots that were set.
+        let tuple = unsafe { Bound::from_owned_ptr_or_err(py, ffi::PyTuple_New(len))? };
+        for i in 0..len {
+            let item = self.value(py, depth)?;
+            // SAFETY: `i` < `len`, the slot is empty and the tuple is not shared yet; the
+            // reference to `item` is handed over.
+            unsafe { ffi::PyTuple_SET_ITEM(tuple.as_ptr(), i, item.into_ptr()) };
+        }
+        // SAFETY: it is a tuple, made above.
+        Ok(unsafe { tuple.cast_into_unchecked::<PyTuple>() })
     }
 }
 
@@ -365,27 +385,60 @@ fn is_bytes_tag(t: u8) -> bool {
 }
 
 /// `-?(0|[1-9][0-9]*)`, and not `-0`.
-fn is_canonical_decimal(text: &[u8]) -> bool {
-    let digits = match text.split_first() {
-        Some((b'-', rest)) => rest,
-        _ => text,
+/// Whether `text` is canonical decimal (optional `-`, no leading zero, no `-0`): `None` if
+/// not; otherwise its value when it fits in i64 (`Some(None)` for larger ones).
+fn canonical_decimal(text: &[u8]) -> Option<Option<i64>> {
+    let (negative, digits) = match text.split_first() {
+        Some((b'-', rest)) => (true, rest),
+        _ => (false, text),
     };
     match digits {
-        [] => false,
-        [b'0'] => digits.len() == text.len(),
-        [first, ..] => *first != b'0' && digits.iter().all(u8::is_ascii_digit),
+        [] => return None,
+        [b'0'] => return (!negative).then_some(Some(0)),
+        [b'0', ..] => return None,
+        _ => {}
+    }
+    // Accumulate negatively: i64::MIN has no positive counterpart.
+    let mut acc: Option<i64> = Some(0);
+    for &d in digits {
+        if !d.is_ascii_digit() {
+            return None;
+        }
+        acc = acc
+            .and_then(|a| a.checked_mul(10))
+            .and_then(|a| a.checked_sub(i64::from(d - b'0')));
+    }
+    Some(if negative {
+        acc
+    } else {
+        acc.and_then(i64::checked_neg)
+    })
+}
+
+/// A str from UTF-8 bytes, validated once (by CPython); `None` if they are not UTF-8.
+fn decode_utf8(py: Python<'_>, raw: &[u8]) -> Option<Py<PyAny>> {
+    let len = ffi::Py_ssize_t::try_from(raw.len()).ok()?;
+    // SAFETY: a valid buffer of `len` bytes; a new reference, or NULL with an error set,
+    // which is cleared (the caller reports its own error).
+    unsafe {
+        let ptr = ffi::PyUnicode_DecodeUTF8(raw.as_ptr().cast(), len, c"strict".as_ptr());
+        if ptr.is_null() {
+            ffi::PyErr_Clear();
+            return None;
+        }
+        Some(Bound::from_owned_ptr(py, ptr).unbind())
     }
 }
 
-fn parse_i64(text: &[u8]) -> Option<i64> {
-    std::str::from_utf8(text).ok()?.parse::<i64>().ok()
-}
-
-fn int_from_text(py: Python<'_>, text: &[u8]) -> PyResult<Py<PyAny>> {
-    if let Some(v) = parse_i64(text) {
+/// An integer beyond i64 from its validated canonical text (at most 4300 digits). Up to
+/// i128 it is built from the binary value (CPython's decimal parser costs ten times more).
+fn big_int_from_text(py: Python<'_>, text: &[u8]) -> PyResult<Py<PyAny>> {
+    if let Some(v) = std::str::from_utf8(text)
+        .ok()
+        .and_then(|t| t.parse::<i128>().ok())
+    {
         return Ok(v.into_pyobject(py)?.into_any().unbind());
     }
-    // Validated canonical decimal (at most 4300 digits): CPython parses it directly.
     let mut cstr = Vec::with_capacity(text.len() + 1);
     cstr.extend_from_slice(text);
     cstr.push(0);
