@@ -17,6 +17,7 @@ RPYC_SOAK_SECONDS (default 8) seconds each; RPYC_SOAK_SEED replays a run (the se
 in every failure).
 """
 import collections
+import contextlib
 import json
 import os
 import random
@@ -326,16 +327,29 @@ def test_deeply_nested_seq_is_echoed(server, depth):
     assert "Traceback" not in server.log_since(offset)
 
 
-def test_close_survives_a_peer_answering_garbage():
-    """close() waits for the peer to end the connection; a peer that sends garbage instead
-    made close() raise ProtocolError (a ThreadedServer thread died with a traceback)."""
+@contextlib.contextmanager
+def client_of_raw_peer():
+    """A client connection to a hand-driven peer socket: ``(conn, peer)``. The peer
+    scripts exact messages, so the client sends no rpyc-rs hello."""
     listener = socket.socket()
     listener.bind((HOST, 0))
     listener.listen(1)
     listener.settimeout(10)
-    conn = rpyc.connect(HOST, listener.getsockname()[1], config={"sync_request_timeout": 5, "rpyc_rs_extensions": False})
+    conn = rpyc.connect(HOST, listener.getsockname()[1],
+                        config={"sync_request_timeout": 5, "rpyc_rs_extensions": False})
     peer, _ = listener.accept()
     try:
+        yield conn, peer
+    finally:
+        conn._cleanup()  # (a no-op once closed)
+        peer.close()
+        listener.close()
+
+
+def test_close_survives_a_peer_answering_garbage():
+    """close() waits for the peer to end the connection; a peer that sends garbage instead
+    made close() raise ProtocolError (a ThreadedServer thread died with a traceback)."""
+    with client_of_raw_peer() as (conn, peer):
         def answer_garbage():
             peer.settimeout(5)
             peer.recv(100)                                  # the CLOSE request
@@ -346,9 +360,6 @@ def test_close_survives_a_peer_answering_garbage():
         conn.close()
         t.join(5)
         assert conn.closed
-    finally:
-        peer.close()
-        listener.close()
 
 
 def test_exception_with_a_nul_in_its_class_name(server):
@@ -362,13 +373,7 @@ def test_exception_with_a_nul_in_its_class_name(server):
         assert c.recv_message() == (MSG_REPLY, 1, (1, "after"))
     assert "Traceback" not in server.log_since(offset)
 
-    listener = socket.socket()
-    listener.bind((HOST, 0))
-    listener.listen(1)
-    listener.settimeout(10)
-    conn = rpyc.connect(HOST, listener.getsockname()[1], config={"sync_request_timeout": 5, "rpyc_rs_extensions": False})
-    peer, _ = listener.accept()
-    try:
+    with client_of_raw_peer() as (conn, peer):
         res = conn.async_request(HANDLE_PING, "x")
         peer.settimeout(5)
         head = peer.recv(5)
@@ -379,7 +384,3 @@ def test_exception_with_a_nul_in_its_class_name(server):
         with pytest.raises(Exception) as info:
             res.value
         assert type(info.value).__name__ == "rpyc.MalformedRemoteException"
-    finally:
-        conn._cleanup()
-        peer.close()
-        listener.close()

@@ -51,6 +51,15 @@ impl Work {
         self.resume = Some(seq);
         self
     }
+
+    /// Mark this thread as serving the request (nested requests go to the peer's thread).
+    pub fn enter(&self) {
+        if let WorkKind::Request { peer, .. } = &self.kind {
+            if !self.serving.swap(true, Ordering::AcqRel) {
+                threads::enter_serving(*peer);
+            }
+        }
+    }
 }
 
 #[pymethods]
@@ -113,15 +122,6 @@ impl Work {
     fn begin(&self, py: Python<'_>) -> PyResult<Py<PyAny>> {
         self.enter();
         self.args(py)
-    }
-
-    /// Mark this thread as serving the request (nested requests go to the peer's thread).
-    pub fn enter(&self) {
-        if let WorkKind::Request { peer, .. } = &self.kind {
-            if !self.serving.swap(true, Ordering::AcqRel) {
-                threads::enter_serving(*peer);
-            }
-        }
     }
 
     /// End the mark of `enter`; a no-op when not marked (so replying may always call it).
