@@ -38,9 +38,53 @@ def negotiated(conn):
 def test_rpyc_rs_peers_agree_on_batched_iteration(harness):
     conn, _ = harness.pair(IterService)
     assert negotiated(conn)
-    assert conn._peer_features == {extensions.FEATURE_ITER_BATCH}
+    assert conn._peer_features == extensions.FEATURES
     assert sum(conn.root.numbers(10_000)) == sum(range(10_000))
     assert sorted(conn.root.mapping()) == ["a", "b"]
+
+
+def test_the_root_class_comes_with_the_hello(harness, monkeypatch):
+    conn, _ = harness.pair(IterService)
+    assert negotiated(conn)
+    assert conn._remote_root is None  # GETROOT not sent yet
+    sent = []
+    real = conn._sync_request
+
+    def counting(handler, args):
+        sent.append(handler)
+        return real(handler, args)
+
+    monkeypatch.setattr(conn, "_sync_request", counting)
+    assert conn.root.produced() == 0
+    assert sent[0] == consts.HANDLE_GETROOT and consts.HANDLE_INSPECT not in sent
+    assert "exposed_numbers" in dir(type(conn.root))
+
+
+@pytest.mark.parametrize("garbage", [
+    None, (), ("x",), (("a", 1), ()), (("a", 1, 2), [("m", None)]), (("a", "1", 2), ()),
+    (("a", 1, 2), (("m", 5),)), (("a", 1, 2), (["m", None],)),
+])
+def test_a_malformed_root_description_is_ignored(harness, garbage):
+    conn, _ = harness.pair(IterService)
+    before = dict(conn._netref_classes_cache)
+    extensions._learn_root_class(conn, garbage)
+    assert conn._netref_classes_cache == before
+    assert conn.root.produced() == 0
+
+
+def test_without_the_extension_the_root_class_is_inspected(harness, monkeypatch):
+    conn, _ = harness.pair(IterService, protocol_config={"rpyc_rs_extensions": False})
+    assert conn.ping() is None and not conn._peer_features
+    sent = []
+    real = conn._sync_request
+
+    def counting(handler, args):
+        sent.append(handler)
+        return real(handler, args)
+
+    monkeypatch.setattr(conn, "_sync_request", counting)
+    assert conn.root.produced() == 0
+    assert consts.HANDLE_INSPECT in sent
 
 
 def test_batched_iteration_takes_few_round_trips(harness, monkeypatch):

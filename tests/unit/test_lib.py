@@ -277,6 +277,38 @@ def test_get_methods_of_class_includes_metaclass_first() -> None:
     assert "meta_only" not in dict(lib.get_methods((), WithMeta()))
 
 
+def test_get_methods_notices_a_class_edited_after_a_cached_answer() -> None:
+    class Edited:
+        def first(self) -> None:
+            """one"""
+
+    excluded = frozenset(["__init__"])
+    before = lib.get_methods(excluded, Edited())
+    assert lib.get_methods(excluded, Edited()) is before  # answered from the cache
+    assert "second" not in dict(before)
+
+    def second(self: object) -> None:
+        """two"""
+
+    Edited.second = second  # type: ignore[attr-defined]
+    assert dict(lib.get_methods(excluded, Edited()))["second"] == "two"
+
+    def first(self: object) -> None:
+        """replaced"""
+
+    Edited.first = first  # type: ignore[method-assign]
+    assert dict(lib.get_methods(excluded, Edited()))["first"] == "replaced"
+    del Edited.second  # type: ignore[attr-defined]
+    assert "second" not in dict(lib.get_methods(excluded, Edited()))
+
+
+def test_get_methods_cache_stays_bounded() -> None:
+    excluded = frozenset()
+    for i in range(lib._METHODS_CACHE_SIZE + 10):
+        lib.get_methods(excluded, type(f"Made{i}", (), {"m": lambda self: None})())
+    assert len(lib._methods_cache) <= lib._METHODS_CACHE_SIZE
+
+
 def test_get_methods_is_brine_dumpable() -> None:
     from rpyc.core.brine import dumpable as _dumpable
 

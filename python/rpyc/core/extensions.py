@@ -16,6 +16,11 @@ Features:
     materialized data (lists, tuples, ranges, strings, bytes, dicts, sets...) are read
     ahead; any other iterator (a generator, a file) still yields one item per request, so
     its code runs exactly when the caller asks for the next item, as with upstream.
+``root_class``
+    the accepting side's answer carries the description of its root object's class (the
+    answer to the INSPECT request the connecting side would send when it first receives
+    the root), so ``conn.root`` costs the GETROOT round trip alone. The answer overtakes
+    GETROOT's answer because the peer serves requests in order.
 ``no_quickack``
     (implicit in any rpyc-rs peer) it sends with Nagle's algorithm off, so reads need not
     force immediate TCP acknowledgements (one system call less per read).
@@ -25,14 +30,17 @@ import threading
 from collections import deque
 from typing import Any, Dict, FrozenSet, Tuple
 
+from rpyc import _core
 from rpyc.core import consts
+from rpyc.lib import get_methods
 
 HELLO = "rpyc-rs/hello"
 HELLO_ACK = "rpyc-rs/hello-ack"
 VERSION = 1
 FEATURE_ITER_BATCH = "iter_batch"
+FEATURE_ROOT_CLASS = "root_class"
 #: what this implementation offers
-FEATURES: FrozenSet[str] = frozenset([FEATURE_ITER_BATCH])
+FEATURES: FrozenSet[str] = frozenset([FEATURE_ITER_BATCH, FEATURE_ROOT_CLASS])
 #: most items one ``HANDLE_ITER_BATCH`` returns
 ITER_BATCH_SIZE = 256
 
@@ -66,16 +74,49 @@ def send_hello(conn: Any) -> None:
     """Start the negotiation from the connecting side (no waiting)."""
 
     def on_answer(is_exc: bool, answer: Any) -> None:
-        if not is_exc and type(answer) is tuple and len(answer) == 3 and answer[0] == HELLO_ACK:
-            peer_is_rpyc_rs(conn, answer[2])
+        if is_exc or type(answer) is not tuple or len(answer) not in (3, 4) or answer[0] != HELLO_ACK:
+            return
+        peer_is_rpyc_rs(conn, answer[2])
+        if len(answer) == 4 and FEATURE_ROOT_CLASS in conn._peer_features:
+            _learn_root_class(conn, answer[3])
 
     conn._async_request(consts.HANDLE_PING, (hello_payload(),), on_answer)
 
 
-def answer_hello(conn: Any, data: Tuple[Any, ...]) -> Tuple[str, int, Tuple[str, ...]]:
+def answer_hello(conn: Any, data: Tuple[Any, ...]) -> Tuple[Any, ...]:
     """The accepting side's answer to a hello (instead of the echo upstream gives)."""
     peer_is_rpyc_rs(conn, data[2])
-    return (HELLO_ACK, VERSION, tuple(sorted(FEATURES)))
+    answer: Tuple[Any, ...] = (HELLO_ACK, VERSION, tuple(sorted(FEATURES)))
+    if FEATURE_ROOT_CLASS in conn._peer_features:
+        answer += (_describe_root(conn),)
+    return answer
+
+
+# -- root_class ---------------------------------------------------------------------------
+
+
+def _describe_root(conn: Any) -> Tuple[Tuple[str, int, int], Tuple[Tuple[str, Any], ...]]:
+    """``(id_pack, methods)`` of the local root, exactly what GETROOT and INSPECT would say."""
+    from rpyc.core import netref  # (netref imports this module)
+
+    root = conn._local_root
+    return (_core.local_id_pack(root), get_methods(netref.LOCAL_ATTRS, root))
+
+
+def _learn_root_class(conn: Any, description: Any) -> None:
+    """Remember the proxy class of the peer's root before GETROOT's answer needs it."""
+    from rpyc.core import netref
+
+    if type(description) is not tuple or len(description) != 2:
+        return
+    id_pack, methods = description
+    if not (
+        type(id_pack) is tuple and len(id_pack) == 3 and type(id_pack[0]) is str
+        and type(id_pack[1]) is int and type(id_pack[2]) is int
+        and netref.plain_description(methods)
+    ):
+        return
+    conn._netref_classes_cache[(id_pack[0], id_pack[1])] = netref.shared_class_factory(id_pack, methods)
 
 
 def peer_is_rpyc_rs(conn: Any, announced: Any) -> None:

@@ -277,8 +277,51 @@ def _resolve_local_class(name_pack: str) -> Optional[type]:
 def class_factory(id_pack: IdPack, methods: Iterable[Tuple[str, Optional[str]]]) -> type:
     """Build the proxy class for a remote class or instance from its INSPECT method list."""
     name_pack = id_pack[0]
-    namespace: Dict[str, Any] = {"__slots__": ()}
     local_class = _resolve_local_class(name_pack) if name_pack is not None else None
+    return _build_class(name_pack, local_class, methods)
+
+
+def shared_class_factory(id_pack: IdPack, methods: Any) -> type:
+    """:func:`class_factory`, reusing the class built for the same description earlier.
+
+    A proxy class holds nothing of its connection, so every connection that meets the same
+    remote class (each new connection's root) can share one instead of building its own.
+    """
+    name_pack = id_pack[0]
+    local_class = _resolve_local_class(name_pack) if name_pack is not None else None
+    key = (name_pack, local_class, methods) if plain_description(methods) else None
+    try:
+        cls = _shared_classes.get(key) if key is not None else None
+    except TypeError:  # an unhashable local class
+        key = cls = None
+    if cls is None:
+        cls = _build_class(name_pack, local_class, methods)
+        if key is not None:
+            if len(_shared_classes) >= _SHARED_CLASSES_SIZE:
+                _shared_classes.clear()  # bounded: a peer may describe endless classes
+            _shared_classes[key] = cls
+    return cls
+
+
+_SHARED_CLASSES_SIZE = 1024
+_shared_classes: Dict[Any, type] = {}
+
+
+def plain_description(methods: Any) -> bool:
+    """Whether an INSPECT answer is a tuple of (str, str-or-None) pairs, safe to hash."""
+    if type(methods) is not tuple:
+        return False
+    for entry in methods:
+        if type(entry) is not tuple or len(entry) != 2 or type(entry[0]) is not str:
+            return False
+        doc = entry[1]
+        if doc is not None and type(doc) is not str:
+            return False
+    return True
+
+
+def _build_class(name_pack: Any, local_class: Optional[type], methods: Iterable[Tuple[str, Optional[str]]]) -> type:
+    namespace: Dict[str, Any] = {"__slots__": ()}
     namespace["__class__"] = NetrefClass(local_class) if local_class is not None else None
     for name, doc in methods:
         name = str(name)

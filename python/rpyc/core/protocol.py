@@ -418,7 +418,7 @@ class Connection(_core.Engine):
         if cls is not None:
             return cls
         methods = self._sync(consts.HANDLE_INSPECT, (id_pack,))
-        cls = netref.class_factory(id_pack, methods)
+        cls = netref.shared_class_factory(id_pack, methods)
         self._netref_classes_cache[key] = cls
         return cls
 

@@ -5,6 +5,7 @@ back-off, and the two introspection functions the protocol relies on (:func:`get
 import importlib
 import inspect
 import logging
+import operator
 import random
 import socket
 import sys
@@ -292,16 +293,53 @@ def get_methods(obj_attrs: Iterable[str], obj: Any) -> Tuple[Tuple[str, Optional
     attributes win). Every merged name that is not in ``obj_attrs`` (the proxy-local names)
     and whose value is a routine is returned as ``(name, cleaned docstring or None)``, in
     merge order (the order in which each name was first seen).
+
+    Results are cached per class while the merged attributes stay the very same objects
+    (a class edited afterwards is described afresh); a docstring reassigned on an existing
+    function is not noticed.
     """
     excluded = obj_attrs if isinstance(obj_attrs, (set, frozenset, dict)) else set(obj_attrs)
     classes = list(reversed(type(obj).__mro__))
-    if isinstance(obj, type):
+    is_class = isinstance(obj, type)
+    if is_class:
         classes.extend(reversed(obj.__mro__))
     merged: Dict[str, Any] = {}
     for klass in classes:
         merged.update(vars(klass))
-    return tuple(
+    key = _methods_cache_key(obj_attrs, obj, is_class)
+    if key is not None:
+        cached = _methods_cache.get(key)
+        if cached is not None and _same_attributes(cached[0], merged):
+            return cached[1]
+    methods = tuple(
         (name, _safe_getdoc(value))
         for name, value in merged.items()
         if name not in excluded and inspect.isroutine(value)
     )
+    if key is not None:
+        if len(_methods_cache) >= _METHODS_CACHE_SIZE:
+            _methods_cache.clear()  # bounded: classes made on the fly must not pile up
+        _methods_cache[key] = ((tuple(merged), tuple(merged.values())), methods)
+    return methods
+
+
+# INSPECT is answered for every new proxy class a peer meets (a service root on every
+# connection), and describing a class costs tens of microseconds of inspect.getdoc.
+_METHODS_CACHE_SIZE = 512
+_methods_cache: Dict[Any, Any] = {}
+
+
+def _methods_cache_key(obj_attrs: Any, obj: Any, is_class: bool) -> Any:
+    if not isinstance(obj_attrs, frozenset):
+        return None
+    key = (type(obj), obj if is_class else None, obj_attrs)
+    try:
+        hash(key)
+    except TypeError:  # a class whose metaclass makes it unhashable
+        return None
+    return key
+
+
+def _same_attributes(snapshot: Tuple[Tuple[str, ...], Tuple[Any, ...]], merged: Dict[str, Any]) -> bool:
+    names, values = snapshot
+    return len(names) == len(merged) and names == tuple(merged) and all(map(operator.is_, values, merged.values()))
