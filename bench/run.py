@@ -70,6 +70,10 @@ BENCHES = {
                     full=dict(reps=2), quick=dict(reps=1)),
     "multi": dict(server="rpyc", client="multi", timeout=300,
                   full=dict(clients=8, n=2000, warmup=100), quick=dict(clients=4, n=500, warmup=50)),
+    # what connect+close costs with no RPyC at all: a thread-per-connection server, a TCP
+    # connect, two 16-byte round trips (hello+GETROOT, then CLOSE) and a close
+    "connect_floor": dict(server="tcp", client="connect_floor", timeout=300,
+                          full=dict(n=200, warmup=10), quick=dict(n=50, warmup=5)),
     "connect": dict(server="rpyc", client="connect", timeout=300,
                     full=dict(n=200, warmup=10), quick=dict(n=50, warmup=5)),
     "brine": dict(server=None, client="brine", timeout=300,
@@ -100,6 +104,7 @@ def rows_for(params):
         ("iterate", "ms_per_op", "iterate remote list of 10k ints", "ms/list", "lower", ("ratio", "<=", 0.1)),
         ("multi", "calls_per_s", f"{m['clients']} clients x {m['n']} calls, ThreadedSrv",
          "calls/s", "higher", ("ratio", ">=", 3)),
+        ("connect_floor", "us_per_op", "floor: TCP connect + 2 ping-pongs + close", "µs/op", "lower", None),
         ("connect", "us_per_op", "connect + conn.root + close", "µs/op", "lower", ("ratio", "<=", 0.3)),
         ("brine", "dump_mib_per_s", "brine.dump ~1 MiB mixed", "MiB/s", "higher", None),
         ("brine", "load_mib_per_s", "brine.load ~1 MiB mixed", "MiB/s", "higher", None),

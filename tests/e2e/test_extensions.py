@@ -62,13 +62,20 @@ def test_the_root_class_comes_with_the_hello(harness, monkeypatch):
 
 @pytest.mark.parametrize("garbage", [
     None, (), ("x",), (("a", 1), ()), (("a", 1, 2), [("m", None)]), (("a", "1", 2), ()),
-    (("a", 1, 2), (("m", 5),)), (("a", 1, 2), (["m", None],)),
 ])
 def test_a_malformed_root_description_is_ignored(harness, garbage):
     conn, _ = harness.pair(IterService)
     before = dict(conn._netref_classes_cache)
     extensions._learn_root_class(conn, garbage)
     assert conn._netref_classes_cache == before
+    assert conn.root.produced() == 0
+
+
+def test_odd_method_lists_are_taken_as_after_inspect(harness):
+    conn, _ = harness.pair(IterService)
+    extensions._learn_root_class(conn, (("odd.Thing", 1, 2), (("m", 5), ["n", None])))
+    cls = conn._netref_classes_cache[("odd.Thing", 1)]
+    assert hasattr(cls, "m") and hasattr(cls, "n")
     assert conn.root.produced() == 0
 
 

@@ -112,10 +112,9 @@ def _learn_root_class(conn: Any, description: Any) -> None:
     id_pack, methods = description
     if not (
         type(id_pack) is tuple and len(id_pack) == 3 and type(id_pack[0]) is str
-        and type(id_pack[1]) is int and type(id_pack[2]) is int
-        and netref.plain_description(methods)
+        and type(id_pack[1]) is int and type(id_pack[2]) is int and type(methods) is tuple
     ):
-        return
+        return  # (the class factory copes with odd method lists, as after INSPECT)
     conn._netref_classes_cache[(id_pack[0], id_pack[1])] = netref.shared_class_factory(id_pack, methods)
 
 
