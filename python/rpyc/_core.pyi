@@ -44,6 +44,9 @@ class Engine:
         args: Tuple[Any, ...],
         callback: Optional[Callable[[bool, Any], Any]] = None,
     ) -> None: ...
+    def _release(self, proxy: Any, count: int) -> None:
+        """``HANDLE_DEL`` for a dead proxy; over a native transport it travels with the next
+        frame written, or within ``RELEASE_DELAY`` (2 ms) if the connection stays quiet."""
     def _serve(
         self,
         timeout: Optional[float] = 1.0,
@@ -52,6 +55,11 @@ class Engine:
     ) -> "bool | Work": ...
     def _engine_close(self) -> None: ...
     def _release_reader(self) -> None: ...
+    def _set_answer_dels(self, on: bool) -> None:
+        """Whether the peer's ``HANDLE_DEL`` requests get answers (upstream waits for them)."""
+    def _set_rpyc_rs_peer(self, on: bool) -> None:
+        """The peer is rpyc-rs: over TLS too, ``HANDLE_DEL`` may wait for the next frame and
+        is answered natively (upstream over OpenSSL needs its frames one by one)."""
     def _set_quick_ack(self, on: bool) -> None: ...
     def _engine_dispatch(self, data: bytes) -> Optional["Work"]:
         """Process one message payload as if received; the ``Work`` it asks of Python, if any."""

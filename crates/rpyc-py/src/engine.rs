@@ -13,6 +13,7 @@ use crate::brine::encode::{put_i64, EncodeError, Encoder};
 use crate::errors::{wire_err, ProtocolError, TruncatedFrame};
 use crate::gate::Gate;
 use crate::objects::ObjectTable;
+use crate::releases::{self, Hold, Releases};
 use crate::threads;
 use crate::transport::{eof_error, Readable, Transport};
 use crate::work::{Work, WorkKind};
@@ -22,8 +23,8 @@ use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
 use pyo3::types::{PyDict, PyTuple, PyType};
 use rpyc_wire::consts::{
-    tag, COMPRESSION_LEVEL, FRAME_HEADER_LEN, FRAME_TRAILER, MSG_EXCEPTION, MSG_REPLY, MSG_REQUEST,
-    THREAD_PREFIX_LEN,
+    handler, tag, COMPRESSION_LEVEL, FRAME_HEADER_LEN, FRAME_TRAILER, MSG_EXCEPTION, MSG_REPLY,
+    MSG_REQUEST, THREAD_PREFIX_LEN,
 };
 use rpyc_wire::frame::{self, FrameHeader};
 use rpyc_wire::{Limits, WireError};
@@ -35,6 +36,13 @@ use std::time::{Duration, Instant};
 
 /// `rpyc.core.netref.BaseNetref`, registered by the netref module at import.
 pub static NETREF_BASE: PyOnceLock<Py<PyType>> = PyOnceLock::new();
+
+fn netref_base(py: Python<'_>) -> PyResult<&Bound<'_, PyType>> {
+    NETREF_BASE
+        .get(py)
+        .map(|b| b.bind(py))
+        .ok_or_else(|| PyValueError::new_err("rpyc.core.netref is not initialised"))
+}
 
 /// Longest uninterrupted wait for another thread's progress (signals are checked between).
 const PROGRESS_SLICE: Duration = Duration::from_millis(100);
@@ -103,6 +111,12 @@ pub struct Engine {
     shared: Mutex<Shared>,
     progress: Condvar,
     send_gate: Gate,
+    /// `HANDLE_DEL` frames waiting to travel with the next write (see `releases`).
+    releases: Releases,
+    /// Answer the peer's `HANDLE_DEL`s (upstream waits for answers; see `serve_release`).
+    answer_dels: AtomicBool,
+    /// The peer is rpyc-rs (see `_set_rpyc_rs_peer`).
+    rpyc_rs_peer: AtomicBool,
     next_seq: AtomicU64,
     closed: AtomicBool,
 }
@@ -253,15 +267,46 @@ impl Engine {
         let res = {
             let _gate = self.send_gate.acquire(py);
             // A writer that waited for the gate behind a stalled write reports the stall.
-            match self.dead_error() {
-                Some(e) => return Err(e),
-                None => transport.write_all(py, framed, stall),
+            if let Some(e) = self.dead_error() {
+                return Err(e);
+            }
+            let held = self.releases.take();
+            if held.is_empty() {
+                transport.write_all(py, framed, stall)
+            } else {
+                crate::gil::detach(py, || transport.write_frames_native(&held, framed, stall))
+                    .map_err(|e| transport.write_error(&e, stall))
             }
         };
         if let Err(e) = &res {
             self.fail(py, e);
         }
         res
+    }
+
+    /// Send the held releases from the flusher thread (no GIL; native transports only,
+    /// the only ones that hold releases).
+    pub(crate) fn flush_held_detached(&self) {
+        let transport = self
+            .transport
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .as_ref()
+            .and_then(Transport::native);
+        let Some(transport) = transport else {
+            drop(self.releases.take_for_flusher()); // closed: nobody to tell
+            return;
+        };
+        let stall = self.settings.get().and_then(|s| s.send_stall);
+        let _gate = self.send_gate.acquire_detached();
+        let held = self.releases.take_for_flusher();
+        if held.is_empty() || self.lock().dead.is_some() {
+            return;
+        }
+        if let Err(e) = transport.write_frames_native(&held, &[], stall) {
+            self.mark_dead(format!("connection lost: {e}"));
+            transport.shutdown_native();
+        }
     }
 
     fn mark_dead(&self, why: String) {
@@ -534,10 +579,7 @@ impl Engine {
         }
         let seq = r.value(py, 1)?.into_bound(py);
         let conn = slf.as_any();
-        let base = NETREF_BASE
-            .get(py)
-            .ok_or_else(|| PyValueError::new_err("rpyc.core.netref is not initialised"))?
-            .bind(py);
+        let base = netref_base(py)?;
         let ctx = self.box_ctx(conn, base)?;
         match mtype {
             MSG_REQUEST => {
@@ -561,6 +603,13 @@ impl Engine {
                     Err(e) if e.is_instance_of::<ProtocolError>(py) => return Err(e),
                     Err(e) => (-1, Err(e)),
                 };
+                if handler_id == handler::DEL {
+                    if let Ok(a) = &args {
+                        if self.serve_release(conn, peer_thread, &seq, a.bind(py))? {
+                            return Ok(None);
+                        }
+                    }
+                }
                 Ok(Some(WorkKind::Request {
                     seq: seq.unbind(),
                     handler: handler_id,
@@ -691,28 +740,9 @@ impl Engine {
         if let Some(e) = self.dead_error() {
             return Err(e);
         }
-        let base = NETREF_BASE
-            .get(py)
-            .ok_or_else(|| PyValueError::new_err("rpyc.core.netref is not initialised"))?
-            .bind(py);
+        let base = netref_base(py)?;
         let ctx = self.box_ctx(slf.as_any(), base)?;
-        let seq = self.next_seq.fetch_add(1, Ordering::Relaxed);
-        let mut buf = self.begin_payload(threads::current_peer())?;
-        buf.push(MSG_REQUEST);
-        buf.push(tag::TUP2);
-        put_i64(&mut buf, seq as i64);
-        buf.push(tag::TUP2);
-        put_i64(&mut buf, handler_id);
-        let framed = match ctx
-            .put_boxed(&mut buf, args.as_any(), 0)
-            .and_then(|()| self.seal_frame(py, buf))
-        {
-            Ok(framed) => framed,
-            Err(e) => {
-                ctx.undo();
-                return Err(e);
-            }
-        };
+        let (seq, framed) = self.encode_request(py, &ctx, handler_id, args)?;
         if let Some(slot) = slot {
             let max = self.settings()?.max_pending_requests;
             let mut sh = self.lock();
@@ -732,6 +762,103 @@ impl Engine {
             return Err(e);
         }
         Ok(seq)
+    }
+
+    /// A sealed REPLY carrying `value` for request `seq` of thread `peer`.
+    fn reply_frame(
+        &self,
+        conn: &Bound<'_, PyAny>,
+        peer: u64,
+        seq: &Bound<'_, PyAny>,
+        value: &Bound<'_, PyAny>,
+    ) -> PyResult<Vec<u8>> {
+        let py = conn.py();
+        let ctx = self.box_ctx(conn, netref_base(py)?)?;
+        let mut buf = self.begin_payload(peer)?;
+        buf.push(MSG_REPLY);
+        buf.push(tag::TUP2);
+        put_seq(&mut buf, seq, self.settings()?.limits.max_nesting_depth)?;
+        match ctx
+            .put_boxed(&mut buf, value, 0)
+            .and_then(|()| self.seal_frame(py, buf))
+        {
+            Ok(framed) => Ok(framed),
+            Err(e) => {
+                // A reply that cannot be encoded (or sent: too large, object table full)
+                // becomes an exception reply instead of killing the connection (WIRE.md §17
+                // item 12).
+                ctx.undo();
+                self.exception_frame(conn, peer, seq, e.value(py).as_any())
+            }
+        }
+    }
+
+    /// `HANDLE_DEL` served without Python: the peer dropped `count` references to `obj`.
+    /// Upstream peers get their `None` answer (they keep a callback until it comes); rpyc-rs
+    /// peers that said they need none (`quiet_del`) do not. False if `args` is not of the
+    /// expected shape (Python then serves the request and reports the error), or for an
+    /// upstream peer over TLS (see `_set_rpyc_rs_peer`).
+    fn serve_release(
+        &self,
+        conn: &Bound<'_, PyAny>,
+        peer: u64,
+        seq: &Bound<'_, PyAny>,
+        args: &Bound<'_, PyAny>,
+    ) -> PyResult<bool> {
+        let upstream_over_tls = !self.rpyc_rs_peer.load(Ordering::Relaxed)
+            && matches!(self.transport(conn.py())?, Transport::Tls(_));
+        if upstream_over_tls {
+            return Ok(false); // see `_set_rpyc_rs_peer`
+        }
+        let Ok(args) = args.cast::<PyTuple>() else {
+            return Ok(false);
+        };
+        let count = match args.len() {
+            1 => 1,
+            2 => match args.get_item(1)?.extract::<u64>() {
+                Ok(n) => n,
+                Err(_) => return Ok(false),
+            },
+            _ => return Ok(false),
+        };
+        let Ok((_, key)) = crate::boxing::id_pack_of(&args.get_item(0)?) else {
+            return Ok(false);
+        };
+        drop(self.objects.decref(key, count));
+        if self.answer_dels.load(Ordering::Relaxed) {
+            let framed =
+                self.reply_frame(conn, peer, seq, &conn.py().None().into_bound(conn.py()))?;
+            // A failed write has ended the connection; the reader notices.
+            let _ = self.write_frame(conn.py(), &framed);
+        }
+        Ok(true)
+    }
+
+    /// A sealed request frame with a fresh sequence number (boxing undone if it fails).
+    fn encode_request(
+        &self,
+        py: Python<'_>,
+        ctx: &BoxCtx<'_, '_>,
+        handler_id: i64,
+        args: &Bound<'_, PyTuple>,
+    ) -> PyResult<(u64, Vec<u8>)> {
+        let seq = self.next_seq.fetch_add(1, Ordering::Relaxed);
+        let mut buf = self.begin_payload(threads::current_peer())?;
+        buf.push(MSG_REQUEST);
+        buf.push(tag::TUP2);
+        put_i64(&mut buf, seq as i64);
+        buf.push(tag::TUP2);
+        put_i64(&mut buf, handler_id);
+        match ctx
+            .put_boxed(&mut buf, args.as_any(), 0)
+            .and_then(|()| self.seal_frame(py, buf))
+        {
+            Ok(framed) => Ok((seq, framed)),
+            Err(e) => {
+                ctx.undo();
+                Err(e)
+            }
+        }
     }
 
     /// A sealed EXCEPTION answer to `seq`: `exc`, or the reason why `exc` cannot be sent
@@ -820,6 +947,9 @@ impl Engine {
             shared: Mutex::new(Shared::default()),
             progress: Condvar::new(),
             send_gate: Gate::default(),
+            releases: Releases::default(),
+            answer_dels: AtomicBool::new(true),
+            rpyc_rs_peer: AtomicBool::new(false),
             next_seq: AtomicU64::new(0),
             closed: AtomicBool::new(false),
         }
@@ -926,29 +1056,7 @@ impl Engine {
         let this = slf.get();
         work.get().leave();
         let (seq, peer) = Self::request_of(work.get())?;
-        let seq = seq.bind(py);
-        let base = NETREF_BASE
-            .get(py)
-            .ok_or_else(|| PyValueError::new_err("rpyc.core.netref is not initialised"))?
-            .bind(py);
-        let ctx = this.box_ctx(slf.as_any(), base)?;
-        let mut buf = this.begin_payload(peer)?;
-        buf.push(MSG_REPLY);
-        buf.push(tag::TUP2);
-        put_seq(&mut buf, seq, this.settings()?.limits.max_nesting_depth)?;
-        let framed = match ctx
-            .put_boxed(&mut buf, value, 0)
-            .and_then(|()| this.seal_frame(py, buf))
-        {
-            Ok(framed) => framed,
-            Err(e) => {
-                // A reply that cannot be encoded (or sent: too large, object table full)
-                // becomes an exception reply instead of killing the connection (WIRE.md §17
-                // item 12).
-                ctx.undo();
-                this.exception_frame(slf.as_any(), peer, seq, e.value(py).as_any())?
-            }
-        };
+        let framed = this.reply_frame(slf.as_any(), peer, seq.bind(py), value)?;
         this.write_frame(py, &framed)
     }
 
@@ -977,6 +1085,40 @@ impl Engine {
         slf.get()
             .send_request(slf, handler_id, args, callback.map(Slot::Async))
             .map(|_| ())
+    }
+
+    /// `HANDLE_DEL` for a proxy that died: `count` references to it were received. Over a
+    /// native transport the frame is held back to travel with the next write (see
+    /// `releases`); nothing waits for an answer either way.
+    fn _release(
+        slf: &Bound<'_, Engine>,
+        proxy: &Bound<'_, PyAny>,
+        count: &Bound<'_, PyAny>,
+    ) -> PyResult<()> {
+        let py = slf.py();
+        let this = slf.get();
+        let args = PyTuple::new(py, [proxy, count])?;
+        let holds = match this.transport(py)? {
+            Transport::Socket(_) => true,
+            Transport::Tls(_) => this.rpyc_rs_peer.load(Ordering::Relaxed),
+            Transport::Python(_) => false,
+        };
+        if !holds {
+            return this
+                .send_request(slf, handler::DEL, &args, None)
+                .map(|_| ());
+        }
+        if let Some(e) = this.dead_error() {
+            return Err(e);
+        }
+        let base = netref_base(py)?;
+        let ctx = this.box_ctx(slf.as_any(), base)?;
+        let (_, framed) = this.encode_request(py, &ctx, handler::DEL, &args)?;
+        match this.releases.hold(&framed) {
+            Hold::Held => Ok(()),
+            Hold::Schedule if releases::schedule(slf.clone().unbind()) => Ok(()),
+            Hold::Schedule | Hold::Full => this.write_frame(py, &[]),
+        }
     }
 
     /// Serve one incoming frame if one arrives within `timeout` seconds (None = forever).
@@ -1037,6 +1179,7 @@ impl Engine {
         }
         let pending: Vec<Slot> = self.lock().pending.drain().map(|(_, s)| s).collect();
         drop(pending);
+        drop(self.releases.take());
         drop(self.objects.take_all());
     }
 
@@ -1045,6 +1188,20 @@ impl Engine {
     fn _set_quick_ack(&self, py: Python<'_>, on: bool) -> PyResult<()> {
         self.transport(py)?.set_quick_ack(on);
         Ok(())
+    }
+
+    /// Whether the peer's `HANDLE_DEL`s get answers (off for rpyc-rs peers that need none).
+    fn _set_answer_dels(&self, on: bool) {
+        self.answer_dels.store(on, Ordering::Relaxed);
+    }
+
+    /// Mark the peer as rpyc-rs. Such a peer reads every frame that arrives, even several
+    /// in one TLS read, so over TLS too releases may wait for the next frame and `HANDLE_DEL`
+    /// is answered natively. Upstream over OpenSSL polls the socket before each frame and
+    /// misses a frame that OpenSSL already read along with the previous one: over TLS it gets
+    /// its frames one by one, at the pace of Python code, as it always did.
+    fn _set_rpyc_rs_peer(&self, on: bool) {
+        self.rpyc_rs_peer.store(on, Ordering::Relaxed);
     }
 
     /// End the reader role handed over with a `Work` that delivers an answer.

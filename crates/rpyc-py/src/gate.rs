@@ -26,15 +26,18 @@ impl Gate {
                 return GateGuard(self);
             }
         }
-        crate::gil::detach(py, || {
-            let mut st = self.state.lock().unwrap_or_else(|p| p.into_inner());
-            st.waiting += 1;
-            while st.busy {
-                st = self.freed.wait(st).unwrap_or_else(|p| p.into_inner());
-            }
-            st.waiting -= 1;
-            st.busy = true;
-        });
+        crate::gil::detach(py, || self.acquire_detached())
+    }
+
+    /// Acquire from a thread that does not hold the GIL.
+    pub fn acquire_detached(&self) -> GateGuard<'_> {
+        let mut st = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        st.waiting += 1;
+        while st.busy {
+            st = self.freed.wait(st).unwrap_or_else(|p| p.into_inner());
+        }
+        st.waiting -= 1;
+        st.busy = true;
         GateGuard(self)
     }
 }

@@ -10,6 +10,7 @@ mod errors;
 mod gate;
 mod gil;
 mod objects;
+mod releases;
 mod threads;
 mod tls;
 mod transport;

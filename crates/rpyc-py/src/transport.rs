@@ -12,6 +12,10 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+/// Largest frame that held releases are copied in front of (one write instead of two).
+const COALESCE_LIMIT: usize = 64 * 1024;
+
+use crate::releases::HeldFrames;
 use crate::tls::session::{TlsSession, READ_LIMIT as TLS_READ_LIMIT};
 use crate::tls::socket::TlsSocket;
 
@@ -147,17 +151,11 @@ impl Transport {
     pub fn write_all(&self, py: Python<'_>, data: &[u8], stall: Option<Duration>) -> PyResult<()> {
         match self {
             Transport::Socket(sock) => {
-                let sock: &Socket = &sock.sock;
-                crate::gil::detach(py, || socket_write_all(sock, data, stall)).map_err(|e| {
-                    stalled(&e, stall).unwrap_or_else(|| eof_error(format!("connection lost: {e}")))
-                })
+                crate::gil::detach(py, || socket_write_all(&sock.sock, data, stall))
+                    .map_err(|e| self.write_error(&e, stall))
             }
             Transport::Tls(session) => crate::gil::detach(py, || session.write_all(data, stall))
-                .map_err(|e| {
-                    stalled(&e, stall).unwrap_or_else(|| {
-                        eof_error(format!("connection lost: {}", crate::tls::describe(&e)))
-                    })
-                }),
+                .map_err(|e| self.write_error(&e, stall)),
             Transport::Python(stream) => {
                 let bytes = PyBytes::new(py, data);
                 stream
@@ -165,6 +163,70 @@ impl Transport {
                     .call_method1(intern!(py, "write"), (bytes,))?;
                 Ok(())
             }
+        }
+    }
+
+    /// A second handle on a native transport, taken without the GIL (None for Python streams).
+    pub fn native(&self) -> Option<Transport> {
+        match self {
+            Transport::Socket(s) => Some(Transport::Socket(Arc::clone(s))),
+            Transport::Tls(s) => Some(Transport::Tls(Arc::clone(s))),
+            Transport::Python(_) => None,
+        }
+    }
+
+    /// Write the `held` frames, then `last` (may be empty), to a native transport without
+    /// the GIL, in as few system calls as it allows. Over TLS each frame gets its own record:
+    /// a peer that polls the socket before each frame (upstream over OpenSSL) would not see a
+    /// second frame waiting inside the first one's record.
+    pub fn write_frames_native(
+        &self,
+        held: &HeldFrames,
+        last: &[u8],
+        stall: Option<Duration>,
+    ) -> io::Result<()> {
+        match self {
+            Transport::Socket(sock) if last.len() <= COALESCE_LIMIT => {
+                let mut all = Vec::with_capacity(held.bytes().len() + last.len());
+                all.extend_from_slice(held.bytes());
+                all.extend_from_slice(last);
+                socket_write_all(&sock.sock, &all, stall)
+            }
+            Transport::Socket(sock) => {
+                // not worth copying a large frame: two writes
+                socket_write_all(&sock.sock, held.bytes(), stall)?;
+                socket_write_all(&sock.sock, last, stall)
+            }
+            Transport::Tls(session) => {
+                let frames: Vec<&[u8]> = held.frames().chain(std::iter::once(last)).collect();
+                session.write_frames(&frames, stall)
+            }
+            Transport::Python(_) => Err(io::Error::new(
+                io::ErrorKind::Unsupported,
+                "a Python stream is written with the GIL held",
+            )),
+        }
+    }
+
+    /// The Python error for a failed native write.
+    pub fn write_error(&self, e: &io::Error, stall: Option<Duration>) -> PyErr {
+        stalled(e, stall).unwrap_or_else(|| {
+            if matches!(self, Transport::Tls(_)) {
+                eof_error(format!("connection lost: {}", crate::tls::describe(e)))
+            } else {
+                eof_error(format!("connection lost: {e}"))
+            }
+        })
+    }
+
+    /// Shut a native transport down without the GIL (Python streams are left alone).
+    pub fn shutdown_native(&self) {
+        match self {
+            Transport::Socket(sock) => {
+                let _ = sock.sock.shutdown(std::net::Shutdown::Both);
+            }
+            Transport::Tls(session) => session.shutdown(),
+            Transport::Python(_) => {}
         }
     }
 

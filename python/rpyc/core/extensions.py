@@ -21,6 +21,10 @@ Features:
     answer to the INSPECT request the connecting side would send when it first receives
     the root), so ``conn.root`` costs the GETROOT round trip alone. The answer overtakes
     GETROOT's answer because the peer serves requests in order.
+``quiet_del``
+    the sender of a ``HANDLE_DEL`` (a proxy died) does not wait for its answer, so the
+    owner sends none. Upstream keeps a callback per request until its answer arrives, so
+    upstream peers still get theirs.
 ``no_quickack``
     (implicit in any rpyc-rs peer) it sends with Nagle's algorithm off, so reads need not
     force immediate TCP acknowledgements (one system call less per read).
@@ -39,8 +43,9 @@ HELLO_ACK = "rpyc-rs/hello-ack"
 VERSION = 1
 FEATURE_ITER_BATCH = "iter_batch"
 FEATURE_ROOT_CLASS = "root_class"
+FEATURE_QUIET_DEL = "quiet_del"
 #: what this implementation offers
-FEATURES: FrozenSet[str] = frozenset([FEATURE_ITER_BATCH, FEATURE_ROOT_CLASS])
+FEATURES: FrozenSet[str] = frozenset([FEATURE_ITER_BATCH, FEATURE_ROOT_CLASS, FEATURE_QUIET_DEL])
 #: most items one ``HANDLE_ITER_BATCH`` returns
 ITER_BATCH_SIZE = 256
 
@@ -119,7 +124,10 @@ def _learn_root_class(conn: Any, description: Any) -> None:
 
 
 def peer_is_rpyc_rs(conn: Any, announced: Any) -> None:
-    conn._peer_features = _features_of(announced)
+    features = conn._peer_features = _features_of(announced)
+    if FEATURE_QUIET_DEL in features:
+        conn._set_answer_dels(False)
+    conn._set_rpyc_rs_peer(True)
     try:
         conn._set_quick_ack(False)
     except EOFError:  # closed meanwhile

@@ -82,15 +82,16 @@ class BaseNetref(metaclass=NetrefMetaclass):
     __slots__ = ["____conn__", "____id_pack__", "__weakref__", "____refcount__", "____prefetched__"]
 
     def __init__(self, conn: Any, id_pack: IdPack) -> None:
-        self.____conn__ = conn
-        self.____id_pack__ = id_pack
-        self.____refcount__ = 1
-        self.____prefetched__ = None  # items read ahead (rpyc.core.extensions, iter_batch)
+        # (object's __setattr__: these are local slots, no need for our __setattr__'s test)
+        _setattr(self, "____conn__", conn)
+        _setattr(self, "____id_pack__", id_pack)
+        _setattr(self, "____refcount__", 1)
+        _setattr(self, "____prefetched__", None)  # items read ahead (extensions, iter_batch)
 
     def __del__(self) -> None:
         try:
             conn = _getattribute(self, "____conn__")
-            conn._async_request(consts.HANDLE_DEL, (self, self.____refcount__))
+            conn._release(self, self.____refcount__)  # HANDLE_DEL, maybe held back briefly
         except Exception:
             # The connection may be gone; the owner drops its table on disconnect anyway.
             pass

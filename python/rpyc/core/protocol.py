@@ -13,6 +13,7 @@ import socket
 import sys
 import threading
 import weakref
+from _weakref import _remove_dead_weakref
 from typing import Any, Callable, Dict, FrozenSet, Optional, Tuple
 
 from rpyc import _core
@@ -132,6 +133,20 @@ class _LocalObjects:
         return f"<local objects of {self._conn!r}: {len(self)}>"
 
 
+_getattribute = object.__getattribute__
+_setattr = object.__setattr__
+
+
+def _proxy_forgetter(cache: Dict[Any, Any]) -> Callable[[Any], None]:
+    """The callback that drops a dead proxy's entry (and only a dead one: a new proxy may
+    have taken the id_pack meanwhile). It holds the cache, not the connection."""
+
+    def forget(ref: Any, _remove: Callable[[Dict[Any, Any], Any], None] = _remove_dead_weakref) -> None:
+        _remove(cache, ref.key)
+
+    return forget
+
+
 class Connection(_core.Engine):
     """An RPyC connection: serves ``root`` (the local service) to the peer and gives access to
     the peer's root through :attr:`root`."""
@@ -146,7 +161,10 @@ class Connection(_core.Engine):
         self._channel = channel
         self._local_root = root
         self._remote_root: Any = None
-        self._proxy_cache: "weakref.WeakValueDictionary[Any, Any]" = weakref.WeakValueDictionary()
+        # id_pack -> KeyedRef of the live proxy (a plain dict: WeakValueDictionary's Python
+        # methods cost more than the rest of receiving a reference)
+        self._proxy_cache: Dict[Any, Any] = {}
+        self._proxy_gone = _proxy_forgetter(self._proxy_cache)
         self._netref_classes_cache: Dict[Any, type] = {}
         self._last_traceback: Any = None
         # Kept for code that inspects it; the engine has its own receive ownership.
@@ -398,12 +416,14 @@ class Connection(_core.Engine):
 
     def _netref_factory(self, id_pack: Tuple[str, int, int]) -> Any:
         """The proxy for a reference the peer sent (reused while alive; counts receipts)."""
-        proxy = self._proxy_cache.get(id_pack)
-        if proxy is not None:
-            proxy.____refcount__ += 1
-            return proxy
+        ref = self._proxy_cache.get(id_pack)
+        if ref is not None:
+            proxy = ref()
+            if proxy is not None:
+                _setattr(proxy, "____refcount__", _getattribute(proxy, "____refcount__") + 1)
+                return proxy
         proxy = self._netref_class(id_pack)(self, id_pack)
-        self._proxy_cache[id_pack] = proxy
+        self._proxy_cache[id_pack] = weakref.KeyedRef(proxy, self._proxy_gone, id_pack)
         return proxy
 
     def _netref_class(self, id_pack: Tuple[str, int, int]) -> type:

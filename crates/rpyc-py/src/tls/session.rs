@@ -212,10 +212,28 @@ impl TlsSession {
     /// Encrypt and send all of `data`. With `stall`, fail (`TimedOut`) when the peer
     /// takes less than a chunk in that time.
     pub fn write_all(&self, data: &[u8], stall: Option<Duration>) -> io::Result<()> {
-        let sent = data.chunks(WRITE_CHUNK).try_for_each(|chunk| {
-            self.lock().writer().write_all(chunk)?;
-            self.flush_until(stall.map(|s| Instant::now() + s))
-        });
+        self.write_frames(&[data], stall)
+    }
+
+    /// Encrypt and send `frames` in order, each in records of its own (never two frames in
+    /// one record), flushing every `WRITE_CHUNK` bytes and at the end.
+    pub fn write_frames(&self, frames: &[&[u8]], stall: Option<Duration>) -> io::Result<()> {
+        let mut unflushed = 0;
+        let mut sent = frames
+            .iter()
+            .flat_map(|frame| frame.chunks(WRITE_CHUNK))
+            .try_for_each(|chunk| {
+                self.lock().writer().write_all(chunk)?;
+                unflushed += chunk.len();
+                if unflushed < WRITE_CHUNK {
+                    return Ok(());
+                }
+                unflushed = 0;
+                self.flush_until(stall.map(|s| Instant::now() + s))
+            });
+        if sent.is_ok() && unflushed > 0 {
+            sent = self.flush_until(stall.map(|s| Instant::now() + s));
+        }
         sent.map_err(|e| self.alert_behind(e))
     }
 
