@@ -108,6 +108,7 @@ def rows_for(params):
         ("connect", "us_per_op", "connect + conn.root + close", "µs/op", "lower", ("ratio", "<=", 0.3)),
         ("brine", "dump_mib_per_s", "brine.dump ~1 MiB mixed", "MiB/s", "higher", None),
         ("brine", "load_mib_per_s", "brine.load ~1 MiB mixed", "MiB/s", "higher", None),
+        ("brine", "marshal_load_mib_per_s", "  floor: marshal.loads, same values", "MiB/s", "higher", None),
         ("brine", "roundtrip_mib_per_s", "brine dump+load ~1 MiB mixed", "MiB/s", "higher", ("ratio", ">=", 20)),
         ("memory", "kib_per_conn", f"server RSS per idle conn ({mem['n']})", "KiB/conn", "lower", None),
     ]

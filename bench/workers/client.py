@@ -286,7 +286,15 @@ def bench_brine(args):
     for _ in range(args.reps):
         load(data)
     t_load = (perf() - t0) / args.reps
-    emit({"reps": args.reps, "size": size,
+    # CPython's own C loader of the same values (marshal), over the brine size: how fast
+    # building these Python objects can be at all
+    import marshal
+    marshalled = marshal.dumps(payload)
+    t0 = perf()
+    for _ in range(args.reps):
+        marshal.loads(marshalled)
+    t_marshal = (perf() - t0) / args.reps
+    emit({"reps": args.reps, "size": size, "marshal_load_mib_per_s": size / t_marshal / MiB,
           "dump_ms": t_dump * 1e3, "load_ms": t_load * 1e3,
           "dump_mib_per_s": size / t_dump / MiB, "load_mib_per_s": size / t_load / MiB,
           "roundtrip_ms": (t_dump + t_load) * 1e3,
