@@ -31,6 +31,19 @@ class IterService(rpyc.Service):
         return self.produced
 
 
+def count_requests(conn, monkeypatch):
+    """The handler ids of the synchronous requests ``conn`` sends from now on."""
+    sent = []
+    real = conn._sync_request
+
+    def counting(handler, args):
+        sent.append(handler)
+        return real(handler, args)
+
+    monkeypatch.setattr(conn, "_sync_request", counting)
+    return sent
+
+
 def negotiated(conn):
     return wait_until(lambda: conn.ping() is None and conn._peer_features, timeout=5)
 
@@ -47,14 +60,7 @@ def test_the_root_class_comes_with_the_hello(harness, monkeypatch):
     conn, _ = harness.pair(IterService)
     assert negotiated(conn)
     assert conn._remote_root is None  # GETROOT not sent yet
-    sent = []
-    real = conn._sync_request
-
-    def counting(handler, args):
-        sent.append(handler)
-        return real(handler, args)
-
-    monkeypatch.setattr(conn, "_sync_request", counting)
+    sent = count_requests(conn, monkeypatch)
     assert conn.root.produced() == 0
     assert sent[0] == consts.HANDLE_GETROOT and consts.HANDLE_INSPECT not in sent
     assert "exposed_numbers" in dir(type(conn.root))
@@ -82,14 +88,7 @@ def test_odd_method_lists_are_taken_as_after_inspect(harness):
 def test_without_the_extension_the_root_class_is_inspected(harness, monkeypatch):
     conn, _ = harness.pair(IterService, protocol_config={"rpyc_rs_extensions": False})
     assert conn.ping() is None and not conn._peer_features
-    sent = []
-    real = conn._sync_request
-
-    def counting(handler, args):
-        sent.append(handler)
-        return real(handler, args)
-
-    monkeypatch.setattr(conn, "_sync_request", counting)
+    sent = count_requests(conn, monkeypatch)
     assert conn.root.produced() == 0
     assert consts.HANDLE_INSPECT in sent
 
@@ -98,14 +97,7 @@ def test_batched_iteration_takes_few_round_trips(harness, monkeypatch):
     conn, _ = harness.pair(IterService)
     assert negotiated(conn)
     remote = conn.root.numbers(1000)
-    sent = []
-    real = conn._sync_request
-
-    def counting(handler, args):
-        sent.append(handler)
-        return real(handler, args)
-
-    monkeypatch.setattr(conn, "_sync_request", counting)
+    sent = count_requests(conn, monkeypatch)
     assert list(remote) == list(range(1000))
     batches = sent.count(consts.HANDLE_ITER_BATCH)
     assert 1000 // extensions.ITER_BATCH_SIZE <= batches <= 1000 // extensions.ITER_BATCH_SIZE + 1
