@@ -44,6 +44,21 @@ def test_32_mib_compressible_bytes(root):
     assert len(made) == 32 * MIB and made[:3] == b"\xab\xab\xab" and made.count(b"\xab") == 32 * MIB
 
 
+@pytest.mark.timeout(60)
+def test_large_frames_back_to_back_with_small_ones(root):
+    """A large frame arrives alone or with the next frames in one read; both ways each frame
+    gets its own bytes (large payloads are handed over in their receive buffer)."""
+    big = [os.urandom(2 * MIB + i) for i in range(3)]
+    pending = []
+    for blob in big:
+        pending.append(rpyc.async_(root.echo)(blob))
+        pending.append(rpyc.async_(root.length)(blob[:10]))
+    values = [r.value for r in pending]
+    assert values[0::2] == big
+    assert values[1::2] == [10, 10, 10]
+    assert root.echo(big[0]) == big[0]  # and alone
+
+
 def test_big_string_and_tuple(root):
     text = "\u00e9t\u00e9 \u2603 " * 200_000
     assert root.echo(text) == text

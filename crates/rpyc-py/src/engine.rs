@@ -47,6 +47,25 @@ fn netref_base(py: Python<'_>) -> PyResult<&Bound<'_, PyType>> {
 /// Longest uninterrupted wait for another thread's progress (signals are checked between).
 const PROGRESS_SLICE: Duration = Duration::from_millis(100);
 
+/// Frames from this size on are handed over in the receive buffer they arrived in.
+const LARGE_FRAME: usize = 1 << 20;
+
+/// A received frame's payload: `buf[start..]`.
+struct Payload {
+    buf: Vec<u8>,
+    start: usize,
+}
+
+impl Payload {
+    fn new(buf: Vec<u8>, start: usize) -> Self {
+        Payload { buf, start }
+    }
+
+    fn bytes(&self) -> &[u8] {
+        &self.buf[self.start..]
+    }
+}
+
 /// Defaults of the connection limits (config keys of the same names; docs/architecture.md).
 const DEFAULT_MAX_PENDING_REQUESTS: usize = 100_000;
 const DEFAULT_MAX_LOCAL_OBJECTS: usize = 100_000;
@@ -398,7 +417,7 @@ impl Engine {
 
     /// As the reader: take one complete frame's payload out of the buffer, reading more as
     /// needed until `deadline`. `Ok(None)` on timeout.
-    fn read_payload(&self, py: Python<'_>, deadline: Option<Instant>) -> PyResult<Option<Vec<u8>>> {
+    fn read_payload(&self, py: Python<'_>, deadline: Option<Instant>) -> PyResult<Option<Payload>> {
         let limits = self.settings()?.limits;
         let transport = self.transport(py)?;
         let mut buf = std::mem::take(&mut self.lock().rbuf);
@@ -414,14 +433,22 @@ impl Engine {
                     if buf.len() >= total {
                         // The trailer byte is dropped unchecked, as upstream does. Only
                         // inflating is worth releasing the GIL for.
-                        let body = &buf[FRAME_HEADER_LEN..FRAME_HEADER_LEN + header.len as usize];
+                        let body_end = FRAME_HEADER_LEN + header.len as usize;
+                        if !header.compressed && buf.len() == total && total >= LARGE_FRAME {
+                            // The buffer holds this frame alone: hand it over instead of
+                            // copying a large payload out of it.
+                            let mut whole = std::mem::take(&mut buf);
+                            whole.truncate(body_end);
+                            break Ok(Some(Payload::new(whole, FRAME_HEADER_LEN)));
+                        }
+                        let body = &buf[FRAME_HEADER_LEN..body_end];
                         let payload = if header.compressed {
                             crate::gil::detach(py, || frame::inflate(body, &limits))
                         } else {
                             Ok(body.to_vec())
                         };
                         buf.drain(..total);
-                        break payload.map(Some).map_err(wire_err);
+                        break payload.map(|p| Some(Payload::new(p, 0))).map_err(wire_err);
                     }
                     total - buf.len()
                 }
@@ -459,7 +486,7 @@ impl Engine {
                 return Err(e);
             }
         };
-        let res = self.process(slf, &payload);
+        let res = self.process(slf, payload.bytes());
         self.advance(&mut self.lock());
         match res {
             Ok(Some(work)) => Ok(Step::Work(work)),
