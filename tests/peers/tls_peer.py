@@ -14,6 +14,7 @@ import argparse
 import json
 import sys
 import threading
+import time
 
 import rpyc
 from rpyc.utils.authenticators import SSLAuthenticator
@@ -66,6 +67,13 @@ def client(args):
                 "callback": conn.root.call_back(lambda v: v + 1, 20),
                 "client_cn": conn.root.client_common_name(),
             }
+            if args.calls:
+                # temporary proxies dropped between calls: a release, then the next request
+                started = time.monotonic()
+                for i in range(args.calls):
+                    if conn.root.add(i, 1) != i + 1:
+                        raise AssertionError("wrong sum")
+                result["calls_s"] = round(time.monotonic() - started, 3)
         finally:
             conn.close()
     except Exception as exc:
@@ -86,6 +94,7 @@ def main():
     cli.add_argument("--ca")
     cli.add_argument("--certfile")
     cli.add_argument("--keyfile")
+    cli.add_argument("--calls", type=int, default=0, help="then N conn.root.add calls, timed")
     args = parser.parse_args()
     serve(args) if args.role == "server" else client(args)
 

@@ -15,6 +15,7 @@ use crate::gate::Gate;
 use crate::objects::ObjectTable;
 use crate::releases::{self, Hold, Releases};
 use crate::threads;
+use crate::tls::session::TlsSession;
 use crate::transport::{eof_error, Readable, Transport};
 use crate::work::{Work, WorkKind};
 use pyo3::exceptions::{PyKeyError, PyRuntimeError, PyTimeoutError, PyValueError};
@@ -31,7 +32,7 @@ use rpyc_wire::{Limits, WireError};
 use std::cell::RefCell;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Condvar, Mutex, MutexGuard, OnceLock};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock};
 use std::time::{Duration, Instant};
 
 /// `rpyc.core.netref.BaseNetref`, registered by the netref module at import.
@@ -46,6 +47,11 @@ fn netref_base(py: Python<'_>) -> PyResult<&Bound<'_, PyType>> {
 
 /// Longest uninterrupted wait for another thread's progress (signals are checked between).
 const PROGRESS_SLICE: Duration = Duration::from_millis(100);
+
+/// Silence after which a waiting thread nudges an upstream TLS peer (see `nudged_peer`),
+/// and the longest interval between nudges.
+const NUDGE_AFTER: Duration = Duration::from_millis(1);
+const NUDGE_MAX: Duration = Duration::from_secs(1);
 
 /// Frames from this size on are handed over in the receive buffer they arrived in.
 const LARGE_FRAME: usize = 1 << 20;
@@ -517,6 +523,8 @@ impl Engine {
                 }))
             }
         };
+        let nudged = self.nudged_peer(py)?;
+        let mut quiet_for = NUDGE_AFTER;
         loop {
             if let Some(outcome) = self.take_outcome(seq) {
                 return outcome;
@@ -532,14 +540,29 @@ impl Engine {
             py.check_signals()?;
             let seen = self.lock().generation;
             if self.try_become_reader() {
-                let res = self.serve_one(slf, deadline);
+                let read_until = match &nudged {
+                    Some(_) => {
+                        let nudge_at = Instant::now() + quiet_for;
+                        Some(deadline.map_or(nudge_at, |d| d.min(nudge_at)))
+                    }
+                    None => deadline,
+                };
+                let res = self.serve_one(slf, read_until);
                 self.release_reader_unless_delivering(&res);
                 match res {
                     Ok(Step::Work(kind)) => {
                         let work = Work::new(kind).with_resume(seq);
                         return Ok(Py::new(py, work)?.into_any());
                     }
-                    Ok(_) => {}
+                    Ok(Step::Idle) => {
+                        if let Some(session) = &nudged {
+                            let session = Arc::clone(session);
+                            if crate::gil::detach(py, move || session.nudge()) {
+                                quiet_for = (quiet_for * 2).min(NUDGE_MAX);
+                            }
+                        }
+                    }
+                    Ok(_) => quiet_for = NUDGE_AFTER,
                     Err(e) => {
                         if let Some(outcome) = self.take_outcome(seq) {
                             return outcome;
@@ -552,6 +575,21 @@ impl Engine {
                 self.wait_progress(py, seen, deadline);
             }
         }
+    }
+
+    /// The TLS session of an upstream peer, which may need nudging while we wait: upstream
+    /// over OpenSSL polls the socket before each frame, and a frame that OpenSSL read along
+    /// with the previous one (two of ours in one read) stays unseen until more bytes arrive.
+    /// A waiting thread that hears nothing for `NUDGE_AFTER` sends a TLS 1.3 KeyUpdate,
+    /// which wakes that poll (then at growing intervals, up to `NUDGE_MAX`).
+    fn nudged_peer(&self, py: Python<'_>) -> PyResult<Option<Arc<TlsSession>>> {
+        if self.rpyc_rs_peer.load(Ordering::Relaxed) {
+            return Ok(None);
+        }
+        Ok(match self.transport(py)? {
+            Transport::Tls(session) => Some(session),
+            _ => None,
+        })
     }
 
     /// The connection cannot continue (EOF, I/O error, hostile bytes): wake everyone and

@@ -256,6 +256,15 @@ impl TlsSession {
         }
     }
 
+    /// Make the socket readable for the peer without sending it application data: a TLS 1.3
+    /// KeyUpdate. False under TLS 1.2, which has nothing of the kind.
+    pub fn nudge(&self) -> bool {
+        if self.lock().refresh_traffic_keys().is_err() {
+            return false;
+        }
+        self.flush_nonblocking().is_ok()
+    }
+
     /// Decrypted bytes ready to be read without touching the socket.
     pub fn pending(&self) -> usize {
         let mut conn = self.lock();
