@@ -15,7 +15,6 @@ use crate::gate::Gate;
 use crate::objects::ObjectTable;
 use crate::releases::{self, Hold, Releases};
 use crate::threads;
-use crate::tls::session::TlsSession;
 use crate::transport::{eof_error, Readable, Transport};
 use crate::work::{Work, WorkKind};
 use pyo3::exceptions::{PyKeyError, PyRuntimeError, PyTimeoutError, PyValueError};
@@ -32,7 +31,7 @@ use rpyc_wire::{Limits, WireError};
 use std::cell::RefCell;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock};
+use std::sync::{Condvar, Mutex, MutexGuard, OnceLock};
 use std::time::{Duration, Instant};
 
 /// `rpyc.core.netref.BaseNetref`, registered by the netref module at import.
@@ -48,7 +47,7 @@ fn netref_base(py: Python<'_>) -> PyResult<&Bound<'_, PyType>> {
 /// Longest uninterrupted wait for another thread's progress (signals are checked between).
 const PROGRESS_SLICE: Duration = Duration::from_millis(100);
 
-/// Silence after which a waiting thread nudges an upstream TLS peer (see `nudged_peer`),
+/// Silence after which a waiting thread nudges an upstream TLS peer (see `upstream_over_tls`),
 /// and the longest interval between nudges.
 const NUDGE_AFTER: Duration = Duration::from_millis(1);
 const NUDGE_MAX: Duration = Duration::from_secs(1);
@@ -77,8 +76,18 @@ const DEFAULT_MAX_PENDING_REQUESTS: usize = 100_000;
 const DEFAULT_MAX_LOCAL_OBJECTS: usize = 100_000;
 const DEFAULT_SEND_STALL_TIMEOUT: f64 = 60.0;
 
+/// What carries the frames; it decides which frames may be held back (`releases`) and which
+/// peers may need nudging (`upstream_over_tls`).
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Carrier {
+    Socket,
+    Tls,
+    Python,
+}
+
 /// Settings fixed for the life of a connection (read once from `protocol_config`).
 struct Settings {
+    carrier: Carrier,
     bind_threads: bool,
     compress_threshold: Option<usize>,
     compress_level: u32,
@@ -523,7 +532,7 @@ impl Engine {
                 }))
             }
         };
-        let nudged = self.nudged_peer(py)?;
+        let nudging = self.upstream_over_tls()?; // see `upstream_over_tls`
         let mut quiet_for = NUDGE_AFTER;
         loop {
             if let Some(outcome) = self.take_outcome(seq) {
@@ -540,12 +549,11 @@ impl Engine {
             py.check_signals()?;
             let seen = self.lock().generation;
             if self.try_become_reader() {
-                let read_until = match &nudged {
-                    Some(_) => {
-                        let nudge_at = Instant::now() + quiet_for;
-                        Some(deadline.map_or(nudge_at, |d| d.min(nudge_at)))
-                    }
-                    None => deadline,
+                let read_until = if nudging {
+                    let nudge_at = Instant::now() + quiet_for;
+                    Some(deadline.map_or(nudge_at, |d| d.min(nudge_at)))
+                } else {
+                    deadline
                 };
                 let res = self.serve_one(slf, read_until);
                 self.release_reader_unless_delivering(&res);
@@ -554,9 +562,8 @@ impl Engine {
                         let work = Work::new(kind).with_resume(seq);
                         return Ok(Py::new(py, work)?.into_any());
                     }
-                    Ok(Step::Idle) => {
-                        if let Some(session) = &nudged {
-                            let session = Arc::clone(session);
+                    Ok(Step::Idle) if nudging => {
+                        if let Ok(Transport::Tls(session)) = self.transport(py) {
                             if crate::gil::detach(py, move || session.nudge()) {
                                 quiet_for = (quiet_for * 2).min(NUDGE_MAX);
                             }
@@ -577,19 +584,14 @@ impl Engine {
         }
     }
 
-    /// The TLS session of an upstream peer, which may need nudging while we wait: upstream
+    /// Whether the peer is (or may be) upstream over TLS. Such a peer gets its releases one
+    /// by one, answered by Python, and may need nudging while we wait: upstream
     /// over OpenSSL polls the socket before each frame, and a frame that OpenSSL read along
     /// with the previous one (two of ours in one read) stays unseen until more bytes arrive.
     /// A waiting thread that hears nothing for `NUDGE_AFTER` sends a TLS 1.3 KeyUpdate,
     /// which wakes that poll (then at growing intervals, up to `NUDGE_MAX`).
-    fn nudged_peer(&self, py: Python<'_>) -> PyResult<Option<Arc<TlsSession>>> {
-        if self.rpyc_rs_peer.load(Ordering::Relaxed) {
-            return Ok(None);
-        }
-        Ok(match self.transport(py)? {
-            Transport::Tls(session) => Some(session),
-            _ => None,
-        })
+    fn upstream_over_tls(&self) -> PyResult<bool> {
+        Ok(self.settings()?.carrier == Carrier::Tls && !self.rpyc_rs_peer.load(Ordering::Relaxed))
     }
 
     /// The connection cannot continue (EOF, I/O error, hostile bytes): wake everyone and
@@ -870,9 +872,7 @@ impl Engine {
         seq: &Bound<'_, PyAny>,
         args: &Bound<'_, PyAny>,
     ) -> PyResult<bool> {
-        let upstream_over_tls = !self.rpyc_rs_peer.load(Ordering::Relaxed)
-            && matches!(self.transport(conn.py())?, Transport::Tls(_));
-        if upstream_over_tls {
+        if self.upstream_over_tls()? {
             return Ok(false); // see `_set_rpyc_rs_peer`
         }
         let Ok(args) = args.cast::<PyTuple>() else {
@@ -1031,6 +1031,12 @@ impl Engine {
         native: Option<&Bound<'_, PyAny>>,
         compress: bool,
     ) -> PyResult<()> {
+        let transport = Transport::attach(stream, native)?;
+        let carrier = match &transport {
+            Transport::Socket(_) => Carrier::Socket,
+            Transport::Tls(_) => Carrier::Tls,
+            Transport::Python(_) => Carrier::Python,
+        };
         let defaults = Limits::default();
         let compress_threshold = if compress {
             match config.get_item("compression_threshold")? {
@@ -1042,6 +1048,7 @@ impl Engine {
             None
         };
         let settings = Settings {
+            carrier,
             bind_threads: config_bool(config, "bind_threads", false)?,
             compress_threshold,
             compress_level: config_size(config, "compression_level", COMPRESSION_LEVEL as usize)?
@@ -1071,7 +1078,6 @@ impl Engine {
                 Some(DEFAULT_SEND_STALL_TIMEOUT),
             )?,
         };
-        let transport = Transport::attach(stream, native)?;
         if self.settings.set(settings).is_err() {
             return Err(PyValueError::new_err("connection engine already started"));
         }
@@ -1163,10 +1169,10 @@ impl Engine {
         let py = slf.py();
         let this = slf.get();
         let args = PyTuple::new(py, [proxy, count])?;
-        let holds = match this.transport(py)? {
-            Transport::Socket(_) => true,
-            Transport::Tls(_) => this.rpyc_rs_peer.load(Ordering::Relaxed),
-            Transport::Python(_) => false,
+        let holds = match this.settings()?.carrier {
+            Carrier::Socket => true,
+            Carrier::Tls => this.rpyc_rs_peer.load(Ordering::Relaxed),
+            Carrier::Python => false,
         };
         if !holds {
             return this
