@@ -129,3 +129,67 @@ def test_non_canonical_integer_text_is_refused():
         with pytest.raises(_core.ProtocolError):  # (100 has an immediate form)
             _core.load(bytes([int_l1, len(text)]) + text)
     assert _core.load(bytes([int_l1, 3]) + b"160") == 160
+
+
+def test_integers_at_the_digit_count_edges_match_their_decimal_text():
+    """18/19 digits (i64 paths), 38/39 digits (i128 paths): value and wire text both exact."""
+    int_l1 = 0x16
+    edges = [10**18, 10**19, 10**37, 10**38, 2**126, 2**127]
+    for v in edges:
+        for x in (v - 1, v, v + 1, -v + 1, -v, -v - 1):
+            data = brine.dump(x)
+            if not -48 <= x <= 159:
+                assert data == bytes([int_l1, len(str(x))]) + str(x).encode()
+            assert brine.load(data) == x
+
+
+@pytest.mark.parametrize("text", [
+    "caf\u00e9", "\u00ff" * 3, "\x00\x7f\u0080", "snow \u2603", "\uffff\u0100", "\ud7ff",
+    "smile \U0001f600", "\U0010ffff" + "a" * 40 + "\u00e9", "\u00e9" * 70_000,
+])
+def test_text_of_every_character_width_round_trips(text):
+    data = brine.dump(text)
+    assert data.endswith(text.encode("utf-8"))
+    back = brine.load(data)
+    assert type(back) is str and back == text
+
+
+@pytest.mark.parametrize("raw", [
+    b"\xed\xa0\x80",  # an encoded surrogate: Python's strict codec refuses it too
+    b"\xc0\x80",  # overlong NUL
+    b"\xe2\x98",  # cut short
+    b"\xf4\x90\x80\x80",  # beyond U+10FFFF
+    b"abc\xff",
+])
+def test_text_that_is_not_utf8_is_refused(raw):
+    from rpyc import _core
+
+    unicode_tag, str_l1 = 0x08, 0x0E
+    data = bytes([unicode_tag]) + (bytes([0x0A + len(raw) - 1]) if len(raw) <= 4
+                                   else bytes([str_l1, len(raw)])) + raw
+    with pytest.raises(_core.ProtocolError):
+        _core.load(data)
+
+
+def test_decoded_tuples_are_left_to_reference_counting():
+    """Brine tuples hold only immutable values made before them: they cannot be in a cycle,
+    so the decoder keeps the cycle collector from scanning them."""
+    import gc
+
+    value = brine.load(brine.dump((1, ("a", (2.5,)), frozenset([(3,)]))))
+    assert value == (1, ("a", (2.5,)), frozenset([(3,)]))
+    assert not gc.is_tracked(value)
+    assert not gc.is_tracked(value[1]) and not gc.is_tracked(value[1][1])
+
+
+def test_dump_is_unaffected_by_an_earlier_failure_or_a_large_value():
+    small = ("x", 1, (2.0, b"y"))
+    expected = brine.dump(small)
+    with pytest.raises(TypeError):
+        brine.dump(("partial", [1]))
+    assert brine.dump(small) == expected
+    large = (b"\x01" * (5 << 20), "tail")  # beyond the buffer dump keeps between calls
+    assert brine.load(brine.dump(large)) == large
+    first = brine.dump(small)
+    second = brine.dump(small)
+    assert first == second == expected and first is not second

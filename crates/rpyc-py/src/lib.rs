@@ -3,6 +3,7 @@
 
 mod acceptor;
 mod attrs;
+mod bigbuf;
 mod boxing;
 mod brine;
 mod engine;
@@ -22,16 +23,31 @@ use pyo3::prelude::*;
 use pyo3::types::PyBytes;
 use rpyc_wire::Limits;
 
+/// The largest encode buffer `brine.dump` keeps between calls.
+const DUMP_SCRATCH_KEPT: usize = 4 << 20;
+
+thread_local! {
+    /// `brine.dump`'s encode buffer, kept so that repeated dumps neither regrow it (copying
+    /// what was written so far) nor fault in fresh pages each time.
+    static DUMP_SCRATCH: std::cell::Cell<Vec<u8>> = const { std::cell::Cell::new(Vec::new()) };
+}
+
 /// `brine.dump(obj)`: encode a brine-able value.
 #[pyfunction]
 fn dump<'py>(py: Python<'py>, obj: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyBytes>> {
-    let mut out = Vec::new();
+    // Taken out for the call, so a nested dump (none is expected) would start its own.
+    let mut out = DUMP_SCRATCH.take();
+    out.clear();
     let mut enc = Encoder {
         out: &mut out,
         max_depth: Limits::default().max_nesting_depth,
     };
-    enc.value(obj, 0).map_err(|e| e.into_pyerr(obj))?;
-    Ok(PyBytes::new(py, &out))
+    let encoded = enc.value(obj, 0).map_err(|e| e.into_pyerr(obj));
+    let result = encoded.and_then(|()| bigbuf::new_bytes(py, &out));
+    if out.capacity() <= DUMP_SCRATCH_KEPT {
+        DUMP_SCRATCH.set(out);
+    }
+    result
 }
 
 /// `brine.load(data)`: decode exactly one value (strict: no trailing bytes).

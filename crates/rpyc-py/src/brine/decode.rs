@@ -4,7 +4,7 @@
 use crate::errors::wire_err;
 use pyo3::ffi;
 use pyo3::prelude::*;
-use pyo3::types::{PyBytes, PyComplex, PyFloat, PyFrozenSet, PyTuple};
+use pyo3::types::{PyComplex, PyFloat, PyFrozenSet, PyTuple};
 use rpyc_wire::consts::tag;
 use rpyc_wire::WireError;
 
@@ -282,7 +282,7 @@ impl<'a> Reader<'a> {
             tag::EMPTY_STR | tag::STR1..=tag::STR_L4 => {
                 let n = self.bytes_len(t, start).map_err(wire_err)?;
                 let raw = self.take(n, "bytes").map_err(wire_err)?;
-                PyBytes::new(py, raw).into_any().unbind()
+                crate::bigbuf::new_bytes(py, raw)?.into_any().unbind()
             }
             tag::UNICODE => {
                 let raw = self.expect_bytes("str").map_err(wire_err)?;
@@ -361,6 +361,12 @@ impl<'a> Reader<'a> {
         // SAFETY: PyTuple_New returns a new tuple of `len` NULL slots (or NULL with an error
         // set); a tuple dropped half-filled releases only the slots that were set.
         let tuple = unsafe { Bound::from_owned_ptr_or_err(py, ffi::PyTuple_New(len))? };
+        // A brine tuple holds only immutable brine values made before it, so it can never be
+        // part of a reference cycle: the cycle collector has nothing to find in it. Left
+        // tracked, every decoded tuple would be traversed by the young-generation collections
+        // the decode itself triggers (CPython would untrack most of them later anyway).
+        // SAFETY: a tuple just made by PyTuple_New is tracked and owned here.
+        unsafe { ffi::PyObject_GC_UnTrack(tuple.as_ptr().cast()) };
         for i in 0..len {
             let item = self.value(py, depth)?;
             // SAFETY: `i` < `len`, the slot is empty and the tuple is not shared yet; the
@@ -384,7 +390,6 @@ fn is_bytes_tag(t: u8) -> bool {
     t == tag::EMPTY_STR || (tag::STR1..=tag::STR_L4).contains(&t)
 }
 
-/// `-?(0|[1-9][0-9]*)`, and not `-0`.
 /// Whether `text` is canonical decimal (optional `-`, no leading zero, no `-0`): `None` if
 /// not; otherwise its value when it fits in i64 (`Some(None)` for larger ones).
 fn canonical_decimal(text: &[u8]) -> Option<Option<i64>> {
@@ -397,6 +402,18 @@ fn canonical_decimal(text: &[u8]) -> Option<Option<i64>> {
         [b'0'] => return (!negative).then_some(Some(0)),
         [b'0', ..] => return None,
         _ => {}
+    }
+    // Up to 18 digits nothing can overflow: validate and accumulate in one plain pass.
+    if digits.len() <= 18 {
+        let mut magnitude = 0i64;
+        for &d in digits {
+            let v = d.wrapping_sub(b'0');
+            if v > 9 {
+                return None;
+            }
+            magnitude = magnitude * 10 + i64::from(v);
+        }
+        return Some(Some(if negative { -magnitude } else { magnitude }));
     }
     // Accumulate negatively: i64::MIN has no positive counterpart.
     let mut acc: Option<i64> = Some(0);
@@ -415,29 +432,81 @@ fn canonical_decimal(text: &[u8]) -> Option<Option<i64>> {
     })
 }
 
-/// A str from UTF-8 bytes, validated once (by CPython); `None` if they are not UTF-8.
+/// A str from UTF-8 bytes; `None` if they are not valid UTF-8 (surrogates included, as
+/// Python's strict codec). The str is built directly in its final width: CPython's generic
+/// decoder grows a writer for non-ASCII text, which costs more than the whole copy here.
 fn decode_utf8(py: Python<'_>, raw: &[u8]) -> Option<Py<PyAny>> {
-    let len = ffi::Py_ssize_t::try_from(raw.len()).ok()?;
-    // SAFETY: a valid buffer of `len` bytes; a new reference, or NULL with an error set,
-    // which is cleared (the caller reports its own error).
+    if raw.is_ascii() {
+        return new_str(py, raw.len(), 127, |dst: *mut u8| {
+            // SAFETY: `dst` has room for `raw.len()` one-byte characters.
+            unsafe { std::ptr::copy_nonoverlapping(raw.as_ptr(), dst, raw.len()) }
+        });
+    }
+    let text = std::str::from_utf8(raw).ok()?;
+    let (count, max) = text
+        .chars()
+        .fold((0usize, 0u32), |(n, m), c| (n + 1, m.max(c as u32)));
+    if max < 0x100 {
+        new_str(py, count, max, |dst: *mut u8| fill(text, dst, |c| c as u8))
+    } else if max < 0x10000 {
+        new_str(py, count, max, |dst: *mut u16| {
+            fill(text, dst, |c| c as u16)
+        })
+    } else {
+        new_str(py, count, max, |dst: *mut u32| {
+            fill(text, dst, |c| c as u32)
+        })
+    }
+}
+
+/// A new str of `count` characters, all at most `max`, whose storage (one code unit of type
+/// `T` per character: the width CPython picks for `max`) `write` fills in full.
+fn new_str<T>(
+    py: Python<'_>,
+    count: usize,
+    max: u32,
+    write: impl FnOnce(*mut T),
+) -> Option<Py<PyAny>> {
+    let len = ffi::Py_ssize_t::try_from(count).ok()?;
+    // SAFETY: PyUnicode_New returns a new, uninitialised compact str of `len` characters whose
+    // code units have the width `max` calls for (that of `T`, chosen by the caller), or NULL
+    // with an error set, which is cleared. `write` fills every unit before the str is shared.
     unsafe {
-        let ptr = ffi::PyUnicode_DecodeUTF8(raw.as_ptr().cast(), len, c"strict".as_ptr());
+        let ptr = ffi::PyUnicode_New(len, max);
         if ptr.is_null() {
             ffi::PyErr_Clear();
             return None;
         }
+        write(ffi::PyUnicode_DATA(ptr).cast::<T>());
         Some(Bound::from_owned_ptr(py, ptr).unbind())
     }
 }
 
+/// Write each character of `text` as one code unit at `dst` (which has room for them all).
+fn fill<T>(text: &str, dst: *mut T, unit: impl Fn(char) -> T) {
+    for (i, c) in text.chars().enumerate() {
+        // SAFETY: `i` < the character count the caller allocated for.
+        unsafe { dst.add(i).write(unit(c)) };
+    }
+}
+
 /// An integer beyond i64 from its validated canonical text (at most 4300 digits). Up to
-/// i128 it is built from the binary value (CPython's decimal parser costs ten times more).
+/// 38 digits it is built from its binary value (CPython's decimal parser costs ten times
+/// more), read as two halves of at most 19 digits that each fit a u64.
 fn big_int_from_text(py: Python<'_>, text: &[u8]) -> PyResult<Py<PyAny>> {
-    if let Some(v) = std::str::from_utf8(text)
-        .ok()
-        .and_then(|t| t.parse::<i128>().ok())
-    {
-        return Ok(v.into_pyobject(py)?.into_any().unbind());
+    let (negative, digits) = match text.split_first() {
+        Some((b'-', rest)) => (true, rest),
+        _ => (false, text),
+    };
+    if digits.len() <= 38 {
+        let split = digits.len().saturating_sub(19);
+        let (high, low) = digits.split_at(split);
+        // < 10^38 < 2^127: fits an i128 with either sign.
+        let magnitude =
+            u128::from(decimal_u64(high)) * 10u128.pow(19) + u128::from(decimal_u64(low));
+        let value = magnitude as i128;
+        let value = if negative { -value } else { value };
+        return Ok(value.into_pyobject(py)?.into_any().unbind());
     }
     let mut cstr = Vec::with_capacity(text.len() + 1);
     cstr.extend_from_slice(text);
@@ -447,6 +516,13 @@ fn big_int_from_text(py: Python<'_>, text: &[u8]) -> PyResult<Py<PyAny>> {
         let ptr = ffi::PyLong_FromString(cstr.as_ptr().cast(), std::ptr::null_mut(), 10);
         Bound::from_owned_ptr_or_err(py, ptr).map(Bound::unbind)
     }
+}
+
+/// The value of at most 19 validated ASCII digits (0 for none).
+fn decimal_u64(digits: &[u8]) -> u64 {
+    digits
+        .iter()
+        .fold(0u64, |acc, &d| acc * 10 + u64::from(d - b'0'))
 }
 
 fn new_slice(py: Python<'_>, a: &Py<PyAny>, b: &Py<PyAny>, c: &Py<PyAny>) -> PyResult<Py<PyAny>> {

@@ -77,6 +77,7 @@ pub fn put_bytes_header(out: &mut Vec<u8>, len: usize) {
 }
 
 pub fn put_bytes(out: &mut Vec<u8>, data: &[u8]) {
+    crate::bigbuf::reserve(out, data.len() + 5);
     put_bytes_header(out, data.len());
     out.extend_from_slice(data);
 }
@@ -136,6 +137,13 @@ pub fn put_pyint(out: &mut Vec<u8>, obj: &Bound<'_, PyAny>) -> PyResult<()> {
             }
         }
         put_i64(out, v);
+        return Ok(());
+    }
+    // Most overflowing ints still fit 128 bits: formatted here, not by CPython's general
+    // int-to-text conversion (which costs ten times more). Beyond that, decimal text it is.
+    if let Ok(wide) = obj.extract::<i128>() {
+        let mut buf = itoa::Buffer::new();
+        put_int_text(out, buf.format(wide).as_bytes());
         return Ok(());
     }
     let text = obj.str()?;
