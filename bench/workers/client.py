@@ -14,7 +14,7 @@ import socket
 import sys
 import time
 
-from common import HOST, LIST_LEN, RPYC_CONFIG, emit, max_lifetime, raise_nofile_limit, read_rss_bytes
+from common import HOST, LIST_LEN, RPYC_CONFIG, emit, max_lifetime, raise_nofile_limit, read_rss_bytes, recv_block
 
 MiB = 1 << 20
 perf = time.perf_counter
@@ -95,6 +95,30 @@ def bench_connect_floor(args):
         once()
     dt = perf() - t0
     emit({"n": args.n, "total_s": dt, "us_per_op": dt / args.n * 1e6})
+
+
+def bench_echo_floor(args):
+    """The echo rows' floor: the same bulk echo over a raw socket, each side receiving into
+    a new buffer (as an echo of bytes must) and sending it as is."""
+    size = args.size_mib * MiB
+    payload = os.urandom(MiB) * args.size_mib
+    s = socket.create_connection((HOST, args.port))
+    s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    s.sendall(b"BULK%012d" % size)
+    total = 0.0
+    for rep in range(args.reps + 1):  # the first one warms up
+        t0 = perf()
+        s.sendall(payload)
+        back = recv_block(s, size)
+        dt = perf() - t0
+        if back is None or back[:4096] != payload[:4096] or back[-4096:] != payload[-4096:]:
+            raise RuntimeError("floor echo returned different bytes")
+        del back
+        if rep:
+            total += dt
+    s.close()
+    per = total / args.reps
+    emit({"reps": args.reps, "size": size, "s_per_op": per, "mib_per_s": size / per / MiB})
 
 
 # --------------------------------------------------------------------------- calls
@@ -337,7 +361,7 @@ def bench_memory(args):
 
 
 BENCHES = {
-    "info": bench_info, "floor": bench_floor, "connect_floor": bench_connect_floor, "call": bench_call, "root_add": bench_root_add,
+    "info": bench_info, "floor": bench_floor, "echo_floor": bench_echo_floor, "connect_floor": bench_connect_floor, "call": bench_call, "root_add": bench_root_add,
     "callback": bench_callback, "echo": bench_echo, "iterate": bench_iterate,
     "multi": bench_multi, "connect": bench_connect, "brine": bench_brine,
     "memory": bench_memory,

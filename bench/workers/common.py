@@ -78,3 +78,16 @@ def max_lifetime(seconds):
     t = threading.Timer(seconds, _die)
     t.daemon = True
     t.start()
+
+
+def recv_block(sock, size):
+    """`size` bytes into a new buffer (the least an echo of new bytes can do); None at EOF."""
+    block = bytearray(size)
+    view = memoryview(block)
+    got = 0
+    while got < size:
+        n = sock.recv_into(view[got:])
+        if not n:
+            return None
+        got += n
+    return block

@@ -1,7 +1,9 @@
 """Benchmark server; runs under either interpreter.
 
     python server.py --kind rpyc   # rpyc.ThreadedServer with BenchService
-    python server.py --kind tcp    # raw TCP echo of 16-byte messages (the "floor")
+    python server.py --kind tcp    # raw TCP echo of 16-byte messages (the "floor"); a
+                                   # connection that opens with b"BULK<size>" echoes blocks
+                                   # of <size> bytes instead (the bulk echo floor)
 
 Binds 127.0.0.1 on an ephemeral port and prints exactly one line on stdout:
 
@@ -16,7 +18,7 @@ import socket
 import sys
 import threading
 
-from common import HOST, LIST_LEN, RPYC_CONFIG, max_lifetime, raise_nofile_limit, watch_parent_stdin
+from common import HOST, LIST_LEN, recv_block, RPYC_CONFIG, max_lifetime, raise_nofile_limit, watch_parent_stdin
 
 FLOOR_MSG_LEN = 16
 
@@ -40,11 +42,15 @@ def _recv_exact(sock, n):
 def _tcp_echo_conn(sock):
     try:
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        while True:
-            data = _recv_exact(sock, FLOOR_MSG_LEN)
-            if not data:
-                return
+        data = _recv_exact(sock, FLOOR_MSG_LEN)
+        if data.startswith(b"BULK"):
+            size = int(data[4:])
+            while (block := recv_block(sock, size)) is not None:
+                sock.sendall(block)
+            return
+        while data:
             sock.sendall(data)
+            data = _recv_exact(sock, FLOOR_MSG_LEN)
     except OSError:
         pass
     finally:
