@@ -59,6 +59,27 @@ def test_large_frames_back_to_back_with_small_ones(root):
     assert root.echo(big[0]) == big[0]  # and alone
 
 
+@pytest.mark.timeout(60)
+def test_several_large_values_in_one_message(root):
+    """Large bytes travel by reference to their own buffer (not copied into the frame):
+    several of them, nested, between small values, both ways, in order."""
+    blobs = [os.urandom(MIB + i) for i in range(4)]
+    value = (b"a", blobs[0], 1, (blobs[1], "x", (blobs[2],)), b"z" * 10, blobs[3], b"")
+    assert root.echo(value) == value
+    assert root.echo((blobs[0], blobs[0])) == (blobs[0], blobs[0])
+    squeezable = b"\x00" * (3 * MIB)  # compressed after all: the frame is made whole first
+    assert root.echo((blobs[1], squeezable)) == (blobs[1], squeezable)
+
+
+@pytest.mark.timeout(60)
+def test_large_value_beside_one_sent_by_reference(root):
+    """A tuple that cannot go by value (it holds a list) is boxed item by item after the
+    large bytes in it was already spliced in: the frame must carry it once, in place."""
+    blob = os.urandom(2 * MIB)
+    assert root.length((blob, [1, 2, 3])) == 2
+    assert root.echo((blob, [1, 2, 3]))[0] == blob
+
+
 def test_big_string_and_tuple(root):
     text = "\u00e9t\u00e9 \u2603 " * 200_000
     assert root.echo(text) == text

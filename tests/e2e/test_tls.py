@@ -194,6 +194,8 @@ def test_bulk_data_both_ways_and_callbacks(harness, pki):
     conn = connect(harness, srv, ca_certs=pki["ca.pem"])
     payload = bytes(range(256)) * (64 * 1024)  # 16 MiB: many TLS records, chunked writes
     assert conn.root.echo(payload) == payload
+    random = os.urandom(6 << 20)  # incompressible: written from the bytes object itself
+    assert conn.root.echo((b"x", random, 7)) == (b"x", random, 7)
     assert conn.root.call_back(lambda v: v + 1, 20) == 42
 
 

@@ -6,6 +6,7 @@ use crate::brine::decode::Reader;
 use crate::brine::encode::{put_i64, put_str, put_tuple_header, EncodeError, Encoder};
 use crate::errors::wire_err;
 use crate::objects::{ObjKey, ObjectTable};
+use crate::outgoing::Outgoing;
 use pyo3::exceptions::{PyKeyError, PyRuntimeError, PyValueError};
 use pyo3::intern;
 use pyo3::prelude::*;
@@ -35,18 +36,14 @@ impl BoxCtx<'_, '_> {
     /// Append the box of `obj`.
     pub fn put_boxed(
         &self,
-        out: &mut Vec<u8>,
+        out: &mut Outgoing,
         obj: &Bound<'_, PyAny>,
         depth: usize,
     ) -> PyResult<()> {
-        let start = out.len();
-        out.push(tag::TUP2);
-        put_i64(out, LABEL_VALUE);
-        let mut enc = Encoder {
-            out,
-            max_depth: self.max_depth,
-        };
-        match enc.value(obj, depth + 1) {
+        let start = out.buf.len();
+        out.buf.push(tag::TUP2);
+        put_i64(&mut out.buf, LABEL_VALUE);
+        match Encoder::splicing(out, self.max_depth).value(obj, depth + 1) {
             Ok(()) => return Ok(()),
             Err(EncodeError::Failed(e)) => return Err(e),
             Err(EncodeError::NotDumpable) => out.truncate(start),
@@ -57,10 +54,11 @@ impl BoxCtx<'_, '_> {
                 self.max_depth
             )));
         }
-        out.push(tag::TUP2);
+        let buf = &mut out.buf;
+        buf.push(tag::TUP2);
         if let Ok(t) = obj.cast_exact::<PyTuple>() {
-            put_i64(out, LABEL_TUPLE);
-            put_tuple_header(out, t.len());
+            put_i64(buf, LABEL_TUPLE);
+            put_tuple_header(buf, t.len());
             for item in t.iter() {
                 self.put_boxed(out, &item, depth + 2)?;
             }
@@ -70,24 +68,20 @@ impl BoxCtx<'_, '_> {
             let owner = slot(obj, intern!(obj.py(), "____conn__"))?;
             let id_pack = slot(obj, intern!(obj.py(), "____id_pack__"))?;
             if owner.is(self.conn) {
-                put_i64(out, LABEL_LOCAL_REF);
-                let mut enc = Encoder {
-                    out,
-                    max_depth: self.max_depth,
-                };
-                return enc
+                put_i64(buf, LABEL_LOCAL_REF);
+                return Encoder::new(buf, self.max_depth)
                     .value(&id_pack, depth + 1)
                     .map_err(|e| e.into_pyerr(&id_pack));
             }
             // A proxy of another connection is re-exported as our own object (chaining).
         }
-        put_i64(out, LABEL_REMOTE_REF);
+        put_i64(buf, LABEL_REMOTE_REF);
         let (name, key) = id_pack_of(obj)?;
         self.table
             .add(key, self.max_objects, || obj.clone().unbind())
             .map_err(|full| PyRuntimeError::new_err(full.message()))?;
         self.added.borrow_mut().push(key);
-        put_id_pack(out, name.to_str()?, key);
+        put_id_pack(buf, name.to_str()?, key);
         Ok(())
     }
 

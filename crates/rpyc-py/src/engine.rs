@@ -13,6 +13,7 @@ use crate::brine::encode::{put_i64, EncodeError, Encoder};
 use crate::errors::{wire_err, ProtocolError, TruncatedFrame};
 use crate::gate::Gate;
 use crate::objects::ObjectTable;
+use crate::outgoing::Outgoing;
 use crate::releases::{self, Hold, Releases};
 use crate::threads;
 use crate::transport::{eof_error, Readable, Transport};
@@ -239,31 +240,41 @@ impl Engine {
     }
 
     /// Start a payload buffer: room for the frame header, then the thread prefix if bound.
-    fn begin_payload(&self, recipient: u64) -> PyResult<Vec<u8>> {
-        let mut buf = Vec::with_capacity(128);
-        buf.extend_from_slice(&[0u8; FRAME_HEADER_LEN]);
+    fn begin_payload(&self, recipient: u64) -> PyResult<Outgoing> {
+        let mut out = Outgoing::with_capacity(128);
+        out.buf.extend_from_slice(&[0u8; FRAME_HEADER_LEN]);
         if self.settings()?.bind_threads {
-            buf.extend_from_slice(&threads::token().to_be_bytes());
-            buf.extend_from_slice(&recipient.to_be_bytes());
+            out.buf.extend_from_slice(&threads::token().to_be_bytes());
+            out.buf.extend_from_slice(&recipient.to_be_bytes());
         }
-        Ok(buf)
+        Ok(out)
     }
 
     /// Frame the payload that follows the reserved header bytes (compressed if that pays).
     /// A frame that a peer with our limits would refuse is refused here, before anything is
     /// written: the caller gets a `ValueError` and the connection stays usable, where the
     /// peer would have closed it.
-    fn seal_frame(&self, py: Python<'_>, mut buf: Vec<u8>) -> PyResult<Vec<u8>> {
+    fn seal_frame(&self, py: Python<'_>, mut out: Outgoing) -> PyResult<Outgoing> {
         let s = self.settings()?;
-        let payload_len = buf.len() - FRAME_HEADER_LEN;
+        let payload_len = out.len() - FRAME_HEADER_LEN;
         let level = s.compress_level;
         // A payload the peer may not inflate is not worth compressing: sent as is, it may
-        // still fit max_frame_size.
-        let compressed = (frame::should_compress(payload_len, s.compress_threshold)
-            && payload_len <= s.limits.max_decompressed_size)
+        // still fit max_frame_size. A payload with values spliced in is tried on its first
+        // bytes, copied out, and is made contiguous only if it is compressed after all.
+        let compress = frame::should_compress(payload_len, s.compress_threshold)
+            && payload_len <= s.limits.max_decompressed_size
+            && (!out.is_spliced()
+                || frame::sample_shrinks(
+                    &out.copy_range(py, FRAME_HEADER_LEN, frame::COMPRESSION_SAMPLE),
+                    level,
+                ));
+        if compress && out.is_spliced() {
+            out = Outgoing::from(out.flatten(py));
+        }
+        let compressed = compress
             .then(|| {
                 crate::gil::detach(py, || {
-                    let payload = &buf[FRAME_HEADER_LEN..];
+                    let payload = &out.buf[FRAME_HEADER_LEN..];
                     frame::compression_pays(payload, level).then(|| frame::compress(payload, level))
                 })
             })
@@ -271,31 +282,29 @@ impl Engine {
         let wire_len = compressed.as_ref().map_or(payload_len, Vec::len);
         frame::check_outgoing(wire_len, &s.limits)
             .map_err(|e| PyValueError::new_err(e.to_string()))?;
-        let framed = if let Some(body) = compressed {
-            let mut out = Vec::with_capacity(body.len() + FRAME_HEADER_LEN + 1);
+        if let Some(body) = compressed {
+            let mut framed = Vec::with_capacity(body.len() + FRAME_HEADER_LEN + 1);
             let header = FrameHeader {
                 len: frame_len(body.len())?,
                 compressed: true,
             };
-            out.extend_from_slice(&header.to_bytes());
-            out.extend_from_slice(&body);
-            out.push(FRAME_TRAILER);
-            out
-        } else {
-            let header = FrameHeader {
-                len: frame_len(payload_len)?,
-                compressed: false,
-            };
-            buf[..FRAME_HEADER_LEN].copy_from_slice(&header.to_bytes());
-            buf.push(FRAME_TRAILER);
-            buf
+            framed.extend_from_slice(&header.to_bytes());
+            framed.extend_from_slice(&body);
+            framed.push(FRAME_TRAILER);
+            return Ok(Outgoing::from(framed));
+        }
+        let header = FrameHeader {
+            len: frame_len(payload_len)?,
+            compressed: false,
         };
-        Ok(framed)
+        out.buf[..FRAME_HEADER_LEN].copy_from_slice(&header.to_bytes());
+        out.buf.push(FRAME_TRAILER);
+        Ok(out)
     }
 
     /// Write a sealed frame. A failed or stalled write ends the connection (a frame cut
     /// short leaves the stream unusable).
-    fn write_frame(&self, py: Python<'_>, framed: &[u8]) -> PyResult<()> {
+    fn write_frame(&self, py: Python<'_>, framed: &Outgoing) -> PyResult<()> {
         let transport = self.transport(py)?;
         let stall = self.settings()?.send_stall;
         let res = {
@@ -305,12 +314,7 @@ impl Engine {
                 return Err(e);
             }
             let held = self.releases.take();
-            if held.is_empty() {
-                transport.write_all(py, framed, stall)
-            } else {
-                crate::gil::detach(py, || transport.write_frames_native(&held, framed, stall))
-                    .map_err(|e| transport.write_error(&e, stall))
-            }
+            transport.write_frames(py, &held, framed, stall)
         };
         if let Err(e) = &res {
             self.fail(py, e);
@@ -776,10 +780,7 @@ impl Engine {
         buf.push(MSG_EXCEPTION);
         buf.push(tag::TUP2);
         put_seq(buf, seq, self.settings()?.limits.max_nesting_depth)?;
-        let mut enc = Encoder {
-            out: buf,
-            max_depth: self.settings()?.limits.max_nesting_depth,
-        };
+        let mut enc = Encoder::new(buf, self.settings()?.limits.max_nesting_depth);
         if let Err(err) = enc.value(&raw, 0) {
             buf.truncate(start);
             return Err(err.into_pyerr(&raw));
@@ -838,13 +839,13 @@ impl Engine {
         peer: u64,
         seq: &Bound<'_, PyAny>,
         value: &Bound<'_, PyAny>,
-    ) -> PyResult<Vec<u8>> {
+    ) -> PyResult<Outgoing> {
         let py = conn.py();
         let ctx = self.box_ctx(conn, netref_base(py)?)?;
         let mut buf = self.begin_payload(peer)?;
-        buf.push(MSG_REPLY);
-        buf.push(tag::TUP2);
-        put_seq(&mut buf, seq, self.settings()?.limits.max_nesting_depth)?;
+        buf.buf.push(MSG_REPLY);
+        buf.buf.push(tag::TUP2);
+        put_seq(&mut buf.buf, seq, self.settings()?.limits.max_nesting_depth)?;
         match ctx
             .put_boxed(&mut buf, value, 0)
             .and_then(|()| self.seal_frame(py, buf))
@@ -906,14 +907,14 @@ impl Engine {
         ctx: &BoxCtx<'_, '_>,
         handler_id: i64,
         args: &Bound<'_, PyTuple>,
-    ) -> PyResult<(u64, Vec<u8>)> {
+    ) -> PyResult<(u64, Outgoing)> {
         let seq = self.next_seq.fetch_add(1, Ordering::Relaxed);
         let mut buf = self.begin_payload(threads::current_peer())?;
-        buf.push(MSG_REQUEST);
-        buf.push(tag::TUP2);
-        put_i64(&mut buf, seq as i64);
-        buf.push(tag::TUP2);
-        put_i64(&mut buf, handler_id);
+        buf.buf.push(MSG_REQUEST);
+        buf.buf.push(tag::TUP2);
+        put_i64(&mut buf.buf, seq as i64);
+        buf.buf.push(tag::TUP2);
+        put_i64(&mut buf.buf, handler_id);
         match ctx
             .put_boxed(&mut buf, args.as_any(), 0)
             .and_then(|()| self.seal_frame(py, buf))
@@ -934,10 +935,10 @@ impl Engine {
         peer: u64,
         seq: &Bound<'_, PyAny>,
         exc: &Bound<'_, PyAny>,
-    ) -> PyResult<Vec<u8>> {
+    ) -> PyResult<Outgoing> {
         let py = conn.py();
         let first = self.begin_payload(peer).and_then(|mut buf| {
-            self.put_exception(conn, &mut buf, seq, exc)?;
+            self.put_exception(conn, &mut buf.buf, seq, exc)?;
             self.seal_frame(py, buf)
         });
         first.or_else(|why| {
@@ -947,7 +948,7 @@ impl Engine {
             let why = why.value(py);
             why.setattr(intern!(py, "__context__"), py.None())?;
             let mut buf = self.begin_payload(peer)?;
-            self.put_exception(conn, &mut buf, seq, why.as_any())?;
+            self.put_exception(conn, &mut buf.buf, seq, why.as_any())?;
             self.seal_frame(py, buf)
         })
     }
@@ -991,10 +992,7 @@ fn frame_len(n: usize) -> PyResult<u32> {
 /// Append the seq of a request being answered. Upstream echoes whatever seq it received, so
 /// any value the decoder let in must encode again: same depth limit.
 fn put_seq(buf: &mut Vec<u8>, seq: &Bound<'_, PyAny>, max_depth: usize) -> PyResult<()> {
-    let mut enc = Encoder {
-        out: buf,
-        max_depth,
-    };
+    let mut enc = Encoder::new(buf, max_depth);
     enc.value(seq, 0)
         .map_err(|e: EncodeError| e.into_pyerr(seq))
 }
@@ -1185,10 +1183,11 @@ impl Engine {
         let base = netref_base(py)?;
         let ctx = this.box_ctx(slf.as_any(), base)?;
         let (_, framed) = this.encode_request(py, &ctx, handler::DEL, &args)?;
-        match this.releases.hold(&framed) {
+        // A release carries an id_pack, never a large `bytes`: nothing is spliced in.
+        match this.releases.hold(&framed.buf) {
             Hold::Held => Ok(()),
             Hold::Schedule if releases::schedule(slf.clone().unbind()) => Ok(()),
-            Hold::Schedule | Hold::Full => this.write_frame(py, &[]),
+            Hold::Schedule | Hold::Full => this.write_frame(py, &Outgoing::default()),
         }
     }
 

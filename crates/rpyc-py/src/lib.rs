@@ -11,6 +11,7 @@ mod errors;
 mod gate;
 mod gil;
 mod objects;
+mod outgoing;
 mod releases;
 mod threads;
 mod tls;
@@ -38,10 +39,7 @@ fn dump<'py>(py: Python<'py>, obj: &Bound<'py, PyAny>) -> PyResult<Bound<'py, Py
     // Taken out for the call, so a nested dump (none is expected) would start its own.
     let mut out = DUMP_SCRATCH.take();
     out.clear();
-    let mut enc = Encoder {
-        out: &mut out,
-        max_depth: Limits::default().max_nesting_depth,
-    };
+    let mut enc = Encoder::new(&mut out, Limits::default().max_nesting_depth);
     let encoded = enc.value(obj, 0).map_err(|e| e.into_pyerr(obj));
     let result = encoded.and_then(|()| bigbuf::new_bytes(py, &out));
     if out.capacity() <= DUMP_SCRATCH_KEPT {

@@ -7,14 +7,12 @@ use pyo3::intern;
 use pyo3::prelude::*;
 use pyo3::types::PyBytes;
 use socket2::Socket;
-use std::io;
+use std::io::{self, IoSlice};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-/// Largest frame that held releases are copied in front of (one write instead of two).
-const COALESCE_LIMIT: usize = 64 * 1024;
-
+use crate::outgoing::Outgoing;
 use crate::releases::HeldFrames;
 use crate::tls::session::{TlsSession, READ_LIMIT as TLS_READ_LIMIT};
 use crate::tls::socket::TlsSocket;
@@ -145,25 +143,38 @@ impl Transport {
         }
     }
 
-    /// Write all of `data`. The caller holds the connection's send gate. A native transport
-    /// (socket, TLS) whose peer reads nothing for `stall` fails with `SendStalled`; a Python
+    /// Write the `held` frames (native transports only hold any), then `frame`. The caller
+    /// holds the connection's send gate. A native transport (socket, TLS) is written without
+    /// the GIL and fails with `SendStalled` when its peer reads nothing for `stall`; a Python
     /// stream's own `write` decides how long it blocks.
-    pub fn write_all(&self, py: Python<'_>, data: &[u8], stall: Option<Duration>) -> PyResult<()> {
-        match self {
-            Transport::Socket(sock) => {
-                crate::gil::detach(py, || socket_write_all(&sock.sock, data, stall))
-                    .map_err(|e| self.write_error(&e, stall))
-            }
-            Transport::Tls(session) => crate::gil::detach(py, || session.write_all(data, stall))
-                .map_err(|e| self.write_error(&e, stall)),
-            Transport::Python(stream) => {
-                let bytes = PyBytes::new(py, data);
-                stream
-                    .bind(py)
-                    .call_method1(intern!(py, "write"), (bytes,))?;
+    pub fn write_frames(
+        &self,
+        py: Python<'_>,
+        held: &HeldFrames,
+        frame: &Outgoing,
+        stall: Option<Duration>,
+    ) -> PyResult<()> {
+        let Transport::Python(stream) = self else {
+            let parts = frame.parts(py);
+            return crate::gil::detach(py, || self.write_frames_native(held, &parts, stall))
+                .map_err(|e| self.write_error(&e, stall));
+        };
+        let bytes = match frame.parts(py).as_slice() {
+            [] => return Ok(()),
+            [whole] => PyBytes::new(py, whole),
+            parts => PyBytes::new_with(py, frame.len(), |dst| {
+                let mut at = 0;
+                for part in parts {
+                    dst[at..at + part.len()].copy_from_slice(part);
+                    at += part.len();
+                }
                 Ok(())
-            }
-        }
+            })?,
+        };
+        stream
+            .bind(py)
+            .call_method1(intern!(py, "write"), (bytes,))?;
+        Ok(())
     }
 
     /// A second handle on a native transport, taken without the GIL (None for Python streams).
@@ -175,30 +186,27 @@ impl Transport {
         }
     }
 
-    /// Write the `held` frames, then `last` (may be empty), to a native transport without
-    /// the GIL, in as few system calls as it allows. Over TLS each frame gets its own record:
-    /// a peer that polls the socket before each frame (upstream over OpenSSL) would not see a
+    /// Write the `held` frames, then the frame made of `parts` (may be none), to a native
+    /// transport without the GIL. A socket takes them in one vectored write where it can
+    /// (nothing is copied together). Over TLS each frame gets records of its own: a peer
+    /// that polls the socket before each frame (upstream over OpenSSL) would not see a
     /// second frame waiting inside the first one's record.
     pub fn write_frames_native(
         &self,
         held: &HeldFrames,
-        last: &[u8],
+        parts: &[&[u8]],
         stall: Option<Duration>,
     ) -> io::Result<()> {
         match self {
-            Transport::Socket(sock) if last.len() <= COALESCE_LIMIT => {
-                let mut all = Vec::with_capacity(held.bytes().len() + last.len());
-                all.extend_from_slice(held.bytes());
-                all.extend_from_slice(last);
-                socket_write_all(&sock.sock, &all, stall)
-            }
             Transport::Socket(sock) => {
-                // not worth copying a large frame: two writes
-                socket_write_all(&sock.sock, held.bytes(), stall)?;
-                socket_write_all(&sock.sock, last, stall)
+                let all: Vec<&[u8]> = std::iter::once(held.bytes())
+                    .chain(parts.iter().copied())
+                    .filter(|p| !p.is_empty())
+                    .collect();
+                socket_write_parts(&sock.sock, &all, stall)
             }
             Transport::Tls(session) => {
-                let frames: Vec<&[u8]> = held.frames().chain(std::iter::once(last)).collect();
+                let frames: Vec<&[u8]> = held.frames().chain(parts.iter().copied()).collect();
                 session.write_frames(&frames, stall)
             }
             Transport::Python(_) => Err(io::Error::new(
@@ -317,27 +325,58 @@ const DONT_WAIT: std::ffi::c_int = libc::MSG_DONTWAIT;
 #[cfg(not(unix))]
 const DONT_WAIT: std::ffi::c_int = 0;
 
-/// Write all of `data`; with `stall`, give up (`TimedOut`) once the peer has taken no byte
-/// for that long. The engine's sockets are blocking, so the sends must not wait in the
-/// kernel (which cannot time out): they wait in `poll`.
-fn socket_write_all(sock: &Socket, mut data: &[u8], stall: Option<Duration>) -> io::Result<()> {
+/// At most this many slices go to one vectored send (POSIX guarantees 16; Linux takes 1024).
+const MAX_SLICES: usize = 512;
+
+/// Write all of `parts`, in order, in as few (vectored) sends as the socket takes; with
+/// `stall`, give up (`TimedOut`) once the peer has taken no byte for that long. The engine's
+/// sockets are blocking, so the sends must not wait in the kernel (which cannot time out):
+/// they wait in `poll`.
+fn socket_write_parts(sock: &Socket, parts: &[&[u8]], stall: Option<Duration>) -> io::Result<()> {
     let flags = if stall.is_some() { DONT_WAIT } else { 0 };
+    // What is left: `parts[first][offset..]`, then the parts after it.
+    let (mut first, mut offset) = (0, 0);
     let mut progress = Instant::now();
-    while !data.is_empty() {
-        match sock.send_with_flags(data, flags) {
+    let mut batch: Vec<IoSlice<'_>> = Vec::with_capacity(parts.len().min(MAX_SLICES));
+    loop {
+        while parts.get(first).is_some_and(|p| offset == p.len()) {
+            (first, offset) = (first + 1, 0);
+        }
+        let Some(head) = parts.get(first) else {
+            return Ok(());
+        };
+        batch.clear();
+        batch.push(IoSlice::new(&head[offset..]));
+        batch.extend(
+            parts[first + 1..]
+                .iter()
+                .take(MAX_SLICES - 1)
+                .map(|p| IoSlice::new(p)),
+        );
+        match sock.send_vectored_with_flags(&batch, flags) {
             Ok(0) => return Err(io::Error::new(io::ErrorKind::WriteZero, "socket closed")),
-            Ok(n) => {
-                data = &data[n..];
+            Ok(mut n) => {
                 progress = Instant::now();
+                // Move past the `n` bytes sent.
+                while n > 0 {
+                    let here = parts[first].len() - offset;
+                    if n < here {
+                        offset += n;
+                        break;
+                    }
+                    n -= here;
+                    (first, offset) = (first + 1, 0);
+                }
             }
             Err(e) if would_block(&e) => {
                 let left = stall.map(|s| s.saturating_sub(progress.elapsed()));
                 if left == Some(Duration::ZERO) {
+                    let unsent = parts[first..].iter().map(|p| p.len()).sum::<usize>() - offset;
                     return Err(io::Error::new(
                         io::ErrorKind::TimedOut,
                         format!(
                             "{} of a frame unsent",
-                            rpyc_wire::limits::human_size(data.len() as u64)
+                            rpyc_wire::limits::human_size(unsent as u64)
                         ),
                     ));
                 }
@@ -346,7 +385,6 @@ fn socket_write_all(sock: &Socket, mut data: &[u8], stall: Option<Duration>) -> 
             Err(e) => return Err(e),
         }
     }
-    Ok(())
 }
 
 /// `SendStalled`, naming the key, when `e` is the timeout of a write limited to `stall`.
@@ -465,4 +503,44 @@ pub fn dup_socket(_fd: i64) -> PyResult<Socket> {
     Err(pyo3::exceptions::PyNotImplementedError::new_err(
         "native sockets are only used on POSIX systems; pass fd=None",
     ))
+}
+
+#[cfg(all(test, unix))]
+mod tests {
+    use super::*;
+    use socket2::{Domain, Type};
+    use std::io::Read;
+
+    /// Parts written through a small send buffer (many partial sends) arrive whole and in
+    /// order, empty parts and more parts than one vectored send takes included.
+    #[test]
+    fn parts_arrive_in_order_through_partial_sends() {
+        let (writer, reader) = Socket::pair(Domain::UNIX, Type::STREAM, None).expect("pair");
+        writer.set_send_buffer_size(4096).expect("sndbuf");
+        let blocks: Vec<Vec<u8>> = (0..MAX_SLICES * 2 + 3)
+            .map(|i| vec![(i % 251) as u8; (i * 37) % 300])
+            .collect();
+        let expected: Vec<u8> = blocks.concat();
+        let total = expected.len();
+        let reading = std::thread::spawn(move || {
+            let mut got = vec![0u8; total];
+            (&reader).read_exact(&mut got).map(|()| got)
+        });
+        let parts: Vec<&[u8]> = blocks.iter().map(Vec::as_slice).collect();
+        socket_write_parts(&writer, &parts, Some(Duration::from_secs(10))).expect("write");
+        let got = reading.join().expect("reader thread").expect("read");
+        assert!(got == expected, "bytes differ");
+    }
+
+    /// A peer that reads nothing makes the write give up after `stall`, saying how much of
+    /// the frame is left.
+    #[test]
+    fn a_peer_that_reads_nothing_stalls_the_write() {
+        let (writer, _reader) = Socket::pair(Domain::UNIX, Type::STREAM, None).expect("pair");
+        let big = vec![1u8; 8 << 20];
+        let err = socket_write_parts(&writer, &[b"head", &big], Some(Duration::from_millis(50)))
+            .expect_err("nobody reads");
+        assert_eq!(err.kind(), io::ErrorKind::TimedOut);
+        assert!(err.to_string().contains("of a frame unsent"), "{err}");
+    }
 }

@@ -138,11 +138,14 @@ pub const COMPRESSION_SAMPLE: usize = 16 * 1024;
 /// frame is never required by the protocol, so peers cannot tell.
 pub fn compression_pays(payload: &[u8], level: u32) -> bool {
     match payload.get(..COMPRESSION_SAMPLE) {
-        Some(sample) if payload.len() > COMPRESSION_SAMPLE => {
-            compress(sample, level).len() * 10 < sample.len() * 9
-        }
+        Some(sample) if payload.len() > COMPRESSION_SAMPLE => sample_shrinks(sample, level),
         _ => true,
     }
+}
+
+/// Whether `sample` (the first bytes of a large payload) shrinks by at least 10%.
+pub fn sample_shrinks(sample: &[u8], level: u32) -> bool {
+    compress(sample, level).len() * 10 < sample.len() * 9
 }
 
 /// Append one complete frame carrying `payload` to `out`, compressing it when its length

@@ -1,6 +1,7 @@
 //! Brine encoder walking Python objects (WIRE.md §2.2). Dispatch is on the *exact* type,
 //! as upstream does: subclasses of int/str/tuple are not encodable by value.
 
+use crate::outgoing::{Outgoing, Splice, SPLICE_MIN};
 use pyo3::exceptions::{PyTypeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::{
@@ -160,11 +161,31 @@ pub fn put_pyint(out: &mut Vec<u8>, obj: &Bound<'_, PyAny>) -> PyResult<()> {
 
 /// Writes Python values as brine; `max_depth` bounds tuple nesting.
 pub struct Encoder<'a> {
-    pub out: &'a mut Vec<u8>,
-    pub max_depth: usize,
+    out: &'a mut Vec<u8>,
+    max_depth: usize,
+    /// Where large `bytes` values go by reference instead of being copied into `out`
+    /// (`None`: always copied).
+    splices: Option<&'a mut Vec<Splice>>,
 }
 
-impl Encoder<'_> {
+impl<'a> Encoder<'a> {
+    pub fn new(out: &'a mut Vec<u8>, max_depth: usize) -> Self {
+        Encoder {
+            out,
+            max_depth,
+            splices: None,
+        }
+    }
+
+    /// An encoder appending to a message, whose large `bytes` values it splices in.
+    pub fn splicing(message: &'a mut Outgoing, max_depth: usize) -> Self {
+        Encoder {
+            out: &mut message.buf,
+            max_depth,
+            splices: Some(&mut message.splices),
+        }
+    }
+
     /// Encode `obj` by value, or report `NotDumpable` (leaving partial output for the
     /// caller to truncate).
     pub fn value(&mut self, obj: &Bound<'_, PyAny>, depth: usize) -> Result<(), EncodeError> {
@@ -176,7 +197,13 @@ impl Encoder<'_> {
         } else if let Ok(s) = obj.cast_exact::<PyString>() {
             put_str(self.out, s.to_str()?);
         } else if let Ok(b) = obj.cast_exact::<PyBytes>() {
-            put_bytes(self.out, b.as_bytes());
+            match self.splices.as_deref_mut() {
+                Some(splices) if b.as_bytes().len() >= SPLICE_MIN => {
+                    put_bytes_header(self.out, b.as_bytes().len());
+                    splices.push(Splice::new(self.out.len(), b));
+                }
+                _ => put_bytes(self.out, b.as_bytes()),
+            }
         } else if let Ok(t) = obj.cast_exact::<PyTuple>() {
             self.tuple_items(t, depth)?;
         } else if let Ok(b) = obj.cast_exact::<PyBool>() {
