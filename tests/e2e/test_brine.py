@@ -193,3 +193,31 @@ def test_dump_is_unaffected_by_an_earlier_failure_or_a_large_value():
     first = brine.dump(small)
     second = brine.dump(small)
     assert first == second == expected and first is not second
+
+
+def test_the_deepest_value_allowed_decodes_on_a_256_kib_thread_stack():
+    """Decoding recurses once per level of nesting; a level costs a few hundred bytes of
+    stack, so a thread with a small stack (musl's default is 128 KiB) still decodes anything
+    within max_nesting_depth (256) when given 256 KiB. Run apart: an overflow kills the
+    process."""
+    import subprocess
+    import sys
+    import textwrap
+
+    script = textwrap.dedent("""
+        import threading
+        from rpyc.core import brine
+        threading.stack_size(256 * 1024)
+        value = ()
+        for _ in range(255):
+            value = (value,)
+        data = brine.dump(value)
+        out = []
+        worker = threading.Thread(target=lambda: out.append(brine.load(data) == value))
+        worker.start()
+        worker.join()
+        print(out)
+    """)
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                          timeout=60)
+    assert (done.returncode, done.stdout.strip()) == (0, "[True]"), done.stderr[-2000:]

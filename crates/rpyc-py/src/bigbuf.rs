@@ -32,6 +32,7 @@ pub fn reserve(buf: &mut Vec<u8>, additional: usize) {
 }
 
 /// A new `bytes` holding a copy of `data`.
+#[inline(never)]
 pub fn new_bytes<'py>(py: Python<'py>, data: &[u8]) -> PyResult<Bound<'py, PyBytes>> {
     if data.len() < LARGE {
         return Ok(PyBytes::new(py, data));

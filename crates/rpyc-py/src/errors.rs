@@ -25,6 +25,8 @@ create_exception!(
     "The peer read nothing for send_stall_timeout seconds while a frame waited to be sent; the connection was closed."
 );
 
+#[cold]
+#[inline(never)]
 pub fn wire_err(e: WireError) -> PyErr {
     ProtocolError::new_err(e.to_string())
 }

@@ -304,6 +304,21 @@ impl<'a> Reader<'a> {
             tag::FLOAT => PyFloat::new(py, self.f64().map_err(wire_err)?)
                 .into_any()
                 .unbind(),
+            _ => self.rare_value(py, t, start, depth)?,
+        })
+    }
+
+    /// The tags seldom seen, kept out of `value`: its stack frame is paid once per level of
+    /// nesting, on every thread that decodes (and stays resident on each serving thread).
+    #[inline(never)]
+    fn rare_value(
+        &mut self,
+        py: Python<'_>,
+        t: u8,
+        start: usize,
+        depth: usize,
+    ) -> PyResult<Py<PyAny>> {
+        Ok(match t {
             tag::COMPLEX => {
                 let re = self.f64().map_err(wire_err)?;
                 let im = self.f64().map_err(wire_err)?;
@@ -435,6 +450,7 @@ fn canonical_decimal(text: &[u8]) -> Option<Option<i64>> {
 /// A str from UTF-8 bytes; `None` if they are not valid UTF-8 (surrogates included, as
 /// Python's strict codec). The str is built directly in its final width: CPython's generic
 /// decoder grows a writer for non-ASCII text, which costs more than the whole copy here.
+#[inline(never)]
 fn decode_utf8(py: Python<'_>, raw: &[u8]) -> Option<Py<PyAny>> {
     if raw.is_ascii() {
         return new_str(py, raw.len(), 127, |dst: *mut u8| {
@@ -493,6 +509,7 @@ fn fill<T>(text: &str, dst: *mut T, unit: impl Fn(char) -> T) {
 /// An integer beyond i64 from its validated canonical text (at most 4300 digits). Up to
 /// 38 digits it is built from its binary value (CPython's decimal parser costs ten times
 /// more), read as two halves of at most 19 digits that each fit a u64.
+#[inline(never)]
 fn big_int_from_text(py: Python<'_>, text: &[u8]) -> PyResult<Py<PyAny>> {
     let (negative, digits) = match text.split_first() {
         Some((b'-', rest)) => (true, rest),

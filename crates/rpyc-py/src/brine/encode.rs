@@ -78,7 +78,9 @@ pub fn put_bytes_header(out: &mut Vec<u8>, len: usize) {
 }
 
 pub fn put_bytes(out: &mut Vec<u8>, data: &[u8]) {
-    crate::bigbuf::reserve(out, data.len() + 5);
+    if data.len() >= crate::bigbuf::LARGE {
+        crate::bigbuf::reserve(out, data.len() + 5);
+    }
     put_bytes_header(out, data.len());
     out.extend_from_slice(data);
 }
