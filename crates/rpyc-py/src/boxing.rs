@@ -13,8 +13,8 @@ use pyo3::prelude::*;
 use pyo3::types::{PyInt, PyModule, PyString, PyTuple, PyType};
 use rpyc_wire::consts::{tag, LABEL_LOCAL_REF, LABEL_REMOTE_REF, LABEL_TUPLE, LABEL_VALUE};
 use rpyc_wire::WireError;
+use rustc_hash::FxHashMap as HashMap;
 use std::cell::RefCell;
-use std::collections::HashMap;
 use std::sync::Mutex;
 
 /// What boxing and unboxing need to know about the connection.
@@ -275,11 +275,11 @@ fn class_name<'py>(py: Python<'py>, cls: &Bound<'py, PyAny>) -> PyResult<Bound<'
     };
     let (evicted, replaced) = {
         let mut guard = lock();
-        let cache = guard.get_or_insert_with(HashMap::new);
+        let cache = guard.get_or_insert_with(HashMap::default);
         let evicted = if cache.len() >= CLASS_NAME_CACHE_SIZE {
             std::mem::take(cache)
         } else {
-            HashMap::new()
+            HashMap::default()
         };
         let replaced = cache.insert(key, entry);
         (evicted, replaced)

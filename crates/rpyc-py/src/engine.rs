@@ -29,8 +29,8 @@ use rpyc_wire::consts::{
 };
 use rpyc_wire::frame::{self, FrameHeader};
 use rpyc_wire::{Limits, WireError};
+use rustc_hash::FxHashMap as HashMap;
 use std::cell::RefCell;
-use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Condvar, Mutex, MutexGuard, OnceLock};
 use std::time::{Duration, Instant};

@@ -5,7 +5,7 @@
 //! never releases them would otherwise keep every one of those objects alive.
 
 use pyo3::prelude::*;
-use std::collections::HashMap;
+use rustc_hash::FxHashMap as HashMap;
 use std::sync::Mutex;
 
 /// Key of a local object: `(class_id, instance_id)` of its id_pack (CPython `id()`s, unique
@@ -42,7 +42,7 @@ pub struct ObjectTable<T = Py<PyAny>> {
 impl<T> Default for ObjectTable<T> {
     fn default() -> Self {
         ObjectTable {
-            map: Mutex::new(HashMap::new()),
+            map: Mutex::new(HashMap::default()),
         }
     }
 }
