@@ -5,6 +5,7 @@ use crate::errors::wire_err;
 use pyo3::ffi;
 use pyo3::prelude::*;
 use pyo3::types::{PyComplex, PyFloat, PyFrozenSet, PyTuple};
+use rpyc_wire::brine::int::canonical_decimal;
 use rpyc_wire::consts::tag;
 use rpyc_wire::WireError;
 
@@ -403,48 +404,6 @@ pub fn is_tuple_tag(t: u8) -> bool {
 
 fn is_bytes_tag(t: u8) -> bool {
     t == tag::EMPTY_STR || (tag::STR1..=tag::STR_L4).contains(&t)
-}
-
-/// Whether `text` is canonical decimal (optional `-`, no leading zero, no `-0`): `None` if
-/// not; otherwise its value when it fits in i64 (`Some(None)` for larger ones).
-fn canonical_decimal(text: &[u8]) -> Option<Option<i64>> {
-    let (negative, digits) = match text.split_first() {
-        Some((b'-', rest)) => (true, rest),
-        _ => (false, text),
-    };
-    match digits {
-        [] => return None,
-        [b'0'] => return (!negative).then_some(Some(0)),
-        [b'0', ..] => return None,
-        _ => {}
-    }
-    // Up to 18 digits nothing can overflow: validate and accumulate in one plain pass.
-    if digits.len() <= 18 {
-        let mut magnitude = 0i64;
-        for &d in digits {
-            let v = d.wrapping_sub(b'0');
-            if v > 9 {
-                return None;
-            }
-            magnitude = magnitude * 10 + i64::from(v);
-        }
-        return Some(Some(if negative { -magnitude } else { magnitude }));
-    }
-    // Accumulate negatively: i64::MIN has no positive counterpart.
-    let mut acc: Option<i64> = Some(0);
-    for &d in digits {
-        if !d.is_ascii_digit() {
-            return None;
-        }
-        acc = acc
-            .and_then(|a| a.checked_mul(10))
-            .and_then(|a| a.checked_sub(i64::from(d - b'0')));
-    }
-    Some(if negative {
-        acc
-    } else {
-        acc.and_then(i64::checked_neg)
-    })
 }
 
 /// A str from UTF-8 bytes; `None` if they are not valid UTF-8 (surrogates included, as

@@ -6,9 +6,9 @@ use super::Value;
 /// (`sys.int_info.default_max_str_digits`), so no CPython peer can send or read more.
 pub const MAX_INT_DIGITS: usize = 4300;
 
-/// Parse canonical decimal text (`-?(0|[1-9][0-9]*)`, not `-0`, at most
-/// [`MAX_INT_DIGITS`] digits) into `Int` (when it fits `i64`) or `BigInt`.
-pub fn parse_canonical(text: &[u8]) -> Option<Value> {
+/// Whether `text` is canonical decimal (`-?(0|[1-9][0-9]*)`, not `-0`; any number of
+/// digits): `None` if not; otherwise its value when it fits `i64` (`Some(None)` if larger).
+pub fn canonical_decimal(text: &[u8]) -> Option<Option<i64>> {
     let (neg, digits) = match text.split_first() {
         Some((b'-', rest)) => (true, rest),
         _ => (false, text),
@@ -17,29 +17,36 @@ pub fn parse_canonical(text: &[u8]) -> Option<Value> {
     if first == b'0' && (digits.len() > 1 || neg) {
         return None;
     }
-    if digits.len() <= 19 {
-        // One pass: validate and accumulate. 19 digits stay below 10^19 < u64::MAX.
-        let mut mag = 0u64;
-        for &d in digits {
-            let v = d.wrapping_sub(b'0');
-            if v > 9 {
-                return None;
-            }
-            mag = mag * 10 + u64::from(v);
-        }
-        if neg && mag <= i64::MIN.unsigned_abs() {
-            return Some(Value::Int(0i64.wrapping_sub_unsigned(mag)));
-        }
-        if !neg && mag <= i64::MAX as u64 {
-            return Some(Value::Int(mag as i64));
-        }
-    } else if digits.len() > MAX_INT_DIGITS || !digits.iter().all(u8::is_ascii_digit) {
-        return None;
+    if digits.len() > 19 {
+        return digits.iter().all(u8::is_ascii_digit).then_some(None);
     }
-    // Validated ASCII above, so this cannot fail.
-    std::str::from_utf8(text)
-        .ok()
-        .map(|s| Value::BigInt(s.to_owned()))
+    // One pass: validate and accumulate. 19 digits stay below 10^19 < u64::MAX.
+    let mut mag = 0u64;
+    for &d in digits {
+        let v = d.wrapping_sub(b'0');
+        if v > 9 {
+            return None;
+        }
+        mag = mag * 10 + u64::from(v);
+    }
+    Some(if neg {
+        (mag <= i64::MIN.unsigned_abs()).then(|| 0i64.wrapping_sub_unsigned(mag))
+    } else {
+        i64::try_from(mag).ok()
+    })
+}
+
+/// Parse canonical decimal text (see [`canonical_decimal`]; at most [`MAX_INT_DIGITS`]
+/// digits) into `Int` (when it fits `i64`) or `BigInt`.
+pub fn parse_canonical(text: &[u8]) -> Option<Value> {
+    match canonical_decimal(text)? {
+        Some(v) => Some(Value::Int(v)),
+        None if text.len() - usize::from(text[0] == b'-') > MAX_INT_DIGITS => None,
+        // Validated ASCII above, so this cannot fail.
+        None => std::str::from_utf8(text)
+            .ok()
+            .map(|s| Value::BigInt(s.to_owned())),
+    }
 }
 
 /// Write the decimal text of `v` into `buf`, returning the used tail of the buffer.
@@ -64,6 +71,29 @@ pub fn format_i64(v: i64, buf: &mut [u8; 20]) -> &[u8] {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn canonical_decimal_values_and_refusals() {
+        assert_eq!(canonical_decimal(b"0"), Some(Some(0)));
+        assert_eq!(
+            canonical_decimal(b"-9223372036854775808"),
+            Some(Some(i64::MIN))
+        );
+        assert_eq!(canonical_decimal(b"-9223372036854775809"), Some(None));
+        assert_eq!(canonical_decimal(b"9223372036854775808"), Some(None));
+        assert_eq!(canonical_decimal(b"99999999999999999999"), Some(None));
+        for bad in [
+            &b""[..],
+            b"-",
+            b"-0",
+            b"007",
+            b"12a",
+            b"+1",
+            b"1234567890123456789x0",
+        ] {
+            assert_eq!(canonical_decimal(bad), None, "{bad:?}");
+        }
+    }
 
     #[test]
     fn canonical_texts() {
