@@ -259,25 +259,10 @@ impl Engine {
         let payload_len = out.len() - FRAME_HEADER_LEN;
         let level = s.compress_level;
         // A payload the peer may not inflate is not worth compressing: sent as is, it may
-        // still fit max_frame_size. A payload with values spliced in is tried on its first
-        // bytes, copied out, and is made contiguous only if it is compressed after all.
-        let compress = frame::should_compress(payload_len, s.compress_threshold)
-            && payload_len <= s.limits.max_decompressed_size
-            && (!out.is_spliced()
-                || frame::sample_shrinks(
-                    &out.copy_range(py, FRAME_HEADER_LEN, frame::COMPRESSION_SAMPLE),
-                    level,
-                ));
-        if compress && out.is_spliced() {
-            out = Outgoing::from(out.flatten(py));
-        }
-        let compressed = compress
-            .then(|| {
-                crate::gil::detach(py, || {
-                    let payload = &out.buf[FRAME_HEADER_LEN..];
-                    frame::compression_pays(payload, level).then(|| frame::compress(payload, level))
-                })
-            })
+        // still fit max_frame_size.
+        let compressed = (frame::should_compress(payload_len, s.compress_threshold)
+            && payload_len <= s.limits.max_decompressed_size)
+            .then(|| Self::compress_payload(py, &mut out, level))
             .flatten();
         let wire_len = compressed.as_ref().map_or(payload_len, Vec::len);
         frame::check_outgoing(wire_len, &s.limits)
@@ -300,6 +285,25 @@ impl Engine {
         out.buf[..FRAME_HEADER_LEN].copy_from_slice(&header.to_bytes());
         out.buf.push(FRAME_TRAILER);
         Ok(out)
+    }
+
+    /// The payload compressed, if compressing it pays (its first bytes shrink). A payload
+    /// with values spliced in is tried on a copy of its first bytes and made contiguous only
+    /// if it is compressed after all.
+    fn compress_payload(py: Python<'_>, out: &mut Outgoing, level: u32) -> Option<Vec<u8>> {
+        if out.is_spliced() {
+            let sample = out.copy_range(py, FRAME_HEADER_LEN, frame::COMPRESSION_SAMPLE);
+            if !crate::gil::detach(py, || frame::sample_shrinks(&sample, level)) {
+                return None;
+            }
+            *out = Outgoing::from(std::mem::take(out).flatten(py));
+            let payload = &out.buf[FRAME_HEADER_LEN..];
+            return Some(crate::gil::detach(py, || frame::compress(payload, level)));
+        }
+        let payload = &out.buf[FRAME_HEADER_LEN..];
+        crate::gil::detach(py, || {
+            frame::compression_pays(payload, level).then(|| frame::compress(payload, level))
+        })
     }
 
     /// Write a sealed frame. A failed or stalled write ends the connection (a frame cut
@@ -842,13 +846,13 @@ impl Engine {
     ) -> PyResult<Outgoing> {
         let py = conn.py();
         let ctx = self.box_ctx(conn, netref_base(py)?)?;
-        let mut buf = self.begin_payload(peer)?;
-        buf.buf.push(MSG_REPLY);
-        buf.buf.push(tag::TUP2);
-        put_seq(&mut buf.buf, seq, self.settings()?.limits.max_nesting_depth)?;
+        let mut out = self.begin_payload(peer)?;
+        out.buf.push(MSG_REPLY);
+        out.buf.push(tag::TUP2);
+        put_seq(&mut out.buf, seq, self.settings()?.limits.max_nesting_depth)?;
         match ctx
-            .put_boxed(&mut buf, value, 0)
-            .and_then(|()| self.seal_frame(py, buf))
+            .put_boxed(&mut out, value, 0)
+            .and_then(|()| self.seal_frame(py, out))
         {
             Ok(framed) => Ok(framed),
             Err(e) => {
@@ -909,15 +913,15 @@ impl Engine {
         args: &Bound<'_, PyTuple>,
     ) -> PyResult<(u64, Outgoing)> {
         let seq = self.next_seq.fetch_add(1, Ordering::Relaxed);
-        let mut buf = self.begin_payload(threads::current_peer())?;
-        buf.buf.push(MSG_REQUEST);
-        buf.buf.push(tag::TUP2);
-        put_i64(&mut buf.buf, seq as i64);
-        buf.buf.push(tag::TUP2);
-        put_i64(&mut buf.buf, handler_id);
+        let mut out = self.begin_payload(threads::current_peer())?;
+        out.buf.push(MSG_REQUEST);
+        out.buf.push(tag::TUP2);
+        put_i64(&mut out.buf, seq as i64);
+        out.buf.push(tag::TUP2);
+        put_i64(&mut out.buf, handler_id);
         match ctx
-            .put_boxed(&mut buf, args.as_any(), 0)
-            .and_then(|()| self.seal_frame(py, buf))
+            .put_boxed(&mut out, args.as_any(), 0)
+            .and_then(|()| self.seal_frame(py, out))
         {
             Ok(framed) => Ok((seq, framed)),
             Err(e) => {
@@ -937,9 +941,9 @@ impl Engine {
         exc: &Bound<'_, PyAny>,
     ) -> PyResult<Outgoing> {
         let py = conn.py();
-        let first = self.begin_payload(peer).and_then(|mut buf| {
-            self.put_exception(conn, &mut buf.buf, seq, exc)?;
-            self.seal_frame(py, buf)
+        let first = self.begin_payload(peer).and_then(|mut out| {
+            self.put_exception(conn, &mut out.buf, seq, exc)?;
+            self.seal_frame(py, out)
         });
         first.or_else(|why| {
             // From `_reply_exception` this is raised while Python handles `exc`, so CPython
@@ -947,9 +951,9 @@ impl Engine {
             // that did not fit.
             let why = why.value(py);
             why.setattr(intern!(py, "__context__"), py.None())?;
-            let mut buf = self.begin_payload(peer)?;
-            self.put_exception(conn, &mut buf.buf, seq, why.as_any())?;
-            self.seal_frame(py, buf)
+            let mut out = self.begin_payload(peer)?;
+            self.put_exception(conn, &mut out.buf, seq, why.as_any())?;
+            self.seal_frame(py, out)
         })
     }
 

@@ -87,33 +87,52 @@ impl Outgoing {
 
     /// The bytes from `offset` on, at most `max` of them, copied out.
     pub fn copy_range(&self, py: Python<'_>, offset: usize, max: usize) -> Vec<u8> {
-        let mut out = Vec::with_capacity(max.min(self.len().saturating_sub(offset)));
-        let mut skip = offset;
-        for part in self.parts(py) {
+        let mut out = Vec::with_capacity(max);
+        for part in skip_bytes(&self.parts(py), offset) {
+            let take = part.len().min(max - out.len());
+            out.extend_from_slice(&part[..take]);
             if out.len() == max {
                 break;
             }
-            if skip >= part.len() {
-                skip -= part.len();
-                continue;
-            }
-            let take = (part.len() - skip).min(max - out.len());
-            out.extend_from_slice(&part[skip..skip + take]);
-            skip = 0;
         }
         out
     }
 
-    /// Copy the spliced values in (for a message that is compressed after all).
+    /// The message in one piece, spliced values copied in.
     pub fn flatten(self, py: Python<'_>) -> Vec<u8> {
         if self.splices.is_empty() {
             return self.buf;
         }
-        let mut flat = Vec::new();
-        crate::bigbuf::reserve(&mut flat, self.len());
-        for part in self.parts(py) {
-            flat.extend_from_slice(part);
+        self.parts(py).concat()
+    }
+}
+
+/// `parts` without their first `n` bytes (and without empty parts).
+pub fn skip_bytes<'a>(parts: &[&'a [u8]], mut n: usize) -> Vec<&'a [u8]> {
+    let mut rest = Vec::with_capacity(parts.len());
+    for part in parts {
+        if n >= part.len() {
+            n -= part.len();
+        } else {
+            rest.push(&part[n..]);
+            n = 0;
         }
-        flat
+    }
+    rest
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn skip_bytes_drops_what_was_sent() {
+        let parts: [&[u8]; 4] = [b"ab", b"", b"cde", b"f"];
+        let rest = |n| skip_bytes(&parts, n).concat();
+        assert_eq!(rest(0), b"abcdef");
+        assert_eq!(rest(1), b"bcdef");
+        assert_eq!(rest(2), b"cdef");
+        assert_eq!(rest(4), b"ef");
+        assert_eq!(rest(6), b"");
     }
 }

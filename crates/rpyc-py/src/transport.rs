@@ -12,7 +12,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crate::outgoing::Outgoing;
+use crate::outgoing::{skip_bytes, Outgoing};
 use crate::releases::HeldFrames;
 use crate::tls::session::{TlsSession, READ_LIMIT as TLS_READ_LIMIT};
 use crate::tls::socket::TlsSocket;
@@ -154,46 +154,45 @@ impl Transport {
         frame: &Outgoing,
         stall: Option<Duration>,
     ) -> PyResult<()> {
-        if let Transport::Socket(sock) = self {
-            let all = socket_parts(held, &frame.parts(py));
-            let total: usize = all.iter().map(|p| p.len()).sum();
-            // A small frame is first offered to the socket with the GIL held, in a send that
-            // cannot block: when it all fits (the usual case) that costs less than handing
-            // the GIL to another thread and waiting to get it back. With 8 clients on one
-            // server, a third of the server's time went to those hand-overs (futex).
-            let sent = if total <= SEND_WITH_GIL {
-                send_now(&sock.sock, &all).map_err(|e| self.write_error(&e, stall))?
-            } else {
-                0
-            };
-            if sent == total {
-                return Ok(());
-            }
-            let rest = skip_bytes(&all, sent);
-            return crate::gil::detach(py, || socket_write_parts(&sock.sock, &rest, stall))
-                .map_err(|e| self.write_error(&e, stall));
-        }
-        let Transport::Python(stream) = self else {
-            let parts = frame.parts(py);
-            return crate::gil::detach(py, || self.write_frames_native(held, &parts, stall))
-                .map_err(|e| self.write_error(&e, stall));
-        };
-        let bytes = match frame.parts(py).as_slice() {
-            [] => return Ok(()),
-            [whole] => PyBytes::new(py, whole),
-            parts => PyBytes::new_with(py, frame.len(), |dst| {
-                let mut at = 0;
-                for part in parts {
-                    dst[at..at + part.len()].copy_from_slice(part);
-                    at += part.len();
+        match self {
+            Transport::Socket(sock) => {
+                let all = socket_parts(held, &frame.parts(py));
+                let total: usize = all.iter().map(|p| p.len()).sum();
+                // A small frame is first offered to the socket with the GIL held, in a send
+                // that cannot block: when it all fits (the usual case) that costs less than
+                // handing the GIL to another thread and waiting to get it back. With 8
+                // clients on one server, a third of the server's time went to those
+                // hand-overs (futex).
+                let sent = if total <= SEND_WITH_GIL {
+                    send_now(&sock.sock, &all).map_err(|e| self.write_error(&e, stall))?
+                } else {
+                    0
+                };
+                if sent == total {
+                    return Ok(());
                 }
+                let rest = skip_bytes(&all, sent);
+                crate::gil::detach(py, || socket_write_parts(&sock.sock, &rest, stall))
+                    .map_err(|e| self.write_error(&e, stall))
+            }
+            Transport::Tls(_) => {
+                let parts = frame.parts(py);
+                crate::gil::detach(py, || self.write_frames_native(held, &parts, stall))
+                    .map_err(|e| self.write_error(&e, stall))
+            }
+            Transport::Python(stream) => {
+                // (Python streams hold no releases.)
+                let bytes = match frame.parts(py).as_slice() {
+                    [] => return Ok(()),
+                    [whole] => PyBytes::new(py, whole),
+                    parts => PyBytes::new(py, &parts.concat()),
+                };
+                stream
+                    .bind(py)
+                    .call_method1(intern!(py, "write"), (bytes,))?;
                 Ok(())
-            })?,
-        };
-        stream
-            .bind(py)
-            .call_method1(intern!(py, "write"), (bytes,))?;
-        Ok(())
+            }
+        }
     }
 
     /// A second handle on a native transport, taken without the GIL (None for Python streams).
@@ -358,34 +357,24 @@ const SEND_WITH_GIL: usize = 0;
 /// One send of `parts` that never blocks; the number of bytes the socket took (0 when its
 /// buffer is full).
 fn send_now(sock: &Socket, parts: &[&[u8]]) -> io::Result<usize> {
-    let slices: Vec<IoSlice<'_>> = parts
-        .iter()
-        .take(MAX_SLICES)
-        .map(|p| IoSlice::new(p))
-        .collect();
-    match sock.send_vectored_with_flags(&slices, DONT_WAIT) {
+    match sock.send_vectored_with_flags(&io_slices(parts), DONT_WAIT) {
         Ok(n) => Ok(n),
         Err(e) if would_block(&e) => Ok(0),
         Err(e) => Err(e),
     }
 }
 
-/// `parts` without their first `n` bytes.
-fn skip_bytes<'a>(parts: &[&'a [u8]], mut n: usize) -> Vec<&'a [u8]> {
-    let mut rest = Vec::with_capacity(parts.len());
-    for part in parts {
-        if n >= part.len() {
-            n -= part.len();
-        } else {
-            rest.push(&part[n..]);
-            n = 0;
-        }
-    }
-    rest
-}
-
 /// At most this many slices go to one vectored send (POSIX guarantees 16; Linux takes 1024).
 const MAX_SLICES: usize = 512;
+
+/// The first `MAX_SLICES` of `parts`, for one vectored send.
+fn io_slices<'a>(parts: &[&'a [u8]]) -> Vec<IoSlice<'a>> {
+    parts
+        .iter()
+        .take(MAX_SLICES)
+        .map(|p| IoSlice::new(p))
+        .collect()
+}
 
 /// Write all of `parts`, in order, in as few (vectored) sends as the socket takes; with
 /// `stall`, give up (`TimedOut`) once the peer has taken no byte for that long. The engine's
@@ -393,44 +382,19 @@ const MAX_SLICES: usize = 512;
 /// they wait in `poll`.
 fn socket_write_parts(sock: &Socket, parts: &[&[u8]], stall: Option<Duration>) -> io::Result<()> {
     let flags = if stall.is_some() { DONT_WAIT } else { 0 };
-    // What is left: `parts[first][offset..]`, then the parts after it.
-    let (mut first, mut offset) = (0, 0);
+    let mut rest = skip_bytes(parts, 0);
     let mut progress = Instant::now();
-    let mut batch: Vec<IoSlice<'_>> = Vec::with_capacity(parts.len().min(MAX_SLICES));
-    loop {
-        while parts.get(first).is_some_and(|p| offset == p.len()) {
-            (first, offset) = (first + 1, 0);
-        }
-        let Some(head) = parts.get(first) else {
-            return Ok(());
-        };
-        batch.clear();
-        batch.push(IoSlice::new(&head[offset..]));
-        batch.extend(
-            parts[first + 1..]
-                .iter()
-                .take(MAX_SLICES - 1)
-                .map(|p| IoSlice::new(p)),
-        );
-        match sock.send_vectored_with_flags(&batch, flags) {
+    while !rest.is_empty() {
+        match sock.send_vectored_with_flags(&io_slices(&rest), flags) {
             Ok(0) => return Err(io::Error::new(io::ErrorKind::WriteZero, "socket closed")),
-            Ok(mut n) => {
+            Ok(n) => {
+                rest = skip_bytes(&rest, n);
                 progress = Instant::now();
-                // Move past the `n` bytes sent.
-                while n > 0 {
-                    let here = parts[first].len() - offset;
-                    if n < here {
-                        offset += n;
-                        break;
-                    }
-                    n -= here;
-                    (first, offset) = (first + 1, 0);
-                }
             }
             Err(e) if would_block(&e) => {
                 let left = stall.map(|s| s.saturating_sub(progress.elapsed()));
                 if left == Some(Duration::ZERO) {
-                    let unsent = parts[first..].iter().map(|p| p.len()).sum::<usize>() - offset;
+                    let unsent: usize = rest.iter().map(|p| p.len()).sum();
                     return Err(io::Error::new(
                         io::ErrorKind::TimedOut,
                         format!(
@@ -444,6 +408,7 @@ fn socket_write_parts(sock: &Socket, parts: &[&[u8]], stall: Option<Duration>) -
             Err(e) => return Err(e),
         }
     }
+    Ok(())
 }
 
 /// `SendStalled`, naming the key, when `e` is the timeout of a write limited to `stall`.
@@ -589,17 +554,6 @@ mod tests {
         socket_write_parts(&writer, &parts, Some(Duration::from_secs(10))).expect("write");
         let got = reading.join().expect("reader thread").expect("read");
         assert!(got == expected, "bytes differ");
-    }
-
-    #[test]
-    fn skip_bytes_drops_what_was_sent() {
-        let parts: [&[u8]; 4] = [b"ab", b"", b"cde", b"f"];
-        let rest = |n| skip_bytes(&parts, n).concat();
-        assert_eq!(rest(0), b"abcdef");
-        assert_eq!(rest(1), b"bcdef");
-        assert_eq!(rest(2), b"cdef");
-        assert_eq!(rest(4), b"ef");
-        assert_eq!(rest(6), b"");
     }
 
     /// The send made with the GIL held never waits: with the peer's buffer full it takes
