@@ -147,3 +147,66 @@ def test_a_failed_handover_does_not_end_the_server(harness):
         first.close()
     conn = harness.track(rpyc.connect(LOOPBACK, srv.port))
     assert conn.root.add(1, 2) == 3
+
+
+_marks = threading.local()
+
+
+class ThreadMarkService(rpyc.Service):
+    """Reports what a previous connection left in the serving thread's thread-local state."""
+
+    def exposed_mark(self, value):
+        previous = getattr(_marks, "value", None)
+        _marks.value = value
+        return previous
+
+    def exposed_thread_ident(self):
+        return threading.get_ident()
+
+
+def _mark_in_turn(harness, srv, values):
+    seen = []
+    for value in values:
+        conn = harness.connect(srv)
+        seen.append(conn.root.mark(value))
+        conn.close()
+        # the server thread goes back to waiting once it has seen the close
+        wait_until(lambda: srv._threads.idle_count() >= 1, 5)
+    return seen
+
+
+def test_threaded_server_reuses_the_thread_of_a_closed_connection(harness):
+    srv = harness.server(ThreadMarkService)
+    assert _mark_in_turn(harness, srv, ["first", "second", "third"]) == [None, "first", "second"]
+
+
+def test_threaded_server_without_idle_threads_starts_one_per_connection(harness):
+    srv = ThreadedServer(ThreadMarkService, hostname=LOOPBACK, port=0)
+    srv.max_idle_threads = 0
+    harness._servers.append((srv, srv._start_in_thread()))
+    seen = []
+    for value in ["first", "second"]:
+        conn = harness.connect(srv)
+        seen.append(conn.root.mark(value))
+        conn.close()
+    assert seen == [None, None]
+    assert srv._threads.idle_count() == 0
+
+
+def test_threaded_server_serves_concurrent_connections_in_separate_threads(harness):
+    srv = harness.server(ThreadMarkService)
+    conns = [harness.connect(srv) for _ in range(3)]
+    idents = {c.root.thread_ident() for c in conns}
+    assert len(idents) == 3
+
+
+def test_threaded_server_close_ends_its_idle_threads(harness):
+    srv = harness.server(ThreadMarkService)
+    conn = harness.connect(srv)
+    thread_ident = conn.root.thread_ident()
+    conn.close()
+    assert wait_until(lambda: srv._threads.idle_count() == 1, 5)
+    idle = [t for t in threading.enumerate() if t.ident == thread_ident]
+    assert len(idle) == 1
+    srv.close()
+    assert wait_until(lambda: not idle[0].is_alive(), 5)

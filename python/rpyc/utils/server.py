@@ -20,6 +20,7 @@ from rpyc import _core
 from rpyc.core.channel import Channel
 from rpyc.core.stream import SocketStream
 from rpyc.lib import safe_import, spawn
+from rpyc.lib.reusable_threads import ReusableThreads
 from rpyc.utils.authenticators import AuthenticationError
 
 __all__ = ["Server", "OneShotServer", "ThreadedServer", "ThreadPoolServer", "ForkingServer", "GeventServer"]
@@ -311,10 +312,35 @@ class OneShotServer(Server):
 
 
 class ThreadedServer(Server):
-    """One thread per connection."""
+    """One thread per connection at a time.
+
+    A thread whose connection has closed waits up to :attr:`thread_idle_timeout` seconds to
+    serve the next accepted connection instead of exiting (at most :attr:`max_idle_threads`
+    wait): a new connection then skips starting a thread. Per-thread state
+    (``threading.local``) set while serving a connection can thus be seen by a later one;
+    set ``max_idle_threads = 0`` (on the class or the instance, before :meth:`start`) for a
+    fresh thread per connection.
+    """
+
+    #: most threads kept waiting for a connection (0: each thread exits with its connection)
+    max_idle_threads = 16
+    #: seconds a thread waits for another connection before exiting
+    thread_idle_timeout = 10.0
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._threads: Optional[ReusableThreads] = None
 
     def _accept_method(self, sock: socket.socket) -> None:
-        spawn(self._authenticate_and_serve_client, sock)
+        threads = self._threads
+        if threads is None:
+            threads = self._threads = ReusableThreads(self.max_idle_threads, self.thread_idle_timeout)
+        threads.run(self._authenticate_and_serve_client, sock)
+
+    def close(self) -> None:
+        super().close()
+        if self._threads is not None:
+            self._threads.stop()
 
 
 class ThreadPoolServer(Server):
