@@ -51,6 +51,9 @@ RUST_FLOOR_PKG = "rpyc-bench-floor"  # bench/rust-floor, a member of the cargo w
 BENCHES = {
     "floor": dict(server="tcp", client="floor", timeout=120,
                   full=dict(n=20000, warmup=2000), quick=dict(n=4000, warmup=400)),
+    # the same ping-pong with both sides polling 50 µs before blocking (as rpyc-rs reads)
+    "floor_poll": dict(server="tcp", client="floor_poll", timeout=120,
+                       full=dict(n=20000, warmup=2000), quick=dict(n=4000, warmup=400)),
     # the same ping-pong from a Rust program (bench/rust-floor), built with cargo on demand
     "rust_floor": dict(server=None, client=None, shared=True, timeout=120,
                        full=dict(n=20000, warmup=2000), quick=dict(n=4000, warmup=400)),
@@ -97,8 +100,10 @@ def rows_for(params):
     mem = params["memory"]
     return [
         ("floor", "us_per_op", "floor: raw TCP ping-pong 16 B", "µs/rt", "lower", None),
+        ("floor_poll", "us_per_op", "floor: the same, polling 50 µs first", "µs/rt", "lower", None),
         ("rust_floor", "us_per_op", "floor (pure Rust): TCP ping-pong 16 B", "µs/rt", "lower", None),
         ("call", "us_per_op", "small call add(1,2), cached method", "µs/call", "lower", ("ratio", "<=", 0.25)),
+        ("call", "cpu_us_per_op", "  small call CPU, client+server", "µs/call", "lower", None),
         ("call/floor", "x_floor", "  small call ÷ floor (same interp.)", "× floor", "lower", ("ours", "<=", 1.3)),
         ("root_add", "us_per_op", "conn.root.add(1,2) incl. lookup", "µs/call", "lower", ("ratio", "<=", 0.2)),
         ("callback", "us_per_op", "callback call_me(fn,x) -> fn(x)", "µs/call", "lower", ("ratio", "<=", 0.25)),
@@ -381,6 +386,9 @@ def measure(name, spec, params, impl, tmpdir):
         try:
             if name == "multi":
                 res = run_multi(impl, srv.port, p["clients"], p["n"], p["warmup"], timeout, tmpdir)
+            elif name == "call":  # (the client reads the server's CPU time as well)
+                res = run_client(impl, "call", port + [
+                    "--n", str(p["n"]), "--warmup", str(p["warmup"]), "--server-pid", str(srv.pid)], timeout)
             elif name == "memory":
                 res = run_client(impl, "memory", port + [
                     "--n", str(p["n"]), "--warmup", str(p["warmup"]), "--settle", str(p["settle"]),

@@ -14,7 +14,8 @@ import socket
 import sys
 import time
 
-from common import HOST, LIST_LEN, RPYC_CONFIG, emit, max_lifetime, raise_nofile_limit, read_rss_bytes, recv_block
+from common import (HOST, LIST_LEN, RPYC_CONFIG, emit, max_lifetime, process_cpu_s, raise_nofile_limit, read_rss_bytes,
+                    recv_block, recv_polling)
 
 MiB = 1 << 20
 perf = time.perf_counter
@@ -42,11 +43,11 @@ def bench_info(args):
 
 
 # --------------------------------------------------------------------------- floor
-def _floor_round_trip(sock, msg):
+def _floor_round_trip(sock, msg, recv=socket.socket.recv):
     sock.sendall(msg)
-    buf = sock.recv(len(msg))
+    buf = recv(sock, len(msg))
     while len(buf) < len(msg):
-        more = sock.recv(len(msg) - len(buf))
+        more = recv(sock, len(msg) - len(buf))
         if not more:
             raise RuntimeError("floor server closed the connection")
         buf += more
@@ -72,6 +73,24 @@ def bench_floor(args):
             if not more:
                 raise RuntimeError("floor server closed the connection")
             buf += more
+    dt = perf() - t0
+    s.close()
+    emit({"n": args.n, "total_s": dt, "us_per_op": dt / args.n * 1e6})
+
+
+def bench_floor_poll(args):
+    """The floor with both sides polling before they block, as rpyc-rs reads by default
+    (``busy_poll_us``): what a round trip costs from Python without the wake-ups."""
+    s = socket.create_connection((HOST, args.port))
+    s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    s.sendall(b"POLL" + b"." * 12)
+    msg = b"0123456789abcdef"
+    assert _floor_round_trip(s, msg, recv_polling) == msg
+    for _ in range(args.warmup):
+        _floor_round_trip(s, msg, recv_polling)
+    t0 = perf()
+    for _ in range(args.n):
+        _floor_round_trip(s, msg, recv_polling)
     dt = perf() - t0
     s.close()
     emit({"n": args.n, "total_s": dt, "us_per_op": dt / args.n * 1e6})
@@ -130,12 +149,16 @@ def bench_call(args):
         raise RuntimeError("add(1, 2) != 3")
     for _ in range(args.warmup):
         add(1, 2)
+    # CPU of both processes too: a faster call that burns more CPU should show it
+    me = os.getpid()
+    cpu0 = process_cpu_s(me) + process_cpu_s(args.server_pid)
     t0 = perf()
     for _ in range(args.n):
         add(1, 2)
     dt = perf() - t0
+    cpu = process_cpu_s(me) + process_cpu_s(args.server_pid) - cpu0
     conn.close()
-    emit({"n": args.n, "total_s": dt, "us_per_op": dt / args.n * 1e6})
+    emit({"n": args.n, "total_s": dt, "us_per_op": dt / args.n * 1e6, "cpu_us_per_op": cpu / args.n * 1e6})
 
 
 def bench_root_add(args):
@@ -361,7 +384,7 @@ def bench_memory(args):
 
 
 BENCHES = {
-    "info": bench_info, "floor": bench_floor, "echo_floor": bench_echo_floor, "connect_floor": bench_connect_floor, "call": bench_call, "root_add": bench_root_add,
+    "info": bench_info, "floor": bench_floor, "floor_poll": bench_floor_poll, "echo_floor": bench_echo_floor, "connect_floor": bench_connect_floor, "call": bench_call, "root_add": bench_root_add,
     "callback": bench_callback, "echo": bench_echo, "iterate": bench_iterate,
     "multi": bench_multi, "connect": bench_connect, "brine": bench_brine,
     "memory": bench_memory,

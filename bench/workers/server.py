@@ -18,7 +18,8 @@ import socket
 import sys
 import threading
 
-from common import HOST, LIST_LEN, recv_block, RPYC_CONFIG, max_lifetime, raise_nofile_limit, watch_parent_stdin
+from common import (HOST, LIST_LEN, recv_block, recv_polling, RPYC_CONFIG, max_lifetime, raise_nofile_limit,
+                    watch_parent_stdin)
 
 FLOOR_MSG_LEN = 16
 
@@ -29,10 +30,10 @@ def _ready(port):
 
 
 # --------------------------------------------------------------------------- tcp floor
-def _recv_exact(sock, n):
-    buf = sock.recv(n)
+def _recv_exact(sock, n, recv=socket.socket.recv):
+    buf = recv(sock, n)
     while len(buf) < n:
-        more = sock.recv(n - len(buf))
+        more = recv(sock, n - len(buf))
         if not more:
             return b""
         buf += more
@@ -48,9 +49,13 @@ def _tcp_echo_conn(sock):
             while (block := recv_block(sock, size)) is not None:
                 sock.sendall(block)
             return
+        recv = socket.socket.recv
+        if data.startswith(b"POLL"):  # the polling floor: no echo of this first message
+            recv = recv_polling
+            data = _recv_exact(sock, FLOOR_MSG_LEN, recv)
         while data:
             sock.sendall(data)
-            data = _recv_exact(sock, FLOOR_MSG_LEN)
+            data = _recv_exact(sock, FLOOR_MSG_LEN, recv)
     except OSError:
         pass
     finally:

@@ -76,6 +76,8 @@ impl Payload {
 const DEFAULT_MAX_PENDING_REQUESTS: usize = 100_000;
 const DEFAULT_MAX_LOCAL_OBJECTS: usize = 100_000;
 const DEFAULT_SEND_STALL_TIMEOUT: f64 = 60.0;
+/// How long a read polls a native socket before it blocks (`busy_poll_us`; see busy_poll.rs).
+const DEFAULT_BUSY_POLL_US: usize = 50;
 
 /// What carries the frames; it decides which frames may be held back (`releases`) and which
 /// peers may need nudging (`upstream_over_tls`).
@@ -165,7 +167,9 @@ fn config_bool(cfg: &Bound<'_, PyDict>, key: &str, default: bool) -> PyResult<bo
 
 fn config_size(cfg: &Bound<'_, PyDict>, key: &str, default: usize) -> PyResult<usize> {
     match cfg.get_item(key)? {
-        Some(v) if !v.is_none() => v.extract(),
+        Some(v) if !v.is_none() => v.extract().map_err(|_| {
+            PyValueError::new_err(format!("{key} must be a non-negative integer, not {v}"))
+        }),
         _ => Ok(default),
     }
 }
@@ -1033,7 +1037,12 @@ impl Engine {
         native: Option<&Bound<'_, PyAny>>,
         compress: bool,
     ) -> PyResult<()> {
-        let transport = Transport::attach(stream, native)?;
+        let busy_poll = Duration::from_micros(config_size(
+            config,
+            "busy_poll_us",
+            DEFAULT_BUSY_POLL_US,
+        )? as u64);
+        let transport = Transport::attach(stream, native, busy_poll)?;
         let carrier = match &transport {
             Transport::Socket(_) => Carrier::Socket,
             Transport::Tls(_) => Carrier::Tls,

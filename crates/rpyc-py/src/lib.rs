@@ -6,6 +6,7 @@ mod attrs;
 mod bigbuf;
 mod boxing;
 mod brine;
+mod busy_poll;
 mod engine;
 mod errors;
 mod gate;

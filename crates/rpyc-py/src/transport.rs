@@ -12,6 +12,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use crate::busy_poll::BusyPoll;
 use crate::outgoing::{skip_bytes, Outgoing};
 use crate::releases::HeldFrames;
 use crate::tls::session::{TlsSession, READ_LIMIT as TLS_READ_LIMIT};
@@ -35,14 +36,17 @@ pub struct NativeSocket {
     /// Acknowledge each read at once (see `quick_ack`); off once the peer is known to send
     /// without Nagle's algorithm.
     quick_ack: AtomicBool,
+    /// Polls briefly before a read blocks (`busy_poll_us`).
+    busy_poll: BusyPoll,
 }
 
 impl NativeSocket {
-    fn new(sock: Socket) -> Self {
+    fn new(sock: Socket, busy_poll: Duration) -> Self {
         NativeSocket {
             sock,
             rcvtimeo_us: AtomicU64::new(0),
             quick_ack: AtomicBool::new(true),
+            busy_poll: BusyPoll::new(busy_poll),
         }
     }
 
@@ -80,15 +84,21 @@ pub fn eof_error(what: impl std::fmt::Display) -> PyErr {
 impl Transport {
     /// The transport for `stream`: `native` is a TLS socket or a socket descriptor the
     /// engine reads and writes itself (a descriptor is duplicated, so the engine owns its
-    /// handle); `None` drives `stream` through its Python methods.
-    pub fn attach(stream: &Bound<'_, PyAny>, native: Option<&Bound<'_, PyAny>>) -> PyResult<Self> {
+    /// handle); `None` drives `stream` through its Python methods. Reads from a socket
+    /// descriptor poll for up to `busy_poll` before they block.
+    pub fn attach(
+        stream: &Bound<'_, PyAny>,
+        native: Option<&Bound<'_, PyAny>>,
+        busy_poll: Duration,
+    ) -> PyResult<Self> {
         match native {
             Some(tls) if tls.is_instance_of::<TlsSocket>() => {
                 Ok(Transport::Tls(tls.cast::<TlsSocket>()?.get().session()))
             }
-            Some(fd) => Ok(Transport::Socket(Arc::new(NativeSocket::new(dup_socket(
-                fd.extract()?,
-            )?)))),
+            Some(fd) => Ok(Transport::Socket(Arc::new(NativeSocket::new(
+                dup_socket(fd.extract()?)?,
+                busy_poll,
+            )))),
             None => Ok(Transport::Python(stream.clone().unbind())),
         }
     }
@@ -307,8 +317,15 @@ fn socket_read(
     // frame's start three times less often on its way in.
     let chunk = READ_CHUNK.max(want.min(buf.len().saturating_mul(3)));
     crate::bigbuf::reserve(buf, chunk);
+    let mut polled = native.busy_poll.poll(timeout, || {
+        sock.recv_with_flags(buf.spare_capacity_mut(), DONT_WAIT)
+    });
     loop {
-        match sock.recv(buf.spare_capacity_mut()) {
+        let received = match polled.take() {
+            Some(received) => received,
+            None => sock.recv(buf.spare_capacity_mut()),
+        };
+        match received {
             Ok(0) => return Ok(Readable::Eof),
             Ok(n) => {
                 // SAFETY: recv initialized the first n bytes of the spare capacity.

@@ -108,6 +108,7 @@ DEFAULT_CONFIG: Dict[str, Any] = dict(
     send_stall_timeout=60,          # seconds a peer may read nothing while we send; None: forever
     compression_threshold=3000,
     compression_level=1,
+    busy_poll_us=50,                # µs a read polls a socket before it sleeps; 0: never
 )
 
 
