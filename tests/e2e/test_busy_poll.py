@@ -49,3 +49,4 @@ def test_a_bad_budget_names_the_key(harness, bad):
     srv = harness.server(SlowService)
     with pytest.raises(ValueError, match="busy_poll_us must be a non-negative integer"):
         rpyc.connect("127.0.0.1", srv.port, config={"busy_poll_us": bad})
+

@@ -1,7 +1,9 @@
 """Connection lifecycle: connect/close, ``with``, the cached root, ping, service hooks,
 behaviour after the connection or the server went away, and connect errors."""
 
+import gc
 import threading
+import warnings
 
 import pytest
 
@@ -165,3 +167,18 @@ def test_connect_refused_error_names_the_address():
     with pytest.raises(ConnectionRefusedError) as info:
         rpyc.connect(LOOPBACK, port)
     assert f"127.0.0.1:{port}" in str(info.value)
+
+
+def test_a_connection_that_fails_to_start_closes_its_socket(harness):
+    srv = harness.server(CalcService)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        try:
+            rpyc.connect(LOOPBACK, srv.port, config={"busy_poll_us": -1})
+        except ValueError:
+            pass  # (leaving the except block drops the traceback and the frames it holds)
+        else:
+            pytest.fail("a negative busy_poll_us was accepted")
+        gc.collect()
+    unclosed = [str(w.message) for w in caught if issubclass(w.category, ResourceWarning)]
+    assert unclosed == []

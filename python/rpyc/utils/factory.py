@@ -34,7 +34,12 @@ def connect_channel(channel: Channel, service: Any = VoidService, config: Dict[s
     """A connection over an existing ``Channel``. Unless ``rpyc_rs_extensions`` is off in
     ``config``, it offers the peer rpyc-rs's protocol extensions (an rpyc-rs peer accepts,
     an upstream peer never notices; see :mod:`rpyc.core.extensions`)."""
-    conn = service._connect(channel, config)
+    try:
+        conn = service._connect(channel, config)
+    except BaseException:
+        # (a bad config value, a failing on_connect: the socket is not left to the GC)
+        channel.close()
+        raise
     if conn._config["rpyc_rs_extensions"]:
         extensions.send_hello(conn)
     return conn
