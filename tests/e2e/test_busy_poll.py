@@ -1,11 +1,17 @@
 """Config ``busy_poll_us``: a read from a native socket asks the socket without blocking for
 up to that many microseconds before it sleeps (docs/architecture.md, "Busy polling")."""
 
+import sys
 import time
+from pathlib import Path
 
 import pytest
 
 import rpyc
+from rpyc.utils.authenticators import SSLAuthenticator
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from tls_certs import make_pki  # noqa: E402
 
 
 class SlowService(rpyc.Service):
@@ -17,9 +23,8 @@ class SlowService(rpyc.Service):
         return a + b
 
 
-def _cpu_spent_waiting(harness, srv, busy_poll_us, seconds=0.3):
+def _cpu_spent_waiting(conn, seconds=0.3):
     """CPU time the calling thread spends on a call whose answer takes ``seconds``."""
-    conn = harness.connect(srv, config={"busy_poll_us": busy_poll_us})
     slow = conn.root.slow
     assert slow(0) == 0  # (the first answers come at once: nothing is backed off)
     start = time.thread_time()
@@ -30,9 +35,22 @@ def _cpu_spent_waiting(harness, srv, busy_poll_us, seconds=0.3):
 def test_a_waiting_read_polls_for_the_budget_then_sleeps(harness):
     srv = harness.server(SlowService)
     # 0.2 s of polling in a 0.3 s wait shows as CPU time of the waiting thread...
-    assert _cpu_spent_waiting(harness, srv, busy_poll_us=200_000) > 0.05
+    assert _cpu_spent_waiting(harness.connect(srv, config={"busy_poll_us": 200_000})) > 0.05
     # ...which a read that blocks at once does not spend.
-    assert _cpu_spent_waiting(harness, srv, busy_poll_us=0) < 0.05
+    assert _cpu_spent_waiting(harness.connect(srv, config={"busy_poll_us": 0})) < 0.05
+
+
+def test_a_tls_read_polls_too(harness, tmp_path):
+    pki = make_pki(tmp_path)
+    auth = SSLAuthenticator(pki["server.key"], pki["server.pem"])
+    srv = harness.server(SlowService, authenticator=auth)
+
+    def connect(busy_poll_us):
+        return harness.track(rpyc.ssl_connect(
+            "localhost", srv.port, ca_certs=pki["ca.pem"], config={"busy_poll_us": busy_poll_us}))
+
+    assert _cpu_spent_waiting(connect(200_000)) > 0.05
+    assert _cpu_spent_waiting(connect(0)) < 0.05
 
 
 @pytest.mark.parametrize("busy_poll_us", [0, 1, 50, 10_000])

@@ -1,4 +1,4 @@
-//! Busy-polling a native socket for a few microseconds before blocking on it (config
+//! Busy-polling a native or TLS socket for a few microseconds before blocking on it (config
 //! `busy_poll_us`, as Linux's `net.core.busy_poll` for devices that support it).
 //!
 //! Why: an RPyC round trip on a quiet machine is mostly wake-up latency. A thread blocked in
@@ -11,7 +11,7 @@
 //! yields the CPU to any other runnable thread.
 
 use std::io;
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 /// Most reads skipped after repeated misses: a socket that keeps missing polls once in this
@@ -19,7 +19,8 @@ use std::time::{Duration, Instant};
 const MAX_SKIP: u32 = 64;
 
 pub struct BusyPoll {
-    budget: Duration,
+    /// In µs (0: never poll); set when the transport is attached to a connection.
+    budget_us: AtomicU64,
     /// Reads left to do without polling.
     skip: AtomicU32,
     /// How many reads the next miss skips (doubles per miss, halves per hit).
@@ -29,11 +30,23 @@ pub struct BusyPoll {
 impl BusyPoll {
     /// Poll for up to `budget` before each blocking read (zero: never).
     pub fn new(budget: Duration) -> Self {
-        BusyPoll {
-            budget: if cfg!(unix) { budget } else { Duration::ZERO },
+        let poll = BusyPoll {
+            budget_us: AtomicU64::new(0),
             skip: AtomicU32::new(0),
             backoff: AtomicU32::new(0),
-        }
+        };
+        poll.set_budget(budget);
+        poll
+    }
+
+    pub fn set_budget(&self, budget: Duration) {
+        // (Non-blocking reads for polling are only wired up on Unix.)
+        let us = if cfg!(unix) {
+            u64::try_from(budget.as_micros()).unwrap_or(u64::MAX)
+        } else {
+            0
+        };
+        self.budget_us.store(us, Ordering::Relaxed);
     }
 
     /// Call `try_read` (a read that does not block) until it returns anything but
@@ -44,7 +57,8 @@ impl BusyPoll {
         limit: Option<Duration>,
         mut try_read: impl FnMut() -> io::Result<T>,
     ) -> Option<io::Result<T>> {
-        let budget = limit.map_or(self.budget, |l| l.min(self.budget));
+        let own = Duration::from_micros(self.budget_us.load(Ordering::Relaxed));
+        let budget = limit.map_or(own, |l| l.min(own));
         if budget.is_zero() || self.skipping() {
             return None;
         }

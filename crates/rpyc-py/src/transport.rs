@@ -85,7 +85,7 @@ impl Transport {
     /// The transport for `stream`: `native` is a TLS socket or a socket descriptor the
     /// engine reads and writes itself (a descriptor is duplicated, so the engine owns its
     /// handle); `None` drives `stream` through its Python methods. Reads from a socket
-    /// descriptor poll for up to `busy_poll` before they block.
+    /// descriptor or a TLS socket poll for up to `busy_poll` before they block.
     pub fn attach(
         stream: &Bound<'_, PyAny>,
         native: Option<&Bound<'_, PyAny>>,
@@ -93,7 +93,9 @@ impl Transport {
     ) -> PyResult<Self> {
         match native {
             Some(tls) if tls.is_instance_of::<TlsSocket>() => {
-                Ok(Transport::Tls(tls.cast::<TlsSocket>()?.get().session()))
+                let session = tls.cast::<TlsSocket>()?.get().session();
+                session.set_busy_poll(busy_poll);
+                Ok(Transport::Tls(session))
             }
             Some(fd) => Ok(Transport::Socket(Arc::new(NativeSocket::new(
                 dup_socket(fd.extract()?)?,

@@ -7,6 +7,7 @@
 //! waits for the other side to read, and neither reader could take the lock to do so).
 //! The socket is non-blocking for the same reason.
 
+use crate::busy_poll::BusyPoll;
 use crate::transport::{wait_ready, Readable};
 use socket2::Socket;
 use std::io::{self, Read, Write};
@@ -23,6 +24,9 @@ pub const READ_LIMIT: usize = 1024 * 1024;
 pub struct TlsSession {
     sock: Socket,
     conn: Mutex<rustls::Connection>,
+    /// Polls briefly before a read waits (`busy_poll_us` of the connection using it; none
+    /// before that, e.g. during the handshake and an authenticator's exchange).
+    busy_poll: BusyPoll,
 }
 
 /// A TLS-level failure (bad certificate, alert, protocol violation) carried in an
@@ -50,6 +54,7 @@ impl TlsSession {
         let session = TlsSession {
             sock,
             conn: Mutex::new(conn),
+            busy_poll: BusyPoll::new(Duration::ZERO),
         };
         let deadline = Instant::now() + timeout;
         loop {
@@ -199,13 +204,33 @@ impl TlsSession {
             if let Some(got) = self.take_plaintext(buf, max)? {
                 return Ok(got);
             }
-            if !self.wait(false, deadline)? {
+            if !self.wait_readable(deadline)? {
                 return Ok(Readable::Timeout);
             }
             if !self.receive()? {
                 return Ok(Readable::Eof);
             }
             self.flush_nonblocking()?;
+        }
+    }
+
+    /// Poll reads for up to `budget` before they wait (see `busy_poll`).
+    pub fn set_busy_poll(&self, budget: Duration) {
+        self.busy_poll.set_budget(budget);
+    }
+
+    /// `wait` for ciphertext to read, asking the socket without waiting first for up to
+    /// the busy-poll budget.
+    fn wait_readable(&self, deadline: Option<Instant>) -> io::Result<bool> {
+        let polled = self.busy_poll.poll(remaining(deadline), || {
+            match wait_ready(&self.sock, false, Some(Duration::ZERO))? {
+                true => Ok(()),
+                false => Err(io::ErrorKind::WouldBlock.into()),
+            }
+        });
+        match polled {
+            Some(ready) => ready.map(|()| true),
+            None => self.wait(false, deadline),
         }
     }
 
