@@ -76,7 +76,7 @@ impl Payload {
 const DEFAULT_MAX_PENDING_REQUESTS: usize = 100_000;
 const DEFAULT_MAX_LOCAL_OBJECTS: usize = 100_000;
 const DEFAULT_SEND_STALL_TIMEOUT: f64 = 60.0;
-/// How long a read polls a native socket before it blocks (`busy_poll_us`; see busy_poll.rs).
+/// How long a read polls a native or TLS socket before it blocks (`busy_poll_us`; busy_poll.rs).
 const DEFAULT_BUSY_POLL_US: usize = 50;
 
 /// What carries the frames; it decides which frames may be held back (`releases`) and which
