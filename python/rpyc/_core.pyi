@@ -69,6 +69,9 @@ class Engine:
     def _decref_local(self, obj: Any, count: int) -> None: ...
     @property
     def _engine_closed(self) -> bool: ...
+    @property
+    def _engine_dead(self) -> bool:
+        """Closed, or ended by the peer, an I/O error or a protocol error."""
 
 class Work:
     """A request to serve or an async answer to deliver, handed from the engine to Python."""

@@ -211,3 +211,26 @@ def fresh_server(server_pool):
     finally:
         for srv in started:
             srv.stop()
+
+
+@pytest.fixture
+def raw_peer():
+    """``(conn, peer)``: a client connection to a hand-driven peer socket. The peer scripts
+    exact messages, so the client sends no rpyc-rs hello."""
+    import socket
+
+    import rpyc
+
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(1)
+    listener.settimeout(10)
+    conn = rpyc.connect("127.0.0.1", listener.getsockname()[1],
+                        config={"sync_request_timeout": 5, "rpyc_rs_extensions": False})
+    peer, _ = listener.accept()
+    try:
+        yield conn, peer
+    finally:
+        conn._cleanup()  # (a no-op once closed)
+        peer.close()
+        listener.close()

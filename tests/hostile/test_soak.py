@@ -1,7 +1,7 @@
 """Random-frame soak: a hostile peer mutates real frames against a live ThreadedServer.
 
-The seeds are the frames captured from upstream sessions (/work/shared/spec/vectors, or the
-RPYC_SPEC_VECTORS directory), decompressed, with the captured root id_pack replaced by the
+The seeds are the frames captured from upstream sessions (crates/rpyc-wire/tests/vectors, or
+the RPYC_SPEC_VECTORS directory), decompressed, with the captured root id_pack replaced by the
 live server's (so that mutated requests reach the handlers with a real object). Each hostile
 connection sends a few frames built from them — bit flips, byte swaps, inserted, deleted and
 duplicated ranges, splices, length fields set to huge values, random garbage, sometimes
@@ -17,7 +17,6 @@ RPYC_SOAK_SECONDS (default 8) seconds each; RPYC_SOAK_SEED replays a run (the se
 in every failure).
 """
 import collections
-import contextlib
 import json
 import os
 import random
@@ -37,7 +36,8 @@ from hostile_wire import (
 )
 
 SOAK_SECONDS = float(os.environ.get("RPYC_SOAK_SECONDS", "8"))
-VECTORS = Path(os.environ.get("RPYC_SPEC_VECTORS", "/work/shared/spec/vectors"))
+VECTORS = Path(os.environ.get(
+    "RPYC_SPEC_VECTORS", Path(__file__).resolve().parents[2] / "crates/rpyc-wire/tests/vectors"))
 MiB = 1 << 20
 
 pytestmark = pytest.mark.timeout(SOAK_SECONDS * 3 + 120)
@@ -327,42 +327,24 @@ def test_deeply_nested_seq_is_echoed(server, depth):
     assert "Traceback" not in server.log_since(offset)
 
 
-@contextlib.contextmanager
-def client_of_raw_peer():
-    """A client connection to a hand-driven peer socket: ``(conn, peer)``. The peer
-    scripts exact messages, so the client sends no rpyc-rs hello."""
-    listener = socket.socket()
-    listener.bind((HOST, 0))
-    listener.listen(1)
-    listener.settimeout(10)
-    conn = rpyc.connect(HOST, listener.getsockname()[1],
-                        config={"sync_request_timeout": 5, "rpyc_rs_extensions": False})
-    peer, _ = listener.accept()
-    try:
-        yield conn, peer
-    finally:
-        conn._cleanup()  # (a no-op once closed)
-        peer.close()
-        listener.close()
-
-
-def test_close_survives_a_peer_answering_garbage():
+def test_close_survives_a_peer_answering_garbage(raw_peer):
     """close() waits for the peer to end the connection; a peer that sends garbage instead
     made close() raise ProtocolError (a ThreadedServer thread died with a traceback)."""
-    with client_of_raw_peer() as (conn, peer):
-        def answer_garbage():
-            peer.settimeout(5)
-            peer.recv(100)                                  # the CLOSE request
-            peer.sendall(frame(b"\xff garbage"))
+    conn, peer = raw_peer
 
-        t = threading.Thread(target=answer_garbage)
-        t.start()
-        conn.close()
-        t.join(5)
-        assert conn.closed
+    def answer_garbage():
+        peer.settimeout(5)
+        peer.recv(100)                                  # the CLOSE request
+        peer.sendall(frame(b"\xff garbage"))
+
+    t = threading.Thread(target=answer_garbage)
+    t.start()
+    conn.close()
+    t.join(5)
+    assert conn.closed
 
 
-def test_exception_with_a_nul_in_its_class_name(server):
+def test_exception_with_a_nul_in_its_class_name(server, raw_peer):
     """Unpacking a stray EXCEPTION whose class name holds a NUL raised out of the receive
     path and killed the serving thread. Stray exceptions are no longer unpacked, and one that
     is awaited becomes a MalformedRemoteException."""
@@ -373,14 +355,14 @@ def test_exception_with_a_nul_in_its_class_name(server):
         assert c.recv_message() == (MSG_REPLY, 1, (1, "after"))
     assert "Traceback" not in server.log_since(offset)
 
-    with client_of_raw_peer() as (conn, peer):
-        res = conn.async_request(HANDLE_PING, "x")
-        peer.settimeout(5)
-        head = peer.recv(5)
-        body = peer.recv(struct.unpack("!L", head[:4])[0] + 1)
-        seq, _ = unbrine(body[1:-1])
-        peer.sendall(frame(bytes([3]) + brine((seq, (("a\x00b", "C\x00"), ("x",), (), "tb")))))
-        assert res.error
-        with pytest.raises(Exception) as info:
-            res.value
-        assert type(info.value).__name__ == "rpyc.MalformedRemoteException"
+    conn, peer = raw_peer
+    res = conn.async_request(HANDLE_PING, "x")
+    peer.settimeout(5)
+    head = peer.recv(5)
+    body = peer.recv(struct.unpack("!L", head[:4])[0] + 1)
+    seq, _ = unbrine(body[1:-1])
+    peer.sendall(frame(bytes([3]) + brine((seq, (("a\x00b", "C\x00"), ("x",), (), "tb")))))
+    assert res.error
+    with pytest.raises(Exception) as info:
+        res.value
+    assert type(info.value).__name__ == "rpyc.MalformedRemoteException"

@@ -7,27 +7,29 @@
 //! makes nested callbacks work. Reader ownership is reentrant so that a request served inline
 //! may itself wait for a reply.
 
-use crate::boxing::BoxCtx;
-use crate::brine::decode::Reader;
-use crate::brine::encode::{put_i64, EncodeError, Encoder};
+use crate::codec::boxing::BoxCtx;
+use crate::codec::py_encode::Encoder;
+use crate::codec::py_sink::PySink;
 use crate::errors::{wire_err, ProtocolError, TruncatedFrame};
 use crate::gate::Gate;
+use crate::io::outgoing::Outgoing;
+use crate::io::transport::{eof_error, Transport};
+use crate::io::wait::Readable;
 use crate::objects::ObjectTable;
-use crate::outgoing::Outgoing;
 use crate::releases::{self, Hold, Releases};
 use crate::threads;
-use crate::transport::{eof_error, Readable, Transport};
 use crate::work::{Work, WorkKind};
 use pyo3::exceptions::{PyKeyError, PyRuntimeError, PyTimeoutError, PyValueError};
 use pyo3::intern;
 use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
 use pyo3::types::{PyDict, PyTuple, PyType};
+use rpyc_wire::brine::{self, Cursor, Skip, Value};
 use rpyc_wire::consts::{
-    handler, tag, COMPRESSION_LEVEL, FRAME_HEADER_LEN, FRAME_TRAILER, MSG_EXCEPTION, MSG_REPLY,
-    MSG_REQUEST, THREAD_PREFIX_LEN,
+    handler, COMPRESSION_LEVEL, FRAME_HEADER_LEN, FRAME_TRAILER, MSG_EXCEPTION, MSG_REQUEST,
 };
 use rpyc_wire::frame::{self, FrameHeader};
+use rpyc_wire::message;
 use rpyc_wire::{Limits, WireError};
 use rustc_hash::FxHashMap as HashMap;
 use std::cell::RefCell;
@@ -513,7 +515,7 @@ impl Engine {
                 return Err(e);
             }
         };
-        let res = self.process(slf, payload.bytes());
+        let res = self.process(slf, payload.bytes(), self.settings()?.bind_threads);
         self.advance(&mut self.lock());
         match res {
             Ok(Some(work)) => Ok(Step::Work(work)),
@@ -615,121 +617,92 @@ impl Engine {
         }
     }
 
-    /// Decode one frame's payload: file a reply, or return the work it asks of Python.
-    fn process(&self, slf: &Bound<'_, Engine>, payload: &[u8]) -> PyResult<Option<WorkKind>> {
-        let (peer_thread, body) = if self.settings()?.bind_threads {
-            if payload.len() < THREAD_PREFIX_LEN {
-                return Err(wire_err(WireError::BadMessage(format!(
-                    "message of {} bytes has no 16-byte thread prefix (does the peer use bind_threads too?)",
-                    payload.len()
-                ))));
-            }
-            let mut sender = [0u8; 8];
-            sender.copy_from_slice(&payload[..8]);
-            (u64::from_be_bytes(sender), &payload[THREAD_PREFIX_LEN..])
-        } else {
-            (0, payload)
-        };
-        self.process_message(slf, peer_thread, body)
-    }
-
-    /// Decode one message (`msg_type | brine((seq, body))`, without thread prefix) sent by
-    /// peer thread `peer_thread`.
-    fn process_message(
+    /// Decode one frame's payload (with the thread prefix when `bind_threads`): file a
+    /// reply, or return the work it asks of Python.
+    fn process(
         &self,
         slf: &Bound<'_, Engine>,
-        peer_thread: u64,
-        body: &[u8],
+        payload: &[u8],
+        bind_threads: bool,
     ) -> PyResult<Option<WorkKind>> {
         let py = slf.py();
-        let s = self.settings()?;
-        let Some((&mtype, rest)) = body.split_first() else {
+        let max_depth = self.settings()?.limits.max_nesting_depth;
+        let Some(env) =
+            message::read_envelope(payload, bind_threads, max_depth).map_err(wire_err)?
+        else {
             // Upstream treats an empty payload as "nothing arrived".
             return Ok(None);
         };
-        let mut r = Reader::new(rest, s.limits.max_nesting_depth);
-        if !matches!(mtype, MSG_REQUEST | MSG_REPLY | MSG_EXCEPTION) {
-            return Err(wire_err(WireError::UnknownMessageType(mtype)));
-        }
-        if r.byte("message").map_err(wire_err)? != tag::TUP2 {
-            return Err(wire_err(WireError::BadMessage(
-                "message body is not a (seq, body) pair".into(),
-            )));
-        }
-        let seq = r.value(py, 1)?.into_bound(py);
+        let peer_thread = env.threads.map_or(0, |(sender, _)| sender);
+        let mut cur = Cursor::at(message::message_bytes(payload, bind_threads), env.body);
         let conn = slf.as_any();
         let base = netref_base(py)?;
         let ctx = self.box_ctx(conn, base)?;
-        match mtype {
-            MSG_REQUEST => {
-                if r.byte("request").map_err(wire_err)? != tag::TUP2 {
-                    return Err(wire_err(WireError::BadMessage(
-                        "request body is not a (handler, args) pair".into(),
-                    )));
-                }
-                // Upstream answers an unknown handler (of any type) with KeyError(handler).
-                let handler = r.value(py, 2)?.into_bound(py);
-                let args = match handler.extract::<i64>() {
-                    Ok(id) => ctx.unbox(&mut r, 0).map(|a| (id, a)),
-                    Err(_) => Err(PyKeyError::new_err((handler.unbind(),))),
-                };
-                let (handler_id, args) = match args {
-                    Ok((id, a)) if r.at_end() => (id, Ok(a)),
-                    Ok((id, _)) => (
-                        id,
-                        Err(wire_err(WireError::TrailingBytes { offset: r.pos() })),
-                    ),
+        if env.msg_type == MSG_REQUEST {
+            // Upstream answers an unknown handler (of any type) with KeyError(handler).
+            let (handler_id, args) = match env.handler_id() {
+                Some(id) => match ctx.unbox(&mut cur, message::ARGS_LEVEL) {
                     Err(e) if e.is_instance_of::<ProtocolError>(py) => return Err(e),
-                    Err(e) => (-1, Err(e)),
-                };
-                if handler_id == handler::DEL {
-                    if let Ok(a) = &args {
-                        if self.serve_release(conn, peer_thread, &seq, a.bind(py))? {
-                            return Ok(None);
-                        }
+                    args => (id, args),
+                },
+                None => {
+                    brine::read(&mut cur, message::ARGS_LEVEL, max_depth, &mut Skip)
+                        .map_err(wire_err)?;
+                    let handler = value_to_py(py, env.handler.as_ref(), max_depth)?;
+                    (-1, Err(PyKeyError::new_err((handler,))))
+                }
+            };
+            // Extra bytes after the arguments: the request is refused (its frame is intact,
+            // so the connection goes on; upstream would ignore them).
+            let args = args.and_then(|a| cur.finish().map(|()| a).map_err(wire_err));
+            if handler_id == handler::DEL {
+                if let Ok(a) = &args {
+                    if self.serve_release(conn, peer_thread, &env.seq, a.bind(py))? {
+                        return Ok(None);
                     }
                 }
-                Ok(Some(WorkKind::Request {
-                    seq: seq.unbind(),
-                    handler: handler_id,
-                    args: Mutex::new(Some(args)),
-                    peer: peer_thread,
-                }))
             }
-            _ => {
-                let outcome = if mtype == MSG_REPLY {
-                    // Unboxed even when nobody waits: the proxies it holds must be released
-                    // (DEL), or the peer would keep their objects.
-                    ctx.unbox(&mut r, 0)
-                } else {
-                    let raw = r.value(py, 0)?;
-                    let awaited = seq
-                        .extract::<u64>()
-                        .is_ok_and(|s| self.lock().pending.contains_key(&s));
-                    if awaited {
-                        // A peer's odd exception description is the waiter's error, not ours.
-                        conn.call_method1(intern!(py, "_unpack_exception"), (raw,))
-                            .map(Bound::unbind)
-                    } else {
-                        // Not unpacked: that costs a class per exception name a peer invents.
-                        Ok(py.None())
-                    }
-                };
-                let outcome = match outcome {
-                    Err(e) if e.is_instance_of::<ProtocolError>(py) => return Err(e),
-                    Ok(v) => {
-                        r.finish()?;
-                        Ok(v)
-                    }
-                    // A well-formed reply of the wrong shape: the waiter gets the error.
-                    Err(e) => Err(e),
-                };
-                let Ok(seq) = seq.extract::<u64>() else {
-                    return Ok(None);
-                };
-                self.deliver(py, seq, mtype == MSG_EXCEPTION, outcome)
-            }
+            return Ok(Some(WorkKind::Request {
+                seq: env.seq,
+                handler: handler_id,
+                args: Mutex::new(Some(args)),
+                peer: peer_thread,
+            }));
         }
+        let seq = env.seq.as_i64().and_then(|s| u64::try_from(s).ok());
+        let exception = env.msg_type == MSG_EXCEPTION;
+        let outcome = if !exception {
+            // Unboxed even when nobody waits: the proxies it holds must be released
+            // (DEL), or the peer would keep their objects.
+            ctx.unbox(&mut cur, message::ANSWER_LEVEL)
+        } else {
+            let raw = brine::read(
+                &mut cur,
+                message::ANSWER_LEVEL,
+                max_depth,
+                &mut PySink::new(py),
+            )?;
+            let awaited = seq.is_some_and(|s| self.lock().pending.contains_key(&s));
+            if awaited {
+                // A peer's odd exception description is the waiter's error, not ours.
+                conn.call_method1(intern!(py, "_unpack_exception"), (raw,))
+                    .map(Bound::unbind)
+            } else {
+                // Not unpacked: that costs a class per exception name a peer invents.
+                Ok(py.None())
+            }
+        };
+        let outcome = match outcome {
+            Err(e) if e.is_instance_of::<ProtocolError>(py) => return Err(e),
+            // Extra bytes after the body: refused, for the waiter (as for a request).
+            Ok(v) => cur.finish().map(|()| v).map_err(wire_err),
+            // A well-formed reply of the wrong shape: the waiter gets the error.
+            Err(e) => Err(e),
+        };
+        let Some(seq) = seq else {
+            return Ok(None);
+        };
+        self.deliver(py, seq, exception, outcome)
     }
 
     /// Hand an answer to whoever waits for `seq` (answers nobody waits for are dropped).
@@ -779,24 +752,23 @@ impl Engine {
         &self,
         conn: &Bound<'_, PyAny>,
         buf: &mut Vec<u8>,
-        seq: &Bound<'_, PyAny>,
+        seq: &Value,
         exc: &Bound<'_, PyAny>,
     ) -> PyResult<()> {
         let py = conn.py();
         let start = buf.len();
         let raw = conn.call_method1(intern!(py, "_dump_exception"), (exc,))?;
-        buf.push(MSG_EXCEPTION);
-        buf.push(tag::TUP2);
-        put_seq(buf, seq, self.settings()?.limits.max_nesting_depth)?;
-        let mut enc = Encoder::new(buf, self.settings()?.limits.max_nesting_depth);
-        if let Err(err) = enc.value(&raw, 0) {
+        let max_depth = self.settings()?.limits.max_nesting_depth;
+        message::write_answer_head(buf, true, seq, max_depth).map_err(wire_err)?;
+        let mut enc = Encoder::new(buf, max_depth);
+        if let Err(err) = enc.value(&raw, message::ANSWER_LEVEL) {
             buf.truncate(start);
             return Err(err.into_pyerr(&raw));
         }
         Ok(())
     }
 
-    fn request_of(work: &Work) -> PyResult<(&Py<PyAny>, u64)> {
+    fn request_of(work: &Work) -> PyResult<(&Value, u64)> {
         match &work.kind {
             WorkKind::Request { seq, peer, .. } => Ok((seq, *peer)),
             WorkKind::Deliver { .. } => Err(PyValueError::new_err("not a request")),
@@ -845,24 +817,22 @@ impl Engine {
         &self,
         conn: &Bound<'_, PyAny>,
         peer: u64,
-        seq: &Bound<'_, PyAny>,
+        seq: &Value,
         value: &Bound<'_, PyAny>,
     ) -> PyResult<Outgoing> {
         let py = conn.py();
         let ctx = self.box_ctx(conn, netref_base(py)?)?;
         let mut out = self.begin_payload(peer)?;
-        out.buf.push(MSG_REPLY);
-        out.buf.push(tag::TUP2);
-        put_seq(&mut out.buf, seq, self.settings()?.limits.max_nesting_depth)?;
+        let max_depth = self.settings()?.limits.max_nesting_depth;
+        message::write_answer_head(&mut out.buf, false, seq, max_depth).map_err(wire_err)?;
         match ctx
-            .put_boxed(&mut out, value, 0)
+            .put_boxed(&mut out, value, message::ANSWER_LEVEL)
             .and_then(|()| self.seal_frame(py, out))
         {
             Ok(framed) => Ok(framed),
             Err(e) => {
                 // A reply that cannot be encoded (or sent: too large, object table full)
-                // becomes an exception reply instead of killing the connection (WIRE.md §17
-                // item 12).
+                // becomes an exception reply instead of killing the connection.
                 ctx.undo();
                 self.exception_frame(conn, peer, seq, e.value(py).as_any())
             }
@@ -878,7 +848,7 @@ impl Engine {
         &self,
         conn: &Bound<'_, PyAny>,
         peer: u64,
-        seq: &Bound<'_, PyAny>,
+        seq: &Value,
         args: &Bound<'_, PyAny>,
     ) -> PyResult<bool> {
         if self.upstream_over_tls()? {
@@ -895,7 +865,7 @@ impl Engine {
             },
             _ => return Ok(false),
         };
-        let Ok((_, key)) = crate::boxing::id_pack_of(&args.get_item(0)?) else {
+        let Ok((_, key)) = crate::codec::id_pack::id_pack_of(&args.get_item(0)?) else {
             return Ok(false);
         };
         drop(self.objects.decref(key, count));
@@ -918,13 +888,9 @@ impl Engine {
     ) -> PyResult<(u64, Outgoing)> {
         let seq = self.next_seq.fetch_add(1, Ordering::Relaxed);
         let mut out = self.begin_payload(threads::current_peer())?;
-        out.buf.push(MSG_REQUEST);
-        out.buf.push(tag::TUP2);
-        put_i64(&mut out.buf, seq as i64);
-        out.buf.push(tag::TUP2);
-        put_i64(&mut out.buf, handler_id);
+        message::write_request_head(&mut out.buf, seq, handler_id);
         match ctx
-            .put_boxed(&mut out, args.as_any(), 0)
+            .put_boxed(&mut out, args.as_any(), message::ARGS_LEVEL)
             .and_then(|()| self.seal_frame(py, out))
         {
             Ok(framed) => Ok((seq, framed)),
@@ -941,7 +907,7 @@ impl Engine {
         &self,
         conn: &Bound<'_, PyAny>,
         peer: u64,
-        seq: &Bound<'_, PyAny>,
+        seq: &Value,
         exc: &Bound<'_, PyAny>,
     ) -> PyResult<Outgoing> {
         let py = conn.py();
@@ -997,12 +963,13 @@ fn frame_len(n: usize) -> PyResult<u32> {
     })
 }
 
-/// Append the seq of a request being answered. Upstream echoes whatever seq it received, so
-/// any value the decoder let in must encode again: same depth limit.
-fn put_seq(buf: &mut Vec<u8>, seq: &Bound<'_, PyAny>, max_depth: usize) -> PyResult<()> {
-    let mut enc = Encoder::new(buf, max_depth);
-    enc.value(seq, 0)
-        .map_err(|e: EncodeError| e.into_pyerr(seq))
+/// A decoded value as the Python object it stands for (rare: a handler that is not an
+/// integer, for the `KeyError` upstream answers it with).
+fn value_to_py(py: Python<'_>, v: Option<&Value>, max_depth: usize) -> PyResult<Py<PyAny>> {
+    match v {
+        Some(v) => crate::codec::py_sink::load(py, &brine::to_vec(v), max_depth),
+        None => Ok(py.None()),
+    }
 }
 
 #[pymethods]
@@ -1138,7 +1105,7 @@ impl Engine {
         let this = slf.get();
         work.get().leave();
         let (seq, peer) = Self::request_of(work.get())?;
-        let framed = this.reply_frame(slf.as_any(), peer, seq.bind(py), value)?;
+        let framed = this.reply_frame(slf.as_any(), peer, seq, value)?;
         this.write_frame(py, &framed)
     }
 
@@ -1152,7 +1119,7 @@ impl Engine {
         let this = slf.get();
         work.get().leave();
         let (seq, peer) = Self::request_of(work.get())?;
-        let framed = this.exception_frame(slf.as_any(), peer, seq.bind(py), exc)?;
+        let framed = this.exception_frame(slf.as_any(), peer, seq, exc)?;
         this.write_frame(py, &framed)
     }
 
@@ -1306,7 +1273,7 @@ impl Engine {
         // would be processed; when another thread reads, process without it (a `Deliver`
         // handed out then has no role to release, which `_release_reader` tolerates).
         let reading = this.try_become_reader();
-        let res = this.process_message(slf, 0, data);
+        let res = this.process(slf, data, false);
         this.advance(&mut this.lock());
         if reading && !matches!(res, Ok(Some(WorkKind::Deliver { .. }))) {
             this.release_reader();
@@ -1334,7 +1301,7 @@ impl Engine {
 
     /// `HANDLE_DEL`: the peer dropped `count` references to `obj`.
     fn _decref_local(&self, obj: &Bound<'_, PyAny>, count: u64) -> PyResult<()> {
-        let (_, key) = crate::boxing::id_pack_of(obj)?;
+        let (_, key) = crate::codec::id_pack::id_pack_of(obj)?;
         drop(self.objects.decref(key, count));
         Ok(())
     }
@@ -1354,6 +1321,13 @@ impl Engine {
     #[getter]
     fn _engine_closed(&self) -> bool {
         self.closed.load(Ordering::SeqCst)
+    }
+
+    /// Whether the connection can no longer be used: closed, or ended by the peer, an I/O
+    /// error or a protocol error.
+    #[getter]
+    fn _engine_dead(&self) -> bool {
+        self.lock().dead.is_some()
     }
 }
 

@@ -1,26 +1,20 @@
 //! The `rpyc._core` extension module: brine codec over Python objects, the connection engine
 //! and its transports. The Python package `rpyc` is the face; this is where the work happens.
 
-mod acceptor;
 mod attrs;
-mod bigbuf;
-mod boxing;
-mod brine;
-mod busy_poll;
+mod codec;
 mod engine;
 mod errors;
 mod gate;
 mod gil;
+mod io;
 mod objects;
-mod outgoing;
 mod releases;
 mod threads;
 mod tls;
-mod transport;
 mod work;
 
-use brine::decode::Reader;
-use brine::encode::Encoder;
+use codec::py_encode::Encoder;
 use pyo3::prelude::*;
 use pyo3::types::PyBytes;
 use rpyc_wire::Limits;
@@ -42,7 +36,7 @@ fn dump<'py>(py: Python<'py>, obj: &Bound<'py, PyAny>) -> PyResult<Bound<'py, Py
     out.clear();
     let mut enc = Encoder::new(&mut out, Limits::default().max_nesting_depth);
     let encoded = enc.value(obj, 0).map_err(|e| e.into_pyerr(obj));
-    let result = encoded.and_then(|()| bigbuf::new_bytes(py, &out));
+    let result = encoded.and_then(|()| io::bigbuf::new_bytes(py, &out));
     if out.capacity() <= DUMP_SCRATCH_KEPT {
         DUMP_SCRATCH.set(out);
     }
@@ -52,22 +46,19 @@ fn dump<'py>(py: Python<'py>, obj: &Bound<'py, PyAny>) -> PyResult<Bound<'py, Py
 /// `brine.load(data)`: decode exactly one value (strict: no trailing bytes).
 #[pyfunction]
 fn load(py: Python<'_>, data: &[u8]) -> PyResult<Py<PyAny>> {
-    let mut r = Reader::new(data, Limits::default().max_nesting_depth);
-    let v = r.value(py, 0)?;
-    r.finish()?;
-    Ok(v)
+    codec::py_sink::load(py, data, Limits::default().max_nesting_depth)
 }
 
 /// `brine.dumpable(obj)`: whether `obj` travels by value.
 #[pyfunction]
 fn dumpable(obj: &Bound<'_, PyAny>) -> bool {
-    brine::encode::dumpable(obj)
+    codec::py_encode::dumpable(obj)
 }
 
 /// `rpyc.lib.get_id_pack` for local objects, computed the way the engine does.
 #[pyfunction]
 fn local_id_pack(obj: &Bound<'_, PyAny>) -> PyResult<(String, u64, u64)> {
-    let (name, key) = boxing::id_pack_of(obj)?;
+    let (name, key) = codec::id_pack::id_pack_of(obj)?;
     Ok((name.to_str()?.to_owned(), key.0, key.1))
 }
 
@@ -79,7 +70,7 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     Python::initialize();
     gil::note_main_thread();
     m.add_class::<engine::Engine>()?;
-    m.add_class::<acceptor::Acceptor>()?;
+    m.add_class::<io::acceptor::Acceptor>()?;
     m.add_class::<work::Work>()?;
     m.add_class::<tls::context::TlsContext>()?;
     m.add_class::<tls::socket::TlsSocket>()?;

@@ -14,7 +14,7 @@ use std::sync::Mutex;
 pub enum WorkKind {
     /// A request from the peer: run handler `handler` on `args` and answer `seq`.
     Request {
-        seq: Py<PyAny>,
+        seq: rpyc_wire::brine::Value,
         handler: i64,
         /// The unboxed argument tuple, or why it could not be unboxed.
         args: Mutex<Option<PyResult<Py<PyAny>>>>,

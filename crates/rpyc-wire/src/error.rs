@@ -16,6 +16,9 @@ pub enum WireError {
     BadCompression(String),
     /// Brine items nested deeper than `max_nesting_depth`.
     NestingTooDeep { max: usize },
+    /// A value of ours nested deeper than a peer with our `max_nesting_depth` accepts
+    /// (not sent).
+    OutgoingTooDeep { max: usize },
     /// Input ended inside an item.
     Truncated { what: &'static str, offset: usize },
     /// A tag byte that brine does not assign.
@@ -30,6 +33,9 @@ pub enum WireError {
     ExpectedInteger { what: &'static str, offset: usize },
     /// A SLICE or FSET whose inner item is not a tuple of the right shape.
     BadContainer { what: &'static str, offset: usize },
+    /// A frozenset member that a Python peer cannot hold: unhashable, or one of too many
+    /// with the same hash (a hash-flooding pattern).
+    BadSetMember { why: String, offset: usize },
     /// Bytes left over after the one value a buffer must hold.
     TrailingBytes { offset: usize },
     /// A well-formed item in a form upstream's encoder never produces (a length field
@@ -68,6 +74,10 @@ impl fmt::Display for WireError {
                 f,
                 "brine data nested deeper than max_nesting_depth={max} (raise the max_nesting_depth config key to accept it)"
             ),
+            WireError::OutgoingTooDeep { max } => write!(
+                f,
+                "value nested deeper than max_nesting_depth={max} (raise the max_nesting_depth config key on both sides to send it)"
+            ),
             WireError::Truncated { what, offset } => {
                 write!(f, "brine data truncated inside {what} at byte {offset}")
             }
@@ -89,6 +99,9 @@ impl fmt::Display for WireError {
             }
             WireError::BadContainer { what, offset } => {
                 write!(f, "brine {what} item at byte {offset} does not hold a valid tuple")
+            }
+            WireError::BadSetMember { why, offset } => {
+                write!(f, "brine frozenset at byte {offset}: {why}")
             }
             WireError::TrailingBytes { offset } => {
                 write!(f, "unexpected bytes after the brine value at byte {offset}")

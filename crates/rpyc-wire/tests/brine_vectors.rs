@@ -61,7 +61,7 @@ fn expect_kind(why: &str, e: &WireError) {
         WireError::Truncated { .. } => true,
         WireError::NonCanonical { .. } => why.starts_with("TUP_L1 length 2"),
         WireError::BadUnicode { .. } => why.starts_with("UNICODE"),
-        WireError::BadInteger { .. } => why.starts_with("INT_L"),
+        WireError::BadInteger { .. } | WireError::IntegerTooLong { .. } => why.starts_with("INT_L"),
         WireError::BadContainer { .. } => why.starts_with("SLICE") || why.starts_with("FSET"),
         _ => false,
     };
@@ -195,7 +195,10 @@ fn integer_text_limits() {
         assert!(brine::try_encode(&v, &mut Vec::new()).is_ok());
     }
     let v = Value::BigInt("9".repeat(4301));
-    assert!(matches!(dec(&enc(&v)), Err(WireError::BadInteger { .. })));
+    assert!(matches!(
+        dec(&enc(&v)),
+        Err(WireError::IntegerTooLong { digits: 4301, .. })
+    ));
     let mut out = Vec::new();
     assert!(matches!(
         brine::try_encode(&v, &mut out),

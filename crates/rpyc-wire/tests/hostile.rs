@@ -153,7 +153,7 @@ fn deep_frozenset_members_are_not_compared_recursively() {
 fn frozenset_chains(n: usize, depth: usize) -> Vec<u8> {
     let chains = n / depth;
     let mut data = Vec::new();
-    brine::encode_tuple_header(chains, &mut data);
+    brine::write::tuple_header(&mut data, chains);
     for _ in 0..chains {
         // Outermost first: each level is FSET TUP2 <inner> 1; the innermost is {0, 1}.
         data.extend_from_slice(&[0x1a, 0x11].repeat(depth));
@@ -202,10 +202,6 @@ fn duplicates_are_found_through_nested_containers() {
             Tuple(vec![Fs(vec![Int(1), Int(2)]), x()]),
             Tuple(vec![Fs(vec![Float(2.0), Bool(true)]), x()]),
         ]),
-        Fs(vec![
-            Value::slice(Fs(vec![Int(1)]), Value::None, Int(1)),
-            Value::slice(Fs(vec![Float(1.0)]), Value::None, Bool(true)),
-        ]),
         Tuple(vec![Fs(vec![
             Fs(vec![Fs(vec![Int(3)]), Int(4)]),
             Fs(vec![Int(4), Fs(vec![Int(3)])]),
@@ -216,6 +212,29 @@ fn duplicates_are_found_through_nested_containers() {
             "{dup:?}"
         );
     }
+    // A slice anywhere inside a frozenset is unhashable (before Python 3.12; refused on
+    // every version so that all decoders agree), whatever else the members hold.
+    for unhashable in [
+        Fs(vec![
+            Value::slice(Fs(vec![Int(1)]), Value::None, Int(1)),
+            Value::slice(Fs(vec![Float(1.0)]), Value::None, Bool(true)),
+        ]),
+        Fs(vec![Tuple(vec![
+            Int(1),
+            Tuple(vec![Value::slice(Int(1), Int(2), Int(3))]),
+        ])]),
+    ] {
+        assert!(
+            matches!(
+                decode(unhashable.clone()),
+                Err(WireError::BadSetMember { .. })
+            ),
+            "{unhashable:?}"
+        );
+    }
+    // A frozenset inside a slice is fine.
+    let fine = Value::slice(Fs(vec![Int(1)]), Value::None, Value::None);
+    assert_eq!(decode(fine.clone()), Ok(fine));
     for ok in [
         Fs(vec![
             Tuple(vec![Fs(vec![Int(1), Int(2)]), x()]),

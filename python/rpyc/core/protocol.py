@@ -203,7 +203,9 @@ class Connection(_core.Engine):
 
     @property
     def closed(self) -> bool:
-        return self._closed
+        """True once closed, or once the connection ended (the peer closed it, or it was
+        dropped for an I/O or protocol error)."""
+        return self._closed or self._engine_dead
 
     def close(self) -> None:
         """Tell the peer we close (``HANDLE_CLOSE``), then tear down and call the local

@@ -318,7 +318,7 @@ impl TlsContext {
         server_hostname: Option<&str>,
         timeout: f64,
     ) -> PyResult<TlsSocket> {
-        let sock = crate::transport::dup_socket(fd)?;
+        let sock = crate::io::wait::dup_socket(fd)?;
         let peer = sock
             .peer_addr()
             .ok()

@@ -7,8 +7,8 @@
 //! waits for the other side to read, and neither reader could take the lock to do so).
 //! The socket is non-blocking for the same reason.
 
-use crate::busy_poll::BusyPoll;
-use crate::transport::{wait_ready, Readable};
+use crate::io::busy_poll::BusyPoll;
+use crate::io::wait::{wait_ready, Readable};
 use socket2::Socket;
 use std::io::{self, Read, Write};
 use std::sync::{Mutex, MutexGuard};

@@ -5,7 +5,7 @@
 use super::errors::io_error;
 use super::peer_cert::certificate_dict;
 use super::session::TlsSession;
-use crate::transport::Readable;
+use crate::io::wait::Readable;
 use pyo3::exceptions::PyTimeoutError;
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyTuple};

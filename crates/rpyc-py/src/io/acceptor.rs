@@ -3,7 +3,7 @@
 //! accepting thread, and Python code must not run below native frames, which a daemon thread
 //! ended by interpreter shutdown cannot unwind through.
 
-use crate::transport::{dup_socket, wait_ready};
+use super::wait::{dup_socket, wait_ready};
 use pyo3::prelude::*;
 use socket2::Socket;
 use std::io;

@@ -1,0 +1,349 @@
+//! The brine [`Sink`] that builds Python objects: `rpyc_wire`'s one reader decodes peer
+//! bytes straight into them (no intermediate value tree).
+
+use crate::errors::wire_err;
+use pyo3::exceptions::PyTypeError;
+use pyo3::ffi;
+use pyo3::prelude::*;
+use pyo3::types::{PyComplex, PyFloat, PyFrozenSet, PyTuple};
+use rpyc_wire::brine::{self, Container, Cursor, Sink, Text};
+use rpyc_wire::WireError;
+
+/// Most members of one frozenset that may share a Python hash. CPython compares a new member
+/// with every member of equal hash, so `n` members that all hash alike (integers
+/// `k * (2**61 - 1)` do) cost `n²/2` comparisons with the GIL held: 16,000 of them took
+/// 2.5 s. Legitimate sets hold at most a handful of equal hashes (`hash(-1) == hash(-2)`).
+pub const MAX_EQUAL_HASHES: usize = 16;
+
+/// Decode the one value that fills `data` (`brine.load`).
+pub fn load(py: Python<'_>, data: &[u8], max_depth: usize) -> PyResult<Py<PyAny>> {
+    let mut cur = Cursor::new(data);
+    let value = brine::read(&mut cur, 0, max_depth, &mut PySink::new(py))?;
+    cur.finish().map_err(wire_err)?;
+    Ok(value)
+}
+
+/// Builds Python objects for the brine reader. One sink decodes one value: after an error
+/// its state is not reusable.
+pub struct PySink<'py> {
+    py: Python<'py>,
+    /// Frozensets open around the current position (a slice inside one is refused).
+    sets_open: usize,
+}
+
+impl<'py> PySink<'py> {
+    pub fn new(py: Python<'py>) -> Self {
+        PySink { py, sets_open: 0 }
+    }
+
+    pub fn py(&self) -> Python<'py> {
+        self.py
+    }
+}
+
+/// A container being built.
+pub enum PyBuilder<'py> {
+    /// A tuple filled in place, `next` being the slot the next member goes to.
+    Tuple {
+        tuple: Bound<'py, PyTuple>,
+        next: ffi::Py_ssize_t,
+        len: ffi::Py_ssize_t,
+    },
+    /// Frozenset members or slice parts, built once all are in.
+    Items(Vec<Py<PyAny>>),
+}
+
+type R = PyResult<Py<PyAny>>;
+
+impl<'py> Sink for PySink<'py> {
+    type Value = Py<PyAny>;
+    type Builder = PyBuilder<'py>;
+    type Error = PyErr;
+
+    #[cold]
+    #[inline(never)]
+    fn wire_error(&mut self, e: WireError) -> PyErr {
+        wire_err(e)
+    }
+    fn none(&mut self) -> R {
+        Ok(self.py.None())
+    }
+    fn boolean(&mut self, v: bool) -> R {
+        Ok(pyo3::types::PyBool::new(self.py, v)
+            .to_owned()
+            .into_any()
+            .unbind())
+    }
+    fn ellipsis(&mut self) -> R {
+        Ok(self.py.Ellipsis())
+    }
+    fn not_implemented(&mut self) -> R {
+        Ok(self.py.NotImplemented())
+    }
+    #[inline]
+    fn int(&mut self, v: i64) -> R {
+        Ok(v.into_pyobject(self.py)?.into_any().unbind())
+    }
+    fn big_int(&mut self, text: &[u8]) -> R {
+        big_int_from_text(self.py, text)
+    }
+    fn float(&mut self, v: f64) -> R {
+        Ok(PyFloat::new(self.py, v).into_any().unbind())
+    }
+    fn complex(&mut self, re: f64, im: f64) -> R {
+        Ok(PyComplex::from_doubles(self.py, re, im).into_any().unbind())
+    }
+    #[inline]
+    fn bytes(&mut self, b: &[u8]) -> R {
+        Ok(crate::io::bigbuf::new_bytes(self.py, b)?
+            .into_any()
+            .unbind())
+    }
+    #[inline]
+    fn str(&mut self, text: Text<'_>) -> R {
+        new_str(self.py, text)
+    }
+
+    #[inline]
+    fn begin(&mut self, kind: Container, len: usize) -> PyResult<PyBuilder<'py>> {
+        if kind != Container::Tuple {
+            if kind == Container::FrozenSet {
+                self.sets_open += 1;
+            }
+            return Ok(PyBuilder::Items(Vec::with_capacity(len)));
+        }
+        let len =
+            ffi::Py_ssize_t::try_from(len).map_err(|_| PyTypeError::new_err("tuple too long"))?;
+        // SAFETY: PyTuple_New returns a new tuple of `len` NULL slots (or NULL with an error
+        // set); a tuple dropped half-filled releases only the slots that were set.
+        let tuple = unsafe { Bound::from_owned_ptr_or_err(self.py, ffi::PyTuple_New(len))? };
+        // A brine tuple holds only immutable brine values made before it, so it can never be
+        // part of a reference cycle: the cycle collector has nothing to find in it. Left
+        // tracked, every decoded tuple would be traversed by the young-generation collections
+        // the decode itself triggers (CPython would untrack most of them later anyway).
+        // SAFETY: a tuple just made by PyTuple_New is tracked and owned here. (The empty
+        // tuple is a shared singleton that is never tracked: left alone.)
+        if len > 0 {
+            unsafe { ffi::PyObject_GC_UnTrack(tuple.as_ptr().cast()) };
+        }
+        // SAFETY: it is a tuple, made above.
+        let tuple = unsafe { tuple.cast_into_unchecked::<PyTuple>() };
+        Ok(PyBuilder::Tuple {
+            tuple,
+            next: 0,
+            len,
+        })
+    }
+
+    #[inline]
+    fn push(&mut self, builder: &mut PyBuilder<'py>, item: Py<PyAny>) -> PyResult<()> {
+        match builder {
+            PyBuilder::Tuple { tuple, next, len } => {
+                // The reader pushes exactly `len` members; a surplus would be an error, not
+                // a write.
+                if *next >= *len {
+                    return Err(PyTypeError::new_err("tuple member beyond its length"));
+                }
+                // SAFETY: `next` < the length, the slot is empty and the tuple is not shared
+                // yet; the reference to `item` is handed over.
+                unsafe { ffi::PyTuple_SET_ITEM(tuple.as_ptr(), *next, item.into_ptr()) };
+                *next += 1;
+            }
+            PyBuilder::Items(items) => items.push(item),
+        }
+        Ok(())
+    }
+
+    #[inline]
+    fn end(&mut self, builder: PyBuilder<'py>, kind: Container, offset: usize) -> R {
+        match (builder, kind) {
+            (PyBuilder::Tuple { tuple, .. }, _) => Ok(tuple.into_any().unbind()),
+            (PyBuilder::Items(items), kind) => self.end_items(items, kind, offset),
+        }
+    }
+}
+
+impl PySink<'_> {
+    /// Finish a frozenset or slice (out of line: tuples are the hot path).
+    #[inline(never)]
+    fn end_items(&mut self, items: Vec<Py<PyAny>>, kind: Container, offset: usize) -> R {
+        if kind == Container::FrozenSet {
+            self.sets_open -= 1;
+            return frozenset(self.py, items, offset);
+        }
+        if self.sets_open > 0 {
+            return Err(wire_err(slice_in_set(offset)));
+        }
+        match &items[..] {
+            [start, stop, step] => new_slice(self.py, start, stop, step),
+            _ => Err(wire_err(WireError::BadContainer {
+                what: "SLICE",
+                offset,
+            })),
+        }
+    }
+}
+
+/// A slice inside a frozenset: unhashable before Python 3.12, and refused on every version
+/// so that every decoder (`rpyc_wire`'s `Value` one too) agrees.
+fn slice_in_set(offset: usize) -> WireError {
+    WireError::BadSetMember {
+        why: "a slice inside a frozenset (unhashable)".to_owned(),
+        offset,
+    }
+}
+
+/// A frozenset of `items`, refusing what upstream's encoder cannot produce: members equal
+/// under Python's `==` (a frozenset never holds two) and unhashable members (a slice before
+/// Python 3.12, or a tuple holding one). Refuses too a hash-flooding pattern (see
+/// [`MAX_EQUAL_HASHES`]) before CPython spends quadratic time on it.
+#[inline(never)]
+fn frozenset(py: Python<'_>, items: Vec<Py<PyAny>>, offset: usize) -> R {
+    let mut hashes = Vec::with_capacity(items.len());
+    for item in &items {
+        match item.bind(py).hash() {
+            Ok(h) => hashes.push(h),
+            Err(e) if e.is_instance_of::<PyTypeError>(py) => {
+                let name = item.bind(py).get_type().name().map(|n| n.to_string());
+                return Err(wire_err(WireError::BadSetMember {
+                    why: format!(
+                        "a frozenset holds an unhashable member ({})",
+                        name.as_deref().unwrap_or("?")
+                    ),
+                    offset,
+                }));
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    hashes.sort_unstable();
+    let most = hashes
+        .chunk_by(|a, b| a == b)
+        .map(<[isize]>::len)
+        .max()
+        .unwrap_or(0);
+    if most > MAX_EQUAL_HASHES {
+        return Err(wire_err(WireError::BadSetMember {
+            why: format!(
+                "a frozenset holds {most} members with the same hash: duplicate members, or a \
+                 hash-flooding pattern (at most {MAX_EQUAL_HASHES} are accepted)"
+            ),
+            offset,
+        }));
+    }
+    let set = PyFrozenSet::new(py, items.iter())?;
+    if set.len() != items.len() {
+        return Err(wire_err(WireError::NonCanonical {
+            what: "FSET with duplicate members",
+            offset,
+        }));
+    }
+    Ok(set.into_any().unbind())
+}
+
+/// A str from validated text, built directly in its final width: CPython's generic
+/// decoder grows a writer for non-ASCII text, which costs more than the whole copy here.
+#[inline]
+fn new_str(py: Python<'_>, text: Text<'_>) -> R {
+    let made = match text {
+        Text::Ascii(raw) => str_of_width(py, raw.len(), 127, |dst: *mut u8| {
+            // SAFETY: `dst` has room for `raw.len()` one-byte characters.
+            unsafe { std::ptr::copy_nonoverlapping(raw.as_ptr(), dst, raw.len()) }
+        }),
+        Text::Utf8(text) => non_ascii_str(py, text),
+    };
+    made.ok_or_else(|| PyErr::fetch(py))
+}
+
+#[inline(never)]
+fn non_ascii_str(py: Python<'_>, text: &str) -> Option<Py<PyAny>> {
+    let (count, max) = text
+        .chars()
+        .fold((0usize, 0u32), |(n, m), c| (n + 1, m.max(c as u32)));
+    if max < 0x100 {
+        str_of_width(py, count, max, |dst: *mut u8| fill(text, dst, |c| c as u8))
+    } else if max < 0x10000 {
+        str_of_width(py, count, max, |dst: *mut u16| {
+            fill(text, dst, |c| c as u16)
+        })
+    } else {
+        str_of_width(py, count, max, |dst: *mut u32| {
+            fill(text, dst, |c| c as u32)
+        })
+    }
+}
+
+/// A new str of `count` characters, all at most `max`, whose storage (one code unit of type
+/// `T` per character: the width CPython picks for `max`) `write` fills in full. `None`
+/// with the Python error set when CPython cannot allocate it.
+fn str_of_width<T>(
+    py: Python<'_>,
+    count: usize,
+    max: u32,
+    write: impl FnOnce(*mut T),
+) -> Option<Py<PyAny>> {
+    let len = ffi::Py_ssize_t::try_from(count).ok()?;
+    // SAFETY: PyUnicode_New returns a new, uninitialised compact str of `len` characters whose
+    // code units have the width `max` calls for (that of `T`, chosen by the caller), or NULL
+    // with an error set. `write` fills every unit before the str is shared.
+    unsafe {
+        let ptr = ffi::PyUnicode_New(len, max);
+        if ptr.is_null() {
+            return None;
+        }
+        write(ffi::PyUnicode_DATA(ptr).cast::<T>());
+        Some(Bound::from_owned_ptr(py, ptr).unbind())
+    }
+}
+
+/// Write each character of `text` as one code unit at `dst` (which has room for them all).
+fn fill<T>(text: &str, dst: *mut T, unit: impl Fn(char) -> T) {
+    for (i, c) in text.chars().enumerate() {
+        // SAFETY: `i` < the character count the caller allocated for.
+        unsafe { dst.add(i).write(unit(c)) };
+    }
+}
+
+/// An integer beyond i64 from its validated canonical text (at most 4300 digits). Up to
+/// 38 digits it is built from its binary value (CPython's decimal parser costs ten times
+/// more), read as two halves of at most 19 digits that each fit a u64.
+#[inline(never)]
+fn big_int_from_text(py: Python<'_>, text: &[u8]) -> R {
+    let (negative, digits) = match text.split_first() {
+        Some((b'-', rest)) => (true, rest),
+        _ => (false, text),
+    };
+    if digits.len() <= 38 {
+        let split = digits.len().saturating_sub(19);
+        let (high, low) = digits.split_at(split);
+        // < 10^38 < 2^127: fits an i128 with either sign.
+        let magnitude =
+            u128::from(decimal_u64(high)) * 10u128.pow(19) + u128::from(decimal_u64(low));
+        let value = magnitude as i128;
+        let value = if negative { -value } else { value };
+        return Ok(value.into_pyobject(py)?.into_any().unbind());
+    }
+    let mut cstr = Vec::with_capacity(text.len() + 1);
+    cstr.extend_from_slice(text);
+    cstr.push(0);
+    // SAFETY: `cstr` is NUL-terminated and outlives the call; a NULL result sets an error.
+    unsafe {
+        let ptr = ffi::PyLong_FromString(cstr.as_ptr().cast(), std::ptr::null_mut(), 10);
+        Bound::from_owned_ptr_or_err(py, ptr).map(Bound::unbind)
+    }
+}
+
+/// The value of at most 19 validated ASCII digits (0 for none).
+fn decimal_u64(digits: &[u8]) -> u64 {
+    digits
+        .iter()
+        .fold(0u64, |acc, &d| acc * 10 + u64::from(d - b'0'))
+}
+
+fn new_slice(py: Python<'_>, a: &Py<PyAny>, b: &Py<PyAny>, c: &Py<PyAny>) -> R {
+    // SAFETY: PySlice_New borrows its three arguments and returns a new reference or NULL.
+    unsafe {
+        let ptr = ffi::PySlice_New(a.as_ptr(), b.as_ptr(), c.as_ptr());
+        Bound::from_owned_ptr_or_err(py, ptr).map(|b| b.unbind())
+    }
+}
