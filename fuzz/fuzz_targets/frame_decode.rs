@@ -11,7 +11,7 @@
 
 use libfuzzer_sys::fuzz_target;
 use rpyc_wire::consts::FRAME_HEADER_LEN;
-use rpyc_wire::frame::{self, FrameDecoder, FrameHeader};
+use rpyc_wire::frame::{self, FrameDecoder, FrameHeader, Payload};
 use rpyc_wire::{Limits, WireError};
 use rpyc_wire_fuzz::peak_during;
 use std::collections::hash_map::DefaultHasher;
@@ -103,7 +103,7 @@ fn run(data: &[u8], mut mode: Mode) -> Vec<Outcome> {
             Mode::Whole => data.len(),
             Mode::Pieces(s) => s.chunk(data.len() - fed),
         };
-        let (_, peak) = peak_during(|| dec.feed(&data[fed..fed + n]));
+        let (_, peak) = peak_during(|| dec.feed(&data[fed..fed + n]).expect("room to buffer"));
         fed += n;
         // Amortised buffer: consumed bytes are dropped once they are at least half of it,
         // and a Vec grows by doubling, so capacity stays within 4x what is buffered.
@@ -133,7 +133,7 @@ fn run(data: &[u8], mut mode: Mode) -> Vec<Outcome> {
             } else {
                 let (result, peak) = peak_during(|| dec.next_payload());
                 assert!(peak <= NEXT_PAYLOAD_BOUND, "next_payload allocated {peak}");
-                result.map(|p| p.map(Ok))
+                result.map(|p| p.map(|p| Ok(p.into_vec())))
             };
             let used = before - dec.buffered();
             taken += used;
@@ -159,7 +159,10 @@ fn run(data: &[u8], mut mode: Mode) -> Vec<Outcome> {
                 Err(e @ WireError::FrameTooLarge { .. }) => {
                     // Sticky: the stream cannot be resynchronised.
                     assert_eq!(used, 0);
-                    assert_eq!(dec.next_payload(), Err(e.clone()));
+                    assert_eq!(
+                        dec.next_payload().map(|p| p.map(Payload::into_vec)),
+                        Err(e.clone())
+                    );
                     assert_eq!(dec.next_raw(), Err(e.clone()));
                     outcomes.push(Outcome::Error(e));
                     return outcomes;
@@ -209,8 +212,11 @@ fn check_payload(wire: &[u8], payload: &[u8], probe: bool) -> bool {
             max_frame_size: LIMITS.max_decompressed_size,
             ..LIMITS
         });
-        dec.feed(&again);
-        assert_eq!(dec.next_payload(), Ok(Some(payload.to_vec())));
+        dec.feed(&again).expect("room to buffer");
+        assert_eq!(
+            dec.next_payload().map(|p| p.map(Payload::into_vec)),
+            Ok(Some(payload.to_vec()))
+        );
         assert_eq!(dec.buffered(), 0);
     } else {
         assert!(payload.len() <= LIMITS.max_frame_size);

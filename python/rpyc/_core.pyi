@@ -21,6 +21,14 @@ def load(data: bytes) -> Any: ...
 def dumpable(obj: Any) -> bool: ...
 def local_id_pack(obj: Any) -> Tuple[str, int, int]: ...
 def register_netref_base(cls: type) -> None: ...
+def config_defaults() -> Dict[str, Any]:
+    """Defaults of the rpyc-rs config keys, as the Rust core defines them."""
+def inbound_memory() -> int:
+    """Bytes of the process's inbound memory budget in use (``max_inbound_memory``)."""
+def hello_payload() -> Tuple[str, int, Tuple[str, ...]]:
+    """The data of the rpyc-rs hello ping."""
+def hello_ack() -> Tuple[Any, ...]:
+    """The start of an answer to a hello (the features this implementation offers)."""
 
 class Engine:
     """Base class of ``rpyc.core.protocol.Connection``: the native connection engine."""
@@ -55,11 +63,9 @@ class Engine:
     ) -> "bool | Work": ...
     def _engine_close(self) -> None: ...
     def _release_reader(self) -> None: ...
-    def _set_answer_dels(self, on: bool) -> None:
-        """Whether the peer's ``HANDLE_DEL`` requests get answers (upstream waits for them)."""
-    def _set_rpyc_rs_peer(self, on: bool) -> None:
-        """The peer is rpyc-rs: over TLS too, ``HANDLE_DEL`` may wait for the next frame and
-        is answered natively (upstream over OpenSSL needs its frames one by one)."""
+    def _peer_announced(self, data: Any, ack: bool) -> Optional[Tuple[str, ...]]:
+        """The peer's rpyc-rs hello (``ack``: its answer to ours) in ``data``: the features
+        both sides use from now on, recorded in the core; None for anything else."""
     def _set_quick_ack(self, on: bool) -> None: ...
     def _engine_dispatch(self, data: bytes) -> Optional["Work"]:
         """Process one message payload as if received; the ``Work`` it asks of Python, if any."""

@@ -9,7 +9,6 @@ mod gate;
 mod gil;
 mod io;
 mod objects;
-mod releases;
 mod threads;
 mod tls;
 mod work;
@@ -55,6 +54,20 @@ fn dumpable(obj: &Bound<'_, PyAny>) -> bool {
     codec::py_encode::dumpable(obj)
 }
 
+/// The data of the rpyc-rs hello ping (`rpyc_wire::conn::hello`).
+#[pyfunction]
+fn hello_payload(py: Python<'_>) -> PyResult<Py<PyAny>> {
+    let depth = Limits::default().max_nesting_depth;
+    codec::py_sink::from_value(py, &rpyc_wire::conn::hello::hello(), depth)
+}
+
+/// The start of an answer to a hello (the features this implementation offers).
+#[pyfunction]
+fn hello_ack(py: Python<'_>) -> PyResult<Py<PyAny>> {
+    let depth = Limits::default().max_nesting_depth;
+    codec::py_sink::from_value(py, &rpyc_wire::conn::hello::ack(), depth)
+}
+
 /// `rpyc.lib.get_id_pack` for local objects, computed the way the engine does.
 #[pyfunction]
 fn local_id_pack(obj: &Bound<'_, PyAny>) -> PyResult<(String, u64, u64)> {
@@ -87,5 +100,9 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(dumpable, m)?)?;
     m.add_function(wrap_pyfunction!(local_id_pack, m)?)?;
     m.add_function(wrap_pyfunction!(engine::register_netref_base, m)?)?;
+    m.add_function(wrap_pyfunction!(engine::config_defaults, m)?)?;
+    m.add_function(wrap_pyfunction!(hello_payload, m)?)?;
+    m.add_function(wrap_pyfunction!(hello_ack, m)?)?;
+    m.add_function(wrap_pyfunction!(engine::inbound_memory, m)?)?;
     Ok(())
 }

@@ -206,7 +206,7 @@ fn bench_frame(c: &mut Criterion) {
             g.bench_function(format!("decode_{kind}/{name}"), |b| {
                 b.iter(|| {
                     let mut dec = FrameDecoder::new(limits);
-                    dec.feed(black_box(&wire));
+                    dec.feed(black_box(&wire)).expect("room to buffer");
                     dec.next_payload().unwrap().expect("one frame")
                 })
             });
@@ -255,7 +255,7 @@ fn bench_stream(c: &mut Criterion) {
                 let mut dec = FrameDecoder::new(limits);
                 let mut got = 0usize;
                 for chunk in black_box(wire).chunks(CHUNK) {
-                    dec.feed(chunk);
+                    dec.feed(chunk).expect("room to buffer");
                     while let Some(p) = dec.next_payload().unwrap() {
                         got += p.len();
                     }
@@ -302,7 +302,7 @@ fn bench_message(c: &mut Criterion) {
     g.bench_function("decode_framed/call_request", |b| {
         b.iter(|| {
             let mut dec = FrameDecoder::new(limits);
-            dec.feed(black_box(&wire));
+            dec.feed(black_box(&wire)).expect("room to buffer");
             let p = dec.next_payload().unwrap().expect("one frame");
             message::decode_payload(&p, false, &limits).unwrap()
         })

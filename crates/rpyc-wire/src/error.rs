@@ -10,6 +10,19 @@ pub enum WireError {
     FrameTooLarge { size: u64, max: usize },
     /// A frame of ours that a peer with our `max_frame_size` would refuse (not sent).
     OutgoingTooLarge { size: u64, max: usize },
+    /// Holding `wanted` more inbound bytes would take the budget shared by the process's
+    /// connections (`used` now) past `max_inbound_memory`.
+    MemoryBudget {
+        wanted: usize,
+        used: usize,
+        max: usize,
+    },
+    /// Another request awaiting an answer would exceed `max_pending_requests` (not sent).
+    TooManyPending { max: usize },
+    /// Another object sent by reference would exceed `max_local_objects` (not sent).
+    TooManyObjects { max: usize },
+    /// The connection is closed (by either side, or after an error: `why`).
+    Closed(String),
     /// A compressed frame inflated past `max_decompressed_size`.
     DecompressedTooLarge { max: usize },
     /// The zlib stream of a compressed frame is corrupt or incomplete.
@@ -64,6 +77,27 @@ impl fmt::Display for WireError {
                 human_size(*size),
                 human_size(*max as u64)
             ),
+            WireError::MemoryBudget { wanted, used, max } => write!(
+                f,
+                "receiving {} more would take the inbound memory of this process's connections \
+                 past max_inbound_memory={} ({} held now; raise the max_inbound_memory config key \
+                 to allow more)",
+                human_size(*wanted as u64),
+                human_size(*max as u64),
+                human_size(*used as u64)
+            ),
+            WireError::TooManyPending { max } => write!(
+                f,
+                "another request would exceed max_pending_requests={max} ({max} requests of this \
+                 connection await answers; raise the max_pending_requests config key to allow more)"
+            ),
+            WireError::TooManyObjects { max } => write!(
+                f,
+                "sending another object reference would exceed max_local_objects={max} (the peer \
+                 holds references to {max} objects of this connection and has not released them; \
+                 raise the max_local_objects config key to allow more)"
+            ),
+            WireError::Closed(why) => write!(f, "{why}"),
             WireError::DecompressedTooLarge { max } => write!(
                 f,
                 "compressed frame inflates past max_decompressed_size={} (raise the max_decompressed_size config key to accept it)",

@@ -20,9 +20,9 @@
 //!
 //! // Receiving: bytes in any chunking -> payloads -> messages.
 //! let mut frames = frame::FrameDecoder::new(Limits::default());
-//! frames.feed(&wire[..3]);
-//! assert_eq!(frames.next_payload()?, None);
-//! frames.feed(&wire[3..]);
+//! frames.feed(&wire[..3])?;
+//! assert!(frames.next_payload()?.is_none());
+//! frames.feed(&wire[3..])?;
 //! let payload = frames.next_payload()?.expect("a complete frame");
 //! let back = message::decode_payload(&payload, false, &Limits::default())?;
 //! assert_eq!(back, msg);
@@ -31,6 +31,8 @@
 #![forbid(unsafe_code)]
 
 pub mod brine;
+pub mod budget;
+pub mod conn;
 pub mod consts;
 pub mod error;
 pub mod frame;

@@ -2,7 +2,7 @@
 
 mod common;
 
-use common::{hex, unhex};
+use common::{hex, next_vec, unhex};
 use flate2::{Compress, Compression, FlushCompress};
 use rpyc_wire::consts::COMPRESSION_THRESHOLD;
 use rpyc_wire::frame::{self, FrameDecoder, FrameHeader};
@@ -38,14 +38,14 @@ fn oversize_header_is_refused_before_any_payload() {
     // The decoder refuses it as soon as the header is in, with only 10 payload bytes
     // buffered: nothing of the announced size is allocated.
     let mut dec = FrameDecoder::new(limits);
-    dec.feed(&head[..4]);
-    assert_eq!(dec.next_payload(), Ok(None));
-    dec.feed(&head[4..]);
-    dec.feed(&[0u8; 10]);
-    assert_eq!(dec.next_payload(), Err(e.clone()));
+    dec.feed(&head[..4]).expect("room to buffer");
+    assert_eq!(next_vec(&mut dec), Ok(None));
+    dec.feed(&head[4..]).expect("room to buffer");
+    dec.feed(&[0u8; 10]).expect("room to buffer");
+    assert_eq!(next_vec(&mut dec), Err(e.clone()));
     assert_eq!(dec.buffered(), 15);
     // It stays refused: the stream cannot be resynchronised.
-    assert_eq!(dec.next_payload(), Err(e));
+    assert_eq!(next_vec(&mut dec), Err(e));
 
     // Exactly the limit is fine; one more byte is not.
     let small = Limits {
@@ -121,9 +121,10 @@ fn zlib_bomb_is_refused_with_decompressed_too_large() {
         ..limits
     };
     let mut dec = FrameDecoder::new(limits16);
-    dec.feed(&frame_bytes(bomb.len() as u32, 1, &bomb, b'\n'));
+    dec.feed(&frame_bytes(bomb.len() as u32, 1, &bomb, b'\n'))
+        .expect("room to buffer");
     assert_eq!(
-        dec.next_payload(),
+        next_vec(&mut dec),
         Err(WireError::DecompressedTooLarge { max: 16 * MIB })
     );
 
@@ -165,9 +166,9 @@ fn compression_threshold_is_strictly_greater_than_3000() {
             assert_eq!(&out[5..out.len() - 1], &payload[..]);
         }
         let mut dec = FrameDecoder::new(Limits::default());
-        dec.feed(&out);
-        assert_eq!(dec.next_payload(), Ok(Some(payload.clone())));
-        assert_eq!(dec.next_payload(), Ok(None));
+        dec.feed(&out).expect("room to buffer");
+        assert_eq!(next_vec(&mut dec), Ok(Some(payload.clone())));
+        assert_eq!(next_vec(&mut dec), Ok(None));
 
         // Compression disabled: never compressed.
         let mut plain = Vec::new();
@@ -191,26 +192,29 @@ fn compression_threshold_is_strictly_greater_than_3000() {
 fn trailer_is_not_validated_and_any_nonzero_flag_means_zlib() {
     let payload = unhex("0111501153115102"); // REQUEST seq=0 GETROOT
     let mut dec = FrameDecoder::new(Limits::default());
-    dec.feed(&frame_bytes(8, 0, &payload, b'X'));
-    assert_eq!(dec.next_payload(), Ok(Some(payload.clone())));
+    dec.feed(&frame_bytes(8, 0, &payload, b'X'))
+        .expect("room to buffer");
+    assert_eq!(next_vec(&mut dec), Ok(Some(payload.clone())));
 
     let z = frame::compress(&payload, 1);
     for flag in [1u8, 2, 0x7f, 0xff] {
         let mut dec = FrameDecoder::new(Limits::default());
-        dec.feed(&frame_bytes(z.len() as u32, flag, &z, 0x00));
-        assert_eq!(dec.next_payload(), Ok(Some(payload.clone())), "flag {flag}");
+        dec.feed(&frame_bytes(z.len() as u32, flag, &z, 0x00))
+            .expect("room to buffer");
+        assert_eq!(next_vec(&mut dec), Ok(Some(payload.clone())), "flag {flag}");
     }
     // A small payload may arrive compressed (upstream inflates any size).
     let mut dec = FrameDecoder::new(Limits::default());
-    dec.feed(&frame_bytes(z.len() as u32, 1, &z, b'\n'));
-    assert_eq!(dec.next_payload(), Ok(Some(payload)));
+    dec.feed(&frame_bytes(z.len() as u32, 1, &z, b'\n'))
+        .expect("room to buffer");
+    assert_eq!(next_vec(&mut dec), Ok(Some(payload)));
 }
 
 #[test]
 fn empty_payload_frame_is_returned_as_empty() {
     let mut dec = FrameDecoder::new(Limits::default());
-    dec.feed(&unhex("00000000000a"));
-    assert_eq!(dec.next_payload(), Ok(Some(Vec::new())));
+    dec.feed(&unhex("00000000000a")).expect("room to buffer");
+    assert_eq!(next_vec(&mut dec), Ok(Some(Vec::new())));
     assert_eq!(dec.buffered(), 0);
 }
 
@@ -273,19 +277,19 @@ fn many_frames_in_one_feed_and_byte_by_byte() {
         frame::encode_frame(p, Some(3000), 1, &mut stream).expect("encode");
     }
     let mut dec = FrameDecoder::new(Limits::default());
-    dec.feed(&stream);
+    dec.feed(&stream).expect("room to buffer");
     for p in &payloads {
-        assert_eq!(dec.next_payload().expect("ok").as_ref(), Some(p));
+        assert_eq!(next_vec(&mut dec).expect("ok").as_ref(), Some(p));
     }
-    assert_eq!(dec.next_payload(), Ok(None));
+    assert_eq!(next_vec(&mut dec), Ok(None));
     assert_eq!(dec.buffered(), 0);
 
     let mut dec = FrameDecoder::new(Limits::default());
     let mut got = Vec::new();
     for b in &stream {
-        dec.feed(std::slice::from_ref(b));
+        dec.feed(std::slice::from_ref(b)).expect("room to buffer");
         while let Some(p) = dec.next_payload().expect("ok") {
-            got.push(p);
+            got.push(p.into_vec());
         }
     }
     assert_eq!(got, payloads);

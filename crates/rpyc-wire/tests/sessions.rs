@@ -65,14 +65,14 @@ fn deframe(stream: &[u8], seed: u64, max_chunk: usize) -> Vec<(FrameHeader, Vec<
     let mut pos = 0;
     while pos < stream.len() {
         let n = rng.size(max_chunk).min(stream.len() - pos);
-        raw_dec.feed(&stream[pos..pos + n]);
-        pay_dec.feed(&stream[pos..pos + n]);
+        raw_dec.feed(&stream[pos..pos + n]).expect("room to buffer");
+        pay_dec.feed(&stream[pos..pos + n]).expect("room to buffer");
         pos += n;
         while let Some(frame) = raw_dec.next_raw().expect("next_raw") {
             raw.push(frame);
         }
         while let Some(p) = pay_dec.next_payload().expect("next_payload") {
-            payloads.push(p);
+            payloads.push(p.into_vec());
         }
     }
     assert_eq!(raw_dec.buffered(), 0);

@@ -32,20 +32,20 @@ Features:
 
 import threading
 from collections import deque
-from typing import Any, Dict, FrozenSet, Tuple
+from typing import Any, Dict, FrozenSet, Optional, Tuple
 
 from rpyc import _core
 from rpyc.core import consts
 from rpyc.lib import get_methods
 
-HELLO = "rpyc-rs/hello"
-HELLO_ACK = "rpyc-rs/hello-ack"
-VERSION = 1
+#: the hello ping's data, ``(HELLO, VERSION, features)``, as the core defines it
+_HELLO_PAYLOAD: Tuple[str, int, Tuple[str, ...]] = _core.hello_payload()
+HELLO, VERSION = _HELLO_PAYLOAD[0], _HELLO_PAYLOAD[1]
 FEATURE_ITER_BATCH = "iter_batch"
 FEATURE_ROOT_CLASS = "root_class"
 FEATURE_QUIET_DEL = "quiet_del"
 #: what this implementation offers
-FEATURES: FrozenSet[str] = frozenset([FEATURE_ITER_BATCH, FEATURE_ROOT_CLASS, FEATURE_QUIET_DEL])
+FEATURES: FrozenSet[str] = frozenset(_HELLO_PAYLOAD[2])
 #: most items one ``HANDLE_ITER_BATCH`` returns
 ITER_BATCH_SIZE = 256
 
@@ -62,36 +62,38 @@ _READ_AHEAD_TYPES = frozenset(
 
 
 def hello_payload() -> Tuple[str, int, Tuple[str, ...]]:
-    return (HELLO, VERSION, tuple(sorted(FEATURES)))
+    return _HELLO_PAYLOAD
 
 
-def _features_of(announced: Any) -> FrozenSet[str]:
-    if not isinstance(announced, tuple):
-        return frozenset()
-    return frozenset(f for f in announced if type(f) is str) & FEATURES
-
-
-def is_hello(data: Any) -> bool:
-    return type(data) is tuple and len(data) == 3 and data[0] == HELLO
+def may_be_hello(data: Any) -> bool:
+    """A cheap test before the core reads ``data`` as a hello (every ping passes here)."""
+    return type(data) is tuple and data[:1] == (HELLO,)
 
 
 def send_hello(conn: Any) -> None:
     """Start the negotiation from the connecting side (no waiting)."""
 
     def on_answer(is_exc: bool, answer: Any) -> None:
-        if is_exc or type(answer) is not tuple or len(answer) not in (3, 4) or answer[0] != HELLO_ACK:
+        if is_exc:
             return
-        peer_is_rpyc_rs(conn, answer[2])
+        features = conn._peer_announced(answer, True)  # None: an upstream peer's echo
+        if features is None:
+            return
+        peer_is_rpyc_rs(conn, features)
         if len(answer) == 4 and FEATURE_ROOT_CLASS in conn._peer_features:
             _learn_root_class(conn, answer[3])
 
     conn._async_request(consts.HANDLE_PING, (hello_payload(),), on_answer)
 
 
-def answer_hello(conn: Any, data: Tuple[Any, ...]) -> Tuple[Any, ...]:
-    """The accepting side's answer to a hello (instead of the echo upstream gives)."""
-    peer_is_rpyc_rs(conn, data[2])
-    answer: Tuple[Any, ...] = (HELLO_ACK, VERSION, tuple(sorted(FEATURES)))
+def answer_hello(conn: Any, data: Any) -> Optional[Tuple[Any, ...]]:
+    """The accepting side's answer to a hello (instead of the echo upstream gives), or None
+    when ``data`` is no hello."""
+    features = conn._peer_announced(data, False)
+    if features is None:
+        return None
+    peer_is_rpyc_rs(conn, features)
+    answer: Tuple[Any, ...] = _core.hello_ack()
     if FEATURE_ROOT_CLASS in conn._peer_features:
         answer += (_describe_root(conn),)
     return answer
@@ -123,11 +125,10 @@ def _learn_root_class(conn: Any, description: Any) -> None:
     conn._netref_classes_cache[(id_pack[0], id_pack[1])] = netref.shared_class_factory(id_pack, methods)
 
 
-def peer_is_rpyc_rs(conn: Any, announced: Any) -> None:
-    features = conn._peer_features = _features_of(announced)
-    if FEATURE_QUIET_DEL in features:
-        conn._set_answer_dels(False)
-    conn._set_rpyc_rs_peer(True)
+def peer_is_rpyc_rs(conn: Any, features: Tuple[str, ...]) -> None:
+    """The core recorded the peer as rpyc-rs using ``features`` (quiet_del among them decides
+    whether its releases are answered); what Python keeps of it."""
+    conn._peer_features = frozenset(features)
     try:
         conn._set_quick_ack(False)
     except EOFError:  # closed meanwhile

@@ -99,16 +99,17 @@ DEFAULT_CONFIG: Dict[str, Any] = dict(
     before_closed=None,
     close_catchall=False,
     bind_threads=os.environ.get("RPYC_BIND_THREADS", "false").lower() == "true",
-    # rpyc-rs limits and tuning (not in upstream; each error names its key)
-    max_frame_size=256 * 1024 * 1024,
-    max_decompressed_size=256 * 1024 * 1024,
-    max_nesting_depth=256,
-    max_pending_requests=100_000,   # our requests awaiting answers
-    max_local_objects=100_000,      # our objects the peer holds references to
-    send_stall_timeout=60,          # seconds a peer may read nothing while we send; None: forever
-    compression_threshold=3000,
-    compression_level=1,
-    busy_poll_us=50,                # µs a read polls a socket before it sleeps; 0: never
+    # rpyc-rs limits and tuning (not in upstream; each error names its key), with the
+    # defaults of the Rust core (docs/architecture.md#limits):
+    #   max_frame_size, max_decompressed_size, max_nesting_depth: per frame;
+    #   max_pending_requests: our requests awaiting answers;
+    #   max_local_objects: our objects the peer holds references to;
+    #   max_inbound_memory: inbound bytes (buffered, inflated) of all connections of the
+    #     process, beyond 128 KiB each;
+    #   send_stall_timeout: seconds a peer may read nothing while we send (None: forever);
+    #   compression_threshold (None: never), compression_level;
+    #   busy_poll_us: µs a read polls a socket before it sleeps (0: never)
+    **_core.config_defaults(),
 )
 
 
@@ -512,8 +513,10 @@ class Connection(_core.Engine):
     # -- request handlers (WIRE.md 6) -----------------------------------------------------
 
     def _handle_ping(self, data: Any) -> Any:
-        if self._config["rpyc_rs_extensions"] and extensions.is_hello(data):
-            return extensions.answer_hello(self, data)
+        if self._config["rpyc_rs_extensions"] and extensions.may_be_hello(data):
+            answer = extensions.answer_hello(self, data)
+            if answer is not None:
+                return answer
         return data
 
     def _handle_iter_batch(self, obj: Any, count: Any) -> Any:

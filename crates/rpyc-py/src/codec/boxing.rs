@@ -8,12 +8,13 @@ use super::py_encode::{EncodeError, Encoder};
 use super::py_sink::PySink;
 use crate::errors::ProtocolError;
 use crate::io::outgoing::Outgoing;
-use crate::objects::{ObjKey, ObjectTable};
+use crate::objects::Objects;
 use pyo3::exceptions::{PyKeyError, PyRuntimeError, PyValueError};
 use pyo3::intern;
 use pyo3::prelude::*;
 use pyo3::types::{PyString, PyTuple, PyType};
 use rpyc_wire::brine::{write, Cursor};
+use rpyc_wire::conn::ObjKey;
 use rpyc_wire::consts::{LABEL_LOCAL_REF, LABEL_REMOTE_REF, LABEL_TUPLE, LABEL_VALUE};
 use rpyc_wire::message::{self, write_box_head, write_id_pack, BadBox, BoxSink, IdNum, IdPackRef};
 use std::cell::RefCell;
@@ -22,12 +23,10 @@ use std::cell::RefCell;
 pub struct BoxCtx<'a, 'py> {
     /// The Python `Connection` object (our subclass of the engine).
     pub conn: &'a Bound<'py, PyAny>,
-    pub table: &'a ObjectTable,
+    pub table: &'a Objects,
     /// `rpyc.core.netref.BaseNetref`.
     pub netref_base: &'a Bound<'py, PyType>,
     pub max_depth: usize,
-    /// `max_local_objects`.
-    pub max_objects: usize,
     /// Table entries added while boxing this message, undone by `undo` if it is not sent
     /// (the peer never learns of them, so it would never release them).
     pub added: RefCell<Vec<ObjKey>>,
@@ -78,8 +77,8 @@ impl<'py> BoxCtx<'_, 'py> {
         write_box_head(buf, LABEL_REMOTE_REF);
         let (name, key) = id_pack_of(obj)?;
         self.table
-            .add(key, self.max_objects, || obj.clone().unbind())
-            .map_err(|full| PyRuntimeError::new_err(full.message()))?;
+            .add(key, || obj.clone().unbind())
+            .map_err(|full| PyRuntimeError::new_err(full.to_string()))?;
         self.added.borrow_mut().push(key);
         write_id_pack(buf, name.to_str()?, key.0, key.1);
         Ok(())
@@ -128,7 +127,7 @@ impl<'py> PyUnboxer<'_, '_, 'py> {
         PyTuple::new(
             py,
             [
-                PyString::new(py, id.name).into_any().unbind(),
+                super::py_sink::text_to_py(py, id.name)?,
                 num(&id.class_id)?,
                 num(&id.instance_id)?,
             ],

@@ -2,10 +2,10 @@
 //! where the ids are the addresses of the object's type and of the object (CPython `id()`s,
 //! unique while the object table keeps the object alive).
 
-use crate::objects::ObjKey;
 use pyo3::intern;
 use pyo3::prelude::*;
 use pyo3::types::{PyModule, PyString, PyType};
+use rpyc_wire::conn::ObjKey;
 use rustc_hash::FxHashMap as HashMap;
 use std::sync::Mutex;
 

@@ -23,6 +23,16 @@ pub fn load(py: Python<'_>, data: &[u8], max_depth: usize) -> PyResult<Py<PyAny>
     Ok(value)
 }
 
+/// A core value as the Python object it stands for (for the few values the core makes or
+/// keeps itself: a seq, a handler that is not an integer, the rpyc-rs hello).
+pub fn from_value(
+    py: Python<'_>,
+    v: &rpyc_wire::brine::Value,
+    max_depth: usize,
+) -> PyResult<Py<PyAny>> {
+    load(py, &brine::to_vec(v), max_depth)
+}
+
 /// Builds Python objects for the brine reader. One sink decodes one value: after an error
 /// its state is not reusable.
 pub struct PySink<'py> {
@@ -101,7 +111,7 @@ impl<'py> Sink for PySink<'py> {
     }
     #[inline]
     fn str(&mut self, text: Text<'_>) -> R {
-        new_str(self.py, text)
+        text_to_py(self.py, text)
     }
 
     #[inline]
@@ -244,7 +254,7 @@ fn frozenset(py: Python<'_>, items: Vec<Py<PyAny>>, offset: usize) -> R {
 /// A str from validated text, built directly in its final width: CPython's generic
 /// decoder grows a writer for non-ASCII text, which costs more than the whole copy here.
 #[inline]
-fn new_str(py: Python<'_>, text: Text<'_>) -> R {
+pub fn text_to_py(py: Python<'_>, text: Text<'_>) -> R {
     let made = match text {
         Text::Ascii(raw) => str_of_width(py, raw.len(), 127, |dst: *mut u8| {
             // SAFETY: `dst` has room for `raw.len()` one-byte characters.

@@ -13,14 +13,11 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::busy_poll::BusyPoll;
+use super::held::HeldFrames;
 use super::outgoing::{skip_bytes, Outgoing};
 use super::wait::{dup_socket, wait_ready, Readable};
-use crate::releases::HeldFrames;
 use crate::tls::session::{TlsSession, READ_LIMIT as TLS_READ_LIMIT};
 use crate::tls::socket::TlsSocket;
-
-/// Largest single read from a native socket into the receive buffer.
-const READ_CHUNK: usize = 64 * 1024;
 
 pub enum Transport {
     Socket(Arc<NativeSocket>),
@@ -105,23 +102,26 @@ impl Transport {
         }
     }
 
-    /// Append at least one byte (at most `want` for Python streams) to `buf`, waiting up to
-    /// `timeout` (`None` = forever). Native sockets read with the GIL released.
+    /// Append at least one and at most `max` bytes to `buf` (at most `want`, the bytes the
+    /// next frame still needs, from streams that do not read ahead: TLS, Python streams),
+    /// waiting up to `timeout` (`None` = forever). Native transports read with the GIL
+    /// released.
     pub fn read_into(
         &self,
         py: Python<'_>,
         buf: &mut Vec<u8>,
         want: usize,
+        max: usize,
         timeout: Option<Duration>,
     ) -> PyResult<Readable> {
         match self {
             Transport::Socket(sock) => {
                 let sock: &NativeSocket = sock;
-                crate::gil::detach(py, || socket_read(sock, buf, want, timeout))
+                crate::gil::detach(py, || socket_read(sock, buf, max, timeout))
                     .map_err(|e| eof_error(format!("connection lost: {e}")))
             }
             Transport::Tls(session) => {
-                let max = want.clamp(1, TLS_READ_LIMIT);
+                let max = want.min(max).clamp(1, TLS_READ_LIMIT);
                 crate::gil::detach(py, || session.read_into(buf, max, timeout)).map_err(|e| {
                     eof_error(format!("connection lost: {}", crate::tls::describe(&e)))
                 })
@@ -277,6 +277,13 @@ impl Transport {
     }
 }
 
+/// The first `max` bytes of `buf`'s spare capacity, to receive into.
+fn spare(buf: &mut Vec<u8>, max: usize) -> &mut [std::mem::MaybeUninit<u8>] {
+    let room = buf.spare_capacity_mut();
+    let n = room.len().min(max);
+    &mut room[..n]
+}
+
 fn would_block(e: &io::Error) -> bool {
     matches!(
         e.kind(),
@@ -287,7 +294,7 @@ fn would_block(e: &io::Error) -> bool {
 fn socket_read(
     native: &NativeSocket,
     buf: &mut Vec<u8>,
-    want: usize,
+    max: usize,
     timeout: Option<Duration>,
 ) -> io::Result<Readable> {
     let sock = &native.sock;
@@ -304,19 +311,15 @@ fn socket_read(
         // runs out: the wait below then continues). A signal interrupts it either way.
         None => {}
     }
-    // Grow with the data actually received, never by what a header merely announces:
-    // a peer that claims 256 MiB and sends 3 bytes must not reserve 256 MiB. Growing to
-    // four times what is in (rather than twice) keeps that bound while copying a large
-    // frame's start three times less often on its way in.
-    let chunk = READ_CHUNK.max(want.min(buf.len().saturating_mul(3)));
-    super::bigbuf::reserve(buf, chunk);
-    let mut polled = native.busy_poll.poll(timeout, || {
-        sock.recv_with_flags(buf.spare_capacity_mut(), DONT_WAIT)
-    });
+    // `max` is what the frame decoder planned (and charged to the memory budget).
+    super::bigbuf::reserve(buf, max);
+    let mut polled = native
+        .busy_poll
+        .poll(timeout, || sock.recv_with_flags(spare(buf, max), DONT_WAIT));
     loop {
         let received = match polled.take() {
             Some(received) => received,
-            None => sock.recv(buf.spare_capacity_mut()),
+            None => sock.recv(spare(buf, max)),
         };
         match received {
             Ok(0) => return Ok(Readable::Eof),

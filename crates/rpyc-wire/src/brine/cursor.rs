@@ -208,6 +208,7 @@ impl<'a> Cursor<'a> {
 
     /// The text and (when it fits `i64`) value of an INT item whose tag `t` has been read:
     /// canonical decimal, at most 4300 digits, never for an integer with an immediate form.
+    #[inline]
     pub fn int_body(&mut self, t: u8, start: usize) -> Result<(&'a [u8], Option<i64>), WireError> {
         let n = if t == tag::INT_L1 {
             usize::from(self.byte("INT_L1 length")?)

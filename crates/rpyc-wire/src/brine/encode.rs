@@ -159,6 +159,9 @@ pub fn encode_checked(
 
 /// Check what [`encode_checked`] promises, walking the tree with an explicit stack.
 fn check(v: &Value, level: usize, max_depth: usize) -> Result<(), WireError> {
+    if matches!(v, Value::Int(_) | Value::None | Value::Bool(_)) {
+        return Ok(()); // (the usual seq: nothing to walk)
+    }
     let mut todo: Vec<(&Value, usize)> = vec![(v, level)];
     while let Some((v, level)) = todo.pop() {
         let len = match v {

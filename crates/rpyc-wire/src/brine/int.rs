@@ -8,6 +8,7 @@ pub const MAX_INT_DIGITS: usize = 4300;
 
 /// Whether `text` is canonical decimal (`-?(0|[1-9][0-9]*)`, not `-0`; any number of
 /// digits): `None` if not; otherwise its value when it fits `i64` (`Some(None)` if larger).
+#[inline]
 pub fn canonical_decimal(text: &[u8]) -> Option<Option<i64>> {
     let (neg, digits) = match text.split_first() {
         Some((b'-', rest)) => (true, rest),
@@ -47,25 +48,6 @@ pub fn parse_canonical(text: &[u8]) -> Option<Value> {
             .ok()
             .map(|s| Value::BigInt(s.to_owned())),
     }
-}
-
-/// Write the decimal text of `v` into `buf`, returning the used tail of the buffer.
-pub fn format_i64(v: i64, buf: &mut [u8; 20]) -> &[u8] {
-    let mut mag = v.unsigned_abs();
-    let mut pos = buf.len();
-    loop {
-        pos -= 1;
-        buf[pos] = b'0' + (mag % 10) as u8;
-        mag /= 10;
-        if mag == 0 {
-            break;
-        }
-    }
-    if v < 0 {
-        pos -= 1;
-        buf[pos] = b'-';
-    }
-    &buf[pos..]
 }
 
 #[cfg(test)]
@@ -132,13 +114,5 @@ mod tests {
         assert!(parse_canonical(max.as_bytes()).is_some());
         assert!(parse_canonical(format!("-{max}").as_bytes()).is_some());
         assert!(parse_canonical(format!("9{max}").as_bytes()).is_none());
-    }
-
-    #[test]
-    fn formatting() {
-        let mut buf = [0u8; 20];
-        for v in [0, 1, -1, 9, 10, -10, 160, -49, i64::MAX, i64::MIN] {
-            assert_eq!(format_i64(v, &mut buf), v.to_string().as_bytes());
-        }
     }
 }

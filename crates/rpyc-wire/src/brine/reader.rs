@@ -13,6 +13,10 @@ use super::cursor::{is_bytes_tag, Cursor};
 use super::sink::{Container, Sink, Text};
 use crate::consts::tag;
 use crate::error::WireError;
+use smallvec::SmallVec;
+
+/// Containers open at once before the reader's stack moves to the heap.
+const INLINE_DEPTH: usize = 8;
 
 /// An open container whose members are being read.
 struct Open<B> {
@@ -35,7 +39,7 @@ pub fn read<S: Sink>(
         cur,
         level,
         max_depth,
-        stack: Vec::new(),
+        stack: SmallVec::new(),
         owed: 0,
     }
     .run(sink)
@@ -45,7 +49,7 @@ struct Reader<'c, 'a, B> {
     cur: &'c mut Cursor<'a>,
     level: usize,
     max_depth: usize,
-    stack: Vec<Open<B>>,
+    stack: SmallVec<[Open<B>; INLINE_DEPTH]>,
     /// Members of open containers not yet complete (at least one per open container: the
     /// one being read).
     owed: usize,
@@ -75,7 +79,11 @@ impl<B> Reader<'_, '_, B> {
                 sink.push(&mut top.builder, value)?;
                 top.remaining -= 1;
                 self.owed -= 1;
-                let Some(done) = self.stack.pop_if(|top| top.remaining == 0) else {
+                if top.remaining > 0 {
+                    break;
+                }
+                // (The top, complete: always there.)
+                let Some(done) = self.stack.pop() else {
                     break;
                 };
                 value = sink.end(done.builder, done.kind, done.start)?;
@@ -230,9 +238,6 @@ impl<B> Reader<'_, '_, B> {
         let builder = sink.begin(kind, n)?;
         if n == 0 {
             return sink.end(builder, kind, start).map(Item::Done);
-        }
-        if self.stack.capacity() == 0 {
-            self.stack.reserve(8);
         }
         self.owed += n;
         self.stack.push(Open {

@@ -11,14 +11,8 @@ use std::collections::hash_map::RandomState;
 
 /// Decode a buffer that must hold exactly one brine value.
 pub fn decode(data: &[u8], limits: &Limits) -> Result<Value, WireError> {
-    let mut cur = Cursor::new(data);
-    let value = read(
-        &mut cur,
-        0,
-        limits.max_nesting_depth,
-        &mut ValueSink::default(),
-    )?;
-    cur.finish()?;
+    let (value, used) = decode_prefix(data, limits)?;
+    Cursor::at(data, used).finish()?;
     Ok(value)
 }
 

@@ -2,7 +2,7 @@
 //! upstream's `brine.dump`. The encoders walk their own representation ([`super::encode`]
 //! walks [`super::Value`]; `rpyc._core` walks Python objects) and call these.
 
-use super::int::{format_i64, MAX_INT_DIGITS};
+use super::int::MAX_INT_DIGITS;
 use crate::consts::tag;
 use crate::error::WireError;
 
@@ -32,8 +32,8 @@ pub fn int(out: &mut Vec<u8>, v: i64) {
     if (tag::IMM_MIN..=tag::IMM_MAX).contains(&v) {
         out.push((v + tag::IMM_BIAS) as u8);
     } else {
-        let mut buf = [0u8; 20];
-        int_text_unchecked(out, format_i64(v, &mut buf));
+        let mut buf = itoa::Buffer::new();
+        int_text_unchecked(out, buf.format(v).as_bytes());
     }
 }
 

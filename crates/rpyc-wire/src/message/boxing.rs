@@ -3,7 +3,7 @@
 //! any [`BoxSink`]: [`BoxedSink`] gives [`Boxed`] trees, `rpyc._core` gives Python objects
 //! and proxies.
 
-use crate::brine::{self, is_bytes_tag, write, Cursor, Sink, Skip, Value, ValueSink};
+use crate::brine::{self, is_bytes_tag, write, Cursor, Sink, Skip, Text, Value, ValueSink};
 use crate::consts::{tag, LABEL_LOCAL_REF, LABEL_REMOTE_REF, LABEL_TUPLE, LABEL_VALUE};
 use crate::error::WireError;
 use crate::limits::Limits;
@@ -47,7 +47,7 @@ impl IdNum<'_> {
 /// An id_pack read from the wire, borrowing its name from the input.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct IdPackRef<'a> {
-    pub name: &'a str,
+    pub name: Text<'a>,
     pub class_id: IdNum<'a>,
     pub instance_id: IdNum<'a>,
 }
@@ -60,7 +60,7 @@ impl IdPackRef<'_> {
 
     pub fn to_owned(&self) -> IdPack {
         IdPack {
-            name: self.name.to_owned(),
+            name: self.name.to_owned_string(),
             class_id: self.class_id.to_value(),
             instance_id: self.instance_id.to_value(),
         }
@@ -309,7 +309,12 @@ fn read_id_pack<'a>(cur: &mut Cursor<'a>, level: usize, max_depth: usize) -> Opt
     if !is_bytes_tag(t) {
         return None;
     }
-    let name = std::str::from_utf8(cur.bytes_body(t, start).ok()?).ok()?;
+    let raw = cur.bytes_body(t, start).ok()?;
+    // (Names are class names: nearly always ASCII, told apart without a UTF-8 pass.)
+    let name = match raw.is_ascii() {
+        true => Text::Ascii(raw),
+        false => Text::Utf8(std::str::from_utf8(raw).ok()?),
+    };
     Some(IdPackRef {
         name,
         class_id: id_num(cur)?,
@@ -434,28 +439,55 @@ impl Boxed {
     }
 
     /// Append the brine encoding of the wire form to `out` (same bytes as
-    /// `brine::encode(&self.to_wire(), out)`, without building the value).
+    /// `brine::encode(&self.to_wire(), out)`, without building the value). Writes nothing
+    /// for a box brine cannot carry (see [`Boxed::encode_checked`]).
     pub fn encode(&self, out: &mut Vec<u8>) {
+        let _ = self.encode_checked(0, usize::MAX, out);
+    }
+
+    /// Like [`Boxed::encode`] for a box at `level` in a message, refusing (writing nothing)
+    /// what a peer applying `max_depth` would refuse and what brine cannot carry.
+    pub fn encode_checked(
+        &self,
+        level: usize,
+        max_depth: usize,
+        out: &mut Vec<u8>,
+    ) -> Result<(), WireError> {
+        let start = out.len();
+        let written = self.write_checked(level, max_depth, out);
+        if written.is_err() {
+            out.truncate(start);
+        }
+        written
+    }
+
+    fn write_checked(
+        &self,
+        level: usize,
+        max_depth: usize,
+        out: &mut Vec<u8>,
+    ) -> Result<(), WireError> {
+        write::container_level(level, max_depth)?;
         match self {
             Boxed::Value(v) => {
                 write_box_head(out, LABEL_VALUE);
-                brine::encode(v, out);
+                brine::encode_checked(v, level + 1, max_depth, out)
             }
             Boxed::Tuple(items) => {
+                write::container_level(level + 1, max_depth)?;
                 write_box_head(out, LABEL_TUPLE);
                 write::tuple_header(out, items.len());
-                for item in items {
-                    item.encode(out);
-                }
+                items
+                    .iter()
+                    .try_for_each(|item| item.write_checked(level + 2, max_depth, out))
             }
-            Boxed::LocalRef(id) | Boxed::RemoteRef(id) => {
-                let label = if matches!(self, Boxed::LocalRef(_)) {
-                    LABEL_LOCAL_REF
-                } else {
-                    LABEL_REMOTE_REF
-                };
-                write_box_head(out, label);
-                brine::encode(&id.to_value(), out);
+            Boxed::LocalRef(id) => {
+                write_box_head(out, LABEL_LOCAL_REF);
+                brine::encode_checked(&id.to_value(), level + 1, max_depth, out)
+            }
+            Boxed::RemoteRef(id) => {
+                write_box_head(out, LABEL_REMOTE_REF);
+                brine::encode_checked(&id.to_value(), level + 1, max_depth, out)
             }
         }
     }

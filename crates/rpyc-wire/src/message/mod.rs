@@ -221,15 +221,10 @@ pub fn read_envelope(
     let mut cur = Cursor::new(message);
     cur.byte("message type")?;
     pair_head(&mut cur, "message", 0, max_depth)?;
-    let seq = brine::read(&mut cur, SEQ_LEVEL, max_depth, &mut ValueSink::default())?;
+    let seq = read_number(&mut cur, SEQ_LEVEL, max_depth)?;
     let handler = if msg_type == MSG_REQUEST {
         pair_head(&mut cur, "request body", SEQ_LEVEL, max_depth)?;
-        Some(brine::read(
-            &mut cur,
-            ARGS_LEVEL,
-            max_depth,
-            &mut ValueSink::default(),
-        )?)
+        Some(read_number(&mut cur, ARGS_LEVEL, max_depth)?)
     } else {
         None
     };
@@ -240,6 +235,14 @@ pub fn read_envelope(
         handler,
         body: cur.pos(),
     }))
+}
+
+/// A seq or handler: almost always an integer (read directly), but any value may stand there.
+fn read_number(cur: &mut Cursor<'_>, level: usize, max_depth: usize) -> Result<Value, WireError> {
+    match cur.try_small_int() {
+        Some(v) => Ok(Value::Int(v)),
+        None => brine::read(cur, level, max_depth, &mut ValueSink::default()),
+    }
 }
 
 /// The message bytes of a payload: what follows the thread prefix (if any).

@@ -125,3 +125,25 @@ pub fn drop_flat(v: Value) {
         }
     }
 }
+
+/// The next payload as a plain vector (payloads compare as byte vectors in tests).
+#[allow(dead_code)]
+pub fn next_vec(
+    dec: &mut rpyc_wire::frame::FrameDecoder,
+) -> Result<Option<Vec<u8>>, rpyc_wire::WireError> {
+    dec.next_payload()
+        .map(|p| p.map(rpyc_wire::frame::Payload::into_vec))
+}
+
+/// Bytes zlib cannot shrink (xorshift).
+pub fn noise(n: usize) -> Vec<u8> {
+    let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+    (0..n)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            (x >> 24) as u8
+        })
+        .collect()
+}

@@ -1,4 +1,4 @@
-//! Deferred `HANDLE_DEL` frames.
+//! Deferred `HANDLE_DEL` frames (the flusher sends them: `io::flusher`).
 //!
 //! A proxy that dies sends its owner a `HANDLE_DEL`, and nobody waits for an answer. Sent at
 //! once, it costs a system call here and a wake-up of the owner, often just before the next
@@ -9,9 +9,7 @@
 //! sent after it, as before; only an idle connection's releases arrive up to a few
 //! milliseconds later.
 
-use crate::engine::Engine;
-use pyo3::prelude::*;
-use std::sync::{Condvar, Mutex};
+use std::sync::Mutex;
 use std::time::Duration;
 
 /// Longest time a release waits for another frame to travel with.
@@ -102,71 +100,6 @@ impl Releases {
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Queue> {
         self.queue.lock().unwrap_or_else(|p| p.into_inner())
-    }
-}
-
-/// One thread per process sends what quiet connections hold. It never touches Python
-/// (native transports only, no GIL), so it cannot be caught by interpreter finalization.
-struct Flusher {
-    state: Mutex<FlusherState>,
-    wake: Condvar,
-}
-
-struct FlusherState {
-    /// The process the thread runs in (a forked child has no flusher thread: it starts one).
-    pid: u32,
-    queue: Vec<Py<Engine>>,
-}
-
-static FLUSHER: Flusher = Flusher {
-    state: Mutex::new(FlusherState {
-        pid: 0,
-        queue: Vec::new(),
-    }),
-    wake: Condvar::new(),
-};
-
-/// Queue `engine` for a flush after [`RELEASE_DELAY`]; false if no flusher thread could be
-/// started (the caller then sends at once).
-pub fn schedule(engine: Py<Engine>) -> bool {
-    let mut st = FLUSHER.state.lock().unwrap_or_else(|p| p.into_inner());
-    let pid = std::process::id();
-    if st.pid != pid {
-        let started = std::thread::Builder::new()
-            .name("rpyc-releases".into())
-            .spawn(run)
-            .is_ok();
-        if !started {
-            return false;
-        }
-        st.pid = pid;
-        st.queue.clear(); // a parent's connections, not ours to write to
-    }
-    if st.queue.is_empty() {
-        FLUSHER.wake.notify_one();
-    }
-    st.queue.push(engine);
-    true
-}
-
-fn run() {
-    loop {
-        {
-            let mut st = FLUSHER.state.lock().unwrap_or_else(|p| p.into_inner());
-            while st.queue.is_empty() {
-                st = FLUSHER.wake.wait(st).unwrap_or_else(|p| p.into_inner());
-            }
-        }
-        std::thread::sleep(RELEASE_DELAY);
-        let batch = {
-            let mut st = FLUSHER.state.lock().unwrap_or_else(|p| p.into_inner());
-            std::mem::take(&mut st.queue)
-        };
-        for engine in &batch {
-            engine.get().flush_held_detached();
-        }
-        // Dropping the references without the GIL defers their decrements to PyO3's pool.
-        drop(batch);
     }
 }
 

@@ -1,0 +1,157 @@
+//! The write side of a connection: its transport, the gate writers take turns on, and the
+//! releases held back to travel with the next frame. The flusher thread writes through it
+//! too, without the GIL and without the engine.
+
+use super::held::{Hold, Releases};
+use super::outgoing::Outgoing;
+use super::transport::{eof_error, Transport};
+use crate::gate::Gate;
+use pyo3::prelude::*;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+/// What carries the frames; it decides which frames may be held back and which peers may
+/// need nudging (see `engine::reader`).
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum Carrier {
+    Socket,
+    Tls,
+    Python,
+}
+
+pub struct Link {
+    transport: Mutex<Option<Transport>>,
+    carrier: Carrier,
+    /// Writers take turns (a Python-stream transport calls Python while holding it).
+    gate: Gate,
+    held: Releases,
+    /// How long a write may wait for the peer to read (`send_stall_timeout`; None: forever).
+    stall: Option<Duration>,
+    /// Why the transport failed under a write (the connection is over); `is_lost` tells
+    /// without the lock (asked before every read and write).
+    lost: Mutex<Option<String>>,
+    is_lost: AtomicBool,
+}
+
+impl Link {
+    pub fn new(transport: Transport, stall: Option<Duration>) -> Arc<Link> {
+        let carrier = match &transport {
+            Transport::Socket(_) => Carrier::Socket,
+            Transport::Tls(_) => Carrier::Tls,
+            Transport::Python(_) => Carrier::Python,
+        };
+        Arc::new(Link {
+            transport: Mutex::new(Some(transport)),
+            carrier,
+            gate: Gate::default(),
+            held: Releases::default(),
+            stall,
+            lost: Mutex::new(None),
+            is_lost: AtomicBool::new(false),
+        })
+    }
+
+    pub fn carrier(&self) -> Carrier {
+        self.carrier
+    }
+
+    /// A handle on the transport (for use without holding the link's lock).
+    pub fn transport(&self, py: Python<'_>) -> PyResult<Transport> {
+        let guard = self.transport.lock().unwrap_or_else(|p| p.into_inner());
+        match guard.as_ref() {
+            Some(t) => Ok(t.clone_ref(py)),
+            None => Err(eof_error("stream has been closed")),
+        }
+    }
+
+    /// Why a write failed, if one did.
+    pub fn lost(&self) -> Option<String> {
+        if !self.is_lost.load(Ordering::Acquire) {
+            return None;
+        }
+        self.lost.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    fn mark_lost(&self, why: String) {
+        let mut lost = self.lost.lock().unwrap_or_else(|p| p.into_inner());
+        if lost.is_none() {
+            *lost = Some(why);
+            self.is_lost.store(true, Ordering::Release);
+        }
+    }
+
+    /// Write a sealed frame (after the releases held back). A failed or stalled write
+    /// leaves the stream unusable: the link is lost, and the caller ends the connection.
+    pub fn write(&self, py: Python<'_>, framed: &Outgoing) -> PyResult<()> {
+        let transport = self.transport(py)?;
+        let _gate = self.gate.acquire(py);
+        // A writer that waited for the gate behind a failed write reports that failure.
+        if let Some(why) = self.lost() {
+            return Err(eof_error(why));
+        }
+        let held = self.held.take();
+        let written = transport.write_frames(py, &held, framed, self.stall);
+        if let Err(e) = &written {
+            self.mark_lost(describe(py, e));
+        }
+        written
+    }
+
+    /// Hold a release frame back; what the caller must do next.
+    pub fn hold(&self, framed: &[u8]) -> Hold {
+        self.held.hold(framed)
+    }
+
+    /// Send the held releases from the flusher thread (no GIL; native transports only,
+    /// the only ones that hold releases).
+    pub fn flush_detached(&self) {
+        let transport = self
+            .transport
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .as_ref()
+            .and_then(Transport::native);
+        let Some(transport) = transport else {
+            drop(self.held.take_for_flusher()); // closed: nobody to tell
+            return;
+        };
+        let _gate = self.gate.acquire_detached();
+        let held = self.held.take_for_flusher();
+        if held.is_empty() || self.lost().is_some() {
+            return;
+        }
+        if let Err(e) = transport.write_frames_native(&held, &[], self.stall) {
+            self.mark_lost(format!("connection lost: {e}"));
+            transport.shutdown_native();
+        }
+    }
+
+    /// Shut the transport so that a blocked reader wakes with EOF and the peer sees the end.
+    pub fn shutdown(&self, py: Python<'_>) {
+        if let Ok(t) = self.transport(py) {
+            t.shutdown(py);
+        }
+    }
+
+    /// Shut the transport and let go of it (the connection is closed).
+    pub fn close(&self, py: Python<'_>) {
+        let transport = self
+            .transport
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take();
+        if let Some(t) = transport {
+            t.shutdown(py);
+        }
+        drop(self.held.take());
+    }
+}
+
+/// The message of a Python exception.
+pub fn describe(py: Python<'_>, e: &PyErr) -> String {
+    e.value(py)
+        .str()
+        .map(|s| s.to_string())
+        .unwrap_or_else(|_| "connection failed".into())
+}

@@ -1,0 +1,358 @@
+//! Frames out of a byte stream, as the bytes arrive, under the frame limits and the inbound
+//! memory budget.
+
+use super::inflate::Inflater;
+use super::FrameHeader;
+use crate::budget::{Charge, MemoryBudget, FREE_PER_CONNECTION};
+use crate::consts::FRAME_HEADER_LEN;
+use crate::error::WireError;
+use crate::limits::Limits;
+use std::ops::Range;
+use std::sync::Arc;
+
+/// Smallest read worth making: bytes are read in chunks of at least this much.
+pub const READ_CHUNK: usize = 64 * 1024;
+
+/// Uncompressed payloads from this size on are handed over in the buffer they arrived in
+/// when they fill it (no copy of a large frame).
+const HAND_OVER: usize = 1 << 20;
+
+/// Incremental frame decoder: bytes in as they arrive, complete payloads out.
+///
+/// A header announcing more than `max_frame_size` is refused as soon as its 5 bytes are
+/// buffered, before any payload is read or allocated, and is returned again on every later
+/// call (the stream cannot be resynchronised: drop the connection). A frame whose payload
+/// fails to inflate is consumed before its error is returned. Empty payloads are returned as
+/// they are (upstream's receiver silently ignores them).
+///
+/// What the decoder holds beyond [`FREE_PER_CONNECTION`] (buffered bytes, a payload being
+/// inflated, payloads handed out until they are dropped) is taken from a [`MemoryBudget`].
+/// When the budget refuses, [`WireError::MemoryBudget`] is returned and nothing is lost:
+/// the same call succeeds once other holders gave bytes back.
+#[derive(Debug)]
+pub struct FrameDecoder {
+    buf: Vec<u8>,
+    /// Bytes of `buf` before this offset have been consumed.
+    start: usize,
+    limits: Limits,
+    /// What `buf` holds (or is about to receive) beyond the free allowance.
+    charge: Charge,
+    /// The charge a payload is given when it is copied out of `buf`.
+    payload_charge: Charge,
+    /// A compressed frame being inflated, when the budget paused it.
+    inflating: Option<InflaterSlot>,
+}
+
+/// (An `Inflater` holds a `Decompress`, which is not `Debug`.)
+struct InflaterSlot(Inflater);
+
+impl std::fmt::Debug for InflaterSlot {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Inflater")
+    }
+}
+
+/// One frame's payload (inflated), with what it holds of the budget until dropped.
+#[derive(Debug)]
+pub struct Payload {
+    buf: Vec<u8>,
+    start: usize,
+    /// What it holds of the budget (`None`: nothing, the usual small payload).
+    _charge: Option<Charge>,
+}
+
+impl Payload {
+    pub fn bytes(&self) -> &[u8] {
+        self.buf.get(self.start..).unwrap_or_default()
+    }
+
+    /// The payload's bytes as a vector of their own (copied when they share a buffer).
+    pub fn into_vec(mut self) -> Vec<u8> {
+        if self.start == 0 {
+            return std::mem::take(&mut self.buf);
+        }
+        self.bytes().to_vec()
+    }
+}
+
+impl std::ops::Deref for Payload {
+    type Target = [u8];
+    fn deref(&self) -> &[u8] {
+        self.bytes()
+    }
+}
+
+/// What the next read from the transport should ask for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ReadPlan {
+    /// Bytes the next frame (or its header) still needs.
+    pub want: usize,
+    /// How many bytes to read at most: at least [`READ_CHUNK`], more for a large frame, but
+    /// never more than three times what has already arrived, so that a peer announcing
+    /// 256 MiB and sending 3 bytes makes us reserve nothing.
+    pub chunk: usize,
+}
+
+impl Default for FrameDecoder {
+    fn default() -> Self {
+        FrameDecoder::new(Limits::default())
+    }
+}
+
+impl FrameDecoder {
+    /// A decoder outside any shared budget (tests, tools).
+    pub fn new(limits: Limits) -> Self {
+        FrameDecoder::with_budget(limits, &MemoryBudget::new(), usize::MAX)
+    }
+
+    /// A decoder drawing on `budget`, which it may take up to `max_inbound_memory`.
+    pub fn with_budget(
+        limits: Limits,
+        budget: &Arc<MemoryBudget>,
+        max_inbound_memory: usize,
+    ) -> Self {
+        FrameDecoder {
+            buf: Vec::new(),
+            start: 0,
+            limits,
+            charge: Charge::new(budget, max_inbound_memory),
+            payload_charge: Charge::new(budget, max_inbound_memory),
+            inflating: None,
+        }
+    }
+
+    /// The limits this decoder enforces.
+    pub fn limits(&self) -> &Limits {
+        &self.limits
+    }
+
+    /// Bytes buffered but not yet returned as a frame.
+    pub fn buffered(&self) -> usize {
+        self.buf.len() - self.start
+    }
+
+    /// Append bytes that arrived.
+    pub fn feed(&mut self, data: &[u8]) -> Result<(), WireError> {
+        // Drop consumed bytes when that is cheap relative to what stays (amortised O(1)).
+        if self.start > 0 && self.start >= self.buf.len() - self.start {
+            self.compact();
+        }
+        self.charge_for(data.len())?;
+        self.buf.extend_from_slice(data);
+        Ok(())
+    }
+
+    /// What the next read should ask for (an error for a header over `max_frame_size`).
+    pub fn read_plan(&self) -> Result<ReadPlan, WireError> {
+        let avail = self.buffered();
+        let want = match self.next_header()? {
+            None => FRAME_HEADER_LEN - avail,
+            Some(h) => (FRAME_HEADER_LEN + h.body_len())
+                .saturating_sub(avail)
+                .max(1),
+        };
+        Ok(ReadPlan {
+            want,
+            chunk: READ_CHUNK.max(want.min(avail.saturating_mul(3))),
+        })
+    }
+
+    /// Whether the next frame, once complete, has to be inflated (`None`: no header yet).
+    pub fn next_compressed(&self) -> Option<bool> {
+        self.next_header().ok().flatten().map(|h| h.compressed)
+    }
+
+    /// Make room for up to `n` more bytes (charging the budget for them) and return the
+    /// buffer, for a transport to append at most `n` bytes to (growing it as it likes).
+    /// Call [`FrameDecoder::settle`] after.
+    pub fn prepare_read(&mut self, n: usize) -> Result<&mut Vec<u8>, WireError> {
+        if self.start > 0 {
+            self.compact();
+        }
+        self.charge_for(n)?;
+        Ok(&mut self.buf)
+    }
+
+    /// After a read: charge what the buffer holds (not what it might have received).
+    pub fn settle(&mut self) {
+        let _ = self.charge_for(0);
+    }
+
+    fn compact(&mut self) {
+        self.buf.drain(..self.start);
+        self.start = 0;
+    }
+
+    /// Charge the budget for the buffer plus `more` bytes (beyond the free allowance).
+    fn charge_for(&mut self, more: usize) -> Result<(), WireError> {
+        let held = self.buf.len().saturating_add(more);
+        self.charge.set(held.saturating_sub(FREE_PER_CONNECTION))
+    }
+
+    /// The next complete payload (inflated), `Ok(None)` if more bytes are needed.
+    pub fn next_payload(&mut self) -> Result<Option<Payload>, WireError> {
+        let Some((header, range)) = self.next_frame_range()? else {
+            return Ok(None);
+        };
+        if header.compressed {
+            return self.inflate_frame(range).map(Some);
+        }
+        let frame_end = range.end + 1;
+        if range.len() >= HAND_OVER && frame_end == self.buf.len() {
+            // The buffer holds this frame alone: hand it over rather than copy it out.
+            let mut whole = std::mem::take(&mut self.buf);
+            whole.truncate(range.end);
+            self.start = 0;
+            return Ok(Some(Payload {
+                buf: whole,
+                start: range.start,
+                _charge: Some(self.charge.split_off()),
+            }));
+        }
+        let charge = match range.len().saturating_sub(FREE_PER_CONNECTION) {
+            0 => None,
+            over => {
+                self.payload_charge.set(over)?;
+                Some(self.payload_charge.split_off())
+            }
+        };
+        let payload = Payload {
+            buf: self.buf[range].to_vec(),
+            start: 0,
+            _charge: charge,
+        };
+        self.consume(frame_end);
+        Ok(Some(payload))
+    }
+
+    fn inflate_frame(&mut self, range: Range<usize>) -> Result<Payload, WireError> {
+        let slot = match self.inflating.take() {
+            Some(slot) => slot,
+            None => InflaterSlot(Inflater::new(self.payload_charge.split_off())),
+        };
+        let InflaterSlot(mut inflater) = slot;
+        match inflater.run(&self.buf[range.clone()], &self.limits) {
+            Err(e @ WireError::MemoryBudget { .. }) => {
+                // Paused: the frame stays, and the next call goes on where this one stopped.
+                self.inflating = Some(InflaterSlot(inflater));
+                Err(e)
+            }
+            Err(e) => {
+                self.consume(range.end + 1);
+                Err(e)
+            }
+            Ok(()) => {
+                self.consume(range.end + 1);
+                let (buf, charge) = inflater.finish();
+                Ok(Payload {
+                    buf,
+                    start: 0,
+                    _charge: Some(charge),
+                })
+            }
+        }
+    }
+
+    fn consume(&mut self, frame_end: usize) {
+        self.start = frame_end;
+        if self.start == self.buf.len() {
+            self.buf.clear();
+            self.start = 0;
+        }
+        self.settle();
+    }
+
+    /// The next complete frame as it was on the wire (header and payload, not inflated;
+    /// the trailer is dropped unchecked), `Ok(None)` if more bytes are needed.
+    pub fn next_raw(&mut self) -> Result<Option<(FrameHeader, Vec<u8>)>, WireError> {
+        let Some((header, range)) = self.next_frame_range()? else {
+            return Ok(None);
+        };
+        let payload = self.buf[range.clone()].to_vec();
+        self.consume(range.end + 1);
+        Ok(Some((header, payload)))
+    }
+
+    fn next_header(&self) -> Result<Option<FrameHeader>, WireError> {
+        match self.buf[self.start..].first_chunk::<FRAME_HEADER_LEN>() {
+            Some(head) => FrameHeader::parse(head, &self.limits).map(Some),
+            None => Ok(None),
+        }
+    }
+
+    /// Header and payload range (in `buf`) of the next complete frame.
+    fn next_frame_range(&self) -> Result<Option<(FrameHeader, Range<usize>)>, WireError> {
+        let Some(header) = self.next_header()? else {
+            return Ok(None);
+        };
+        if self.buffered() - FRAME_HEADER_LEN < header.body_len() {
+            return Ok(None);
+        }
+        let from = self.start + FRAME_HEADER_LEN;
+        Ok(Some((header, from..from + header.len as usize)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::frame::encode_frame;
+
+    fn framed(payload: &[u8], threshold: Option<usize>) -> Vec<u8> {
+        let mut out = Vec::new();
+        encode_frame(payload, threshold, 1, &mut out).expect("frame");
+        out
+    }
+
+    #[test]
+    fn the_budget_bounds_what_is_buffered_and_nothing_is_lost_when_it_refuses() {
+        let budget = MemoryBudget::new();
+        let mut frames = FrameDecoder::with_budget(Limits::default(), &budget, 1 << 20);
+        let big = framed(&vec![1u8; 3 << 20], None);
+        // A read of the whole frame would hold 3 MiB: refused, the buffer unchanged.
+        assert!(matches!(
+            frames.prepare_read(big.len()),
+            Err(WireError::MemoryBudget { .. })
+        ));
+        assert_eq!(frames.buffered(), 0);
+        // What fits goes in; the budget holds what exceeds the free allowance.
+        frames.feed(&big[..1 << 20]).expect("1 MiB fits");
+        assert_eq!(budget.used(), (1 << 20) - FREE_PER_CONNECTION);
+        assert!(frames.feed(&big[1 << 20..]).is_err());
+        assert_eq!(frames.buffered(), 1 << 20);
+        drop(frames);
+        assert_eq!(budget.used(), 0, "everything given back");
+    }
+
+    #[test]
+    fn a_large_frame_is_handed_over_with_its_charge() {
+        let budget = MemoryBudget::new();
+        let mut frames = FrameDecoder::with_budget(Limits::default(), &budget, 64 << 20);
+        let payload = vec![9u8; 4 << 20];
+        frames.feed(&framed(&payload, None)).expect("fits");
+        let got = frames.next_payload().expect("frame").expect("complete");
+        assert_eq!(&got[..], &payload[..]);
+        assert!(budget.used() > 0, "the payload holds its bytes");
+        assert_eq!(frames.buffered(), 0);
+        drop(got);
+        assert_eq!(budget.used(), 0);
+    }
+
+    #[test]
+    fn read_plans_grow_with_what_arrived_not_with_what_a_header_claims() {
+        let mut frames = FrameDecoder::new(Limits::default());
+        assert_eq!(
+            frames.read_plan().expect("plan"),
+            ReadPlan {
+                want: 5,
+                chunk: READ_CHUNK
+            }
+        );
+        frames
+            .feed(&[0x10, 0, 0, 0, 0, 1, 2])
+            .expect("header of a 256 MiB frame");
+        let plan = frames.read_plan().expect("plan");
+        assert_eq!(plan.want, (256 << 20) + 1 - 2);
+        assert_eq!(plan.chunk, READ_CHUNK);
+    }
+}
