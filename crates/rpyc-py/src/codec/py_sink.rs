@@ -5,6 +5,7 @@ use crate::errors::wire_err;
 use pyo3::exceptions::PyTypeError;
 use pyo3::ffi;
 use pyo3::prelude::*;
+use pyo3::sync::PyOnceLock;
 use pyo3::types::{PyComplex, PyFloat, PyFrozenSet, PyTuple};
 use rpyc_wire::brine::{self, Container, Cursor, Sink, Text};
 use rpyc_wire::WireError;
@@ -165,6 +166,23 @@ impl<'py> Sink for PySink<'py> {
     }
 
     #[inline]
+    /// Let other threads have the GIL if they asked for it: a frame holding a million small
+    /// values takes ~100 ms of CPython's time to build, which other connections' threads
+    /// must not wait for in one piece. Releasing the GIL here would not do: a thread that
+    /// waits for it asks for it only after the switch interval (5 ms) passed without any
+    /// hand-over, and our own quick release and re-take count as one. Running a little
+    /// Python code lets the interpreter honour the request as it does between bytecodes
+    /// (and run signal handlers: Ctrl-C stops a long decode). Nothing half-built is visible
+    /// to other threads: decoded tuples are untracked by the garbage collector and
+    /// referenced only here.
+    fn checkpoint(&mut self) -> PyResult<()> {
+        static NOTHING: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
+        let nothing = NOTHING.get_or_try_init(self.py, || {
+            self.py.eval(c"lambda: None", None, None).map(Bound::unbind)
+        })?;
+        nothing.call0(self.py).map(drop)
+    }
+
     fn end(&mut self, builder: PyBuilder<'py>, kind: Container, offset: usize) -> R {
         match (builder, kind) {
             (PyBuilder::Tuple { tuple, .. }, _) => Ok(tuple.into_any().unbind()),

@@ -10,7 +10,7 @@
 //! (each member takes at least one).
 
 use super::cursor::{is_bytes_tag, Cursor};
-use super::sink::{Container, Sink, Text};
+use super::sink::{Container, Sink, Text, CHECKPOINT_BYTES, CHECKPOINT_ITEMS};
 use crate::consts::tag;
 use crate::error::WireError;
 use smallvec::SmallVec;
@@ -64,7 +64,15 @@ enum Item<V> {
 
 impl<B> Reader<'_, '_, B> {
     fn run<S: Sink<Builder = B>>(mut self, sink: &mut S) -> Result<S::Value, S::Error> {
+        let mut items_left = CHECKPOINT_ITEMS;
+        let mut next_checkpoint = self.cur.pos() + CHECKPOINT_BYTES;
         loop {
+            items_left -= 1;
+            if items_left == 0 || self.cur.pos() >= next_checkpoint {
+                sink.checkpoint()?;
+                items_left = CHECKPOINT_ITEMS;
+                next_checkpoint = self.cur.pos() + CHECKPOINT_BYTES;
+            }
             let mut value = match self.item(sink) {
                 Ok(Item::Done(v)) => v,
                 Ok(Item::Opened) => continue,

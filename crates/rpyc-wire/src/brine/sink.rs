@@ -83,7 +83,20 @@ pub trait Sink {
         kind: Container,
         offset: usize,
     ) -> Result<Self::Value, Self::Error>;
+
+    /// Called every [`CHECKPOINT_ITEMS`] items or [`CHECKPOINT_BYTES`] bytes of one value
+    /// (a sink that holds a lock others wait for may let them have it; an error stops the
+    /// reading).
+    #[inline]
+    fn checkpoint(&mut self) -> Result<(), Self::Error> {
+        Ok(())
+    }
 }
+
+/// Items read between two [`Sink::checkpoint`]s, at most.
+pub const CHECKPOINT_ITEMS: usize = 16 * 1024;
+/// Bytes read between two [`Sink::checkpoint`]s, at most (give or take one item).
+pub const CHECKPOINT_BYTES: usize = 64 * 1024;
 
 /// A sink that builds nothing: [`super::read`] with it validates a value (every rule the
 /// reader enforces) and skips over it.
