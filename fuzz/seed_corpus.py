@@ -44,7 +44,7 @@ def split_frames(stream):
 def main():
     vectors = sys.argv[1] if len(sys.argv) > 1 else os.path.join(REPO, "crates/rpyc-wire/tests/vectors")
     corpus = sys.argv[2] if len(sys.argv) > 2 else os.path.join(HERE, "corpus")
-    seeds = {"brine_decode": [], "frame_decode": [], "message_decode": []}
+    seeds = {"brine_decode": [], "frame_decode": [], "message_decode": [], "connection": []}
 
     def load(name):
         with open(os.path.join(vectors, name)) as f:
@@ -68,6 +68,13 @@ def main():
                 body = payload[THREAD_PREFIX_LEN if bind_threads else 0 :][1:]
                 seeds["brine_decode"].append(body)
         seeds["frame_decode"] += [b"".join(frames) for frames in streams.values()]
+        # The connection target: a settings byte (bit 0 bind_threads, bit 2 the client role),
+        # then what the peer sent: the client's frames to a server, and the other way round.
+        threads = 1 if bind_threads else 0
+        for direction, role in (("client->server", 0), ("server->client", 4)):
+            frames = streams.get(direction, [])
+            for chunking in (0, 5 << 3):
+                seeds["connection"].append(bytes([threads | role | chunking]) + b"".join(frames))
 
     bomb = zlib.compress(b"\0" * (1 << 20), 9)  # ~1 KiB inflating to 1 MiB
     text = zlib.compress(b"\x02\x11\x51" + b"\x08\x0e\x05hello" * 100, 1)

@@ -4,7 +4,7 @@
 #   scripts/fuzz.sh [seconds_per_target] [target...]
 #
 # Targets (fuzz/fuzz_targets/, described in docs/fuzzing.md): brine_decode, frame_decode,
-# message_decode; all three by default, for 60 s each. Installs cargo-fuzz if missing,
+# message_decode, connection; all four by default, for 60 s each. Installs cargo-fuzz if missing,
 # seeds fuzz/corpus/<target>/ from the spec vectors, builds once, runs each target.
 # A crash, panic, failed invariant, hang (-timeout) or RSS blow-up stops the run with a
 # non-zero status and leaves the input in fuzz/artifacts/<target>/; reproduce it with
@@ -44,7 +44,7 @@ secs=${1:-60}
 shift || true
 targets=("$@")
 if [[ ${#targets[@]} -eq 0 ]]; then
-    targets=(brine_decode frame_decode message_decode)
+    targets=(brine_decode frame_decode message_decode connection)
 fi
 
 if ! cargo fuzz --version >/dev/null 2>&1; then
@@ -73,7 +73,7 @@ echo "fuzz: ${fuzz[*]} (RUSTC_BOOTSTRAP=${RUSTC_BOOTSTRAP:-unset}), sanitizer $s
 
 max_len() {
     case $1 in
-        frame_decode) echo 16384 ;;
+        frame_decode | connection) echo 16384 ;;
         *) echo 8192 ;;
     esac
 }
