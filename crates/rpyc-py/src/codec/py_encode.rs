@@ -66,8 +66,7 @@ fn put_pyint(out: &mut Vec<u8>, obj: &Bound<'_, PyAny>) -> Result<(), EncodeErro
     // Most overflowing ints still fit 128 bits: formatted here, not by CPython's general
     // int-to-text conversion (which costs ten times more). Beyond that, decimal text it is.
     if let Ok(wide) = obj.extract::<i128>() {
-        let mut buf = itoa::Buffer::new();
-        write::int_text(out, buf.format(wide).as_bytes())?;
+        write::int_wide(out, wide);
         return Ok(());
     }
     let text = obj.str()?;

@@ -27,13 +27,24 @@ pub fn not_implemented(out: &mut Vec<u8>) {
 }
 
 /// An integer: the one-byte immediate form for −48…159, decimal text otherwise.
-#[inline]
+#[inline(always)]
 pub fn int(out: &mut Vec<u8>, v: i64) {
     if (tag::IMM_MIN..=tag::IMM_MAX).contains(&v) {
         out.push((v + tag::IMM_BIAS) as u8);
     } else {
         let mut buf = itoa::Buffer::new();
         int_text_unchecked(out, buf.format(v).as_bytes());
+    }
+}
+
+/// An integer of up to 128 bits (formatted here: no text to validate).
+pub fn int_wide(out: &mut Vec<u8>, v: i128) {
+    match i64::try_from(v) {
+        Ok(v) => int(out, v),
+        Err(_) => {
+            let mut buf = itoa::Buffer::new();
+            int_text_unchecked(out, buf.format(v).as_bytes());
+        }
     }
 }
 
@@ -101,7 +112,7 @@ pub fn complex(out: &mut Vec<u8>, re: f64, im: f64) {
 /// The header of a bytes item of `len` bytes (the bytes follow). A length beyond brine's
 /// `u32` field is written as `u32::MAX`: such an item is over 4 GiB, and the frame layer
 /// refuses to send it.
-#[inline]
+#[inline(always)]
 pub fn bytes_header(out: &mut Vec<u8>, len: usize) {
     match len {
         0 => out.push(tag::EMPTY_STR),
@@ -132,7 +143,7 @@ pub fn str(out: &mut Vec<u8>, s: &str) {
 }
 
 /// The header of a tuple of `len` members (the members follow).
-#[inline]
+#[inline(always)]
 pub fn tuple_header(out: &mut Vec<u8>, len: usize) {
     match len {
         0 => out.push(tag::EMPTY_TUPLE),

@@ -225,6 +225,9 @@ impl FrameDecoder {
         Ok(Some(payload))
     }
 
+    /// (Out of line: making an inflater takes ~50 KiB of stack, which would otherwise be
+    /// reserved, and touched, on every call of `next_payload`: on every thread that reads.)
+    #[inline(never)]
     fn inflate_frame(&mut self, range: Range<usize>) -> Result<Payload, WireError> {
         let slot = match self.inflating.take() {
             Some(slot) => slot,
