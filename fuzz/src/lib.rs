@@ -100,6 +100,7 @@ pub fn error_offset(e: &WireError) -> Option<usize> {
         | WireError::ExpectedInteger { offset, .. }
         | WireError::BadContainer { offset, .. }
         | WireError::TrailingBytes { offset }
+        | WireError::BadSetMember { offset, .. }
         | WireError::NonCanonical { offset, .. } => Some(*offset),
         _ => None,
     }

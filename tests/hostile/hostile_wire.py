@@ -1,7 +1,7 @@
 """Hand-made wire helpers for the hostile suite.
 
 Deliberately independent of the package under test: a tiny brine encoder/decoder and frame
-builder written from WIRE.md (sections 2-5), so that a bug in our codec cannot hide a bug in
+builder written from docs/protocol.md (brine, frames, messages, boxing), so that a bug in our codec cannot hide a bug in
 the server's handling of hostile bytes.
 """
 import socket

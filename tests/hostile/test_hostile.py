@@ -480,7 +480,7 @@ def test_stray_reply_and_exception_are_dropped(server, bystander):
 @pytest.mark.parametrize("seq", ["abc", -5, (1, 2), 10 ** 20], ids=["str", "negative", "tuple",
                                                                    "big"])
 def test_odd_seq_is_echoed(server, seq):
-    """Upstream never checks the type of a received seq and echoes it (WIRE.md 4)."""
+    """Upstream never checks the type of a received seq and echoes it (docs/protocol.md#sequence-numbers)."""
     with RawClient(server.port) as c:
         c.send(request(seq, HANDLE_PING, ("x",)))
         assert c.recv_message() == (MSG_REPLY, seq, (LABEL_VALUE, "x"))

@@ -250,7 +250,7 @@ def _decode_frame(index, offset, flag, trailer, payload, prefix_len):
 
 
 def box_problem(box, depth=0):
-    """Why ``box`` is not a well-formed boxed value (WIRE.md section 5), or None."""
+    """Why ``box`` is not a well-formed boxed value (docs/protocol.md#boxing), or None."""
     if depth > 100:
         return "boxes nested too deep"
     if type(box) is not tuple or len(box) != 2 or type(box[0]) is not int:

@@ -16,7 +16,7 @@ except ImportError as exc:  # rpyc.core.protocol (or the native extension) is no
 
 from rpyc.lib import get_methods  # noqa: E402
 
-# LOCAL_ATTRS of the proxies (WIRE.md 11.2), used by the server to answer INSPECT
+# LOCAL_ATTRS of the proxies (docs/protocol.md#what-a-proxy-sends), used by the server to answer INSPECT
 LOCAL_ATTRS = frozenset(
     """____conn__ ____id_pack__ ____refcount__ __class__ __cmp__ __del__ __delattr__ __dir__
     __doc__ __getattr__ __getattribute__ __hash__ __instancecheck__ __init__ __metaclass__

@@ -1,4 +1,4 @@
-"""Unit tests for rpyc.core.vinegar (exception serialization, WIRE.md section 7)."""
+"""Unit tests for rpyc.core.vinegar (exception serialization, docs/protocol.md#exceptions-vinegar)."""
 
 import importlib
 import sys

@@ -1,4 +1,4 @@
-//! Per-thread identity and the `bind_threads` bookkeeping (WIRE.md §9).
+//! Per-thread identity and the `bind_threads` bookkeeping (docs/protocol.md#bind_threads).
 
 use std::cell::{Cell, RefCell};
 use std::sync::atomic::{AtomicU64, Ordering};

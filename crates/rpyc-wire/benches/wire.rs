@@ -11,6 +11,10 @@
 //! for frames the size of the payload. Measurement times are short on purpose (the
 //! machine is small and shared); pass criterion's `--measurement-time` for steadier numbers.
 
+#[path = "../tests/common/mod.rs"]
+mod common;
+
+use common::noise;
 use std::hint::black_box;
 use std::time::Duration;
 
@@ -79,19 +83,6 @@ fn mixed_payload() -> Value {
         })
         .collect();
     Value::Tuple(items)
-}
-
-/// Incompressible bytes (xorshift; zlib cannot shrink them).
-fn noise(n: usize) -> Vec<u8> {
-    let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
-    (0..n)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            (x >> 24) as u8
-        })
-        .collect()
 }
 
 /// 1 MiB of compressible bytes: the mixed payload's brine encoding, repeated to size

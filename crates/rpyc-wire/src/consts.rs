@@ -1,4 +1,4 @@
-//! Numeric constants of the RPyC 6 protocol (WIRE.md §2.1, §4, §5, §6).
+//! Numeric constants of the RPyC 6 protocol (docs/protocol.md: tag table, messages, boxing, handlers).
 
 /// Brine tag bytes: the first byte of every encoded item.
 pub mod tag {
@@ -42,13 +42,13 @@ pub const MSG_REQUEST: u8 = 1;
 pub const MSG_REPLY: u8 = 2;
 pub const MSG_EXCEPTION: u8 = 3;
 
-/// Boxing labels (WIRE.md §5).
+/// Boxing labels (docs/protocol.md#labels).
 pub const LABEL_VALUE: i64 = 1;
 pub const LABEL_TUPLE: i64 = 2;
 pub const LABEL_LOCAL_REF: i64 = 3;
 pub const LABEL_REMOTE_REF: i64 = 4;
 
-/// Request handler ids (WIRE.md §6).
+/// Request handler ids (docs/protocol.md#handler-table).
 pub mod handler {
     pub const PING: i64 = 1;
     pub const CLOSE: i64 = 2;
@@ -72,10 +72,10 @@ pub mod handler {
     pub const INSTANCECHECK: i64 = 20;
 }
 
-/// Exception body that stands for a bare `StopIteration` (WIRE.md §7).
+/// Exception body that stands for a bare `StopIteration` (docs/protocol.md#the-exception-body).
 pub const EXC_STOP_ITERATION: i64 = 1;
 
-/// Frame layout (WIRE.md §3): u32 length, u8 compressed flag, payload, one trailer byte.
+/// Frame layout (docs/protocol.md#frame-layout): u32 length, u8 compressed flag, payload, one trailer byte.
 pub const FRAME_HEADER_LEN: usize = 5;
 pub const FRAME_TRAILER: u8 = b'\n';
 /// Upstream compresses payloads strictly longer than this many bytes.

@@ -1,8 +1,10 @@
 //! Sans-IO core of the RPyC 6 wire protocol: no Python, no sockets.
 //!
-//! Layers, bottom up: [`frame`] (length-prefixed, optionally zlib-compressed frames),
-//! [`message`] (message type byte, `(seq, body)`), [`brine`] (the value serializer).
-//! Everything a peer sends is decoded under [`limits::Limits`].
+//! Layers, bottom up: [`brine`] (the value serializer: one reader, one writer),
+//! [`message`] (message type byte, `(seq, body)`, boxing), [`frame`] (length-prefixed,
+//! optionally zlib-compressed frames, held under a [`budget::MemoryBudget`]) and [`conn`]
+//! (one connection's protocol state, for every driver). Everything a peer sends is
+//! decoded under [`limits::Limits`].
 //!
 //! ```
 //! use rpyc_wire::brine::Value;

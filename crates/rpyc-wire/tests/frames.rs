@@ -1,8 +1,8 @@
-//! Frame codec (WIRE.md §3): limits, compression policy, trailer, hostile input.
+//! Frame codec (docs/protocol.md#frames): limits, compression policy, trailer, hostile input.
 
 mod common;
 
-use common::{hex, next_vec, unhex};
+use common::{hex, next_vec, noise, unhex};
 use flate2::{Compress, Compression, FlushCompress};
 use rpyc_wire::consts::COMPRESSION_THRESHOLD;
 use rpyc_wire::frame::{self, FrameDecoder, FrameHeader};
@@ -176,15 +176,8 @@ fn compression_threshold_is_strictly_greater_than_3000() {
         assert_eq!(plain[4], 0);
     }
     // The decision is made even when compression does not pay (random-looking data).
-    let mut x: u32 = 1;
-    let noise: Vec<u8> = (0..3001)
-        .map(|_| {
-            x = x.wrapping_mul(1_103_515_245).wrapping_add(12_345);
-            (x >> 16) as u8
-        })
-        .collect();
     let mut out = Vec::new();
-    frame::encode_frame(&noise, Some(3000), 1, &mut out).expect("encode");
+    frame::encode_frame(&noise(3001), Some(3000), 1, &mut out).expect("encode");
     assert_eq!(out[4], 1);
 }
 
@@ -338,4 +331,12 @@ fn outgoing_frame_over_max_frame_size_is_refused_with_the_key() {
         "{msg}"
     );
     assert!(msg.contains("raise the max_frame_size config key"), "{msg}");
+}
+
+#[test]
+fn compression_is_skipped_for_incompressible_bulk_data() {
+    assert!(!frame::compression_pays(&noise(1 << 20), 1));
+    assert!(frame::compression_pays(&vec![b'x'; 1 << 20], 1));
+    // Small payloads are compressed as upstream does, whatever they hold.
+    assert!(frame::compression_pays(&noise(4000), 1));
 }

@@ -1,4 +1,4 @@
-//! Message and boxing codec (WIRE.md §4, §5).
+//! Message and boxing codec (docs/protocol.md#messages, #boxing).
 
 mod common;
 
@@ -27,7 +27,7 @@ fn getroot_request_matches_the_annotated_session() {
     let mut framed = Vec::new();
     frame::encode_frame(&encode_payload(&msg, false), Some(3000), 1, &mut framed).unwrap();
     assert_eq!(hex(&framed), "000000080001115011531151020a");
-    // With bind_threads (WIRE.md §16, last example).
+    // With bind_threads (docs/protocol.md#a-thread-bound-request).
     let bound = msg.clone().with_threads(0x7f5e30e4ab80, 0);
     assert_eq!(
         hex(&encode_payload(&bound, true)),

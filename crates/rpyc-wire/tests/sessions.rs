@@ -129,7 +129,7 @@ fn check_message(msg: &Message, summary: &str, where_: &str) {
             assert_eq!(direct, brine::to_vec(args), "{where_}: Boxed::encode");
             let items = boxed.clone().into_items().expect("argument tuple");
             if id == handler::INSPECT {
-                // INSPECT takes a plain id_pack, by value (WIRE.md §6).
+                // INSPECT takes a plain id_pack, by value (docs/protocol.md#handler-table).
                 let [Boxed::Value(v)] = &items[..] else {
                     panic!("{where_}: INSPECT args {items:?}")
                 };

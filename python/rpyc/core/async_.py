@@ -1,4 +1,4 @@
-"""``AsyncResult``: the pending answer of an asynchronous request (WIRE.md section 8)."""
+"""``AsyncResult``: the pending answer of an asynchronous request (docs/protocol.md#connection-lifecycle)."""
 
 from typing import Any, Callable, List, Optional
 

@@ -1,4 +1,4 @@
-"""Brine, RPyC's serializer for a closed set of immutable values (WIRE.md section 2).
+"""Brine, RPyC's serializer for a closed set of immutable values (docs/protocol.md#brine).
 
 The codec itself is native (``rpyc._core``); this module keeps upstream's public names.
 """

@@ -1,4 +1,4 @@
-"""Framing over a stream (WIRE.md section 3): ``u32 length | u8 compressed | payload | 0a``.
+"""Framing over a stream (docs/protocol.md#frames): ``u32 length | u8 compressed | payload | 0a``.
 
 Connections frame their traffic natively; this class keeps upstream's ``Channel`` API for
 code that sends raw frames itself, and carries the ``compress`` choice to the connection.

@@ -1,4 +1,4 @@
-"""Numeric constants of the RPyC wire protocol (see WIRE.md, sections 4 to 7)."""
+"""Numeric constants of the RPyC wire protocol (see docs/protocol.md: messages, boxing, handlers, exceptions)."""
 
 # Message types: the first byte of every message payload.
 MSG_REQUEST = 1

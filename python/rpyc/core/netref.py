@@ -1,5 +1,5 @@
 """Proxies ("netrefs") to objects that live on the other side of a connection
-(WIRE.md section 11). Attribute access, calls, operators and the rest are forwarded to the
+(docs/protocol.md#proxies-netrefs). Attribute access, calls, operators and the rest are forwarded to the
 owner; a few names (``LOCAL_ATTRS``) are answered locally.
 """
 

@@ -53,7 +53,7 @@ TRAVERSAL_ATTRS = frozenset(
 )
 
 DEFAULT_CONFIG: Dict[str, Any] = dict(
-    # attribute access policy (WIRE.md 6.1)
+    # attribute access policy (docs/protocol.md#attribute-policy)
     allow_safe_attrs=True,
     allow_exposed_attrs=True,
     allow_public_attrs=False,
@@ -81,7 +81,7 @@ DEFAULT_CONFIG: Dict[str, Any] = dict(
     # rpyc-rs: negotiate extensions with rpyc-rs peers (rpyc.core.extensions); upstream
     # peers never see them
     rpyc_rs_extensions=True,
-    # exceptions (WIRE.md 7)
+    # exceptions (docs/protocol.md#exceptions-vinegar)
     include_local_traceback=True,
     include_local_version=True,
     instantiate_custom_exceptions=False,
@@ -468,7 +468,7 @@ class Connection(_core.Engine):
             include_local_version=cfg["include_local_version"],
         )
 
-    # -- attribute policy (WIRE.md 6.1) ---------------------------------------------------
+    # -- attribute policy (docs/protocol.md#attribute-policy) -----------------------------
 
     def _check_attr(self, obj: Any, name: str, perm: str) -> str:
         config = self._config
@@ -510,7 +510,7 @@ class Connection(_core.Engine):
             name = self._check_attr(obj, name, perm)
         return accessor(obj, name, *args)
 
-    # -- request handlers (WIRE.md 6) -----------------------------------------------------
+    # -- request handlers (docs/protocol.md#handler-table) --------------------------------
 
     def _handle_ping(self, data: Any) -> Any:
         if self._config["rpyc_rs_extensions"] and extensions.may_be_hello(data):

@@ -1,4 +1,4 @@
-"""Vinegar: turning exceptions into brine-able values and back (WIRE.md §7).
+"""Vinegar: turning exceptions into brine-able values and back (docs/protocol.md#exceptions-vinegar).
 
 :func:`dump` describes an exception raised by a request handler as a plain tuple that can be
 sent as the body of an EXCEPTION message; :func:`load` rebuilds a raisable exception from such

@@ -262,7 +262,7 @@ def _netref_class() -> Optional[type]:
 
 def get_id_pack(obj: Any) -> IdPack:
     """Return the id_pack ``(name_pack, class_id, instance_id)`` identifying ``obj`` on the
-    wire (WIRE.md §5.1).
+    wire (docs/protocol.md#id_pack).
 
     * a proxy: its own ``____id_pack__`` (whatever connection it belongs to);
     * a module: its ``__name__`` if that is a key of ``sys.modules``, else
@@ -286,7 +286,7 @@ def _safe_getdoc(value: Any) -> Optional[str]:
 
 
 def get_methods(obj_attrs: Iterable[str], obj: Any) -> Tuple[Tuple[str, Optional[str]], ...]:
-    """Describe the methods of a local object, for the INSPECT request (WIRE.md §6.2).
+    """Describe the methods of a local object, for the INSPECT request (docs/protocol.md#inspect-answers).
 
     The ``__dict__`` of every class in the reversed MRO of ``type(obj)`` is merged (for a class
     object, the metaclass MRO comes first and the class's own MRO after it, so that class

@@ -1,5 +1,5 @@
 """Small collections used by connections: a weak-value mapping for the proxy cache and the
-reference-counted object table (WIRE.md §5.2)."""
+reference-counted object table (docs/protocol.md#reference-counting-and-handle_del)."""
 
 import threading
 import weakref

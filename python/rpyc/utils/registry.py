@@ -1,4 +1,4 @@
-"""Service registry: where servers announce themselves and clients find them (WIRE.md §14).
+"""Service registry: where servers announce themselves and clients find them (docs/protocol.md#registry-protocol).
 
 A registry server keeps, for each service name, the addresses ``(host, port)`` of the
 servers offering it, with the time each last (re-)registered. Servers started with a

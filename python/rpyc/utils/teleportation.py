@@ -1,4 +1,4 @@
-"""Sending functions as data ("teleportation", WIRE.md section 13).
+"""Sending functions as data ("teleportation", docs/protocol.md#teleportation).
 
 A plain Python function -- no closure, brine-able defaults, nested functions allowed -- is
 flattened into a tuple of brine values (:func:`export_function`) that the other side turns

@@ -1,4 +1,4 @@
-//! id_packs of local objects (docs/protocol.md#id-packs): `(name, class_id, instance_id)`,
+//! id_packs of local objects (docs/protocol.md#id_pack): `(name, class_id, instance_id)`,
 //! where the ids are the addresses of the object's type and of the object (CPython `id()`s,
 //! unique while the object table keeps the object alive).
 

@@ -164,7 +164,7 @@ impl<'a> Encoder<'a> {
     }
 }
 
-/// `brine.dumpable(obj)` (docs/protocol.md#what-travels-by-value): a cheap type walk, no
+/// `brine.dumpable(obj)` (docs/protocol.md#what-is-dumpable): a cheap type walk, no
 /// output.
 pub fn dumpable(obj: &Bound<'_, PyAny>) -> bool {
     let py = obj.py();

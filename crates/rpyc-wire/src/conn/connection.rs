@@ -44,7 +44,7 @@ pub enum Event {
         result: Result<Boxed, WireError>,
     },
     /// The exception answer to our request `id` (its body is not boxed: see
-    /// docs/protocol.md#exceptions).
+    /// docs/protocol.md#exceptions-vinegar).
     Exception {
         id: u64,
         body: Result<Value, WireError>,

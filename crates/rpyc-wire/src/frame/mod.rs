@@ -130,29 +130,3 @@ pub fn encode_frame(
     out.push(FRAME_TRAILER);
     Ok(())
 }
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn noise(n: usize) -> Vec<u8> {
-        // xorshift: incompressible enough for zlib, no dependency needed
-        let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
-        (0..n)
-            .map(|_| {
-                x ^= x << 13;
-                x ^= x >> 7;
-                x ^= x << 17;
-                (x >> 24) as u8
-            })
-            .collect()
-    }
-
-    #[test]
-    fn compression_is_skipped_for_incompressible_bulk_data() {
-        assert!(!compression_pays(&noise(1 << 20), 1));
-        assert!(compression_pays(&vec![b'x'; 1 << 20], 1));
-        // small payloads are compressed as upstream does, whatever they hold
-        assert!(compression_pays(&noise(4000), 1));
-    }
-}

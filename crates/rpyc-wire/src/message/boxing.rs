@@ -8,7 +8,7 @@ use crate::consts::{tag, LABEL_LOCAL_REF, LABEL_REMOTE_REF, LABEL_TUPLE, LABEL_V
 use crate::error::WireError;
 use crate::limits::Limits;
 
-/// An object reference: `(name_pack, class_id, instance_id)` (docs/protocol.md#id-packs).
+/// An object reference: `(name_pack, class_id, instance_id)` (docs/protocol.md#id_pack).
 ///
 /// The ids are integers (`Value::Int`, or `Value::BigInt` when a peer sends ids beyond
 /// `i64`; they are only ever used as keys, so they are kept exactly as received).

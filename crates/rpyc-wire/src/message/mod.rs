@@ -6,7 +6,7 @@
 //! ```
 //!
 //! A request body is `TUP2(handler, boxed_args)`; a reply body is a boxed value; an
-//! exception body is unboxed (docs/protocol.md#exceptions). Bodies stay [`Value`]s here: [`Boxed`] turns a
+//! exception body is unboxed (docs/protocol.md#exceptions-vinegar). Bodies stay [`Value`]s here: [`Boxed`] turns a
 //! boxed value into labels and id_packs when the caller wants that view.
 
 mod boxing;

@@ -8,9 +8,8 @@ use std::path::PathBuf;
 /// The directory holding the spec vectors.
 ///
 /// `RPYC_SPEC_DIR` wins when set (either the spec directory, with a `vectors/` inside, or
-/// the vectors directory itself). Otherwise the copies committed in `tests/vectors/` are
-/// used, so the tests never depend on `shared/` being checked out beside the repo;
-/// `vector_copies_match_shared_spec` (in brine_vectors.rs) keeps them honest.
+/// the vectors directory itself). Otherwise the files committed in `tests/vectors/`
+/// (generated from upstream rpyc 6.0.2) are used.
 pub fn vectors_dir() -> PathBuf {
     if let Some(dir) = std::env::var_os("RPYC_SPEC_DIR") {
         let dir = PathBuf::from(dir);
@@ -18,12 +17,6 @@ pub fn vectors_dir() -> PathBuf {
         return if nested.is_dir() { nested } else { dir };
     }
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/vectors")
-}
-
-/// The upstream spec's vectors when `shared/` sits beside the repo, else `None`.
-pub fn shared_vectors_dir() -> Option<PathBuf> {
-    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/spec/vectors");
-    dir.is_dir().then_some(dir)
 }
 
 pub fn load(name: &str) -> Json {
@@ -60,7 +53,7 @@ fn items(j: &Json) -> Vec<Value> {
         .collect()
 }
 
-/// The language-neutral value tree of brine.json (WIRE.md §2.5) as a [`Value`].
+/// The language-neutral value tree of brine.json (docs/protocol.md#test-vectors) as a [`Value`].
 pub fn json_to_value(j: &Json) -> Value {
     match j["t"].as_str().expect("t") {
         "none" => Value::None,
