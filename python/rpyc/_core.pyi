@@ -51,7 +51,8 @@ class Engine:
         handler_id: int,
         args: Tuple[Any, ...],
         callback: Optional[Callable[[bool, Any], Any]] = None,
-    ) -> None: ...
+    ) -> int:
+        """The request's sequence number."""
     def _release(self, proxy: Any, count: int) -> None:
         """``HANDLE_DEL`` for a dead proxy; over a native transport it travels with the next
         frame written, or within ``RELEASE_DELAY`` (2 ms) if the connection stays quiet."""
@@ -69,6 +70,16 @@ class Engine:
     def _set_quick_ack(self, on: bool) -> None: ...
     def _engine_dispatch(self, data: bytes) -> Optional["Work"]:
         """Process one message payload as if received; the ``Work`` it asks of Python, if any."""
+    def _feed(self, data: bytes) -> bool:
+        """Bytes that arrived (event-loop drivers); False when the inbound memory budget has
+        no room for them now (nothing was taken)."""
+    def _drain(self, heavy: int = 0) -> Tuple[List["Work"], int]:
+        """Process complete frames (``heavy`` heavy ones at most): the work they ask of
+        Python, and why it stopped (0 more bytes needed, 1 a heavy frame is next, 2 the
+        inbound memory budget is full)."""
+    def _buffered(self) -> int: ...
+    def _forget_request(self, seq: int) -> None:
+        """Stop awaiting the answer to request ``seq``."""
     def _local_objects_len(self) -> int: ...
     def _local_object_keys(self) -> List[Tuple[int, int]]: ...
     def _local_object_by_key(self, class_id: int, instance_id: int) -> Any: ...
@@ -84,6 +95,7 @@ class Work:
 
     is_request: bool
     handler: Optional[int]
+    seq: Optional[int]
     args: Tuple[Any, ...]
     callback: Optional[Callable[[bool, Any], Any]]
     is_exc: bool

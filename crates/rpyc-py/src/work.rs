@@ -91,6 +91,16 @@ impl Work {
         }
     }
 
+    /// The request's sequence number, when it is an integer (what the peer quotes to cancel
+    /// it); `None` for an answer, or a peer's odd seq.
+    #[getter]
+    fn seq(&self) -> Option<i64> {
+        match &self.kind {
+            WorkKind::Request { seq, .. } => seq.as_i64(),
+            WorkKind::Deliver { .. } => None,
+        }
+    }
+
     #[getter]
     fn callback(&self, py: Python<'_>) -> Option<Py<PyAny>> {
         match &self.kind {

@@ -34,6 +34,8 @@ HANDLE_CTXEXIT = 19
 HANDLE_INSTANCECHECK = 20
 #: rpyc-rs extension (rpyc.core.extensions): sent only to a peer that announced ``iter_batch``
 HANDLE_ITER_BATCH = 64
+#: rpyc-rs extension: stop serving request ``seq`` (sent only to a peer that announced ``cancel``)
+HANDLE_CANCEL = 65
 
 # Compact body of an EXCEPTION message whose exception is exactly ``StopIteration``.
 EXC_STOP_ITERATION = 1

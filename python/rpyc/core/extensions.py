@@ -25,6 +25,11 @@ Features:
     the sender of a ``HANDLE_DEL`` (a proxy died) does not wait for its answer, so the
     owner sends none. Upstream keeps a callback per request until its answer arrives, so
     upstream peers still get theirs.
+``cancel``
+    a requester that stops waiting for an answer (an ``rpyc.aio`` call cancelled or timed
+    out) sends ``HANDLE_CANCEL(seq)``; an ``rpyc.aio`` owner cancels the task serving that
+    request, a blocking owner cannot interrupt its handler and ignores it. Either way the
+    late answer, if any, is dropped by the requester.
 ``no_quickack``
     (implicit in any rpyc-rs peer) it sends with Nagle's algorithm off, so reads need not
     force immediate TCP acknowledgements (one system call less per read).
@@ -44,6 +49,7 @@ HELLO, VERSION = _HELLO_PAYLOAD[0], _HELLO_PAYLOAD[1]
 FEATURE_ITER_BATCH = "iter_batch"
 FEATURE_ROOT_CLASS = "root_class"
 FEATURE_QUIET_DEL = "quiet_del"
+FEATURE_CANCEL = "cancel"
 #: what this implementation offers
 FEATURES: FrozenSet[str] = frozenset(_HELLO_PAYLOAD[2])
 #: most items one ``HANDLE_ITER_BATCH`` returns

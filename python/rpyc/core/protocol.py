@@ -248,6 +248,9 @@ class Connection(_core.Engine):
         self._netref_classes_cache.clear()
         self._iter_errors.clear()
         self._remote_root = None
+        self._notify_disconnect()
+
+    def _notify_disconnect(self) -> None:
         self._local_root.on_disconnect(self)
 
     def _handle_close_request(self) -> None:
@@ -522,6 +525,11 @@ class Connection(_core.Engine):
     def _handle_iter_batch(self, obj: Any, count: Any) -> Any:
         return extensions.serve_iter_batch(self, obj, count)
 
+    def _handle_cancel(self, seq: Any) -> None:
+        # A blocking server cannot interrupt a handler that already runs (rpyc.aio servers
+        # cancel its task); the late answer is dropped by the requester.
+        pass
+
     def _handle_getroot(self) -> Any:
         return self._local_root
 
@@ -645,6 +653,7 @@ class Connection(_core.Engine):
             consts.HANDLE_CTXEXIT: cls._handle_ctxexit,
             consts.HANDLE_INSTANCECHECK: cls._handle_instancecheck,
             consts.HANDLE_ITER_BATCH: cls._handle_iter_batch,
+            consts.HANDLE_CANCEL: cls._handle_cancel,
         }
 
 

@@ -11,11 +11,13 @@
 //!
 //! - `config`: the settings read from the config dict;
 //! - `reader`: the reader role, reading frames, waiting for answers;
+//! - `feed`: the same for event-loop drivers, which push the bytes in;
 //! - `dispatch`: what a received frame asks (a request to serve, an answer to deliver);
 //! - `send`: requests, replies and exceptions on their way out.
 
 mod config;
 mod dispatch;
+mod feed;
 mod reader;
 mod send;
 
@@ -317,16 +319,16 @@ impl Engine {
     }
 
     /// Send a request whose answer is passed to `callback(is_exc, obj)`; `None` drops it.
+    /// Returns the request's sequence number (for `_forget_request`).
     #[pyo3(signature = (handler_id, args, callback=None))]
     fn _async_request(
         slf: &Bound<'_, Engine>,
         handler_id: i64,
         args: &Bound<'_, PyTuple>,
         callback: Option<Py<PyAny>>,
-    ) -> PyResult<()> {
+    ) -> PyResult<u64> {
         slf.get()
             .send_request(slf, handler_id, args, callback.map(Slot::Async))
-            .map(|_| ())
     }
 
     /// `HANDLE_DEL` for a proxy that died: `count` references to it were received. Over a
@@ -441,6 +443,32 @@ impl Engine {
                 Err(e)
             }
         }
+    }
+
+    /// Bytes that arrived (event-loop drivers, see `feed`). False when the process's
+    /// inbound memory budget has no room for them now: nothing was taken, offer them again.
+    fn _feed(&self, py: Python<'_>, data: &[u8]) -> PyResult<bool> {
+        self.feed(py, data)
+    }
+
+    /// Process the complete frames fed so far, `heavy` heavy ones at most (0 on the loop's
+    /// thread, 1 on a worker thread). Returns the work they ask of Python and why it
+    /// stopped: 0 more bytes are needed, 1 a heavy frame is next, 2 the inbound memory
+    /// budget is full (try again later).
+    #[pyo3(signature = (heavy=0))]
+    fn _drain(slf: &Bound<'_, Engine>, heavy: usize) -> PyResult<(Vec<Py<Work>>, u8)> {
+        slf.get().drain(slf, heavy)
+    }
+
+    /// Bytes received but not yet processed as frames.
+    fn _buffered(&self) -> usize {
+        self.buffered()
+    }
+
+    /// Stop awaiting the answer to request `seq` (cancelled): its late answer is dropped,
+    /// its references released, like any answer nobody awaits.
+    fn _forget_request(&self, seq: u64) {
+        self.forget(seq);
     }
 
     /// Number of local objects the peer holds references to.

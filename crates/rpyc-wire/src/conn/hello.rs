@@ -17,8 +17,10 @@ pub const ITER_BATCH: &str = "iter_batch";
 pub const ROOT_CLASS: &str = "root_class";
 /// `HANDLE_DEL` gets no answer.
 pub const QUIET_DEL: &str = "quiet_del";
+/// A requester that stops waiting sends `HANDLE_CANCEL(seq)`.
+pub const CANCEL: &str = "cancel";
 /// What this implementation offers, sorted.
-pub const FEATURES: [&str; 3] = [ITER_BATCH, QUIET_DEL, ROOT_CLASS];
+pub const FEATURES: [&str; 4] = [CANCEL, ITER_BATCH, QUIET_DEL, ROOT_CLASS];
 
 /// The data of the hello ping: `(HELLO, VERSION, features)`.
 pub fn hello() -> Value {

@@ -162,6 +162,12 @@ impl FrameDecoder {
         self.next_header().ok().flatten().map(|h| h.compressed)
     }
 
+    /// The header of the next frame if all of it has arrived (`Ok(None)`: more bytes are
+    /// needed), for drivers that decide where to process a frame before taking it.
+    pub fn next_complete(&self) -> Result<Option<FrameHeader>, WireError> {
+        Ok(self.next_frame_range()?.map(|(header, _)| header))
+    }
+
     /// Make room for up to `n` more bytes (charging the budget for them) and return the
     /// buffer, for a transport to append at most `n` bytes to (growing it as it likes).
     /// Call [`FrameDecoder::settle`] after.

@@ -1,0 +1,618 @@
+"""The asyncio driver of the connection engine (docs/asyncio.md).
+
+The engine (``rpyc._core.Engine``, shared with the blocking connections) keeps the protocol
+state; here an ``asyncio.Protocol`` pushes the bytes that arrive into it (``_feed``), runs
+the work that complete frames ask for (``_drain``), and writes what the engine sends to the
+transport. Nothing in this module waits on a socket: answers resolve futures, requests of
+the peer run as tasks (``async def`` handlers), inline (builtins, ``@rpyc.aio.inline``), or
+on an executor thread (other plain ``def`` handlers).
+"""
+
+import asyncio
+import functools
+import inspect
+import socket
+import threading
+import types
+from typing import Any, Callable, Dict, Optional, Set, Tuple
+
+from rpyc.core import consts, extensions, netref
+from rpyc.core import protocol
+from rpyc.core.async_ import AsyncResultTimeout
+
+from rpyc.aio._netref import AsyncNetref, RemoteOp, RootOf
+
+__all__ = ["Connection", "inline"]
+
+# Why `_drain` stopped.
+_NEED_BYTES, _HEAVY, _BUDGET = 0, 1, 2
+# How long to wait before offering bytes again when the inbound memory budget is full.
+_BUDGET_RETRY = 0.005
+_BUDGET_GIVE_UP = 2.0
+
+# Callables run on the loop even though they are not coroutine functions: C code that
+# cannot block on anything (list.append, dict.get, len...).
+_BUILTIN_CALLABLES = (
+    types.BuiltinFunctionType,
+    types.BuiltinMethodType,
+    types.MethodWrapperType,
+    types.WrapperDescriptorType,
+    types.MethodDescriptorType,
+    types.ClassMethodDescriptorType,
+)
+
+_INLINE_MARK = "_rpyc_aio_inline"
+
+
+def inline(func: Callable[..., Any]) -> Callable[..., Any]:
+    """Mark a plain ``def`` exposed method as quick and non-blocking: ``rpyc.aio`` servers
+    then call it on the event loop instead of an executor thread."""
+    setattr(func, _INLINE_MARK, True)
+    return func
+
+
+class _LoopStream:
+    """What the engine writes frames to: the asyncio transport. Writes from other threads
+    (a proxy collected on a worker thread sends its release) are handed to the loop."""
+
+    __slots__ = ("_transport", "_loop", "_thread", "closed")
+
+    def __init__(self, transport: asyncio.Transport, loop: asyncio.AbstractEventLoop) -> None:
+        self._transport = transport
+        self._loop = loop
+        self._thread = threading.get_ident()
+        self.closed = False
+
+    def write(self, data: bytes) -> None:
+        if self.closed:
+            raise EOFError("connection closed")
+        if threading.get_ident() == self._thread:
+            self._transport.write(data)
+        else:
+            self._loop.call_soon_threadsafe(self._write_later, data)
+
+    def _write_later(self, data: bytes) -> None:
+        if not self.closed and not self._transport.is_closing():
+            self._transport.write(data)
+
+    def close(self) -> None:
+        if self.closed:
+            return
+        self.closed = True
+        if threading.get_ident() == self._thread:
+            self._transport.close()
+        else:
+            self._loop.call_soon_threadsafe(self._transport.close)
+
+    def poll(self, timeout: Any) -> bool:
+        raise RuntimeError("an rpyc.aio connection is read by its event loop, not by waiting threads")
+
+    read = poll
+
+    def fileno(self) -> int:
+        sock = self._transport.get_extra_info("socket")
+        return -1 if sock is None else sock.fileno()
+
+
+class _LoopChannel:
+    """The channel a ``Connection`` is built on (what the engine needs of upstream's)."""
+
+    __slots__ = ("stream", "compress")
+
+    def __init__(self, stream: _LoopStream) -> None:
+        self.stream = stream
+        self.compress = True
+
+    def close(self) -> None:
+        self.stream.close()
+
+    def fileno(self) -> int:
+        return self.stream.fileno()
+
+
+class _Reply:
+    """Receives the answer to one request and resolves its future."""
+
+    __slots__ = ("conn", "future", "seq", "timer", "__weakref__")
+
+    def __init__(self, conn: "Connection", future: asyncio.Future) -> None:
+        self.conn = conn
+        self.future = future
+        self.seq = -1
+        self.timer: Optional[asyncio.TimerHandle] = None
+
+    def __call__(self, is_exc: bool, obj: Any) -> None:
+        self.conn._pending.pop(self.seq, None)
+        if self.timer is not None:
+            self.timer.cancel()
+        fut = self.future
+        if fut.done():
+            return
+        if is_exc:
+            if obj is StopIteration or isinstance(obj, StopIteration):
+                # (a future cannot carry StopIteration: it would end the awaiting coroutine)
+                obj = StopAsyncIteration(*(obj.args if isinstance(obj, BaseException) else ()))
+            if not isinstance(obj, BaseException) and not (isinstance(obj, type) and issubclass(obj, BaseException)):
+                obj = TypeError(f"the peer answered with an exception that is not one: {obj!r}")
+            fut.set_exception(obj)
+        else:
+            fut.set_result(obj)
+
+    def expire(self) -> None:
+        """``sync_request_timeout`` passed without an answer."""
+        self.timer = None
+        if not self.future.done():
+            self.conn._give_up(self.seq)
+            self.future.set_exception(AsyncResultTimeout("result expired"))
+
+    def settled(self, fut: asyncio.Future) -> None:
+        if fut.cancelled():
+            if self.timer is not None:
+                self.timer.cancel()
+            self.conn._give_up(self.seq)
+
+    def fail(self, exc: BaseException) -> None:
+        if self.timer is not None:
+            self.timer.cancel()
+        if not self.future.done():
+            self.future.set_exception(exc)
+
+
+def _is_async_callable(func: Any) -> bool:
+    if inspect.iscoroutinefunction(func):
+        return True
+    call = getattr(type(func), "__call__", None)
+    return call is not None and not isinstance(func, (types.FunctionType, types.MethodType)) and (
+        inspect.iscoroutinefunction(call)
+    )
+
+
+class Connection(protocol.Connection):
+    """An RPyC connection driven by an asyncio event loop (see ``rpyc.aio.connect`` and
+    ``rpyc.aio.serve``). Remote objects are :class:`AsyncNetref` proxies; every operation
+    that needs the peer is awaited."""
+
+    def __init__(self, root: Any, transport: asyncio.Transport, config: Dict[str, Any] = {},
+                 executor: Any = None) -> None:
+        if config.get("bind_threads"):
+            raise ValueError("bind_threads is not supported by rpyc.aio connections (there is one thread)")
+        self._loop = asyncio.get_running_loop()
+        self._loop_thread = threading.get_ident()
+        self._transport = transport
+        self._executor = executor
+        self._pending: Dict[int, _Reply] = {}
+        self._serving: Dict[int, "asyncio.Task[Any]"] = {}
+        self._tasks: Set["asyncio.Task[Any]"] = set()
+        self._held: Optional[list] = None  # bytes received but not yet fed (reading paused)
+        self._held_since = 0.0
+        self._reading_paused = False
+        self._stall_timer: Optional[asyncio.TimerHandle] = None
+        self._closed_waiter: asyncio.Future = self._loop.create_future()
+        self._starting: Any = None
+        self._plain_inline = False
+        super().__init__(root, _LoopChannel(_LoopStream(transport, self._loop)), config)
+        self._plain_inline = self._config.get("aio_plain_calls", "thread") == "inline"
+
+    def _init_service(self) -> None:
+        started = self._local_root.on_connect(self)
+        if inspect.isawaitable(started):
+            self._starting = started
+
+    def __repr__(self) -> str:
+        return f"<rpyc.aio.Connection {self._config['connid']!r} object at 0x{id(self):08x}>"
+
+    # -- lifecycle -----------------------------------------------------------------------
+
+    async def _start(self, fetch_root: bool) -> None:
+        """Finish setting up: an async ``on_connect``, the extensions' hello, the root."""
+        if self._starting is not None:
+            starting, self._starting = self._starting, None
+            await starting
+        if fetch_root:
+            if self._config["rpyc_rs_extensions"]:
+                extensions.send_hello(self)
+            await self.fetch_root()
+
+    @property
+    def root(self) -> Any:
+        """The peer's root: its proxy once fetched (``rpyc.aio.connect`` fetches it), before
+        that a pending operation that fetches it when awaited."""
+        if self._remote_root is not None:
+            return self._remote_root
+        return RemoteOp(RootOf(self), ())
+
+    async def fetch_root(self) -> Any:
+        """The peer's root object (one ``GETROOT`` request, then cached)."""
+        if self._remote_root is None:
+            root = await self._request(consts.HANDLE_GETROOT, ())
+            if self._remote_root is None:
+                self._remote_root = root
+        return self._remote_root
+
+    def close(self) -> None:
+        """Tell the peer we close (without waiting for anything), then tear down. ``await
+        wait_closed()`` for the end of it; ``await aclose()`` does both."""
+        with self._closed_lock:
+            if self._closed:
+                return
+            self._closed = True
+        try:
+            if not self._engine_dead:
+                self._async_request(consts.HANDLE_CLOSE, ())
+        except Exception:
+            pass
+        self._cleanup()
+
+    async def wait_closed(self) -> None:
+        await asyncio.shield(self._closed_waiter)
+
+    async def aclose(self) -> None:
+        self.close()
+        await self.wait_closed()
+
+    async def __aenter__(self) -> "Connection":
+        return self
+
+    async def __aexit__(self, *exc: Any) -> None:
+        await self.aclose()
+
+    def __enter__(self) -> "Connection":
+        raise TypeError("use 'async with' with an rpyc.aio connection")
+
+    def _cleanup(self) -> None:
+        if self._cleaned_up:
+            return
+        pending = list(self._pending.values())
+        self._pending.clear()
+        for task in list(self._serving.values()):
+            task.cancel()
+        self._serving.clear()
+        if self._stall_timer is not None:
+            self._stall_timer.cancel()
+        try:
+            super()._cleanup()
+        finally:
+            why = EOFError("connection closed")
+            for reply in pending:
+                reply.fail(why)
+            if not self._closed_waiter.done():
+                self._closed_waiter.set_result(None)
+
+    def _handle_close_request(self) -> None:
+        with self._closed_lock:
+            self._closed = True
+        self._cleanup()
+
+    def _lost(self, exc: Optional[BaseException]) -> None:
+        """The transport is gone (the peer closed, a reset, or we closed it)."""
+        with self._closed_lock:
+            self._closed = True
+        self._cleanup()
+
+    def _fail(self, exc: BaseException) -> None:
+        """Hostile or broken input: log, and drop the connection."""
+        self._logger().error("%s: closing after an error: %s", self._config["connid"], exc)
+        self._transport.abort()
+        self._lost(exc)
+
+    def _notify_disconnect(self) -> None:
+        # (an async on_disconnect runs as a task)
+        result = self._local_root.on_disconnect(self)
+        if inspect.isawaitable(result):
+            self._spawn(result)
+
+    def _spawn(self, awaitable: Any) -> "asyncio.Task[Any]":
+        task = asyncio.ensure_future(awaitable)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return task
+
+    # -- bytes in --------------------------------------------------------------------------
+
+    def _received(self, data: bytes) -> None:
+        if self._held is not None:
+            self._held.append(data)
+            return
+        try:
+            if self._feed(data):
+                self._pump()
+            else:
+                self._hold(data)
+        except Exception as exc:
+            self._fail(exc)
+
+    def _hold(self, data: bytes) -> None:
+        """The inbound memory budget is full: keep ``data``, stop reading, retry soon."""
+        self._held = [data]
+        self._held_since = self._loop.time()
+        self._pause_reading()
+        self._loop.call_later(_BUDGET_RETRY, self._unhold)
+
+    def _unhold(self) -> None:
+        held, self._held = self._held, None
+        if self._closed or held is None:
+            return
+        try:
+            while held:
+                if not self._feed(held[0]):
+                    if self._loop.time() - self._held_since > _BUDGET_GIVE_UP:
+                        raise MemoryError(
+                            "the process's inbound memory budget stayed full for 2 s "
+                            "(config max_inbound_memory): dropping this connection"
+                        )
+                    self._held = held
+                    self._loop.call_later(_BUDGET_RETRY, self._unhold)
+                    return
+                held.pop(0)
+            self._pump()
+        except Exception as exc:
+            self._fail(exc)
+
+    def _pump(self) -> None:
+        """Run what the complete frames ask for; a heavy frame goes to a worker thread."""
+        works, stop = self._drain(0)
+        self._run_works(works)
+        if stop == _NEED_BYTES:
+            self._resume_reading()
+        elif stop == _HEAVY:
+            self._pause_reading()
+            heavy = self._loop.run_in_executor(self._executor, self._drain, 1)
+            heavy.add_done_callback(self._heavy_done)
+        else:
+            self._pause_reading()
+            self._held = self._held or []
+            self._held_since = self._loop.time()
+            self._loop.call_later(_BUDGET_RETRY, self._unhold)
+
+    def _heavy_done(self, fut: asyncio.Future) -> None:
+        if self._closed:
+            return
+        try:
+            works, stop = fut.result()
+            self._run_works(works)
+            if stop == _NEED_BYTES and self._held:
+                self._unhold()
+            else:
+                self._pump()
+        except Exception as exc:
+            self._fail(exc)
+
+    def _pause_reading(self) -> None:
+        if not self._reading_paused:
+            self._reading_paused = True
+            self._transport.pause_reading()
+
+    def _resume_reading(self) -> None:
+        if self._reading_paused and not self._closed:
+            self._reading_paused = False
+            self._transport.resume_reading()
+
+    def _run_works(self, works: Any) -> None:
+        for work in works:
+            try:
+                self._run_work(work)
+            except Exception as exc:  # (one failing answer must not stop the others)
+                self._logger().exception("%s: %s", self._config["connid"], exc)
+
+    # -- requests from the peer -------------------------------------------------------------
+
+    def _run_work(self, work: Any) -> None:
+        if not work.is_request:
+            work.callback(work.is_exc, work.obj)
+            return
+        handler = work.handler
+        if handler == consts.HANDLE_CLOSE:
+            self._handle_close_request()
+            return
+        try:
+            args = work.begin()
+            if handler == consts.HANDLE_CALL or handler == consts.HANDLE_CALLATTR:
+                result = self._start_call(handler, args)
+            else:
+                func = self._HANDLERS.get(handler)
+                if func is None:
+                    raise KeyError(handler)
+                result = func(self, *args)
+        except BaseException as exc:
+            self._answer_exception(work, exc)
+            return
+        if inspect.isawaitable(result):
+            task = self._spawn(self._finish(work, result))
+            seq = work.seq
+            if seq is not None:
+                self._serving[seq] = task
+        else:
+            self._answer(work, result)
+
+    def _start_call(self, handler: int, args: Tuple[Any, ...]) -> Any:
+        """Start a CALL or CALLATTR: a coroutine function's coroutine (run as a task), or a
+        plain function called inline or on the executor."""
+        if handler == consts.HANDLE_CALL:
+            func, call_args = args[0], args[1]
+            kwargs = args[2] if len(args) > 2 else ()
+        else:
+            obj, name, call_args = args[0], args[1], args[2]
+            kwargs = args[3] if len(args) > 3 else ()
+            func = self._handle_getattr(obj, name)
+        kw = dict(kwargs) if kwargs else {}
+        if _is_async_callable(func):
+            return func(*call_args, **kw)
+        if self._plain_inline or isinstance(func, _BUILTIN_CALLABLES) or getattr(func, _INLINE_MARK, False):
+            return func(*call_args, **kw)
+        if isinstance(func, type) and func.__module__ == "builtins":
+            return func(*call_args, **kw)
+        return self._loop.run_in_executor(self._executor, functools.partial(func, *call_args, **kw))
+
+    async def _finish(self, work: Any, pending: Any) -> None:
+        seq = work.seq
+        try:
+            result = await pending
+            while inspect.isawaitable(result):  # (a plain def that returned a coroutine)
+                result = await result
+        except BaseException as exc:
+            if self._closed:
+                return
+            self._answer_exception(work, exc)
+            return
+        finally:
+            if seq is not None:
+                self._serving.pop(seq, None)
+        self._answer(work, result)
+
+    def _answer(self, work: Any, result: Any) -> None:
+        try:
+            self._reply(work, result)
+        except EOFError:
+            pass
+        except Exception as exc:  # e.g. a result too big for max_frame_size
+            self._answer_exception(work, exc)
+
+    def _answer_exception(self, work: Any, exc: BaseException) -> None:
+        try:
+            self._reply_exception(work, exc)
+        except EOFError:
+            pass
+
+    def _handle_ctxexit(self, obj: Any, exc: Any) -> Any:
+        # The requester sends the exception's class; a class of the peer arrives as a proxy,
+        # which cannot be raised here: use the local class of that name if there is one.
+        if isinstance(exc, AsyncNetref):
+            local = netref._resolve_local_class(object.__getattribute__(exc, "____id_pack__")[0])
+            exc = local if isinstance(local, type) and issubclass(local, BaseException) else Exception
+        return super()._handle_ctxexit(obj, exc)
+
+    def _handle_cancel(self, seq: Any) -> None:
+        task = self._serving.get(seq)
+        if task is not None:
+            task.cancel()
+
+    # -- requests to the peer ---------------------------------------------------------------
+
+    def _request(self, handler: int, args: Tuple[Any, ...]) -> asyncio.Future:
+        """Send a request: the future of its answer (``sync_request_timeout`` applies)."""
+        fut = self._loop.create_future()
+        reply = _Reply(self, fut)
+        seq = self._async_request(handler, args, reply)
+        reply.seq = seq
+        self._pending[seq] = reply
+        timeout = self._config["sync_request_timeout"]
+        if timeout is not None:
+            reply.timer = self._loop.call_later(timeout, reply.expire)
+        fut.add_done_callback(reply.settled)
+        return fut
+
+    def _give_up(self, seq: int) -> None:
+        """Stop awaiting request ``seq``; tell an rpyc-rs peer to cancel its handler."""
+        if self._pending.pop(seq, None) is None:
+            return
+        self._forget_request(seq)
+        if extensions.FEATURE_CANCEL in self._peer_features and not self._closed:
+            try:
+                self._async_request(consts.HANDLE_CANCEL, (seq,))
+            except Exception:
+                pass
+
+    def _sync(self, handler: int, args: Tuple[Any, ...]) -> Any:
+        """Blocking requests exist only for code on other threads (see ``block``)."""
+        if threading.get_ident() == self._loop_thread:
+            raise RuntimeError(
+                "a blocking request on the event loop's thread would stall it: await the "
+                "operation instead (see docs/asyncio.md)"
+            )
+        return asyncio.run_coroutine_threadsafe(_await(self._request(handler, args)), self._loop).result()
+
+    def sync_request(self, handler: int, *args: Any) -> Any:
+        return self._sync(handler, args)
+
+    def async_request(self, handler: int, *args: Any, timeout: Optional[float] = None) -> Any:
+        """The future of a request's answer (on the loop's thread)."""
+        return self._request(handler, args)
+
+    def _netref_class(self, id_pack: Tuple[str, int, int]) -> type:
+        return AsyncNetref
+
+    # -- writes ---------------------------------------------------------------------------
+
+    def _writing_paused(self) -> None:
+        stall = self._config.get("send_stall_timeout")
+        if stall is not None and self._stall_timer is None:
+            self._stall_timer = self._loop.call_later(stall, self._stalled)
+
+    def _writing_resumed(self) -> None:
+        if self._stall_timer is not None:
+            self._stall_timer.cancel()
+            self._stall_timer = None
+
+    def _stalled(self) -> None:
+        self._stall_timer = None
+        stall = self._config.get("send_stall_timeout")
+        self._fail(EOFError(f"the peer read nothing for {stall} s while we had data to send "
+                            f"(config send_stall_timeout)"))
+
+    # -- serving (the loop does it) --------------------------------------------------------
+
+    def serve(self, *args: Any, **kwargs: Any) -> bool:
+        raise RuntimeError("an rpyc.aio connection is served by its event loop")
+
+    serve_all = poll_all = poll = serve
+
+
+async def _await(fut: Any) -> Any:
+    return await fut
+
+
+class _Protocol(asyncio.Protocol):
+    """Feeds a transport's bytes to its connection."""
+
+    def __init__(self, make: Callable[[asyncio.Transport], Connection]) -> None:
+        self._make = make
+        self.conn: Optional[Connection] = None
+        self.error: Optional[BaseException] = None
+        self.made: asyncio.Future = asyncio.get_running_loop().create_future()
+
+    def connection_made(self, transport: Any) -> None:
+        try:
+            self.conn = self._make(transport)
+        except BaseException as exc:
+            self.error = exc
+            transport.abort()
+            if not self.made.done():
+                self.made.set_exception(exc)
+            return
+        if not self.made.done():
+            self.made.set_result(self.conn)
+
+    def data_received(self, data: bytes) -> None:
+        conn = self.conn
+        if conn is not None:
+            conn._received(data)
+
+    def eof_received(self) -> bool:
+        return False
+
+    def connection_lost(self, exc: Optional[BaseException]) -> None:
+        conn = self.conn
+        if conn is not None:
+            conn._lost(exc)
+        elif not self.made.done():
+            self.made.set_exception(exc or EOFError("connection closed"))
+
+    def pause_writing(self) -> None:
+        if self.conn is not None:
+            self.conn._writing_paused()
+
+    def resume_writing(self) -> None:
+        if self.conn is not None:
+            self.conn._writing_resumed()
+
+
+def set_nodelay(transport: Any) -> None:
+    sock = transport.get_extra_info("socket")
+    if sock is not None and sock.family in (socket.AF_INET, socket.AF_INET6):
+        try:
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        except OSError:
+            pass
+
+
+Connection._HANDLERS = Connection._request_handlers()

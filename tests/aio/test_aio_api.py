@@ -1,0 +1,445 @@
+"""rpyc.aio end to end over real sockets: the client API (awaited calls, attribute chains,
+pipelining, callbacks, iteration, context managers, the awaitable helpers), the server
+(async and plain handlers, on_connect/on_disconnect), and mixing with blocking peers."""
+
+import asyncio
+import os
+import socket
+import tempfile
+import threading
+import time
+
+import pytest
+
+import rpyc
+import rpyc.aio
+from rpyc.utils.authenticators import AuthenticationError
+from rpyc.utils.server import ThreadedServer
+
+from conftest import run  # tests/aio/conftest.py
+
+
+class Thing:
+    def __init__(self) -> None:
+        self.exposed_value = 7
+        self.log = []
+
+    def exposed_method(self, x):
+        return ("method", x)
+
+    def __enter__(self):
+        self.log.append("enter")
+        return self
+
+    def __exit__(self, typ, exc, tb):
+        self.log.append(("exit", typ.__name__ if typ else None))
+        return False
+
+
+class Calc(rpyc.Service):
+    def __init__(self) -> None:
+        self.thing = Thing()
+        self.arrived = 0
+        self.all_arrived = asyncio.Event()
+        self.loop_thread = None
+
+    async def exposed_add(self, x, y):
+        await asyncio.sleep(0)
+        return x + y
+
+    def exposed_sub(self, x, y):
+        return x - y
+
+    def exposed_blocking(self, seconds):
+        time.sleep(seconds)
+        return seconds
+
+    def exposed_thread_of_plain(self):
+        return threading.get_ident()
+
+    @rpyc.aio.inline
+    def exposed_thread_of_inline(self):
+        return threading.get_ident()
+
+    async def exposed_thread_of_async(self):
+        return threading.get_ident()
+
+    async def exposed_apply(self, fn, x):
+        return await fn(x)
+
+    async def exposed_kind_of(self, obj):
+        return type(obj).__name__
+
+    async def exposed_wait_for_all(self, n):
+        # Returns only once n requests are being served at once: proves pipelining.
+        self.arrived += 1
+        if self.arrived >= n:
+            self.all_arrived.set()
+        await asyncio.wait_for(self.all_arrived.wait(), 10)
+        return self.arrived
+
+    def exposed_get_list(self):
+        return list(range(1000))
+
+    def exposed_get_dict(self):
+        return {"a": 1, "b": 2}
+
+    def exposed_get_tuple(self):
+        return (1, (2, 3), "x")
+
+    def exposed_countdown(self, n):
+        while n > 0:
+            yield n
+            n -= 1
+
+    def exposed_get_thing(self):
+        return self.thing
+
+    def exposed_thing_log(self):
+        return tuple(map(str, self.thing.log))
+
+    async def exposed_fail(self):
+        raise ValueError("remote failure")
+
+
+async def started(service=Calc, **kwargs):
+    return await rpyc.aio.serve(service, port=0, **kwargs)
+
+
+def test_calls_chains_and_pipelining():
+    async def main():
+        async with await started() as server:
+            async with rpyc.aio.connect("127.0.0.1", server.port) as conn:
+                assert isinstance(conn.root, rpyc.aio.AsyncNetref)
+                assert await conn.root.add(5, 10) == 15
+                assert await conn.root.sub(5, 10) == -5
+                # an attribute chain resolves in one await; steps after a by-value result
+                # run locally
+                assert await conn.root.get_thing().method(3) == ("method", 3)
+                assert await conn.root.get_thing().value == 7
+                assert await conn.root.get_tuple()[1][0] == 2
+                results = await asyncio.gather(*(conn.root.add(i, i) for i in range(100)))
+                assert results == [2 * i for i in range(100)]
+                counts = await asyncio.gather(*(conn.root.wait_for_all(20) for _ in range(20)))
+                assert counts == [20] * 20
+            assert conn.closed
+
+    run(main)
+
+
+def test_await_connect_without_context_manager():
+    async def main():
+        async with await started() as server:
+            conn = await rpyc.aio.connect("127.0.0.1", server.port)
+            try:
+                assert await conn.root.add(1, 2) == 3
+            finally:
+                await conn.aclose()
+            with pytest.raises(EOFError):
+                await conn.root.add(1, 2)
+
+    run(main)
+
+
+def test_callbacks_run_on_the_callers_loop():
+    async def main():
+        async with await started() as server:
+            async with rpyc.aio.connect("127.0.0.1", server.port) as conn:
+                async def inc(v):
+                    return v + 1
+
+                def plain_double(v):
+                    return v * 2
+
+                assert await conn.root.apply(inc, 41) == 42
+                assert await conn.root.apply(plain_double, 21) == 42
+                # inside an async handler the peer's objects are async netrefs
+                assert await conn.root.kind_of(inc) == "AsyncNetref"
+
+    run(main)
+
+
+def test_plain_def_runs_off_the_loop_unless_inline():
+    async def main():
+        async with await started() as server:
+            async with rpyc.aio.connect("127.0.0.1", server.port) as conn:
+                loop_thread = await conn.root.thread_of_async()
+                assert await conn.root.thread_of_inline() == loop_thread
+                assert await conn.root.thread_of_plain() != loop_thread
+                # a blocking plain def does not stall the server's loop
+                start = time.perf_counter()
+                slow = asyncio.ensure_future(conn.root.blocking(0.5))
+                assert await conn.root.add(1, 1) == 2
+                assert time.perf_counter() - start < 0.4
+                assert await slow == 0.5
+        async with await started(protocol_config={"aio_plain_calls": "inline"}) as server:
+            async with rpyc.aio.connect("127.0.0.1", server.port) as conn:
+                assert await conn.root.thread_of_plain() == await conn.root.thread_of_async()
+
+    run(main)
+
+
+def test_iteration_context_managers_and_helpers():
+    async def main():
+        async with await started() as server:
+            async with rpyc.aio.connect("127.0.0.1", server.port) as conn:
+                items = [x async for x in conn.root.get_list()]
+                assert items == list(range(1000))
+                lst = await conn.root.get_list()
+                assert await rpyc.aio.len(lst) == 1000
+                assert await lst[999] == 999
+                assert [x async for x in conn.root.countdown(3)] == [3, 2, 1]
+                assert await rpyc.aio.list(conn.root.countdown(2)) == [2, 1]
+
+                async with conn.root.get_thing() as thing:
+                    assert await thing.method(1) == ("method", 1)
+                with pytest.raises(KeyError):
+                    async with conn.root.get_thing():
+                        raise KeyError("inside")
+                assert await conn.root.thing_log() == ("enter", "('exit', None)", "enter", "('exit', 'KeyError')")
+
+                d = await conn.root.get_dict()
+                assert await d["a"] == 1
+                assert await rpyc.aio.contains(d, "b")
+                assert not await rpyc.aio.contains(d, "z")
+                assert await rpyc.aio.repr(d) == "{'a': 1, 'b': 2}"
+                assert await rpyc.aio.str(d) == "{'a': 1, 'b': 2}"
+                assert await rpyc.aio.bool(d) is True
+                assert await rpyc.aio.compare(d, d) is True
+                assert await rpyc.aio.compare(d, 5) is False
+                assert await rpyc.aio.compare(d, 5, "__ne__") is True
+                with pytest.raises(TypeError, match="__gt__ is not supported"):
+                    await rpyc.aio.compare(await conn.root.get_list(), [0], "__gt__")
+                await rpyc.aio.setitem(d, "c", 3)
+                await rpyc.aio.delitem(d, "a")
+                assert await rpyc.aio.len(d) == 2
+                assert await rpyc.aio.getattr(d, "missing", "dflt") == "dflt"
+                assert "keys" in await rpyc.aio.dir(d)
+                it = await rpyc.aio.iter(d)
+                assert await rpyc.aio.next(it) == "b"
+                assert await rpyc.aio.next(it) == "c"
+                assert await rpyc.aio.next(it, "end") == "end"
+                with pytest.raises(StopAsyncIteration):
+                    await rpyc.aio.next(it)
+                assert await (await conn.root.get_list())[3] + 1 == 4
+
+    run(main)
+
+
+def test_synchronous_operations_name_their_awaitable_helper():
+    async def main():
+        async with await started() as server:
+            async with rpyc.aio.connect("127.0.0.1", server.port) as conn:
+                lst = await conn.root.get_list()
+                for op, helper in [
+                    (len, "len"), (bool, "bool"), (lambda p: 3 in p, "contains"),
+                    (lambda p: p.__setitem__(0, 1), "setitem"), (lambda p: p < 1, "compare"),
+                ]:
+                    with pytest.raises(TypeError, match=f"rpyc.aio.{helper}"):
+                        op(lst)
+                with pytest.raises(TypeError, match="async for"):
+                    list(lst)
+                # local answers that need no request
+                assert "builtins.list" in repr(lst)
+                assert lst == lst and hash(lst) == hash(lst)
+                assert {lst: 1}[lst] == 1
+
+    run(main)
+
+
+def test_remote_exceptions_and_setattr_policy():
+    async def main():
+        async with await started() as server:
+            async with rpyc.aio.connect("127.0.0.1", server.port) as conn:
+                with pytest.raises(ValueError, match="remote failure"):
+                    await conn.root.fail()
+                with pytest.raises(AttributeError):
+                    await conn.root.no_such_method()
+                thing = await conn.root.get_thing()
+                with pytest.raises(AttributeError):  # allow_setattr is off by default
+                    await rpyc.aio.setattr(thing, "value", 1)
+                assert await conn.root.add(1, 1) == 2  # the connection goes on
+
+    run(main)
+
+
+class Lifecycle(rpyc.Service):
+    events = []
+
+    async def on_connect(self, conn):
+        await asyncio.sleep(0.05)
+        self.events.append("connect")
+
+    async def on_disconnect(self, conn):
+        await asyncio.sleep(0)
+        self.events.append("disconnect")
+
+    async def exposed_events(self):
+        return tuple(self.events)
+
+
+def test_async_on_connect_finishes_before_requests_are_served():
+    async def main():
+        Lifecycle.events = []
+        async with await started(Lifecycle) as server:
+            async with rpyc.aio.connect("127.0.0.1", server.port) as conn:
+                assert await conn.root.events() == ("connect",)
+            for _ in range(100):
+                if "disconnect" in Lifecycle.events:
+                    break
+                await asyncio.sleep(0.01)
+            assert Lifecycle.events == ["connect", "disconnect"]
+
+    run(main)
+
+
+def test_server_close_ends_pending_awaits_with_eof():
+    async def main():
+        server = await started()
+        conn = await rpyc.aio.connect("127.0.0.1", server.port)
+        pending = asyncio.ensure_future(conn.root.wait_for_all(1000))
+        await asyncio.sleep(0.1)
+        start = time.perf_counter()
+        server.close()
+        with pytest.raises(EOFError):
+            await pending
+        assert time.perf_counter() - start < 1
+        await server.wait_closed()
+        assert conn.closed
+        assert not server.clients
+
+    run(main)
+
+
+def test_serve_forever_and_unix_sockets():
+    async def main():
+        with tempfile.TemporaryDirectory() as tmp:
+            path = os.path.join(tmp, "rpyc.sock")
+            server = await rpyc.aio.serve(Calc, socket_path=path)
+            forever = asyncio.ensure_future(server.serve_forever())
+            async with rpyc.aio.unix_connect(path) as conn:
+                assert await conn.root.add(2, 3) == 5
+            forever.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await forever
+            assert not server.is_serving()
+            await server.wait_closed()
+
+    run(main)
+
+
+def test_authenticators_on_both_sides():
+    def server_auth(sock):
+        if sock.recv(5) != b"hello":
+            raise AuthenticationError("wrong greeting")
+        sock.sendall(b"ok")
+        return sock, "friend"
+
+    def client_auth(sock):
+        sock.sendall(b"hello")
+        assert sock.recv(2) == b"ok"
+        return sock, None
+
+    class WhoAmI(rpyc.Service):
+        def on_connect(self, conn):
+            self.conn = conn
+
+        async def exposed_credentials(self):
+            return self.conn._config["credentials"]
+
+    async def main():
+        async with await started(WhoAmI, authenticator=server_auth) as server:
+            async with rpyc.aio.connect("127.0.0.1", server.port, authenticator=client_auth) as conn:
+                assert await conn.root.credentials() == "friend"
+            # a peer that fails authentication is dropped; the server goes on
+            loop = asyncio.get_running_loop()
+            with pytest.raises((EOFError, ConnectionError, OSError)):
+                await asyncio.wait_for(
+                    loop.run_in_executor(None, lambda: rpyc.connect("127.0.0.1", server.port).root), 10)
+            async with rpyc.aio.connect("127.0.0.1", server.port, authenticator=client_auth) as conn:
+                assert await conn.root.credentials() == "friend"
+
+    run(main)
+
+
+def test_blocking_clients_and_async_clients_share_a_server():
+    async def main():
+        async with await started() as server:
+            loop = asyncio.get_running_loop()
+
+            def blocking_client():
+                c = rpyc.connect("127.0.0.1", server.port)
+                try:
+                    got = [c.root.add(i, 1) for i in range(50)]
+                    got.append(c.root.apply(lambda v: v * 3, 5))  # a sync callback, served inline
+                    return got
+                finally:
+                    c.close()
+
+            async with rpyc.aio.connect("127.0.0.1", server.port) as conn:
+                sync_part = loop.run_in_executor(None, blocking_client)
+                async_part = asyncio.gather(*(conn.root.add(i, 2) for i in range(50)))
+                got_sync, got_async = await asyncio.gather(sync_part, async_part)
+            assert got_sync == [i + 1 for i in range(50)] + [15]
+            assert got_async == [i + 2 for i in range(50)]
+
+    run(main)
+
+
+def test_async_client_calls_a_threaded_server():
+    class Plain(rpyc.Service):
+        def exposed_add(self, x, y):
+            return x + y
+
+        def exposed_apply(self, fn, x):
+            return fn(x)
+
+    server = ThreadedServer(Plain, port=0)
+    thread = threading.Thread(target=server.start, daemon=True)
+    thread.start()
+    try:
+        async def main():
+            async with rpyc.aio.connect("127.0.0.1", server.port) as conn:
+                assert await conn.root.add(1, 2) == 3
+                assert await asyncio.gather(*(conn.root.add(i, 0) for i in range(30))) == list(range(30))
+
+                async def triple(v):
+                    return v * 3
+
+                assert await conn.root.apply(triple, 4) == 12
+
+        run(main)
+    finally:
+        server.close()
+        thread.join(5)
+
+
+def test_connection_refused_names_the_address():
+    async def main():
+        probe = socket.socket()
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+        probe.close()
+        with pytest.raises(ConnectionRefusedError, match=f"127.0.0.1:{port}"):
+            await rpyc.aio.connect("127.0.0.1", port)
+
+    run(main)
+
+
+def test_block_runs_remote_operations_from_worker_threads():
+    class Worker(rpyc.Service):
+        def exposed_call_back(self, fn):
+            # a plain def on an executor thread may use the peer's objects through block()
+            return rpyc.aio.block(fn(20)) + 1
+
+    async def main():
+        async with await started(Worker) as server:
+            async with rpyc.aio.connect("127.0.0.1", server.port) as conn:
+                async def plus_one(v):
+                    return v + 1
+
+                assert await conn.root.call_back(plus_one) == 22
+                with pytest.raises(RuntimeError, match="stall"):
+                    rpyc.aio.block(conn.root.add(1, 2))
+
+    run(main)
