@@ -38,13 +38,15 @@ def _kill_leftovers():
 class ServerProc:
     """One hostile_server.py process."""
 
-    def __init__(self, logdir, name, bind_threads=False, rlimit_as=None, env=None, config=None):
+    def __init__(self, logdir, name, bind_threads=False, rlimit_as=None, env=None, config=None, aio=False):
         self.name = name
         self.out_path = Path(logdir) / (name + ".out")
         self.log_path = Path(logdir) / (name + ".log")
         cmd = [sys.executable, "-u", str(SERVER_SCRIPT), "--max-lifetime", "600"]
         if bind_threads:
             cmd.append("--bind-threads")
+        if aio:
+            cmd.append("--aio")
         if config:
             cmd += ["--config", json.dumps(config)]
         full_env = dict(os.environ)
@@ -157,15 +159,20 @@ def hostile_logdir(tmp_path_factory):
 
 
 class ServerPool:
-    def __init__(self, logdir):
+    def __init__(self, logdir, kind):
+        self.kind = kind  # "threaded" or "aio"
         self.logdir = logdir
         self.shared = None
         self.count = 0
         self.all = []
 
     def start(self, **kwargs):
+        if self.kind == "aio":
+            if kwargs.get("bind_threads"):
+                pytest.skip("rpyc.aio servers refuse bind_threads (one thread serves everything)")
+            kwargs["aio"] = True
         self.count += 1
-        srv = ServerProc(self.logdir, "server%d" % self.count, **kwargs)
+        srv = ServerProc(self.logdir, "%s-server%d" % (self.kind, self.count), **kwargs)
         self.all.append(srv)
         return srv
 
@@ -181,9 +188,11 @@ class ServerPool:
             srv.stop()
 
 
-@pytest.fixture(scope="session")
-def server_pool(hostile_logdir):
-    pool = ServerPool(hostile_logdir)
+@pytest.fixture(scope="session", params=["threaded", "aio"])
+def server_pool(request, hostile_logdir):
+    """Servers of one kind: every test using ``server`` or ``fresh_server`` runs against our
+    ThreadedServer and against an ``rpyc.aio`` server (one event loop for all connections)."""
+    pool = ServerPool(hostile_logdir, request.param)
     try:
         yield pool
     finally:

@@ -9,6 +9,7 @@ on an executor thread (other plain ``def`` handlers).
 """
 
 import asyncio
+import concurrent.futures
 import functools
 import inspect
 import socket
@@ -16,6 +17,7 @@ import threading
 import types
 from typing import Any, Callable, Dict, Optional, Set, Tuple
 
+from rpyc import _core
 from rpyc.core import consts, extensions, netref
 from rpyc.core import protocol
 from rpyc.core.async_ import AsyncResultTimeout
@@ -42,6 +44,20 @@ _BUILTIN_CALLABLES = (
 )
 
 _INLINE_MARK = "_rpyc_aio_inline"
+
+
+_FRAME_WORKERS: Optional[concurrent.futures.ThreadPoolExecutor] = None
+_FRAME_WORKERS_LOCK = threading.Lock()
+
+
+def _frame_workers() -> concurrent.futures.ThreadPoolExecutor:
+    """The threads that process heavy frames (inflating, decoding megabytes), apart from the
+    executor of plain ``def`` handlers: a peer sending zlib bombs must not delay them."""
+    global _FRAME_WORKERS
+    with _FRAME_WORKERS_LOCK:
+        if _FRAME_WORKERS is None:
+            _FRAME_WORKERS = concurrent.futures.ThreadPoolExecutor(2, thread_name_prefix="rpyc-aio-frames")
+        return _FRAME_WORKERS
 
 
 def inline(func: Callable[..., Any]) -> Callable[..., Any]:
@@ -76,13 +92,12 @@ class _LoopStream:
             self._transport.write(data)
 
     def close(self) -> None:
-        if self.closed:
+        # Off the loop's thread this is the engine giving up on a frame processed by a
+        # worker: the loop learns it from that work's outcome and drops the connection then.
+        if self.closed or threading.get_ident() != self._thread:
             return
         self.closed = True
-        if threading.get_ident() == self._thread:
-            self._transport.close()
-        else:
-            self._loop.call_soon_threadsafe(self._transport.close)
+        self._transport.close()
 
     def poll(self, timeout: Any) -> bool:
         raise RuntimeError("an rpyc.aio connection is read by its event loop, not by waiting threads")
@@ -184,8 +199,9 @@ class Connection(protocol.Connection):
         self._serving: Dict[int, "asyncio.Task[Any]"] = {}
         self._tasks: Set["asyncio.Task[Any]"] = set()
         self._held: Optional[list] = None  # bytes received but not yet fed (reading paused)
-        self._held_since = 0.0
-        self._reading_paused = False
+        self._budget_since: Optional[float] = None  # waiting for the budget since
+        self._budget_paused = False
+        self._pauses = 0
         self._stall_timer: Optional[asyncio.TimerHandle] = None
         self._closed_waiter: asyncio.Future = self._loop.create_future()
         self._starting: Any = None
@@ -283,17 +299,26 @@ class Connection(protocol.Connection):
             self._closed = True
         self._cleanup()
 
-    def _lost(self, exc: Optional[BaseException]) -> None:
+    def _lost(self, exc: Optional[BaseException], quietly: bool = False) -> None:
         """The transport is gone (the peer closed, a reset, or we closed it)."""
+        if not quietly and not self._closed and self._buffered():
+            self._logger().error(
+                "%s: connection closed by peer in the middle of a frame (%d bytes of it received)",
+                self._config["connid"], self._buffered())
         with self._closed_lock:
             self._closed = True
         self._cleanup()
 
     def _fail(self, exc: BaseException) -> None:
-        """Hostile or broken input: log, and drop the connection."""
-        self._logger().error("%s: closing after an error: %s", self._config["connid"], exc)
+        """Hostile or broken input (or a stalled peer): log as the blocking server does, and
+        drop the connection."""
+        connid = self._config["connid"]
+        if isinstance(exc, _core.ProtocolError):
+            self._logger().error("%s: closing after a protocol error: %s", connid, exc)
+        else:
+            self._logger().error("%s: %s", connid, exc)
         self._transport.abort()
-        self._lost(exc)
+        self._lost(exc, quietly=True)
 
     def _notify_disconnect(self) -> None:
         # (an async on_disconnect runs as a task)
@@ -308,83 +333,98 @@ class Connection(protocol.Connection):
         return task
 
     # -- bytes in --------------------------------------------------------------------------
+    #
+    # Reading stops (``_pause_reading``, counted: each reason resumes once) while a heavy
+    # frame is processed on a worker thread, while the inbound memory budget has no room,
+    # while the transport's write buffer is full (a peer that sends requests but reads no
+    # answers is held back by TCP, as the blocking engine holds it back), and until an
+    # async ``on_connect`` finished.
 
     def _received(self, data: bytes) -> None:
-        if self._held is not None:
+        if self._held is not None:  # (waiting for the budget: keep the order)
             self._held.append(data)
             return
         try:
             if self._feed(data):
                 self._pump()
             else:
-                self._hold(data)
-        except Exception as exc:
-            self._fail(exc)
-
-    def _hold(self, data: bytes) -> None:
-        """The inbound memory budget is full: keep ``data``, stop reading, retry soon."""
-        self._held = [data]
-        self._held_since = self._loop.time()
-        self._pause_reading()
-        self._loop.call_later(_BUDGET_RETRY, self._unhold)
-
-    def _unhold(self) -> None:
-        held, self._held = self._held, None
-        if self._closed or held is None:
-            return
-        try:
-            while held:
-                if not self._feed(held[0]):
-                    if self._loop.time() - self._held_since > _BUDGET_GIVE_UP:
-                        raise MemoryError(
-                            "the process's inbound memory budget stayed full for 2 s "
-                            "(config max_inbound_memory): dropping this connection"
-                        )
-                    self._held = held
-                    self._loop.call_later(_BUDGET_RETRY, self._unhold)
-                    return
-                held.pop(0)
-            self._pump()
+                self._held = [data]
+                self._wait_for_budget()
         except Exception as exc:
             self._fail(exc)
 
     def _pump(self) -> None:
-        """Run what the complete frames ask for; a heavy frame goes to a worker thread."""
+        """Run what the complete frames ask for."""
         works, stop = self._drain(0)
+        self._drained(works, stop)
+
+    def _drained(self, works: Any, stop: int) -> None:
+        if works or stop == _NEED_BYTES:
+            self._budget_since = None  # progress: the budget gave room
         self._run_works(works)
-        if stop == _NEED_BYTES:
-            self._resume_reading()
-        elif stop == _HEAVY:
+        if stop == _HEAVY:
+            # Inflating and decoding a big frame would stall every connection of the loop.
             self._pause_reading()
-            heavy = self._loop.run_in_executor(self._executor, self._drain, 1)
+            heavy = self._loop.run_in_executor(_frame_workers(), self._drain, 1)
             heavy.add_done_callback(self._heavy_done)
-        else:
-            self._pause_reading()
-            self._held = self._held or []
-            self._held_since = self._loop.time()
-            self._loop.call_later(_BUDGET_RETRY, self._unhold)
+        elif stop == _BUDGET:
+            if self._held is None:
+                self._held = []
+            self._wait_for_budget()
 
     def _heavy_done(self, fut: asyncio.Future) -> None:
-        if self._closed:
-            return
+        self._resume_reading()
         try:
             works, stop = fut.result()
-            self._run_works(works)
-            if stop == _NEED_BYTES and self._held:
-                self._unhold()
-            else:
-                self._pump()
+            if not self._closed:
+                self._drained(works, stop)
+        except Exception as exc:
+            if not self._closed:
+                self._fail(exc)
+
+    def _wait_for_budget(self) -> None:
+        """The process's inbound memory budget has no room now: retry soon, reading paused.
+        A connection that makes no progress for ``_BUDGET_GIVE_UP`` seconds is dropped
+        (what it holds of the budget goes back to the others), as the blocking engine does."""
+        now = self._loop.time()
+        if self._budget_since is None:
+            self._budget_since = now
+        elif now - self._budget_since > _BUDGET_GIVE_UP:
+            raise MemoryError(
+                f"the process's inbound memory budget stayed full for {_BUDGET_GIVE_UP:g} s "
+                f"(config max_inbound_memory): dropping this connection"
+            )
+        if not self._budget_paused:
+            self._budget_paused = True
+            self._pause_reading()
+        self._loop.call_later(_BUDGET_RETRY, self._retry_budget)
+
+    def _retry_budget(self) -> None:
+        if self._closed or self._held is None:
+            return
+        try:
+            held = self._held
+            while held and self._feed(held[0]):
+                held.pop(0)
+            if held:
+                self._wait_for_budget()
+                return
+            self._held = None
+            if self._budget_paused:
+                self._budget_paused = False
+                self._resume_reading()
+            self._pump()
         except Exception as exc:
             self._fail(exc)
 
     def _pause_reading(self) -> None:
-        if not self._reading_paused:
-            self._reading_paused = True
+        self._pauses += 1
+        if self._pauses == 1 and not self._closed:
             self._transport.pause_reading()
 
     def _resume_reading(self) -> None:
-        if self._reading_paused and not self._closed:
-            self._reading_paused = False
+        self._pauses -= 1
+        if self._pauses == 0 and not self._closed:
             self._transport.resume_reading()
 
     def _run_works(self, works: Any) -> None:
@@ -534,11 +574,15 @@ class Connection(protocol.Connection):
     # -- writes ---------------------------------------------------------------------------
 
     def _writing_paused(self) -> None:
+        # Answers pile up unread: stop reading requests until the peer reads them, and drop
+        # it if it reads nothing for send_stall_timeout.
+        self._pause_reading()
         stall = self._config.get("send_stall_timeout")
-        if stall is not None and self._stall_timer is None:
+        if stall is not None:
             self._stall_timer = self._loop.call_later(stall, self._stalled)
 
     def _writing_resumed(self) -> None:
+        self._resume_reading()
         if self._stall_timer is not None:
             self._stall_timer.cancel()
             self._stall_timer = None
@@ -546,8 +590,9 @@ class Connection(protocol.Connection):
     def _stalled(self) -> None:
         self._stall_timer = None
         stall = self._config.get("send_stall_timeout")
-        self._fail(EOFError(f"the peer read nothing for {stall} s while we had data to send "
-                            f"(config send_stall_timeout)"))
+        self._fail(_core.SendStalled(
+            f"the peer read nothing for send_stall_timeout={stall:g} s; raise the "
+            f"send_stall_timeout config key to wait longer; connection closed"))
 
     # -- serving (the loop does it) --------------------------------------------------------
 

@@ -65,7 +65,13 @@ impl Engine {
                 }
                 heavy -= 1;
             }
-            let payload = match frames.next_payload() {
+            // Inflating needs no Python: let the loop's thread run meanwhile.
+            let next = if is_heavy && header.compressed {
+                crate::gil::detach(py, || frames.next_payload())
+            } else {
+                frames.next_payload()
+            };
+            let payload = match next {
                 Ok(Some(p)) => p,
                 Ok(None) => return Ok(Stop::NeedBytes),
                 Err(WireError::MemoryBudget { .. }) => return Ok(Stop::Budget),
