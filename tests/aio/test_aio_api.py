@@ -443,3 +443,49 @@ def test_block_runs_remote_operations_from_worker_threads():
                     rpyc.aio.block(conn.root.add(1, 2))
 
     run(main)
+
+
+class Cancellable(rpyc.Service):
+    cancelled_at = None
+
+    async def exposed_slow(self):
+        try:
+            await asyncio.sleep(30)
+        except asyncio.CancelledError:
+            Cancellable.cancelled_at = time.perf_counter()
+            raise
+
+    async def exposed_add(self, x, y):
+        return x + y
+
+
+def test_cancelling_a_call_cancels_the_handler_on_an_rpyc_aio_server():
+    async def main():
+        async with await started(Cancellable) as server:
+            async with rpyc.aio.connect("127.0.0.1", server.port) as conn:
+                for cancel in ("wait_for", "task.cancel", "timeout"):
+                    Cancellable.cancelled_at = None
+                    if cancel == "wait_for":
+                        with pytest.raises(asyncio.TimeoutError):
+                            await asyncio.wait_for(conn.root.slow(), 0.05)
+                    elif cancel == "task.cancel":
+                        task = asyncio.ensure_future(conn.root.slow())
+                        await asyncio.sleep(0.05)
+                        task.cancel()
+                        with pytest.raises(asyncio.CancelledError):
+                            await task
+                    else:
+                        conn._config["sync_request_timeout"] = 0.05
+                        with pytest.raises(TimeoutError, match="result expired"):
+                            await conn.root.slow()
+                        conn._config["sync_request_timeout"] = 30
+                    gave_up = time.perf_counter()
+                    while Cancellable.cancelled_at is None and time.perf_counter() - gave_up < 1:
+                        await asyncio.sleep(0.005)
+                    assert Cancellable.cancelled_at is not None, cancel
+                    assert Cancellable.cancelled_at - gave_up < 0.1, cancel
+                    # the connection goes on, answers are not mixed up
+                    assert await asyncio.gather(*(conn.root.add(i, 1) for i in range(10))) == list(range(1, 11))
+                assert not conn._pending
+
+    run(main)

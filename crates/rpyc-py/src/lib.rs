@@ -87,6 +87,7 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<work::Work>()?;
     m.add_class::<tls::context::TlsContext>()?;
     m.add_class::<tls::socket::TlsSocket>()?;
+    m.add_class::<tls::pipe::TlsPipe>()?;
     m.add("ProtocolError", m.py().get_type::<errors::ProtocolError>())?;
     m.add("SendStalled", m.py().get_type::<errors::SendStalled>())?;
     m.add(

@@ -13,7 +13,7 @@ and an ``rpyc.aio`` server serves any RPyC 6 client.
 """
 
 from rpyc.aio._connection import Connection, inline
-from rpyc.aio._factory import connect, connect_socket, unix_connect
+from rpyc.aio._factory import connect, connect_socket, ssl_connect, unix_connect
 from rpyc.aio._helpers import (  # noqa: A004 (the builtins' names, on purpose)
     block,
     bool,
@@ -41,6 +41,6 @@ from rpyc.aio import classic  # noqa: E402 (needs the names above)
 __all__ = [
     "AsyncNetref", "Connection", "RemoteOp", "Server", "block", "classic", "bool", "compare", "connect",
     "connect_socket", "contains", "delattr", "delitem", "dir", "getattr", "hash", "inline",
-    "iter", "len", "list", "next", "obtain", "repr", "serve", "setattr", "setitem", "str",
+    "iter", "len", "list", "next", "obtain", "repr", "serve", "setattr", "setitem", "ssl_connect", "str",
     "unix_connect",
 ]

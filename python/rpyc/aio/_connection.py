@@ -12,7 +12,6 @@ import asyncio
 import concurrent.futures
 import functools
 import inspect
-import socket
 import threading
 import types
 from typing import Any, Callable, Dict, Optional, Set, Tuple
@@ -23,6 +22,7 @@ from rpyc.core import protocol
 from rpyc.core.async_ import AsyncResultTimeout
 
 from rpyc.aio._netref import AsyncNetref, RemoteOp, RootOf
+from rpyc.aio._transport import LoopChannel, LoopStream
 
 __all__ = ["Connection", "inline"]
 
@@ -65,64 +65,6 @@ def inline(func: Callable[..., Any]) -> Callable[..., Any]:
     then call it on the event loop instead of an executor thread."""
     setattr(func, _INLINE_MARK, True)
     return func
-
-
-class _LoopStream:
-    """What the engine writes frames to: the asyncio transport. Writes from other threads
-    (a proxy collected on a worker thread sends its release) are handed to the loop."""
-
-    __slots__ = ("_transport", "_loop", "_thread", "closed")
-
-    def __init__(self, transport: asyncio.Transport, loop: asyncio.AbstractEventLoop) -> None:
-        self._transport = transport
-        self._loop = loop
-        self._thread = threading.get_ident()
-        self.closed = False
-
-    def write(self, data: bytes) -> None:
-        if self.closed:
-            raise EOFError("connection closed")
-        if threading.get_ident() == self._thread:
-            self._transport.write(data)
-        else:
-            self._loop.call_soon_threadsafe(self._write_later, data)
-
-    def _write_later(self, data: bytes) -> None:
-        if not self.closed and not self._transport.is_closing():
-            self._transport.write(data)
-
-    def close(self) -> None:
-        # Off the loop's thread this is the engine giving up on a frame processed by a
-        # worker: the loop learns it from that work's outcome and drops the connection then.
-        if self.closed or threading.get_ident() != self._thread:
-            return
-        self.closed = True
-        self._transport.close()
-
-    def poll(self, timeout: Any) -> bool:
-        raise RuntimeError("an rpyc.aio connection is read by its event loop, not by waiting threads")
-
-    read = poll
-
-    def fileno(self) -> int:
-        sock = self._transport.get_extra_info("socket")
-        return -1 if sock is None else sock.fileno()
-
-
-class _LoopChannel:
-    """The channel a ``Connection`` is built on (what the engine needs of upstream's)."""
-
-    __slots__ = ("stream", "compress")
-
-    def __init__(self, stream: _LoopStream) -> None:
-        self.stream = stream
-        self.compress = True
-
-    def close(self) -> None:
-        self.stream.close()
-
-    def fileno(self) -> int:
-        return self.stream.fileno()
 
 
 class _Reply:
@@ -188,7 +130,7 @@ class Connection(protocol.Connection):
     that needs the peer is awaited."""
 
     def __init__(self, root: Any, transport: asyncio.Transport, config: Dict[str, Any] = {},
-                 executor: Any = None) -> None:
+                 executor: Any = None, tls: Any = None) -> None:
         if config.get("bind_threads"):
             raise ValueError("bind_threads is not supported by rpyc.aio connections (there is one thread)")
         self._loop = asyncio.get_running_loop()
@@ -206,7 +148,7 @@ class Connection(protocol.Connection):
         self._closed_waiter: asyncio.Future = self._loop.create_future()
         self._starting: Any = None
         self._plain_inline = False
-        super().__init__(root, _LoopChannel(_LoopStream(transport, self._loop)), config)
+        super().__init__(root, LoopChannel(LoopStream(transport, self._loop, tls)), config)
         self._plain_inline = self._config.get("aio_plain_calls", "thread") == "inline"
 
     def _init_service(self) -> None:
@@ -604,60 +546,6 @@ class Connection(protocol.Connection):
 
 async def _await(fut: Any) -> Any:
     return await fut
-
-
-class _Protocol(asyncio.Protocol):
-    """Feeds a transport's bytes to its connection."""
-
-    def __init__(self, make: Callable[[asyncio.Transport], Connection]) -> None:
-        self._make = make
-        self.conn: Optional[Connection] = None
-        self.error: Optional[BaseException] = None
-        self.made: asyncio.Future = asyncio.get_running_loop().create_future()
-
-    def connection_made(self, transport: Any) -> None:
-        try:
-            self.conn = self._make(transport)
-        except BaseException as exc:
-            self.error = exc
-            transport.abort()
-            if not self.made.done():
-                self.made.set_exception(exc)
-            return
-        if not self.made.done():
-            self.made.set_result(self.conn)
-
-    def data_received(self, data: bytes) -> None:
-        conn = self.conn
-        if conn is not None:
-            conn._received(data)
-
-    def eof_received(self) -> bool:
-        return False
-
-    def connection_lost(self, exc: Optional[BaseException]) -> None:
-        conn = self.conn
-        if conn is not None:
-            conn._lost(exc)
-        elif not self.made.done():
-            self.made.set_exception(exc or EOFError("connection closed"))
-
-    def pause_writing(self) -> None:
-        if self.conn is not None:
-            self.conn._writing_paused()
-
-    def resume_writing(self) -> None:
-        if self.conn is not None:
-            self.conn._writing_resumed()
-
-
-def set_nodelay(transport: Any) -> None:
-    sock = transport.get_extra_info("socket")
-    if sock is not None and sock.family in (socket.AF_INET, socket.AF_INET6):
-        try:
-            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        except OSError:
-            pass
 
 
 Connection._HANDLERS = Connection._request_handlers()

@@ -5,11 +5,12 @@ import socket
 from typing import Any, Awaitable, Callable, Dict, Generator, Optional
 
 from rpyc.core.service import VoidService
-from rpyc.core.stream import _fmt_addr
+from rpyc.core.stream import _fmt_addr, _set_keepalive
 
-from rpyc.aio._connection import Connection, _Protocol, set_nodelay
+from rpyc.aio._connection import Connection
+from rpyc.aio._transport import RpycProtocol, set_nodelay
 
-__all__ = ["connect", "unix_connect", "connect_socket"]
+__all__ = ["connect", "unix_connect", "ssl_connect", "connect_socket"]
 
 
 class _Connecting:
@@ -38,13 +39,15 @@ def _service_root(service: Any) -> Any:
     return service() if isinstance(service, type) else service
 
 
-async def _start(loop: asyncio.AbstractEventLoop, open_transport: Callable[[Callable[[], _Protocol]], Awaitable[Any]],
-                 service: Any, config: Dict[str, Any], executor: Any) -> Connection:
-    def make(transport: Any) -> Connection:
+async def _start(loop: asyncio.AbstractEventLoop,
+                 open_transport: Callable[[Callable[[], RpycProtocol]], Awaitable[Any]],
+                 service: Any, config: Dict[str, Any], executor: Any,
+                 tls: Optional[Callable[[str], Any]] = None, handshake_timeout: float = 10.0) -> Connection:
+    def make(transport: Any, pipe: Any) -> Connection:
         set_nodelay(transport)
-        return Connection(_service_root(service), transport, config, executor)
+        return Connection(_service_root(service), transport, config, executor, pipe)
 
-    transport, protocol = await open_transport(lambda: _Protocol(make))
+    transport, protocol = await open_transport(lambda: RpycProtocol(make, tls, handshake_timeout))
     conn = await protocol.made
     try:
         await conn._start(fetch_root=True)
@@ -64,13 +67,8 @@ def connect(host: str, port: int, service: Any = VoidService, config: Dict[str, 
 
     async def make() -> Connection:
         loop = asyncio.get_running_loop()
-        family = socket.AF_INET6 if ipv6 else socket.AF_INET
-        sock = await _open_tcp(loop, host, port, family, timeout)
+        sock = await _open_tcp(loop, host, port, ipv6, keepalive, timeout)
         try:
-            if keepalive:
-                from rpyc.core.stream import _set_keepalive
-
-                _set_keepalive(sock, keepalive)
             conf = config
             if authenticator is not None:
                 sock, conf = await _authenticate(loop, sock, authenticator, config, executor)
@@ -79,6 +77,30 @@ def connect(host: str, port: int, service: Any = VoidService, config: Dict[str, 
             sock.close()
             raise
         return await _start(loop, lambda f: loop.create_connection(f, sock=sock), service, conf, executor)
+
+    return _Connecting(make)
+
+
+def ssl_connect(host: str, port: int, keyfile: Optional[str] = None, certfile: Optional[str] = None,
+                ca_certs: Optional[str] = None, cert_reqs: Any = None, ssl_version: Any = None,
+                ciphers: Optional[str] = None, service: Any = VoidService, config: Dict[str, Any] = {},
+                ipv6: bool = False, keepalive: bool = False, check_hostname: Optional[bool] = None,
+                executor: Any = None, timeout: float = 3, handshake_timeout: float = 10.0) -> _Connecting:
+    """Connect over TLS (rustls), with the arguments of the blocking ``rpyc.ssl_connect``:
+    with ``ca_certs`` the server's chain and host name are verified (``check_hostname=False``
+    skips the name); without, a ``rpyc.SecurityWarning`` says nothing is verified;
+    ``keyfile``/``certfile`` present a client certificate."""
+    from rpyc.core import tls
+
+    context = tls.client_context(keyfile, certfile, ca_certs, cert_reqs, ssl_version, ciphers, check_hostname)
+    if not context.verifies:
+        tls.warn_unverified(host, port)
+
+    async def make() -> Connection:
+        loop = asyncio.get_running_loop()
+        sock = await _open_tcp(loop, host, port, ipv6, keepalive, timeout)
+        return await _start(loop, lambda f: loop.create_connection(f, sock=sock), service, config, executor,
+                            tls=lambda peer: context.pipe(host, peer), handshake_timeout=handshake_timeout)
 
     return _Connecting(make)
 
@@ -122,8 +144,10 @@ def connect_socket(sock: socket.socket, service: Any = VoidService, config: Dict
     return _Connecting(make)
 
 
-async def _open_tcp(loop: asyncio.AbstractEventLoop, host: str, port: int, family: int,
+async def _open_tcp(loop: asyncio.AbstractEventLoop, host: str, port: int, ipv6: bool, keepalive: Any,
                     timeout: float) -> socket.socket:
+    """A connected non-blocking TCP socket; errors name the address."""
+    family = socket.AF_INET6 if ipv6 else socket.AF_INET
     infos = await loop.getaddrinfo(host, port, family=family, type=socket.SOCK_STREAM)
     family, socktype, proto, _, sockaddr = infos[0]
     sock = socket.socket(family, socktype, proto)
@@ -137,6 +161,8 @@ async def _open_tcp(loop: asyncio.AbstractEventLoop, host: str, port: int, famil
             ) from None
         except asyncio.TimeoutError:
             raise TimeoutError(f"timed out connecting to {_fmt_addr(sockaddr)}") from None
+        if keepalive:
+            _set_keepalive(sock, keepalive)
     except BaseException:
         sock.close()
         raise

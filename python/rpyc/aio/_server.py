@@ -7,9 +7,10 @@ import socket
 import sys
 from typing import Any, Dict, Optional, Set
 
-from rpyc.utils.authenticators import AuthenticationError
+from rpyc.utils.authenticators import AuthenticationError, SSLAuthenticator
 
-from rpyc.aio._connection import Connection, _Protocol, set_nodelay
+from rpyc.aio._connection import Connection
+from rpyc.aio._transport import RpycProtocol, set_nodelay
 
 __all__ = ["Server", "serve"]
 
@@ -21,8 +22,9 @@ class Server:
     ``await serve_forever()``, ``async with``. ``clients`` holds the open connections."""
 
     def __init__(self, service: Any, listener: socket.socket, protocol_config: Dict[str, Any],
-                 authenticator: Any, executor: Any, logger: logging.Logger) -> None:
+                 authenticator: Any, executor: Any, logger: logging.Logger, tls: Any = None) -> None:
         self.service = service
+        self.tls = tls
         self.listener = listener
         self.protocol_config = protocol_config
         self.authenticator = authenticator
@@ -56,16 +58,29 @@ class Server:
 
     # -- connections ------------------------------------------------------------------------
 
-    def _protocol(self, credentials: Any = None) -> _Protocol:
-        return _Protocol(lambda transport: self._connection(transport, credentials))
+    def _protocol(self, credentials: Any = None) -> RpycProtocol:
+        if self.tls is None:
+            return RpycProtocol(lambda transport, _: self._connection(transport, credentials))
+        context = self.tls._context
+        protocol = RpycProtocol(self._connection_over_tls, lambda peer: context.pipe(None, peer),
+                                self.tls.handshake_timeout)
+        protocol.made.add_done_callback(self._handshake_done)
+        return protocol
 
-    def _connection(self, transport: Any, credentials: Any) -> Connection:
+    def _handshake_done(self, made: asyncio.Future) -> None:
+        exc = None if made.cancelled() else made.exception()
+        if exc is not None:
+            self.logger.info("TLS client failed to authenticate, rejecting connection: %s", exc)
+
+    def _connection_over_tls(self, transport: Any, pipe: Any) -> Connection:
+        return self._connection(transport, pipe.getpeercert(), pipe)
+
+    def _connection(self, transport: Any, credentials: Any, pipe: Any = None) -> Connection:
         set_nodelay(transport)
-        sock = transport.get_extra_info("socket")
         config = dict(self.protocol_config, credentials=credentials, logger=self.logger,
                       endpoints=(transport.get_extra_info("sockname"), transport.get_extra_info("peername")))
         root = self.service() if isinstance(self.service, type) else self.service
-        conn = Connection(root, transport, config, self.executor)
+        conn = Connection(root, transport, config, self.executor, pipe)
         self.clients.add(conn)
         self._gone.clear()
         conn._closed_waiter.add_done_callback(lambda _: self._forget(conn))
@@ -73,7 +88,6 @@ class Server:
             # An async on_connect finishes before the peer's requests are served.
             conn._pause_reading()
             conn._spawn(self._finish_start(conn))
-        del sock
         return conn
 
     async def _finish_start(self, conn: Connection) -> None:
@@ -116,12 +130,11 @@ class Server:
             sock.close()
             return
         new_sock.setblocking(False)
-        factory = lambda: self._protocol(credentials)  # noqa: E731
+        def factory() -> RpycProtocol:
+            return self._protocol(credentials)
+
         try:
-            if self.unix:
-                await self._loop.create_unix_connection(factory, sock=new_sock)
-            else:
-                await self._loop.connect_accepted_socket(factory, sock=new_sock)
+            await self._loop.connect_accepted_socket(factory, sock=new_sock)
         except OSError:
             new_sock.close()
 
@@ -188,11 +201,17 @@ async def serve(service: Any, hostname: Optional[str] = None, port: int = 0, *,
     ``executor`` (the loop's default executor when None), except those marked
     ``@rpyc.aio.inline`` or all of them with ``protocol_config={"aio_plain_calls": "inline"}``.
     """
-    if ssl is not None:
-        raise NotImplementedError("TLS for rpyc.aio servers is not available yet")
+    if authenticator is not None and isinstance(authenticator, SSLAuthenticator):
+        # (TLS runs in the loop, on rustls without a socket, not as a blocking authenticator)
+        ssl, authenticator = authenticator, None
+    if ssl is not None and not isinstance(ssl, SSLAuthenticator):
+        raise TypeError(
+            f"ssl= takes an rpyc.utils.authenticators.SSLAuthenticator (its keyfile, certfile, "
+            f"ca_certs... configure the server's TLS), not {type(ssl).__name__}"
+        )
     listener = _listen(hostname, port, socket_path, ipv6, backlog, reuse_addr)
     server = Server(service, listener, dict(protocol_config or {}), authenticator, executor,
-                    logger or _log)
+                    logger or _log, ssl)
     await server._start()
     return server
 

@@ -14,12 +14,12 @@ As with ``rpyc.classic``, both sides are slaves: only connect to peers you trust
 from typing import Any, Callable, Dict, Optional
 
 from rpyc.core.service import SlaveService
-from rpyc.utils.classic import DEFAULT_SERVER_PORT
+from rpyc.utils.classic import DEFAULT_SERVER_PORT, DEFAULT_SERVER_SSL_PORT
 
 from rpyc.aio import _factory
 from rpyc.aio._netref import RemoteOp
 
-__all__ = ["connect", "unix_connect", "connect_socket", "teleport_function"]
+__all__ = ["connect", "ssl_connect", "unix_connect", "connect_socket", "teleport_function"]
 
 
 class ModuleNamespace:
@@ -108,6 +108,15 @@ def connect(host: str, port: int = DEFAULT_SERVER_PORT, ipv6: bool = False, keep
     ``rpyc.utils.classic``'s servers, or an ``rpyc.aio.serve(rpyc.SlaveService)``)."""
     return _Classic(_factory.connect(host, port, SlaveService, config or {}, ipv6=ipv6,
                                      keepalive=keepalive, authenticator=authenticator))
+
+
+def ssl_connect(host: str, port: int = DEFAULT_SERVER_SSL_PORT, keyfile: Optional[str] = None,
+                certfile: Optional[str] = None, ca_certs: Optional[str] = None, cert_reqs: Any = None,
+                ssl_version: Any = None, ciphers: Optional[str] = None, ipv6: bool = False,
+                check_hostname: Optional[bool] = None) -> _Classic:
+    """A classic connection over TLS (the arguments of ``rpyc.classic.ssl_connect``)."""
+    return _Classic(_factory.ssl_connect(host, port, keyfile, certfile, ca_certs, cert_reqs, ssl_version,
+                                         ciphers, SlaveService, ipv6=ipv6, check_hostname=check_hostname))
 
 
 def unix_connect(path: str, authenticator: Any = None) -> _Classic:

@@ -3,6 +3,7 @@
 //! the handshake that turns a connected socket into a `TlsSocket`.
 
 use super::errors::handshake_error;
+use super::pipe::TlsPipe;
 use super::session::TlsSession;
 use super::socket::TlsSocket;
 use super::verify::{AcceptAnyServerCert, IgnoreHostName};
@@ -290,6 +291,29 @@ fn server_name(host: Option<&str>, check_hostname: bool) -> PyResult<ServerName<
     }
 }
 
+impl TlsContext {
+    /// A new connection of this side, and whether it verifies the peer's certificate.
+    fn connection(&self, server_hostname: Option<&str>) -> PyResult<(rustls::Connection, bool)> {
+        match &self.side {
+            Side::Client {
+                config,
+                verifies,
+                check_hostname,
+            } => {
+                let name = server_name(server_hostname, *check_hostname)?;
+                let conn = rustls::ClientConnection::new(Arc::clone(config), name)
+                    .map_err(config_error)?;
+                Ok((conn.into(), *verifies))
+            }
+            Side::Server { config, verifies } => {
+                let conn =
+                    rustls::ServerConnection::new(Arc::clone(config)).map_err(config_error)?;
+                Ok((conn.into(), *verifies))
+            }
+        }
+    }
+}
+
 #[pymethods]
 impl TlsContext {
     /// A client configuration from `rpyc.core.tls` options.
@@ -325,23 +349,7 @@ impl TlsContext {
             .and_then(|a| a.as_socket())
             .map(|a| a.to_string())
             .unwrap_or_else(|| "peer".into());
-        let (conn, verifies): (rustls::Connection, bool) = match &self.side {
-            Side::Client {
-                config,
-                verifies,
-                check_hostname,
-            } => {
-                let name = server_name(server_hostname, *check_hostname)?;
-                let conn = rustls::ClientConnection::new(Arc::clone(config), name)
-                    .map_err(config_error)?;
-                (conn.into(), *verifies)
-            }
-            Side::Server { config, verifies } => {
-                let conn =
-                    rustls::ServerConnection::new(Arc::clone(config)).map_err(config_error)?;
-                (conn.into(), *verifies)
-            }
-        };
+        let (conn, verifies) = self.connection(server_hostname)?;
         let timeout = Duration::try_from_secs_f64(timeout).map_err(|_| {
             PyValueError::new_err("TLS handshake timeout must be a positive number")
         })?;
@@ -351,6 +359,19 @@ impl TlsContext {
             session,
             verifies,
             server_hostname.map(str::to_owned),
+        ))
+    }
+
+    /// A TLS session without a socket, for an event loop to move its bytes (see
+    /// `TlsPipe`); `peer` names the other end in error messages.
+    #[pyo3(signature = (server_hostname=None, peer="peer"))]
+    fn pipe(&self, server_hostname: Option<&str>, peer: &str) -> PyResult<TlsPipe> {
+        let (conn, verifies) = self.connection(server_hostname)?;
+        Ok(TlsPipe::new(
+            conn,
+            verifies,
+            server_hostname.map(str::to_owned),
+            peer.to_owned(),
         ))
     }
 

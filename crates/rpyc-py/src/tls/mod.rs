@@ -3,7 +3,9 @@
 
 pub mod context;
 mod errors;
+mod info;
 mod peer_cert;
+pub mod pipe;
 pub mod session;
 pub mod socket;
 mod verify;

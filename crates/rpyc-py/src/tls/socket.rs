@@ -3,7 +3,7 @@
 //! `version`, `cipher`...). A connection's engine drives the same session natively.
 
 use super::errors::io_error;
-use super::peer_cert::certificate_dict;
+use super::info;
 use super::session::TlsSession;
 use crate::io::wait::Readable;
 use pyo3::exceptions::PyTimeoutError;
@@ -163,40 +163,18 @@ impl TlsSocket {
         py: Python<'py>,
         binary_form: bool,
     ) -> PyResult<Option<Bound<'py, PyAny>>> {
-        let der = self.session.with_connection(|c| {
-            c.peer_certificates()
-                .and_then(|chain| chain.first())
-                .map(|cert| cert.as_ref().to_vec())
-        });
-        let Some(der) = der else { return Ok(None) };
-        if binary_form {
-            return Ok(Some(PyBytes::new(py, &der).into_any()));
-        }
-        if !self.verified {
-            return Ok(Some(pyo3::types::PyDict::new(py).into_any()));
-        }
-        Ok(Some(certificate_dict(py, &der)?.into_any()))
+        self.session
+            .with_connection(|c| info::peer_cert(py, c, self.verified, binary_form))
     }
 
     /// `"TLSv1.2"` or `"TLSv1.3"`.
     fn version(&self) -> Option<&'static str> {
-        self.session.with_connection(|c| {
-            c.protocol_version().map(|v| match v {
-                rustls::ProtocolVersion::TLSv1_3 => "TLSv1.3",
-                rustls::ProtocolVersion::TLSv1_2 => "TLSv1.2",
-                _ => "unknown",
-            })
-        })
+        self.session.with_connection(info::version)
     }
 
     /// `(suite name, protocol version, secret bits)` as `ssl.SSLSocket.cipher()`.
     fn cipher(&self) -> Option<(String, &'static str, u32)> {
-        let suite = self
-            .session
-            .with_connection(|c| c.negotiated_cipher_suite())?;
-        let name = suite.suite().as_str().unwrap_or("unknown").to_owned();
-        let bits = if name.contains("128") { 128 } else { 256 };
-        Some((name, self.version().unwrap_or("unknown"), bits))
+        self.session.with_connection(info::cipher)
     }
 
     #[getter]
