@@ -16,7 +16,7 @@ import rpyc.aio
 from rpyc.utils.authenticators import AuthenticationError
 from rpyc.utils.server import ThreadedServer
 
-from conftest import run  # tests/aio/conftest.py
+from aio_support import run
 
 
 class Thing:

@@ -15,7 +15,7 @@ from rpyc.utils.authenticators import SSLAuthenticator
 from rpyc.utils.server import ThreadedServer
 from tls_certs import make_pki
 
-from conftest import run  # tests/aio/conftest.py
+from aio_support import run
 
 
 @pytest.fixture(scope="module")

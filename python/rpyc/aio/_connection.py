@@ -115,13 +115,66 @@ class _Reply:
             self.future.set_exception(exc)
 
 
+class _Done:
+    """Awaitable that completes with ``future`` without taking its result (the coroutine
+    that waited for it reads that)."""
+
+    __slots__ = ("future",)
+
+    def __init__(self, future: Any) -> None:
+        self.future = future
+
+    def __await__(self) -> Any:
+        if not self.future.done():
+            self.future._asyncio_future_blocking = True
+            yield self.future
+
+
+async def _resume(coro: Any, yielded: Any) -> Any:
+    """The rest of coroutine ``coro``, started by hand and suspended on ``yielded`` (what a
+    task would do with it: wait for the future, resume, pass cancellation on)."""
+    while True:
+        throw: Optional[BaseException] = None
+        try:
+            if yielded is None:  # (a bare yield: asyncio.sleep(0))
+                await asyncio.sleep(0)
+            elif getattr(yielded, "_asyncio_future_blocking", None) is not None:
+                await _Done(yielded)
+            else:
+                throw = RuntimeError(f"an async handler yielded {yielded!r}, not an asyncio future")
+        except asyncio.CancelledError as exc:
+            # A cancelled future carries the cancellation into the coroutine by itself.
+            if not (yielded is not None and yielded.cancelled()):
+                throw = exc
+        except BaseException:
+            pass  # the future failed: the coroutine reads why
+        try:
+            yielded = coro.send(None) if throw is None else coro.throw(throw)
+        except StopIteration as done:
+            return done.value
+
+
+_ASYNC_CALLABLES: Dict[Any, bool] = {}
+
+
 def _is_async_callable(func: Any) -> bool:
-    if inspect.iscoroutinefunction(func):
-        return True
-    call = getattr(type(func), "__call__", None)
-    return call is not None and not isinstance(func, (types.FunctionType, types.MethodType)) and (
-        inspect.iscoroutinefunction(call)
-    )
+    """Whether calling ``func`` gives a coroutine to await (cached per function)."""
+    key = getattr(func, "__func__", func)
+    try:
+        return _ASYNC_CALLABLES[key]
+    except (KeyError, TypeError):
+        pass
+    found = inspect.iscoroutinefunction(func)
+    if not found and not isinstance(func, (types.FunctionType, types.MethodType)):
+        call = getattr(type(func), "__call__", None)
+        found = call is not None and inspect.iscoroutinefunction(call)
+    try:
+        if len(_ASYNC_CALLABLES) >= 4096:
+            _ASYNC_CALLABLES.clear()  # (bounded: functions made on the fly)
+        _ASYNC_CALLABLES[key] = found
+    except TypeError:
+        pass
+    return found
 
 
 class Connection(protocol.Connection):
@@ -398,6 +451,18 @@ class Connection(protocol.Connection):
         except BaseException as exc:
             self._answer_exception(work, exc)
             return
+        if type(result) is types.CoroutineType:
+            # Run an async handler at once, up to its first suspension (most answer without
+            # one: no task, no extra turn of the loop).
+            try:
+                yielded = result.send(None)
+            except StopIteration as done:
+                self._answer(work, done.value)
+                return
+            except BaseException as exc:
+                self._answer_exception(work, exc)
+                return
+            result = _resume(result, yielded)
         if inspect.isawaitable(result):
             task = self._spawn(self._finish(work, result))
             seq = work.seq

@@ -11,17 +11,22 @@ __all__ = ["LoopChannel", "LoopStream", "RpycProtocol", "set_nodelay"]
 
 
 class LoopStream:
-    """What the engine writes frames to: the asyncio transport, through TLS if any. Writes
-    from other threads (a proxy collected on a worker thread sends its release) are handed
-    to the loop."""
+    """What the engine writes frames to: the asyncio transport, through TLS if any.
 
-    __slots__ = ("_transport", "_loop", "_thread", "_tls", "closed")
+    Frames written during one turn of the loop leave together at its end (one ``send``
+    for the answers to a batch of pipelined requests, or for the requests of a ``gather``).
+    Writes from other threads (a proxy collected on a worker thread sends its release) are
+    handed to the loop."""
+
+    __slots__ = ("_transport", "_loop", "_thread", "_tls", "_pending", "_flushing", "closed")
 
     def __init__(self, transport: asyncio.Transport, loop: asyncio.AbstractEventLoop, tls: Any = None) -> None:
         self._transport = transport
         self._loop = loop
         self._thread = threading.get_ident()
         self._tls = tls
+        self._pending: list = []
+        self._flushing = False
         self.closed = False
 
     def write(self, data: bytes) -> None:
@@ -29,11 +34,30 @@ class LoopStream:
             raise EOFError("connection closed")
         if threading.get_ident() != self._thread:
             self._loop.call_soon_threadsafe(self._write_later, data)
-        elif self._tls is None:
-            self._transport.write(data)
-        else:
+            return
+        if self._tls is not None:
             self._tls.send(data)
-            self._transport.write(self._tls.outgoing())
+        else:
+            self._pending.append(data)
+        if not self._flushing:
+            self._flushing = True
+            self._loop.call_soon(self.flush)
+
+    def flush(self) -> None:
+        """Write out what this turn of the loop produced."""
+        self._flushing = False
+        if self._transport.is_closing():
+            self._pending.clear()
+            return
+        if self._tls is not None:
+            out = self._tls.outgoing()
+        elif len(self._pending) == 1:
+            out = self._pending.pop()
+        else:
+            out = b"".join(self._pending)
+            self._pending.clear()
+        if out:
+            self._transport.write(out)
 
     def _write_later(self, data: bytes) -> None:
         if not self.closed and not self._transport.is_closing():
@@ -45,10 +69,11 @@ class LoopStream:
         if self.closed or threading.get_ident() != self._thread:
             return
         self.closed = True
-        if self._tls is not None and not self._transport.is_closing():
+        if not self._transport.is_closing():
             try:
-                self._tls.close()
-                self._transport.write(self._tls.outgoing())
+                if self._tls is not None:
+                    self._tls.close()
+                self.flush()
             except Exception:
                 pass
         self._transport.close()

@@ -5,21 +5,14 @@ import asyncio
 import os
 from typing import Any, Awaitable, Callable
 
-import pytest
-
 #: seconds one test's coroutine may take
 DEADLINE = float(os.environ.get("RPYC_AIO_TEST_DEADLINE", "60"))
 
 
 def run(main: Callable[[], Awaitable[Any]], deadline: float = DEADLINE) -> Any:
-    """``asyncio.run(main())`` with a deadline; fails on tasks left running."""
+    """``asyncio.run(main())`` with a deadline."""
 
     async def bounded() -> Any:
         return await asyncio.wait_for(main(), deadline)
 
     return asyncio.run(bounded())
-
-
-@pytest.fixture
-def arun():
-    return run
