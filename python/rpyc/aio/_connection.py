@@ -196,6 +196,7 @@ class Connection(protocol.Connection):
         self._held: Optional[list] = None  # bytes received but not yet fed (reading paused)
         self._budget_since: Optional[float] = None  # waiting for the budget since
         self._budget_paused = False
+        self._heavy_busy = False  # a worker thread is processing a heavy frame
         self._pauses = 0
         self._stall_timer: Optional[asyncio.TimerHandle] = None
         self._closed_waiter: asyncio.Future = self._loop.create_future()
@@ -336,7 +337,11 @@ class Connection(protocol.Connection):
     # async ``on_connect`` finished.
 
     def _received(self, data: bytes) -> None:
-        if self._held is not None:  # (waiting for the budget: keep the order)
+        if self._pauses or self._held is not None:
+            # (a transport may still deliver after pause_reading: Python < 3.11 does right
+            # after connection_made)
+            if self._held is None:
+                self._held = []
             self._held.append(data)
             return
         try:
@@ -350,6 +355,8 @@ class Connection(protocol.Connection):
 
     def _pump(self) -> None:
         """Run what the complete frames ask for."""
+        if self._heavy_busy:
+            return
         works, stop = self._drain(0)
         self._drained(works, stop)
 
@@ -359,6 +366,7 @@ class Connection(protocol.Connection):
         self._run_works(works)
         if stop == _HEAVY:
             # Inflating and decoding a big frame would stall every connection of the loop.
+            self._heavy_busy = True
             self._pause_reading()
             heavy = self._loop.run_in_executor(_frame_workers(), self._drain, 1)
             heavy.add_done_callback(self._heavy_done)
@@ -368,6 +376,7 @@ class Connection(protocol.Connection):
             self._wait_for_budget()
 
     def _heavy_done(self, fut: asyncio.Future) -> None:
+        self._heavy_busy = False
         self._resume_reading()
         try:
             works, stop = fut.result()
@@ -376,6 +385,22 @@ class Connection(protocol.Connection):
         except Exception as exc:
             if not self._closed:
                 self._fail(exc)
+
+    def _feed_held(self) -> None:
+        """Feed (and process) what arrived while reading was paused."""
+        if self._closed or self._pauses or self._heavy_busy or not self._held:
+            return
+        try:
+            held = self._held
+            while held and self._feed(held[0]):
+                held.pop(0)
+            if held:
+                self._wait_for_budget()
+                return
+            self._held = None
+            self._pump()
+        except Exception as exc:
+            self._fail(exc)
 
     def _wait_for_budget(self) -> None:
         """The process's inbound memory budget has no room now: retry soon, reading paused.
@@ -395,19 +420,18 @@ class Connection(protocol.Connection):
         self._loop.call_later(_BUDGET_RETRY, self._retry_budget)
 
     def _retry_budget(self) -> None:
-        if self._closed or self._held is None:
+        if self._closed:
             return
         try:
-            held = self._held
+            held = self._held or []
             while held and self._feed(held[0]):
                 held.pop(0)
             if held:
                 self._wait_for_budget()
                 return
             self._held = None
-            if self._budget_paused:
-                self._budget_paused = False
-                self._resume_reading()
+            self._budget_paused = False
+            self._resume_reading()
             self._pump()
         except Exception as exc:
             self._fail(exc)
@@ -421,6 +445,8 @@ class Connection(protocol.Connection):
         self._pauses -= 1
         if self._pauses == 0 and not self._closed:
             self._transport.resume_reading()
+            if self._held:
+                self._loop.call_soon(self._feed_held)
 
     def _run_works(self, works: Any) -> None:
         for work in works:
