@@ -12,6 +12,7 @@ import asyncio
 import concurrent.futures
 import functools
 import inspect
+import sys
 import threading
 import types
 from typing import Any, Callable, Dict, Optional, Set, Tuple
@@ -115,43 +116,15 @@ class _Reply:
             self.future.set_exception(exc)
 
 
-class _Done:
-    """Awaitable that completes with ``future`` without taking its result (the coroutine
-    that waited for it reads that)."""
+if sys.version_info >= (3, 12):
 
-    __slots__ = ("future",)
+    def _new_task(coro: Any, loop: asyncio.AbstractEventLoop) -> "asyncio.Task[Any]":
+        return asyncio.Task(coro, loop=loop, eager_start=True)
 
-    def __init__(self, future: Any) -> None:
-        self.future = future
+else:
 
-    def __await__(self) -> Any:
-        if not self.future.done():
-            self.future._asyncio_future_blocking = True
-            yield self.future
-
-
-async def _resume(coro: Any, yielded: Any) -> Any:
-    """The rest of coroutine ``coro``, started by hand and suspended on ``yielded`` (what a
-    task would do with it: wait for the future, resume, pass cancellation on)."""
-    while True:
-        throw: Optional[BaseException] = None
-        try:
-            if yielded is None:  # (a bare yield: asyncio.sleep(0))
-                await asyncio.sleep(0)
-            elif getattr(yielded, "_asyncio_future_blocking", None) is not None:
-                await _Done(yielded)
-            else:
-                throw = RuntimeError(f"an async handler yielded {yielded!r}, not an asyncio future")
-        except asyncio.CancelledError as exc:
-            # A cancelled future carries the cancellation into the coroutine by itself.
-            if not (yielded is not None and yielded.cancelled()):
-                throw = exc
-        except BaseException:
-            pass  # the future failed: the coroutine reads why
-        try:
-            yielded = coro.send(None) if throw is None else coro.throw(throw)
-        except StopIteration as done:
-            return done.value
+    def _new_task(coro: Any, loop: asyncio.AbstractEventLoop) -> "asyncio.Task[Any]":
+        return loop.create_task(coro)
 
 
 _ASYNC_CALLABLES: Dict[Any, bool] = {}
@@ -322,10 +295,16 @@ class Connection(protocol.Connection):
         if inspect.isawaitable(result):
             self._spawn(result)
 
-    def _spawn(self, awaitable: Any) -> "asyncio.Task[Any]":
-        task = asyncio.ensure_future(awaitable)
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+    def _spawn(self, coro: Any) -> "asyncio.Task[Any]":
+        """Run ``coro`` as a task (started at once where Python can: most handlers answer
+        without suspending, and then need no extra turn of the loop)."""
+        if inspect.iscoroutine(coro):
+            task = _new_task(coro, self._loop)
+        else:
+            task = asyncio.ensure_future(coro)
+        if not task.done():
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
         return task
 
     # -- bytes in --------------------------------------------------------------------------
@@ -477,22 +456,10 @@ class Connection(protocol.Connection):
         except BaseException as exc:
             self._answer_exception(work, exc)
             return
-        if type(result) is types.CoroutineType:
-            # Run an async handler at once, up to its first suspension (most answer without
-            # one: no task, no extra turn of the loop).
-            try:
-                yielded = result.send(None)
-            except StopIteration as done:
-                self._answer(work, done.value)
-                return
-            except BaseException as exc:
-                self._answer_exception(work, exc)
-                return
-            result = _resume(result, yielded)
         if inspect.isawaitable(result):
             task = self._spawn(self._finish(work, result))
             seq = work.seq
-            if seq is not None:
+            if seq is not None and not task.done():
                 self._serving[seq] = task
         else:
             self._answer(work, result)
