@@ -101,6 +101,10 @@ class Calc(rpyc.Service):
     async def exposed_fail(self):
         raise ValueError("remote failure")
 
+    async def exposed_in_task(self):
+        # handlers run in a task of their own: asyncio.timeout, current_task, contextvars
+        return asyncio.current_task() is not None
+
 
 async def started(service=Calc, **kwargs):
     return await rpyc.aio.serve(service, port=0, **kwargs)
@@ -113,6 +117,7 @@ def test_calls_chains_and_pipelining():
                 assert isinstance(conn.root, rpyc.aio.AsyncNetref)
                 assert await conn.root.add(5, 10) == 15
                 assert await conn.root.sub(5, 10) == -5
+                assert await conn.root.in_task() is True
                 # an attribute chain resolves in one await; steps after a by-value result
                 # run locally
                 assert await conn.root.get_thing().method(3) == ("method", 3)
