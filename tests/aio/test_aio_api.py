@@ -494,3 +494,64 @@ def test_cancelling_a_call_cancels_the_handler_on_an_rpyc_aio_server():
                 assert not conn._pending
 
     run(main)
+
+
+class Echo(rpyc.Service):
+    def __init__(self):
+        self.made = None
+
+    async def exposed_echo_later(self, x):
+        await asyncio.sleep(0)
+        return x
+
+    def exposed_echo_plain(self, x):
+        return x
+
+    def exposed_make_fn(self):
+        import weakref
+
+        payload = bytearray(1 << 20)
+
+        def fn():
+            return len(payload)
+
+        self.made = weakref.ref(fn)
+        return fn
+
+    async def exposed_made_alive(self):
+        import gc
+
+        gc.collect()
+        return self.made is not None and self.made() is not None
+
+
+def test_handlers_may_return_the_peers_objects():
+    # regression: awaiting a returned proxy looped forever and wedged the loop
+    async def main():
+        async with await started(Echo) as server:
+            async with rpyc.aio.connect("127.0.0.1", server.port) as conn:
+                mine = [1, 2, 3]
+                assert await asyncio.wait_for(conn.root.echo_later(mine), 5) is mine
+                assert await asyncio.wait_for(conn.root.echo_plain(mine), 5) is mine
+
+    run(main)
+
+
+def test_functions_the_peer_called_are_freed_when_it_releases_them():
+    # regression: a cache of coroutine-function checks kept every called function alive
+    async def main():
+        async with await started(Echo) as server:
+            async with rpyc.aio.connect("127.0.0.1", server.port) as conn:
+                fn = await conn.root.make_fn()
+                assert await fn() == 1 << 20
+                del fn
+                import gc
+
+                gc.collect()
+                for _ in range(100):
+                    await asyncio.sleep(0.01)
+                    if not await conn.root.made_alive():
+                        break
+                assert not await conn.root.made_alive()
+
+    run(main)

@@ -127,26 +127,25 @@ else:
         return loop.create_task(coro)
 
 
-_ASYNC_CALLABLES: Dict[Any, bool] = {}
+_ASYNC_CALLABLES: Dict[types.CodeType, bool] = {}
 
 
 def _is_async_callable(func: Any) -> bool:
-    """Whether calling ``func`` gives a coroutine to await (cached per function)."""
-    key = getattr(func, "__func__", func)
-    try:
-        return _ASYNC_CALLABLES[key]
-    except (KeyError, TypeError):
-        pass
+    """Whether calling ``func`` gives a coroutine to await. Cached per code object (the
+    function itself is not kept alive: the peer may release it)."""
+    code = getattr(getattr(func, "__func__", func), "__code__", None)
+    if code is not None:
+        found = _ASYNC_CALLABLES.get(code)
+        if found is not None:
+            return found
     found = inspect.iscoroutinefunction(func)
     if not found and not isinstance(func, (types.FunctionType, types.MethodType)):
         call = getattr(type(func), "__call__", None)
         found = call is not None and inspect.iscoroutinefunction(call)
-    try:
+    if code is not None:
         if len(_ASYNC_CALLABLES) >= 4096:
-            _ASYNC_CALLABLES.clear()  # (bounded: functions made on the fly)
-        _ASYNC_CALLABLES[key] = found
-    except TypeError:
-        pass
+            _ASYNC_CALLABLES.clear()  # (bounded: code compiled on the fly)
+        _ASYNC_CALLABLES[code] = found
     return found
 
 
@@ -456,7 +455,7 @@ class Connection(protocol.Connection):
         except BaseException as exc:
             self._answer_exception(work, exc)
             return
-        if inspect.isawaitable(result):
+        if inspect.isawaitable(result) and not isinstance(result, AsyncNetref):
             task = self._spawn(self._finish(work, result))
             seq = work.seq
             if seq is not None and not task.done():
@@ -487,7 +486,8 @@ class Connection(protocol.Connection):
         seq = work.seq
         try:
             result = await pending
-            while inspect.isawaitable(result):  # (a plain def that returned a coroutine)
+            # (a plain def that returned a coroutine; a proxy is an answer, not a step)
+            while inspect.isawaitable(result) and not isinstance(result, AsyncNetref):
                 result = await result
         except BaseException as exc:
             if self._closed:
