@@ -23,21 +23,29 @@ class SlowService(rpyc.Service):
         return a + b
 
 
-def _cpu_spent_waiting(conn, seconds=0.3):
-    """CPU time the calling thread spends on a call whose answer takes ``seconds``."""
-    slow = conn.root.slow
-    assert slow(0) == 0  # (the first answers come at once: nothing is backed off)
-    start = time.thread_time()
-    assert slow(seconds) == seconds
-    return time.thread_time() - start
+def _cpu_spent_waiting(connect, seconds=0.3, tries=3):
+    """CPU time the calling thread spends on a call whose answer takes ``seconds``: the
+    most of ``tries`` attempts, each on a new connection ``connect()`` (a miss makes a
+    connection skip polling for a while). A polling thread yields the CPU to every other
+    runnable thread, so it spends little of it while other processes keep the machine busy."""
+    spent = []
+    for _ in range(tries):
+        slow = connect().root.slow
+        assert slow(0) == 0  # (the first answers come at once: nothing is backed off)
+        start = time.thread_time()
+        assert slow(seconds) == seconds
+        spent.append(time.thread_time() - start)
+        if spent[-1] > 0.05:
+            break
+    return max(spent)
 
 
 def test_a_waiting_read_polls_for_the_budget_then_sleeps(harness):
     srv = harness.server(SlowService)
     # 0.2 s of polling in a 0.3 s wait shows as CPU time of the waiting thread...
-    assert _cpu_spent_waiting(harness.connect(srv, config={"busy_poll_us": 200_000})) > 0.05
+    assert _cpu_spent_waiting(lambda: harness.connect(srv, config={"busy_poll_us": 200_000})) > 0.05
     # ...which a read that blocks at once does not spend.
-    assert _cpu_spent_waiting(harness.connect(srv, config={"busy_poll_us": 0})) < 0.05
+    assert _cpu_spent_waiting(lambda: harness.connect(srv, config={"busy_poll_us": 0})) < 0.05
 
 
 def test_a_tls_read_polls_too(harness, tmp_path):
@@ -49,8 +57,8 @@ def test_a_tls_read_polls_too(harness, tmp_path):
         return harness.track(rpyc.ssl_connect(
             "localhost", srv.port, ca_certs=pki["ca.pem"], config={"busy_poll_us": busy_poll_us}))
 
-    assert _cpu_spent_waiting(connect(200_000)) > 0.05
-    assert _cpu_spent_waiting(connect(0)) < 0.05
+    assert _cpu_spent_waiting(lambda: connect(200_000)) > 0.05
+    assert _cpu_spent_waiting(lambda: connect(0)) < 0.05
 
 
 @pytest.mark.parametrize("busy_poll_us", [0, 1, 50, 10_000])
