@@ -14,6 +14,7 @@ import pytest
 import rpyc
 import rpyc.aio
 from rpyc.utils.authenticators import AuthenticationError
+from rpyc.core import consts
 from rpyc.utils.server import ThreadedServer
 
 from aio_support import run
@@ -553,5 +554,35 @@ def test_functions_the_peer_called_are_freed_when_it_releases_them():
                     if not await conn.root.made_alive():
                         break
                 assert not await conn.root.made_alive()
+
+    run(main)
+
+
+def test_async_request_timeout_and_one_timer_for_all_requests():
+    # regression: conn.async_request(..., timeout=) ignored its timeout
+    async def main():
+        async with await started(Cancellable) as server:
+            async with rpyc.aio.connect("127.0.0.1", server.port) as conn:
+                root = await conn.root
+                fut = conn.async_request(consts.HANDLE_CALLATTR, root, "slow", (), (), timeout=0.05)
+                with pytest.raises(TimeoutError, match="result expired"):
+                    await asyncio.wait_for(fut, 5)
+                # a future handed out and cancelled by its holder gives the request up too
+                Cancellable.cancelled_at = None
+                fut = conn.async_request(consts.HANDLE_CALLATTR, root, "slow", (), ())
+                await asyncio.sleep(0.05)
+                fut.cancel()
+                gave_up = time.perf_counter()
+                while Cancellable.cancelled_at is None and time.perf_counter() - gave_up < 1:
+                    await asyncio.sleep(0.005)
+                assert Cancellable.cancelled_at is not None
+                # requests in flight share one timer (not a timer per request)
+                loop = asyncio.get_running_loop()
+                before = len(loop._scheduled)
+                calls = [asyncio.ensure_future(conn.root.add(i, 1)) for i in range(500)]
+                await asyncio.sleep(0)
+                assert len(loop._scheduled) <= before + 1
+                assert await asyncio.gather(*calls) == list(range(1, 501))
+                assert not conn._pending
 
     run(main)

@@ -12,6 +12,7 @@ import asyncio
 import concurrent.futures
 import functools
 import inspect
+import math
 import sys
 import threading
 import types
@@ -71,18 +72,16 @@ def inline(func: Callable[..., Any]) -> Callable[..., Any]:
 class _Reply:
     """Receives the answer to one request and resolves its future."""
 
-    __slots__ = ("conn", "future", "seq", "timer", "__weakref__")
+    __slots__ = ("conn", "future", "seq", "deadline", "__weakref__")
 
-    def __init__(self, conn: "Connection", future: asyncio.Future) -> None:
+    def __init__(self, conn: "Connection", future: asyncio.Future, deadline: float) -> None:
         self.conn = conn
         self.future = future
         self.seq = -1
-        self.timer: Optional[asyncio.TimerHandle] = None
+        self.deadline = deadline  # on the loop's clock; math.inf: no timeout
 
     def __call__(self, is_exc: bool, obj: Any) -> None:
         self.conn._pending.pop(self.seq, None)
-        if self.timer is not None:
-            self.timer.cancel()
         fut = self.future
         if fut.done():
             return
@@ -98,20 +97,25 @@ class _Reply:
 
     def expire(self) -> None:
         """``sync_request_timeout`` passed without an answer."""
-        self.timer = None
         if not self.future.done():
             self.conn._give_up(self.seq)
             self.future.set_exception(AsyncResultTimeout("result expired"))
 
+    def __await__(self) -> Any:
+        """Await the answer. A cancelled await gives the request up here, where a done
+        callback on the future would cost one more loop callback per request."""
+        try:
+            return (yield from self.future.__await__())
+        except asyncio.CancelledError:
+            if self.future.cancelled():
+                self.conn._give_up(self.seq)
+            raise
+
     def settled(self, fut: asyncio.Future) -> None:
         if fut.cancelled():
-            if self.timer is not None:
-                self.timer.cancel()
             self.conn._give_up(self.seq)
 
     def fail(self, exc: BaseException) -> None:
-        if self.timer is not None:
-            self.timer.cancel()
         if not self.future.done():
             self.future.set_exception(exc)
 
@@ -126,6 +130,8 @@ else:
     def _new_task(coro: Any, loop: asyncio.AbstractEventLoop) -> "asyncio.Task[Any]":
         return loop.create_task(coro)
 
+
+_CONFIGURED: Any = object()  # (a request's timeout: the connection's sync_request_timeout)
 
 _ASYNC_CALLABLES: Dict[types.CodeType, bool] = {}
 
@@ -171,6 +177,10 @@ class Connection(protocol.Connection):
         self._heavy_busy = False  # a worker thread is processing a heavy frame
         self._pauses = 0
         self._stall_timer: Optional[asyncio.TimerHandle] = None
+        # One timer for every request's timeout, armed for the earliest deadline: a timer
+        # per request would cost a heap entry and a handle per call.
+        self._deadline_timer: Optional[asyncio.TimerHandle] = None
+        self._deadline_at = math.inf
         self._closed_waiter: asyncio.Future = self._loop.create_future()
         self._starting: Any = None
         self._plain_inline = False
@@ -253,6 +263,9 @@ class Connection(protocol.Connection):
         self._serving.clear()
         if self._stall_timer is not None:
             self._stall_timer.cancel()
+        if self._deadline_timer is not None:
+            self._deadline_timer.cancel()
+            self._deadline_timer = None
         try:
             super()._cleanup()
         finally:
@@ -528,18 +541,47 @@ class Connection(protocol.Connection):
 
     # -- requests to the peer ---------------------------------------------------------------
 
-    def _request(self, handler: int, args: Tuple[Any, ...]) -> asyncio.Future:
-        """Send a request: the future of its answer (``sync_request_timeout`` applies)."""
+    def _request(self, handler: int, args: Tuple[Any, ...], timeout: Any = _CONFIGURED) -> asyncio.Future:
+        """Send a request: the future of its answer (``sync_request_timeout`` applies
+        unless ``timeout`` is given; None: no timeout). Cancelling the future gives the
+        request up."""
+        reply = self._send_request(handler, args, timeout)
+        reply.future.add_done_callback(reply.settled)
+        return reply.future
+
+    def _send_request(self, handler: int, args: Tuple[Any, ...], timeout: Any = _CONFIGURED) -> _Reply:
+        """Send a request: what to await for its answer (once, by one awaiter)."""
+        if timeout is _CONFIGURED:
+            timeout = self._config["sync_request_timeout"]
+        deadline = math.inf if timeout is None else self._loop.time() + timeout
         fut = self._loop.create_future()
-        reply = _Reply(self, fut)
+        reply = _Reply(self, fut, deadline)
         seq = self._async_request(handler, args, reply)
         reply.seq = seq
         self._pending[seq] = reply
-        timeout = self._config["sync_request_timeout"]
-        if timeout is not None:
-            reply.timer = self._loop.call_later(timeout, reply.expire)
-        fut.add_done_callback(reply.settled)
-        return fut
+        if deadline < self._deadline_at:
+            self._arm_deadline(deadline)
+        return reply
+
+    def _arm_deadline(self, when: float) -> None:
+        if self._deadline_timer is not None:
+            self._deadline_timer.cancel()
+        self._deadline_at = when
+        self._deadline_timer = self._loop.call_at(when, self._expire_due)
+
+    def _expire_due(self) -> None:
+        """The earliest deadline came: expire what is due, wait for the next one. Runs about
+        once per timeout period on a busy connection (the earliest request was usually
+        answered long ago), scanning only the requests in flight."""
+        self._deadline_timer = None
+        self._deadline_at = math.inf
+        now = self._loop.time()
+        due = [reply for reply in self._pending.values() if reply.deadline <= now]
+        for reply in due:
+            reply.expire()
+        upcoming = min((reply.deadline for reply in self._pending.values()), default=math.inf)
+        if upcoming < math.inf and not self._closed:
+            self._arm_deadline(upcoming)
 
     def _give_up(self, seq: int) -> None:
         """Stop awaiting request ``seq``; tell an rpyc-rs peer to cancel its handler."""
@@ -564,9 +606,10 @@ class Connection(protocol.Connection):
     def sync_request(self, handler: int, *args: Any) -> Any:
         return self._sync(handler, args)
 
-    def async_request(self, handler: int, *args: Any, timeout: Optional[float] = None) -> Any:
-        """The future of a request's answer (on the loop's thread)."""
-        return self._request(handler, args)
+    def async_request(self, handler: int, *args: Any, timeout: Any = _CONFIGURED) -> Any:
+        """The future of a request's answer (on the loop's thread); ``timeout`` in seconds
+        replaces ``sync_request_timeout`` for this request (None: wait for ever)."""
+        return self._request(handler, args, timeout)
 
     def _netref_class(self, id_pack: Tuple[str, int, int]) -> type:
         return AsyncNetref

@@ -22,8 +22,9 @@ _ATTR, _CALL, _ITEM = 0, 1, 2
 
 
 def request(proxy: Any, handler: int, *args: Any) -> Any:
-    """Send request ``handler`` about ``proxy`` to its owner: a future of the answer."""
-    return _getattribute(proxy, "____conn__")._request(handler, (proxy,) + args)
+    """Send request ``handler`` about ``proxy`` to its owner: await the result once for the
+    answer (cancelling that await gives the request up)."""
+    return _getattribute(proxy, "____conn__")._send_request(handler, (proxy,) + args)
 
 
 def _kw(kwargs: Any) -> Tuple[Any, ...]:
