@@ -88,6 +88,12 @@ impl<T> Connection<T> {
         &self.objects
     }
 
+    /// Our objects, to take back entries a message that was not sent had added, or to empty
+    /// the table when the connection ends.
+    pub fn objects_mut(&mut self) -> &mut ObjectTable<T> {
+        &mut self.objects
+    }
+
     /// Record that `obj` is sent by reference under `key` (before sending the box that
     /// names it): it stays alive until the peer releases it.
     pub fn export(&mut self, key: ObjKey, obj: impl FnOnce() -> T) -> Result<(), WireError> {

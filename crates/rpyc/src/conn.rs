@@ -1,0 +1,1086 @@
+//! The blocking driver of the connection core: a [`Connection`] over a socket, shared by
+//! any number of threads.
+//!
+//! There is no background thread. A thread that waits for an answer becomes the *reader*:
+//! it reads the socket, files answers that belong to other waiting threads (and wakes
+//! them), and serves the peer's requests itself, after giving up the reader role, so that
+//! a request served this way may call the peer back and wait in turn. This is how nested
+//! callbacks work in both directions without a serving thread.
+
+use crate::config::Config;
+use crate::error::{Error, RemoteError, Result};
+use crate::expose::{Args, BoundMethod, Exposed, Local, Void};
+use crate::netref::NetRef;
+use crate::transport::Stream;
+use crate::value::{IntoArgs, Value};
+use rpyc_wire::brine::Value as Wire;
+use rpyc_wire::budget::MemoryBudget;
+use rpyc_wire::conn::{Connection as Core, Event, ObjKey};
+use rpyc_wire::consts::handler;
+use rpyc_wire::message::{Boxed, IdPack};
+use rpyc_wire::WireError;
+use rustc_hash::{FxHashMap, FxHashSet};
+use std::cell::RefCell;
+use std::io::{ErrorKind, Read, Write};
+use std::net::{TcpStream, ToSocketAddrs};
+#[cfg(unix)]
+use std::os::unix::net::UnixStream;
+#[cfg(unix)]
+use std::path::Path;
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock};
+use std::time::{Duration, Instant};
+
+/// Bytes read from the socket at a time.
+const READ_CHUNK: usize = 64 * 1024;
+/// Items fetched per `HANDLE_BUFFITER` when iterating a remote object.
+pub(crate) const ITER_CHUNK: i64 = 128;
+
+/// Inbound bytes held by all connections of the process (`max_inbound_memory`).
+fn budget() -> &'static Arc<MemoryBudget> {
+    static BUDGET: OnceLock<Arc<MemoryBudget>> = OnceLock::new();
+    BUDGET.get_or_init(MemoryBudget::new)
+}
+
+thread_local! {
+    /// The peer threads whose requests this thread is serving, innermost last
+    /// (`bind_threads`: a request made while serving goes to that peer thread).
+    static SERVING: RefCell<Vec<u64>> = const { RefCell::new(Vec::new()) };
+}
+
+fn current_peer_thread() -> u64 {
+    SERVING.with(|s| s.borrow().last().copied().unwrap_or(0))
+}
+
+/// What answered one of our requests, as it came (converted by the thread that waits).
+enum Outcome {
+    Reply(std::result::Result<Resolved, WireError>),
+    Exception(std::result::Result<Wire, WireError>),
+}
+
+/// A request of the peer, to serve on the thread that read it.
+enum Incoming {
+    Request {
+        seq: Wire,
+        handler: i64,
+        thread: u64,
+        args: std::result::Result<Vec<Resolved>, WireError>,
+    },
+    UnknownHandler {
+        seq: Wire,
+        handler: Wire,
+        thread: u64,
+    },
+}
+
+/// A received box whose references to our own objects were looked up when its frame was
+/// processed: a `HANDLE_DEL` later in the same read must not take them away first.
+enum Resolved {
+    Value(Wire),
+    Tuple(Vec<Resolved>),
+    Remote(IdPack),
+    Local(IdPack, Option<Arc<dyn Exposed>>),
+}
+
+fn resolve(core: &Core<Arc<dyn Exposed>>, b: Boxed) -> Resolved {
+    match b {
+        Boxed::Value(v) => Resolved::Value(v),
+        Boxed::Tuple(items) => {
+            Resolved::Tuple(items.into_iter().map(|i| resolve(core, i)).collect())
+        }
+        Boxed::RemoteRef(id) => Resolved::Remote(id),
+        Boxed::LocalRef(id) => {
+            let obj = id_key(&id).and_then(|k| core.objects().get(k).cloned());
+            Resolved::Local(id, obj)
+        }
+    }
+}
+
+struct State {
+    core: Core<Arc<dyn Exposed>>,
+    outcomes: FxHashMap<u64, Outcome>,
+    /// Requests whose waiter gave up (timeout): their answers are dropped, and the
+    /// references they hold released.
+    abandoned: FxHashSet<u64>,
+    /// A thread holds the reader role.
+    reading: bool,
+    /// Threads waiting on the condition variable (woken only when there are some).
+    waiting: usize,
+    /// Counts the reads processed (what `serve` waits for).
+    progress: u64,
+    closed: Option<String>,
+}
+
+struct ReadSide {
+    stream: Stream,
+    buf: Vec<u8>,
+}
+
+/// The state shared by a [`Connection`] and every [`NetRef`] of it.
+pub(crate) struct Shared {
+    state: Mutex<State>,
+    cond: Condvar,
+    writer: Mutex<Stream>,
+    reader: Mutex<ReadSide>,
+    /// A handle on the socket to shut it down without taking the other locks.
+    control: Stream,
+    /// References to the peer's objects we dropped, to release (`HANDLE_DEL`) with the
+    /// next frame we send.
+    releases: Mutex<Vec<IdPack>>,
+    config: Config,
+    service: Arc<dyn Exposed>,
+}
+
+/// A connection to an RPyC peer (client or server side; after the connection is made both
+/// sides are the same).
+///
+/// ```no_run
+/// let conn = rpyc::Connection::connect("127.0.0.1:18861")?;
+/// let sum: i64 = conn.root()?.call_method("add", (5, 10))?;
+/// # Ok::<(), rpyc::Error>(())
+/// ```
+///
+/// A `Connection` may be shared between threads (`&Connection` is `Send`); calls from
+/// several threads are multiplexed. Dropping it closes the connection; [`NetRef`]s that
+/// outlive it fail with [`Error::Closed`].
+pub struct Connection {
+    shared: Arc<Shared>,
+    root: OnceLock<NetRef>,
+}
+
+fn context(e: std::io::Error, what: String) -> Error {
+    Error::Io(std::io::Error::new(e.kind(), format!("{what}: {e}")))
+}
+
+impl Connection {
+    /// Connect over TCP with the default [`Config`].
+    pub fn connect(addr: impl ToSocketAddrs) -> Result<Connection> {
+        Connection::connect_with(addr, Config::default())
+    }
+
+    /// Connect over TCP.
+    pub fn connect_with(addr: impl ToSocketAddrs, config: Config) -> Result<Connection> {
+        let addrs: Vec<_> = addr
+            .to_socket_addrs()
+            .map_err(|e| context(e, "cannot resolve the server address".into()))?
+            .collect();
+        let mut last = None;
+        for a in &addrs {
+            match TcpStream::connect(a) {
+                Ok(s) => return Connection::from_tcp(s, config),
+                Err(e) => {
+                    last = Some(context(
+                        e,
+                        format!("cannot connect to {a} (is an RPyC server listening there?)"),
+                    ))
+                }
+            }
+        }
+        Err(last.unwrap_or_else(|| {
+            Error::Io(std::io::Error::new(
+                ErrorKind::InvalidInput,
+                "the server address resolved to nothing",
+            ))
+        }))
+    }
+
+    /// Connect to a Unix domain socket with the default [`Config`].
+    #[cfg(unix)]
+    pub fn connect_unix(path: impl AsRef<Path>) -> Result<Connection> {
+        Connection::connect_unix_with(path, Config::default())
+    }
+
+    /// Connect to a Unix domain socket.
+    #[cfg(unix)]
+    pub fn connect_unix_with(path: impl AsRef<Path>, config: Config) -> Result<Connection> {
+        let path = path.as_ref();
+        let s = UnixStream::connect(path).map_err(|e| {
+            context(
+                e,
+                format!(
+                    "cannot connect to {} (is an RPyC server listening on that socket?)",
+                    path.display()
+                ),
+            )
+        })?;
+        Connection::from_stream(Stream::Unix(s), config)
+    }
+
+    /// A connection over an accepted or connected TCP socket.
+    pub fn from_tcp(stream: TcpStream, config: Config) -> Result<Connection> {
+        if config.nodelay {
+            stream.set_nodelay(true)?;
+        }
+        Connection::from_stream(Stream::Tcp(stream), config)
+    }
+
+    /// A connection over a connected Unix domain socket.
+    #[cfg(unix)]
+    pub fn from_unix(stream: UnixStream, config: Config) -> Result<Connection> {
+        Connection::from_stream(Stream::Unix(stream), config)
+    }
+
+    pub(crate) fn from_stream(stream: Stream, config: Config) -> Result<Connection> {
+        stream.set_write_timeout(config.send_stall_timeout)?;
+        let reader = stream.try_clone()?;
+        let control = stream.try_clone()?;
+        let service = config.service.clone().unwrap_or_else(|| Arc::new(Void));
+        let shared = Shared {
+            state: Mutex::new(State {
+                core: Core::new(config.wire.clone(), budget()),
+                outcomes: FxHashMap::default(),
+                abandoned: FxHashSet::default(),
+                reading: false,
+                waiting: 0,
+                progress: 0,
+                closed: None,
+            }),
+            cond: Condvar::new(),
+            writer: Mutex::new(stream),
+            reader: Mutex::new(ReadSide {
+                stream: reader,
+                buf: vec![0; READ_CHUNK],
+            }),
+            control,
+            releases: Mutex::new(Vec::new()),
+            config,
+            service,
+        };
+        Ok(Connection {
+            shared: Arc::new(shared),
+            root: OnceLock::new(),
+        })
+    }
+
+    /// The peer's root object (its service), fetched once (`HANDLE_GETROOT`).
+    pub fn root(&self) -> Result<NetRef> {
+        if let Some(r) = self.root.get() {
+            return Ok(r.clone());
+        }
+        let r: NetRef = self.shared.call(handler::GETROOT, Vec::new())?.get()?;
+        Ok(self.root.get_or_init(|| r).clone())
+    }
+
+    /// Send `data` and get it back (`HANDLE_PING`): a round trip.
+    pub fn ping(&self, data: impl Into<Value>) -> Result<Value> {
+        self.shared.call(handler::PING, vec![data.into()])
+    }
+
+    /// Serve the peer's requests for up to `timeout` (when this thread does not wait for
+    /// anything, nobody reads: a client that expects calls from the peer while idle runs
+    /// this, or [`Connection::serve_all`] on a thread). `Ok(true)` if something arrived.
+    pub fn serve(&self, timeout: Duration) -> Result<bool> {
+        let start = self.shared.lock().progress;
+        let deadline = Instant::now() + timeout;
+        match self.shared.wait(
+            |st| (st.progress != start).then_some(()),
+            Some(deadline),
+            None,
+        ) {
+            Ok(()) => Ok(true),
+            Err(Error::Timeout(_)) => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Serve the peer's requests until the connection closes (`Ok` when the peer closed it).
+    pub fn serve_all(&self) -> Result<()> {
+        match self.shared.wait(|_| None::<()>, None, None) {
+            Err(Error::Closed(_)) => Ok(()),
+            Err(e) => Err(e),
+            Ok(()) => Ok(()),
+        }
+    }
+
+    /// Close the connection: tell the peer (`HANDLE_CLOSE`), then shut the socket down.
+    /// Closing twice is harmless.
+    pub fn close(&self) {
+        self.shared.close();
+    }
+
+    /// Whether the connection is closed (and why).
+    pub fn closed(&self) -> Option<String> {
+        self.shared.lock().closed.clone()
+    }
+
+    /// How many of our objects the peer holds references to (the object table).
+    pub fn local_objects(&self) -> usize {
+        self.shared.lock().core.objects().len()
+    }
+
+    /// The settings of this connection.
+    pub fn config(&self) -> &Config {
+        &self.shared.config
+    }
+
+    /// Send the pending releases of dropped [`NetRef`]s now (they otherwise travel with the
+    /// next request).
+    pub fn flush(&self) -> Result<()> {
+        self.shared.flush_releases(true)
+    }
+
+    /// A synchronous request with handler id `handler` (a constant of
+    /// `rpyc_wire::consts::handler`) and these arguments; the boxed result. For what the
+    /// typed methods of [`NetRef`] do not cover.
+    pub fn request(&self, handler: i64, args: impl IntoArgs) -> Result<Value> {
+        self.shared.call(handler, args.into_args())
+    }
+}
+
+impl Drop for Connection {
+    fn drop(&mut self) {
+        self.shared.close();
+    }
+}
+
+impl std::fmt::Debug for Connection {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "<rpyc::Connection")?;
+        if let Some(why) = self.closed() {
+            write!(f, " closed: {why}")?;
+        }
+        write!(f, ">")
+    }
+}
+
+impl Shared {
+    fn lock(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    // -- requests ------------------------------------------------------------------------
+
+    /// A synchronous request: send, then wait (reading and serving) for the answer.
+    pub(crate) fn call(self: &Arc<Self>, handler: i64, args: Vec<Value>) -> Result<Value> {
+        let id = self.send_request(handler, args)?;
+        let deadline = self.config.sync_request_timeout.map(|t| Instant::now() + t);
+        let outcome = self.wait(|st| st.outcomes.remove(&id), deadline, Some(id))?;
+        match outcome {
+            Outcome::Reply(Ok(r)) => self.from_resolved(r),
+            Outcome::Reply(Err(e)) | Outcome::Exception(Err(e)) => Err(Error::Wire(e)),
+            Outcome::Exception(Ok(body)) => Err(Error::Remote(RemoteError::from_body(body))),
+        }
+    }
+
+    fn send_request(self: &Arc<Self>, handler: i64, args: Vec<Value>) -> Result<u64> {
+        let mut writer = self.writer.lock().unwrap_or_else(|e| e.into_inner());
+        let mut graveyard = Vec::new();
+        let (id, bytes) = {
+            let mut st = self.lock();
+            if let Some(why) = &st.closed {
+                return Err(Error::Closed(why.clone()));
+            }
+            self.queue_releases(&mut st);
+            let mut exported = Vec::new();
+            let boxed: Result<Vec<Boxed>> = args
+                .iter()
+                .map(|a| self.to_boxed(&mut st, a, &mut exported))
+                .collect();
+            let sent = boxed.and_then(|boxed| {
+                st.core
+                    .request_within(current_peer_thread(), handler, &boxed)
+                    .map_err(Error::from)
+            });
+            match sent {
+                Ok(id) => (id, st.core.take_outgoing()),
+                Err(e) => {
+                    take_back(&mut st, &exported, &mut graveyard);
+                    drop(st);
+                    drop(graveyard);
+                    return Err(e);
+                }
+            }
+        };
+        self.write(&mut writer, &bytes)?;
+        Ok(id)
+    }
+
+    /// Write `bytes` (the writer lock held); a failure closes the connection.
+    fn write(&self, writer: &mut Stream, bytes: &[u8]) -> Result<()> {
+        if bytes.is_empty() {
+            return Ok(());
+        }
+        match writer.write_all(bytes) {
+            Ok(()) => Ok(()),
+            Err(e) => {
+                let why = match e.kind() {
+                    ErrorKind::WouldBlock | ErrorKind::TimedOut => format!(
+                        "the peer read nothing for send_stall_timeout={:?} (raise \
+                         Config::send_stall_timeout if it is just slow)",
+                        self.config.send_stall_timeout.unwrap_or_default()
+                    ),
+                    _ => format!("sending failed: {e}"),
+                };
+                self.fail(why.clone());
+                Err(Error::Closed(why))
+            }
+        }
+    }
+
+    // -- waiting and reading -------------------------------------------------------------
+
+    /// Wait until `ready` gives something, reading and serving meanwhile (as the reader,
+    /// or woken by the thread that is). `abandon`: the request to forget on timeout.
+    fn wait<T>(
+        self: &Arc<Self>,
+        mut ready: impl FnMut(&mut State) -> Option<T>,
+        deadline: Option<Instant>,
+        abandon: Option<u64>,
+    ) -> Result<T> {
+        let mut st = self.lock();
+        loop {
+            if let Some(t) = ready(&mut st) {
+                return Ok(t);
+            }
+            if let Some(why) = &st.closed {
+                return Err(Error::Closed(why.clone()));
+            }
+            let now = Instant::now();
+            if let Some(d) = deadline {
+                if now >= d {
+                    if let Some(id) = abandon {
+                        st.abandoned.insert(id);
+                    }
+                    let waited = self
+                        .config
+                        .sync_request_timeout
+                        .filter(|_| abandon.is_some())
+                        .unwrap_or_else(|| d.saturating_duration_since(now));
+                    return Err(Error::Timeout(waited));
+                }
+            }
+            if st.reading {
+                st.waiting += 1;
+                st = match deadline {
+                    Some(d) => {
+                        self.cond
+                            .wait_timeout(st, d.saturating_duration_since(now))
+                            .unwrap_or_else(|e| e.into_inner())
+                            .0
+                    }
+                    None => self.cond.wait(st).unwrap_or_else(|e| e.into_inner()),
+                };
+                st.waiting -= 1;
+                continue;
+            }
+            st.reading = true;
+            drop(st);
+            let (requests, graveyard) = self.read_some(deadline);
+            st = self.lock();
+            st.reading = false;
+            if st.waiting > 0 {
+                self.cond.notify_all();
+            }
+            drop(st);
+            drop(graveyard);
+            if !requests.is_empty() {
+                for r in requests {
+                    self.serve_request(r);
+                }
+            } else {
+                // Answers the core queued (releases of an upstream peer are answered).
+                self.flush_releases(false).ok();
+            }
+            st = self.lock();
+        }
+    }
+
+    /// One read from the socket, processed: answers filed, requests returned to serve.
+    /// Also returns objects to drop once no lock is held.
+    fn read_some(
+        self: &Arc<Self>,
+        deadline: Option<Instant>,
+    ) -> (Vec<Incoming>, Vec<Arc<dyn Exposed>>) {
+        let mut rd = self.reader.lock().unwrap_or_else(|e| e.into_inner());
+        let ReadSide { stream, buf } = &mut *rd;
+        let timeout = deadline.map(|d| {
+            d.saturating_duration_since(Instant::now())
+                .max(Duration::from_millis(1))
+        });
+        if let Err(e) = stream.set_read_timeout(timeout) {
+            return (Vec::new(), self.fail(format!("socket error: {e}")));
+        }
+        let n = match stream.read(buf) {
+            Ok(0) => {
+                return (
+                    Vec::new(),
+                    self.fail("connection closed by the peer".into()),
+                )
+            }
+            Ok(n) => n,
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    ErrorKind::WouldBlock | ErrorKind::TimedOut | ErrorKind::Interrupted
+                ) =>
+            {
+                return (Vec::new(), Vec::new())
+            }
+            Err(e) => return (Vec::new(), self.fail(format!("socket error: {e}"))),
+        };
+        let mut st = self.lock();
+        if st.closed.is_some() {
+            return (Vec::new(), Vec::new());
+        }
+        if let Err(e) = st.core.receive(&buf[..n]) {
+            let g = self.fail_locked(&mut st, format!("protocol error: {e}"));
+            return (Vec::new(), g);
+        }
+        let mut requests = Vec::new();
+        let mut refs = Vec::new();
+        loop {
+            match st.core.poll_event() {
+                Ok(None) => break,
+                Ok(Some(Event::Reply { id, result })) => {
+                    if st.abandoned.remove(&id) {
+                        if let Ok(boxed) = &result {
+                            collect_refs(boxed, &mut refs);
+                        }
+                    } else {
+                        let result = result.map(|b| resolve(&st.core, b));
+                        st.outcomes.insert(id, Outcome::Reply(result));
+                    }
+                }
+                Ok(Some(Event::Exception { id, body })) => {
+                    if !st.abandoned.remove(&id) {
+                        st.outcomes.insert(id, Outcome::Exception(body));
+                    }
+                }
+                Ok(Some(Event::Request {
+                    seq,
+                    handler,
+                    thread,
+                    args,
+                })) => {
+                    let args = args.map(|a| a.into_iter().map(|b| resolve(&st.core, b)).collect());
+                    requests.push(Incoming::Request {
+                        seq,
+                        handler,
+                        thread,
+                        args,
+                    })
+                }
+                Ok(Some(Event::UnknownHandler {
+                    seq,
+                    handler,
+                    thread,
+                })) => requests.push(Incoming::UnknownHandler {
+                    seq,
+                    handler,
+                    thread,
+                }),
+                Ok(Some(Event::Closed)) => {
+                    let g = self.fail_locked(&mut st, "connection closed by the peer".into());
+                    return (Vec::new(), g);
+                }
+                Err(e) => {
+                    let g = self.fail_locked(&mut st, format!("protocol error: {e}"));
+                    return (Vec::new(), g);
+                }
+            }
+        }
+        st.progress += 1;
+        if !refs.is_empty() {
+            self.releases
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .extend(refs);
+        }
+        (requests, Vec::new())
+    }
+
+    /// End the connection (`why`), wake every waiter and shut the socket down. Returns the
+    /// objects the peer held, to drop once no lock is held.
+    fn fail(&self, why: String) -> Vec<Arc<dyn Exposed>> {
+        let mut st = self.lock();
+        self.fail_locked(&mut st, why)
+    }
+
+    fn fail_locked(&self, st: &mut State, why: String) -> Vec<Arc<dyn Exposed>> {
+        if st.closed.is_none() {
+            st.closed = Some(why.clone());
+            st.core.session_mut().end(why);
+            self.control.shutdown();
+        }
+        st.outcomes.clear();
+        self.cond.notify_all();
+        st.core.objects_mut().take_all()
+    }
+
+    fn close(&self) {
+        {
+            let mut writer = self.writer.lock().unwrap_or_else(|e| e.into_inner());
+            let bytes = {
+                let mut st = self.lock();
+                if st.closed.is_some() {
+                    return;
+                }
+                self.queue_releases(&mut st);
+                let _ = st.core.close();
+                st.core.take_outgoing()
+            };
+            let _ = writer.write_all(&bytes);
+        }
+        let graveyard = self.fail("connection closed".into());
+        drop(graveyard);
+    }
+
+    // -- releases ------------------------------------------------------------------------
+
+    /// A [`NetRef`] was dropped: release the peer's object with the next frame, or now if
+    /// nobody is sending.
+    pub(crate) fn release(&self, id: IdPack) {
+        self.releases
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(id);
+        let _ = self.flush_releases(false);
+    }
+
+    /// Queue `HANDLE_DEL` for every dropped reference (the state lock held).
+    fn queue_releases(&self, st: &mut State) {
+        let ids = std::mem::take(&mut *self.releases.lock().unwrap_or_else(|e| e.into_inner()));
+        if st.closed.is_some() {
+            return;
+        }
+        for id in ids {
+            let _ = st.core.notify(
+                handler::DEL,
+                &[Boxed::LocalRef(id), Boxed::Value(Wire::Int(1))],
+            );
+        }
+    }
+
+    /// Send what is queued (releases, answers the core made). `block`: wait for the locks;
+    /// otherwise give up if another thread holds them (it will send them).
+    fn flush_releases(&self, block: bool) -> Result<()> {
+        let mut writer = if block {
+            self.writer.lock().unwrap_or_else(|e| e.into_inner())
+        } else {
+            match self.writer.try_lock() {
+                Ok(w) => w,
+                Err(_) => return Ok(()),
+            }
+        };
+        let bytes = {
+            let mut st = if block {
+                self.lock()
+            } else {
+                match self.state.try_lock() {
+                    Ok(st) => st,
+                    Err(_) => return Ok(()),
+                }
+            };
+            if st.closed.is_some() {
+                self.releases
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .clear();
+                return Ok(());
+            }
+            self.queue_releases(&mut st);
+            st.core.take_outgoing()
+        };
+        self.write(&mut writer, &bytes)
+    }
+
+    // -- boxing --------------------------------------------------------------------------
+
+    /// A value as a box: references of this connection go back as LOCAL_REF, our objects
+    /// are exported (recorded in `exported`, to take back if the message is not sent).
+    fn to_boxed(
+        self: &Arc<Self>,
+        st: &mut State,
+        v: &Value,
+        exported: &mut Vec<ObjKey>,
+    ) -> Result<Boxed> {
+        Ok(match v {
+            Value::Remote(r) => {
+                if !Arc::ptr_eq(r.shared(), self) {
+                    return Err(Error::Conversion(format!(
+                        "a reference to a {} object of another connection cannot be sent (fetch \
+                         its value first, or pass it on the connection it came from)",
+                        r.type_name()
+                    )));
+                }
+                Boxed::LocalRef(r.id_pack().clone())
+            }
+            Value::Local(l) => export(st, l, exported)?,
+            Value::Tuple(items) => Boxed::tuple(
+                items
+                    .iter()
+                    .map(|i| self.to_boxed(st, i, exported))
+                    .collect::<Result<_>>()?,
+            ),
+            other => Boxed::Value(other.to_wire().ok_or_else(|| {
+                Error::Conversion(
+                    "a frozenset or slice can only hold values, not references".into(),
+                )
+            })?),
+        })
+    }
+
+    /// A received box as a value.
+    fn from_resolved(self: &Arc<Self>, r: Resolved) -> Result<Value> {
+        let mut err = None;
+        let v = self.from_resolved_into(r, &mut err);
+        match err {
+            Some(e) => Err(e),
+            None => Ok(v),
+        }
+    }
+
+    /// Convert everything (every reference gets its proxy, released when dropped), keeping
+    /// the first error.
+    fn from_resolved_into(self: &Arc<Self>, r: Resolved, err: &mut Option<Error>) -> Value {
+        match r {
+            Resolved::Value(v) => Value::from_wire(v),
+            Resolved::Tuple(items) => Value::Tuple(
+                items
+                    .into_iter()
+                    .map(|i| self.from_resolved_into(i, err))
+                    .collect(),
+            ),
+            Resolved::Remote(id) => Value::Remote(NetRef::new(self.clone(), id)),
+            Resolved::Local(_, Some(obj)) => Value::Local(Local::new(obj)),
+            Resolved::Local(id, None) => {
+                err.get_or_insert_with(|| key_error(&id));
+                Value::None
+            }
+        }
+    }
+
+    fn local_object(&self, id: &IdPack) -> Option<Arc<dyn Exposed>> {
+        let key = id_key(id)?;
+        self.lock().core.objects().get(key).cloned()
+    }
+
+    // -- serving the peer ----------------------------------------------------------------
+
+    fn serve_request(self: &Arc<Self>, r: Incoming) {
+        let (seq, thread, result) = match r {
+            Incoming::Request {
+                seq,
+                handler,
+                thread,
+                args,
+            } => {
+                SERVING.with(|s| s.borrow_mut().push(thread));
+                let result = self.dispatch(handler, args);
+                SERVING.with(|s| s.borrow_mut().pop());
+                (seq, thread, result)
+            }
+            Incoming::UnknownHandler {
+                seq,
+                handler,
+                thread,
+            } => (
+                seq,
+                thread,
+                Err(Error::Remote(RemoteError::new(
+                    "builtins",
+                    "KeyError",
+                    vec![Value::from_wire(handler)],
+                ))),
+            ),
+        };
+        self.answer(&seq, thread, result);
+    }
+
+    fn answer(self: &Arc<Self>, seq: &Wire, thread: u64, result: Result<Value>) {
+        let mut writer = self.writer.lock().unwrap_or_else(|e| e.into_inner());
+        let mut graveyard = Vec::new();
+        let bytes = {
+            let mut st = self.lock();
+            if st.closed.is_some() {
+                return;
+            }
+            self.queue_releases(&mut st);
+            let failed = match &result {
+                Ok(v) => {
+                    let mut exported = Vec::new();
+                    let sent = self
+                        .to_boxed(&mut st, v, &mut exported)
+                        .and_then(|b| st.core.reply(seq, thread, &b).map_err(Error::from));
+                    match sent {
+                        Ok(()) => None,
+                        Err(e) => {
+                            take_back(&mut st, &exported, &mut graveyard);
+                            Some(exception_body(&e))
+                        }
+                    }
+                }
+                Err(e) => Some(exception_body(e)),
+            };
+            if let Some(body) = failed {
+                if let Err(e) = st.core.reply_exception(seq, thread, &body) {
+                    // The description itself cannot be sent: send why instead.
+                    let fallback = exception_body(&Error::Wire(e));
+                    let _ = st.core.reply_exception(seq, thread, &fallback);
+                }
+            }
+            st.core.take_outgoing()
+        };
+        let _ = self.write(&mut writer, &bytes);
+        drop(writer);
+        drop(graveyard);
+        drop(result);
+    }
+
+    fn dispatch(
+        self: &Arc<Self>,
+        id: i64,
+        args: std::result::Result<Vec<Resolved>, WireError>,
+    ) -> Result<Value> {
+        let args = args.map_err(|e| Error::value_error(e.to_string()))?;
+        let mut err = None;
+        let args: Vec<Value> = args
+            .into_iter()
+            .map(|r| self.from_resolved_into(r, &mut err))
+            .collect();
+        if let Some(e) = err {
+            return Err(e);
+        }
+        let mut args = args.into_iter();
+        let mut next = || args.next().unwrap_or(Value::None);
+        match id {
+            handler::PING => Ok(next()),
+            handler::GETROOT => Ok(Value::Local(Local::new(self.service.clone()))),
+            handler::GETATTR => {
+                let obj = target(next())?;
+                let name = attr_name(next())?;
+                getattr(&obj, &name)
+            }
+            handler::SETATTR => {
+                let obj = target(next())?;
+                let name = attr_name(next())?;
+                obj.setattr(&name, next()).map(|()| Value::None)
+            }
+            handler::DELATTR => {
+                let obj = target(next())?;
+                let name = attr_name(next())?;
+                Err(Error::attribute_error(format!(
+                    "cannot delete attribute '{name}' of '{}' object",
+                    obj.type_name()
+                )))
+            }
+            handler::CALL => {
+                let obj = target(next())?;
+                let call = call_args(next(), next())?;
+                obj.call(call)
+            }
+            handler::CALLATTR => {
+                let obj = target(next())?;
+                let name = attr_name(next())?;
+                let call = call_args(next(), next())?;
+                call_method(&obj, &name, call)
+            }
+            handler::REPR => Ok(Value::Str(target(next())?.repr())),
+            handler::STR => Ok(Value::Str(target(next())?.str())),
+            handler::HASH => {
+                let obj = target(next())?;
+                Ok(Value::Int(Local::new(obj).key().1 as i64))
+            }
+            handler::DIR => Ok(Value::tuple(target(next())?.methods())),
+            handler::INSPECT => {
+                let id = match next() {
+                    Value::Tuple(parts) => id_pack_of(parts),
+                    _ => None,
+                }
+                .ok_or_else(|| Error::type_error("INSPECT needs an id_pack"))?;
+                let obj = self.local_object(&id).ok_or_else(|| key_error(&id))?;
+                Ok(Value::Tuple(
+                    obj.methods()
+                        .into_iter()
+                        .map(|m| Value::Tuple(vec![Value::str(m), Value::None]))
+                        .collect(),
+                ))
+            }
+            handler::CMP => Ok(Value::NotImplemented),
+            handler::INSTANCECHECK => Ok(Value::Bool(false)),
+            handler::PICKLE => Err(Error::value_error("pickling is disabled")),
+            handler::DEL => match next() {
+                Value::Remote(r) => Err(key_error(r.id_pack())),
+                _ => Err(Error::type_error(
+                    "DEL needs a reference to one of our objects",
+                )),
+            },
+            handler::BUFFITER | handler::OLDSLICING | handler::CTXEXIT => Err(Error::type_error(
+                "this operation is not supported by objects of an rpyc-rs Rust peer",
+            )),
+            other => Err(Error::Remote(RemoteError::new(
+                "builtins",
+                "KeyError",
+                vec![Value::Int(other)],
+            ))),
+        }
+    }
+
+    pub(crate) fn config(&self) -> &Config {
+        &self.config
+    }
+}
+
+fn export(st: &mut State, l: &Local, exported: &mut Vec<ObjKey>) -> Result<Boxed> {
+    let key = l.key();
+    st.core.export(key, || l.object().clone())?;
+    exported.push(key);
+    Ok(Boxed::RemoteRef(IdPack {
+        name: l.type_name(),
+        class_id: Wire::Int(key.0 as i64),
+        instance_id: Wire::Int(key.1 as i64),
+    }))
+}
+
+/// Take back the sends a message that was not sent had recorded.
+fn take_back(st: &mut State, exported: &[ObjKey], graveyard: &mut Vec<Arc<dyn Exposed>>) {
+    for key in exported {
+        if let Some(obj) = st.core.objects_mut().decref(*key, 1) {
+            graveyard.push(obj);
+        }
+    }
+}
+
+fn collect_refs(b: &Boxed, out: &mut Vec<IdPack>) {
+    match b {
+        Boxed::RemoteRef(id) => out.push(id.clone()),
+        Boxed::Tuple(items) => items.iter().for_each(|i| collect_refs(i, out)),
+        Boxed::Value(_) | Boxed::LocalRef(_) => {}
+    }
+}
+
+fn id_key(id: &IdPack) -> Option<ObjKey> {
+    let c = u64::try_from(id.class_id.as_i64()?).ok()?;
+    let i = u64::try_from(id.instance_id.as_i64()?).ok()?;
+    Some((c, i))
+}
+
+fn id_pack_of(parts: Vec<Value>) -> Option<IdPack> {
+    let mut it = parts.into_iter();
+    match (it.next(), it.next(), it.next(), it.next()) {
+        (Some(Value::Str(name)), Some(Value::Int(c)), Some(Value::Int(i)), None) => {
+            Some(IdPack::new(name, c, i))
+        }
+        _ => None,
+    }
+}
+
+fn key_error(id: &IdPack) -> Error {
+    Error::Remote(RemoteError::new(
+        "builtins",
+        "KeyError",
+        vec![Value::from_wire(id.to_value())],
+    ))
+}
+
+/// The object a request is about: one of ours.
+fn target(v: Value) -> Result<Arc<dyn Exposed>> {
+    match v {
+        Value::Local(l) => Ok(l.object().clone()),
+        other => Err(Error::type_error(format!(
+            "expected an object of this Rust peer, got {}",
+            other.describe()
+        ))),
+    }
+}
+
+fn attr_name(v: Value) -> Result<String> {
+    match v {
+        Value::Str(s) => Ok(s),
+        Value::Bytes(b) => {
+            String::from_utf8(b).map_err(|_| Error::type_error("name must be a string"))
+        }
+        _ => Err(Error::type_error("name must be a string")),
+    }
+}
+
+/// `args` (a tuple) and `kwargs` (`((name, value), ...)`) of CALL and CALLATTR.
+fn call_args(args: Value, kwargs: Value) -> Result<Args> {
+    let positional = match args {
+        Value::Tuple(items) => items,
+        Value::None => Vec::new(),
+        other => {
+            return Err(Error::type_error(format!(
+                "call arguments must be a tuple, got {}",
+                other.describe()
+            )))
+        }
+    };
+    let mut keywords = Vec::new();
+    match kwargs {
+        Value::None => {}
+        Value::Tuple(pairs) => {
+            for pair in pairs {
+                match pair {
+                    Value::Tuple(kv) if kv.len() == 2 => {
+                        let mut kv = kv.into_iter();
+                        let k = attr_name(kv.next().unwrap_or_default())?;
+                        keywords.push((k, kv.next().unwrap_or_default()));
+                    }
+                    _ => {
+                        return Err(Error::type_error(
+                            "keyword arguments must be (name, value) pairs",
+                        ))
+                    }
+                }
+            }
+        }
+        _ => {
+            return Err(Error::type_error(
+                "keyword arguments must be (name, value) pairs",
+            ))
+        }
+    }
+    Ok(Args {
+        positional,
+        keywords,
+    })
+}
+
+fn getattr(obj: &Arc<dyn Exposed>, name: &str) -> Result<Value> {
+    if obj.methods().contains(&name) {
+        return Ok(Value::Local(Local::new(Arc::new(BoundMethod {
+            target: obj.clone(),
+            name: name.to_owned(),
+        }))));
+    }
+    match obj.getattr(name) {
+        Err(_) if name == "__doc__" => Ok(Value::None),
+        other => other,
+    }
+}
+
+fn call_method(obj: &Arc<dyn Exposed>, name: &str, args: Args) -> Result<Value> {
+    match name {
+        "__call__" => return obj.call(args),
+        "__repr__" => return Ok(Value::Str(obj.repr())),
+        "__str__" => return Ok(Value::Str(obj.str())),
+        _ => {}
+    }
+    if obj.methods().contains(&name) {
+        return obj.call_method(name, args);
+    }
+    match obj.getattr(name)? {
+        Value::Local(l) => l.object().call(args),
+        other => Err(Error::type_error(format!(
+            "'{}' object is not callable",
+            other.type_name()
+        ))),
+    }
+}
+
+/// The EXCEPTION body for an error of ours.
+fn exception_body(e: &Error) -> Wire {
+    let remote = match e {
+        Error::Remote(r) => r.clone(),
+        Error::Conversion(why) => RemoteError::new("builtins", "TypeError", vec![Value::str(why)]),
+        Error::Timeout(_) => {
+            RemoteError::new("builtins", "TimeoutError", vec![Value::str(e.to_string())])
+        }
+        other => RemoteError::new(
+            "builtins",
+            "RuntimeError",
+            vec![Value::str(other.to_string())],
+        ),
+    };
+    remote.to_body()
+}

@@ -1,0 +1,287 @@
+//! A Rust server and a Rust client over loopback TCP: calls, keyword arguments, errors,
+//! callbacks both ways, releases, timeouts, and hostile bytes.
+
+use rpyc::{Args, Config, Connection, Error, NetRef, Server, ServerHandle, Value};
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+#[derive(Default)]
+struct Calc {
+    total: AtomicI64,
+}
+
+#[rpyc::service(name = "tests.Calc")]
+impl Calc {
+    fn add(&self, x: i64, y: i64) -> i64 {
+        x + y
+    }
+
+    fn accumulate(&self, x: i64) -> i64 {
+        self.total.fetch_add(x, Ordering::SeqCst) + x
+    }
+
+    fn greet(&self, name: String) -> String {
+        format!("hello {name}")
+    }
+
+    fn divide(&self, x: f64, y: f64) -> Result<f64, Error> {
+        if y == 0.0 {
+            return Err(Error::raise("ZeroDivisionError", "division by zero"));
+        }
+        Ok(x / y)
+    }
+
+    fn apply(&self, f: NetRef, x: i64) -> rpyc::Result<i64> {
+        f.call((x,))
+    }
+
+    fn make_adder(&self, n: i64) -> Value {
+        rpyc::callback(move |args: Args| {
+            let mut it = args.bind("adder", &["x"])?.into_iter();
+            let x: i64 = rpyc::arg("adder", "x", it.next().unwrap_or_default())?;
+            Ok(Value::from(x + n))
+        })
+    }
+
+    fn nothing(&self) {}
+
+    fn sleep_ms(&self, ms: u64) -> u64 {
+        std::thread::sleep(Duration::from_millis(ms));
+        ms
+    }
+
+    fn echo(&self, v: Value) -> Value {
+        v
+    }
+
+    fn _private(&self) -> i64 {
+        0
+    }
+}
+
+fn server() -> ServerHandle {
+    Server::bind("127.0.0.1:0", Calc::default())
+        .and_then(Server::spawn)
+        .expect("server starts")
+}
+
+fn client(h: &ServerHandle) -> Connection {
+    Connection::connect(h.local_addr().expect("tcp")).expect("connects")
+}
+
+#[test]
+fn calls_and_conversions() -> rpyc::Result<()> {
+    let h = server();
+    let conn = client(&h);
+    let root = conn.root()?;
+    assert_eq!(root.type_name(), "tests.Calc");
+    let sum: i64 = root.call_method("add", (5, 10))?;
+    assert_eq!(sum, 15);
+    let add: NetRef = root.getattr("add")?;
+    assert_eq!(add.call::<i64>((1, 2))?, 3);
+    let g: String = root.call_method_kw("greet", (), [("name", "rust")])?;
+    assert_eq!(g, "hello rust");
+    let v: Value = root.call_method("nothing", ())?;
+    assert!(v.is_none());
+    let back: Value = root.call_method(
+        "echo",
+        (Value::tuple([
+            Value::from(1),
+            Value::str("a"),
+            Value::Float(-0.0),
+        ]),),
+    )?;
+    assert_eq!(
+        back,
+        Value::tuple([Value::from(1), Value::str("a"), Value::Float(-0.0)])
+    );
+    assert_eq!(conn.ping("x")?, Value::str("x"));
+    assert!(root.repr()?.contains("tests.Calc"));
+    let names = root.dir()?;
+    assert!(names.contains(&"add".to_owned()) && !names.iter().any(|n| n == "_private"));
+    Ok(())
+}
+
+#[test]
+fn errors_are_typed() -> rpyc::Result<()> {
+    let h = server();
+    let conn = client(&h);
+    let root = conn.root()?;
+    let e = root.call_method::<f64>("divide", (1.0, 0.0)).unwrap_err();
+    let remote = e.remote().expect("a remote error");
+    assert_eq!(remote.name, "ZeroDivisionError");
+    assert_eq!(remote.message(), "division by zero");
+    let e = root.call_method::<i64>("add", ("a", 1)).unwrap_err();
+    assert!(e.is_remote("TypeError"), "{e}");
+    assert!(e.to_string().contains("add() argument 'x'"), "{e}");
+    let e = root.call_method::<i64>("add", (1,)).unwrap_err();
+    assert!(
+        e.to_string().contains("missing 1 required argument: 'y'"),
+        "{e}"
+    );
+    let e = root.call_method::<i64>("_private", ()).unwrap_err();
+    assert!(e.is_remote("AttributeError"), "{e}");
+    let e = root.call_method::<String>("add", (1, 2)).unwrap_err();
+    assert!(matches!(e, Error::Conversion(_)), "{e}");
+    // the connection is still fine
+    assert_eq!(root.call_method::<i64>("add", (2, 2))?, 4);
+    Ok(())
+}
+
+#[test]
+fn callbacks_both_ways() -> rpyc::Result<()> {
+    let h = server();
+    let conn = client(&h);
+    let root = conn.root()?;
+    // a Rust closure of the client, called by the server while the client waits
+    let double = rpyc::callback(|args: Args| {
+        let x: i64 = rpyc::arg(
+            "double",
+            "x",
+            args.positional.into_iter().next().unwrap_or_default(),
+        )?;
+        Ok(Value::from(x * 2))
+    });
+    assert_eq!(root.call_method::<i64>("apply", (double, 21))?, 42);
+    // a closure of the server, called by the client
+    let adder: NetRef = root.call_method("make_adder", (10,))?;
+    assert_eq!(adder.call::<i64>((5,))?, 15);
+    // nested: the server calls back a client closure that calls the server
+    let r2 = root.clone();
+    let nested = rpyc::callback(move |args: Args| {
+        let x: i64 = rpyc::arg(
+            "nested",
+            "x",
+            args.positional.into_iter().next().unwrap_or_default(),
+        )?;
+        let y: i64 = r2.call_method("add", (x, 100))?;
+        Ok(Value::from(y))
+    });
+    assert_eq!(root.call_method::<i64>("apply", (nested, 1))?, 101);
+    Ok(())
+}
+
+#[test]
+fn releases_empty_the_servers_table() -> rpyc::Result<()> {
+    let h = server();
+    let conn = client(&h);
+    let root = conn.root()?;
+    for i in 0..50 {
+        let adder: NetRef = root.call_method("make_adder", (i,))?;
+        assert_eq!(adder.call::<i64>((1,))?, i + 1);
+    }
+    // the client's own table: the callbacks it passed were released by the server
+    let cb = rpyc::callback(|_| Ok(Value::None));
+    root.call_method::<Value>("echo", (cb,))?; // comes back as our own object
+    conn.flush()?;
+    assert!(conn.local_objects() <= 1);
+    Ok(())
+}
+
+#[test]
+fn concurrent_threads_share_one_connection() -> rpyc::Result<()> {
+    let h = server();
+    let conn = Arc::new(client(&h));
+    let root = conn.root()?;
+    let threads: Vec<_> = (0..8)
+        .map(|t| {
+            let root = root.clone();
+            std::thread::spawn(move || -> rpyc::Result<()> {
+                for i in 0..200 {
+                    let r: i64 = root.call_method("add", (t, i))?;
+                    assert_eq!(r, t + i);
+                }
+                Ok(())
+            })
+        })
+        .collect();
+    for t in threads {
+        t.join().expect("thread")?;
+    }
+    Ok(())
+}
+
+#[test]
+fn sync_request_timeout() -> rpyc::Result<()> {
+    let h = server();
+    let config = Config {
+        sync_request_timeout: Some(Duration::from_millis(200)),
+        ..Config::default()
+    };
+    let conn = Connection::connect_with(h.local_addr().expect("tcp"), config)?;
+    let root = conn.root()?;
+    let t0 = Instant::now();
+    let e = root.call_method::<u64>("sleep_ms", (1000,)).unwrap_err();
+    assert!(matches!(e, Error::Timeout(_)), "{e}");
+    assert!(e.to_string().contains("sync_request_timeout"), "{e}");
+    assert!(t0.elapsed() < Duration::from_millis(900));
+    // the late answer is dropped; the connection goes on
+    std::thread::sleep(Duration::from_millis(900));
+    assert_eq!(root.call_method::<i64>("add", (1, 1))?, 2);
+    Ok(())
+}
+
+#[test]
+fn hostile_bytes_close_that_connection_only() -> rpyc::Result<()> {
+    let h = server();
+    let addr = h.local_addr().expect("tcp");
+    let hostile: [&[u8]; 4] = [
+        // a frame announcing 3 GiB
+        b"\xc0\x00\x00\x00\x00",
+        // message type 9
+        b"\x00\x00\x00\x03\x00\x09\x11\x50\x0a",
+        // a corrupt zlib frame
+        b"\x00\x00\x00\x04\x01\xff\xff\xff\xff\x0a",
+        // a request whose brine is truncated
+        b"\x00\x00\x00\x04\x00\x01\x11\x50\x11\x0a",
+    ];
+    for bytes in hostile {
+        let mut s = TcpStream::connect(addr)?;
+        s.set_read_timeout(Some(Duration::from_secs(5)))?;
+        s.write_all(bytes)?;
+        let mut sink = Vec::new();
+        // the server closes the connection: EOF (or a reset), within the timeout
+        match s.read_to_end(&mut sink) {
+            Ok(_) => {}
+            Err(e) => assert_ne!(
+                e.kind(),
+                std::io::ErrorKind::WouldBlock,
+                "server kept it open"
+            ),
+        }
+    }
+    // a bad box is only that request's error
+    let conn = client(&h);
+    let root = conn.root()?;
+    assert_eq!(root.call_method::<i64>("add", (3, 4))?, 7);
+    Ok(())
+}
+
+#[test]
+fn closing_is_seen_by_netrefs() -> rpyc::Result<()> {
+    let h = server();
+    let conn = client(&h);
+    let root = conn.root()?;
+    conn.close();
+    let e = root.call_method::<i64>("add", (1, 2)).unwrap_err();
+    assert!(matches!(e, Error::Closed(_)), "{e}");
+    h.close();
+    Ok(())
+}
+
+#[cfg(unix)]
+#[test]
+fn unix_socket() -> rpyc::Result<()> {
+    let dir = std::env::temp_dir().join(format!("rpyc-rs-test-{}", std::process::id()));
+    let _ = std::fs::remove_file(&dir);
+    let server = Server::bind_unix(&dir, Calc::default())?;
+    std::thread::spawn(move || server.serve_forever());
+    let conn = Connection::connect_unix(&dir)?;
+    assert_eq!(conn.root()?.call_method::<i64>("add", (2, 3))?, 5);
+    drop(conn);
+    let _ = std::fs::remove_file(&dir);
+    Ok(())
+}
