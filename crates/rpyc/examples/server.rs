@@ -1,0 +1,115 @@
+//! Serve Rust objects to Python clients.
+//!
+//! ```text
+//! cargo run -p rpyc --example server -- --port 18861 &
+//! python examples/add_client.py --port 18861
+//! python -c "import rpyc; c = rpyc.connect('127.0.0.1', 18861); print(c.root.add(5, 10))"
+//! ```
+//! Prints `listening on 127.0.0.1:PORT` once it accepts (`--port 0` picks a free port).
+
+use rpyc::{Error, NetRef, Server, Value};
+use std::sync::atomic::{AtomicI64, Ordering};
+
+/// The service: every `&self` method is callable from Python as `conn.root.<name>(...)`.
+struct Calc;
+
+#[rpyc::service(name = "calc.Calc")]
+impl Calc {
+    /// `x + y` for numbers, strings and tuples; for anything else, Python's own `+` on the
+    /// caller's object (a list proxy of the client, for instance).
+    fn add(&self, x: Value, y: Value) -> rpyc::Result<Value> {
+        Ok(match (x, y) {
+            (Value::Int(a), Value::Int(b)) => match a.checked_add(b) {
+                Some(s) => Value::Int(s),
+                None => Value::from(i128::from(a) + i128::from(b)),
+            },
+            (Value::Float(a), Value::Float(b)) => Value::Float(a + b),
+            (Value::Int(a), Value::Float(b)) | (Value::Float(b), Value::Int(a)) => {
+                Value::Float(a as f64 + b)
+            }
+            (Value::Str(a), Value::Str(b)) => Value::Str(a + &b),
+            (Value::Tuple(mut a), Value::Tuple(b)) => {
+                a.extend(b);
+                Value::Tuple(a)
+            }
+            (Value::Remote(a), y) => a.call_method("__add__", (y,))?,
+            (x, y) => {
+                return Err(Error::type_error(format!(
+                    "unsupported operand type(s) for +: '{}' and '{}'",
+                    x.type_name(),
+                    y.type_name()
+                )))
+            }
+        })
+    }
+
+    /// Calls `func(value)` (a function of the caller) and doubles the result.
+    fn call_me_back(&self, func: NetRef, value: Value) -> rpyc::Result<Value> {
+        let r: Value = func.call((value,))?;
+        match r {
+            Value::Int(n) => Ok(Value::from(i128::from(n) * 2)),
+            Value::Float(f) => Ok(Value::Float(f * 2.0)),
+            other => self.add(other.clone(), other),
+        }
+    }
+
+    fn divide(&self, x: f64, y: f64) -> rpyc::Result<f64> {
+        if y == 0.0 {
+            return Err(Error::raise("ZeroDivisionError", "float division by zero"));
+        }
+        Ok(x / y)
+    }
+
+    fn greet(&self, name: String) -> String {
+        format!("hello {name}, from Rust")
+    }
+
+    /// A new counter object, held by the caller by reference.
+    fn make_counter(&self, start: i64) -> Value {
+        Value::local(Counter {
+            value: AtomicI64::new(start),
+        })
+    }
+}
+
+struct Counter {
+    value: AtomicI64,
+}
+
+#[rpyc::service(name = "calc.Counter")]
+impl Counter {
+    fn increment(&self, by: i64) -> i64 {
+        self.value.fetch_add(by, Ordering::SeqCst) + by
+    }
+
+    fn value(&self) -> i64 {
+        self.value.load(Ordering::SeqCst)
+    }
+}
+
+fn main() -> rpyc::Result<()> {
+    let mut port = "18861".to_owned();
+    let mut unix = None;
+    let mut args = std::env::args().skip(1);
+    while let Some(a) = args.next() {
+        match a.as_str() {
+            "--port" => port = args.next().unwrap_or_default(),
+            "--unix" => unix = args.next(),
+            other => {
+                eprintln!("usage: server [--port N] [--unix PATH] (unknown argument {other})");
+                std::process::exit(2);
+            }
+        }
+    }
+    let server = match &unix {
+        #[cfg(unix)]
+        Some(path) => Server::bind_unix(path, Calc)?,
+        _ => Server::bind(format!("127.0.0.1:{port}"), Calc)?,
+    };
+    match (server.local_addr(), &unix) {
+        (Some(addr), _) => println!("listening on {addr}"),
+        (None, Some(path)) => println!("listening on {path}"),
+        (None, None) => {}
+    }
+    server.serve_forever()
+}
