@@ -113,6 +113,36 @@ struct State {
 struct ReadSide {
     stream: Stream,
     buf: Vec<u8>,
+    /// The socket's read timeout as last set (`None`: never set).
+    timeout: Option<Option<Duration>>,
+}
+
+impl ReadSide {
+    /// Give the socket a read timeout that ends a read by `deadline` (give or take 5 ms),
+    /// changing it (a system call) only when the one set does not fit.
+    fn fit_timeout(&mut self, deadline: Option<Instant>) -> std::io::Result<()> {
+        let want = match deadline {
+            None => None,
+            Some(d) => {
+                let remaining = d
+                    .saturating_duration_since(Instant::now())
+                    .max(Duration::from_millis(1));
+                if let Some(Some(t)) = self.timeout {
+                    // A read blocks at most `t` from now: keep `t` if that ends near the
+                    // deadline (a shorter read just wakes the loop up early).
+                    if t <= remaining + Duration::from_millis(5) && t >= remaining / 2 {
+                        return Ok(());
+                    }
+                }
+                Some(remaining)
+            }
+        };
+        if self.timeout != Some(want) {
+            self.stream.set_read_timeout(want)?;
+            self.timeout = Some(want);
+        }
+        Ok(())
+    }
 }
 
 /// The state shared by a [`Connection`] and every [`NetRef`] of it.
@@ -239,6 +269,7 @@ impl Connection {
             reader: Mutex::new(ReadSide {
                 stream: reader,
                 buf: vec![0; READ_CHUNK],
+                timeout: None,
             }),
             control,
             releases: Mutex::new(Vec::new()),
@@ -372,7 +403,7 @@ impl Shared {
             self.queue_releases(&mut st);
             let mut exported = Vec::new();
             let boxed: Result<Vec<Boxed>> = args
-                .iter()
+                .into_iter()
                 .map(|a| self.to_boxed(&mut st, a, &mut exported))
                 .collect();
             let sent = boxed.and_then(|boxed| {
@@ -491,14 +522,10 @@ impl Shared {
         deadline: Option<Instant>,
     ) -> (Vec<Incoming>, Vec<Arc<dyn Exposed>>) {
         let mut rd = self.reader.lock().unwrap_or_else(|e| e.into_inner());
-        let ReadSide { stream, buf } = &mut *rd;
-        let timeout = deadline.map(|d| {
-            d.saturating_duration_since(Instant::now())
-                .max(Duration::from_millis(1))
-        });
-        if let Err(e) = stream.set_read_timeout(timeout) {
+        if let Err(e) = rd.fit_timeout(deadline) {
             return (Vec::new(), self.fail(format!("socket error: {e}")));
         }
+        let ReadSide { stream, buf, .. } = &mut *rd;
         let n = match stream.read(buf) {
             Ok(0) => {
                 return (
@@ -690,7 +717,7 @@ impl Shared {
     fn to_boxed(
         self: &Arc<Self>,
         st: &mut State,
-        v: &Value,
+        v: Value,
         exported: &mut Vec<ObjKey>,
     ) -> Result<Boxed> {
         Ok(match v {
@@ -704,14 +731,14 @@ impl Shared {
                 }
                 Boxed::LocalRef(r.id_pack().clone())
             }
-            Value::Local(l) => export(st, l, exported)?,
+            Value::Local(l) => export(st, &l, exported)?,
             Value::Tuple(items) => Boxed::tuple(
                 items
-                    .iter()
+                    .into_iter()
                     .map(|i| self.to_boxed(st, i, exported))
                     .collect::<Result<_>>()?,
             ),
-            other => Boxed::Value(other.to_wire().ok_or_else(|| {
+            other => Boxed::Value(other.into_wire().map_err(|_| {
                 Error::Conversion(
                     "a frozenset or slice can only hold values, not references".into(),
                 )
@@ -795,7 +822,7 @@ impl Shared {
                 return;
             }
             self.queue_releases(&mut st);
-            let failed = match &result {
+            let failed = match result {
                 Ok(v) => {
                     let mut exported = Vec::new();
                     let sent = self
@@ -809,7 +836,7 @@ impl Shared {
                         }
                     }
                 }
-                Err(e) => Some(exception_body(e)),
+                Err(e) => Some(exception_body(&e)),
             };
             if let Some(body) = failed {
                 if let Err(e) = st.core.reply_exception(seq, thread, &body) {
@@ -823,7 +850,6 @@ impl Shared {
         let _ = self.write(&mut writer, &bytes);
         drop(writer);
         drop(graveyard);
-        drop(result);
     }
 
     fn dispatch(

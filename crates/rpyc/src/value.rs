@@ -171,6 +171,17 @@ impl Value {
         })
     }
 
+    /// The brine value, by value (no copy of strings and bytes); `Err` gives the value
+    /// back when it holds a reference.
+    pub(crate) fn into_wire(self) -> std::result::Result<Wire, Value> {
+        Ok(match self {
+            Value::Bytes(b) => Wire::Bytes(b),
+            Value::Str(s) => Wire::Str(s),
+            Value::BigInt(s) => Wire::BigInt(s),
+            other => return other.to_wire().ok_or(other),
+        })
+    }
+
     /// A brine value as a [`Value`].
     pub(crate) fn from_wire(w: Wire) -> Value {
         match w {

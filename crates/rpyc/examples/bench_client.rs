@@ -1,0 +1,87 @@
+//! The Rust client's side of `bench/rust_crate.py`: against `bench/workers/server.py`
+//! (`add`, `echo`) or the Rust example server.
+//!
+//! ```text
+//! bench_client --port P --bench call|echo [--n N] [--warmup W] [--size-mib S]
+//! ```
+//! Prints `BENCH-RESULT {"n": .., "total_s": .., "us_per_op": ..}` (the workers' format).
+
+use rpyc::{Bytes, Config, Connection, NetRef, Value};
+use std::time::{Duration, Instant};
+
+fn main() -> rpyc::Result<()> {
+    let (mut port, mut bench, mut n, mut warmup, mut size_mib) = (
+        String::new(),
+        String::from("call"),
+        20_000u64,
+        1_000u64,
+        64usize,
+    );
+    let mut args = std::env::args().skip(1);
+    while let Some(a) = args.next() {
+        let v = args.next().unwrap_or_default();
+        match a.as_str() {
+            "--port" => port = v,
+            "--bench" => bench = v,
+            "--n" => n = v.parse().unwrap_or(n),
+            "--warmup" => warmup = v.parse().unwrap_or(warmup),
+            "--size-mib" => size_mib = v.parse().unwrap_or(size_mib),
+            other => {
+                eprintln!("unknown argument {other}");
+                std::process::exit(2);
+            }
+        }
+    }
+    let config = Config {
+        sync_request_timeout: Some(Duration::from_secs(600)),
+        ..Config::default()
+    };
+    let conn = Connection::connect_with(format!("127.0.0.1:{port}").as_str(), config)?;
+    let root = conn.root()?;
+    let (total, ops) = match bench.as_str() {
+        "call" => {
+            let add: NetRef = root.getattr("add")?;
+            assert_eq!(add.call::<i64>((1, 2))?, 3, "add(1, 2)");
+            for _ in 0..warmup {
+                add.call::<i64>((1, 2))?;
+            }
+            let t0 = Instant::now();
+            for _ in 0..n {
+                add.call::<i64>((1, 2))?;
+            }
+            (t0.elapsed(), n)
+        }
+        "echo" => {
+            // incompressible: a 1 MiB block of xorshift noise, repeated
+            let mut x = 0x9E37_79B9_7F4A_7C15u64;
+            let block: Vec<u8> = (0..1 << 20)
+                .map(|_| {
+                    x ^= x << 13;
+                    x ^= x >> 7;
+                    x ^= x << 17;
+                    x as u8
+                })
+                .collect();
+            let payload = Value::Bytes(block.repeat(size_mib));
+            let echo: NetRef = root.getattr("echo")?;
+            let back: Bytes = echo.call((payload.clone(),))?;
+            assert_eq!(back.0.len(), size_mib << 20, "echo length");
+            let t0 = Instant::now();
+            for _ in 0..n {
+                let _: Bytes = echo.call((payload.clone(),))?;
+            }
+            (t0.elapsed(), n)
+        }
+        other => {
+            eprintln!("unknown bench {other}");
+            std::process::exit(2);
+        }
+    };
+    println!(
+        "BENCH-RESULT {{\"n\": {ops}, \"total_s\": {}, \"us_per_op\": {}}}",
+        total.as_secs_f64(),
+        total.as_secs_f64() / ops as f64 * 1e6
+    );
+    conn.close();
+    Ok(())
+}
