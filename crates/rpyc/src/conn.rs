@@ -12,7 +12,7 @@ use crate::error::{Error, RemoteError, Result};
 use crate::expose::{Args, BoundMethod, Exposed, Local, Void};
 use crate::netref::NetRef;
 use crate::transport::Stream;
-use crate::value::{IntoArgs, Value};
+use crate::value::{FromValue, IntoArgs, Value};
 use rpyc_wire::brine::Value as Wire;
 use rpyc_wire::budget::MemoryBudget;
 use rpyc_wire::conn::{Connection as Core, Event, ObjKey};
@@ -357,6 +357,71 @@ impl Connection {
     }
 }
 
+/// The answer to a request sent without waiting ([`NetRef::call_async`],
+/// [`NetRef::call_method_async`]). Dropping it without waiting gives the answer up (the
+/// references it holds are released when it arrives).
+pub struct AsyncResult {
+    shared: Arc<Shared>,
+    id: Option<u64>,
+}
+
+impl AsyncResult {
+    /// Wait for the answer, at most `sync_request_timeout` from now, and convert it.
+    pub fn wait<R: FromValue>(self) -> Result<R> {
+        let timeout = self.shared.config.sync_request_timeout;
+        self.wait_until(timeout.map(|t| Instant::now() + t))
+    }
+
+    /// Wait for the answer at most `timeout` ([`Error::Timeout`] after that; the answer
+    /// is then given up).
+    pub fn wait_timeout<R: FromValue>(self, timeout: Duration) -> Result<R> {
+        self.wait_until(Some(Instant::now() + timeout))
+    }
+
+    fn wait_until<R: FromValue>(mut self, deadline: Option<Instant>) -> Result<R> {
+        let Some(id) = self.id.take() else {
+            return Err(Error::Closed("the answer was already taken".into()));
+        };
+        R::from_value(self.shared.wait_reply(id, deadline)?)
+    }
+
+    /// Whether the answer has arrived (this does not read the socket: another thread
+    /// waiting on the connection, or [`Connection::serve`], does).
+    pub fn ready(&self) -> bool {
+        let st = self.shared.lock();
+        self.id
+            .is_some_and(|id| st.outcomes.contains_key(&id) || st.closed.is_some())
+    }
+}
+
+impl Drop for AsyncResult {
+    fn drop(&mut self) {
+        let Some(id) = self.id.take() else { return };
+        let outcome = {
+            let mut st = self.shared.lock();
+            let outcome = st.outcomes.remove(&id);
+            if outcome.is_none() {
+                st.abandoned.insert(id);
+            }
+            outcome
+        };
+        if let Some(Outcome::Reply(Ok(r))) = outcome {
+            // Its references become proxies, dropped (released) at once.
+            drop(self.shared.from_resolved(r));
+        }
+    }
+}
+
+impl std::fmt::Debug for AsyncResult {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "<rpyc::AsyncResult {}>",
+            if self.ready() { "ready" } else { "pending" }
+        )
+    }
+}
+
 impl Drop for Connection {
     fn drop(&mut self) {
         self.shared.close();
@@ -384,6 +449,24 @@ impl Shared {
     pub(crate) fn call(self: &Arc<Self>, handler: i64, args: Vec<Value>) -> Result<Value> {
         let id = self.send_request(handler, args)?;
         let deadline = self.config.sync_request_timeout.map(|t| Instant::now() + t);
+        self.wait_reply(id, deadline)
+    }
+
+    /// Send a request without waiting: its answer is taken by [`AsyncResult`].
+    pub(crate) fn call_async(
+        self: &Arc<Self>,
+        handler: i64,
+        args: Vec<Value>,
+    ) -> Result<AsyncResult> {
+        let id = self.send_request(handler, args)?;
+        Ok(AsyncResult {
+            shared: self.clone(),
+            id: Some(id),
+        })
+    }
+
+    /// Wait for the answer to request `id` until `deadline`.
+    fn wait_reply(self: &Arc<Self>, id: u64, deadline: Option<Instant>) -> Result<Value> {
         let outcome = self.wait(|st| st.outcomes.remove(&id), deadline, Some(id))?;
         match outcome {
             Outcome::Reply(Ok(r)) => self.from_resolved(r),
@@ -457,6 +540,7 @@ impl Shared {
         deadline: Option<Instant>,
         abandon: Option<u64>,
     ) -> Result<T> {
+        let started = Instant::now();
         let mut st = self.lock();
         loop {
             if let Some(t) = ready(&mut st) {
@@ -471,12 +555,7 @@ impl Shared {
                     if let Some(id) = abandon {
                         st.abandoned.insert(id);
                     }
-                    let waited = self
-                        .config
-                        .sync_request_timeout
-                        .filter(|_| abandon.is_some())
-                        .unwrap_or_else(|| d.saturating_duration_since(now));
-                    return Err(Error::Timeout(waited));
+                    return Err(Error::Timeout(now.saturating_duration_since(started)));
                 }
             }
             if st.reading {

@@ -15,8 +15,9 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 pub enum Error {
     /// The peer raised an exception while serving the request.
     Remote(RemoteError),
-    /// No answer within `sync_request_timeout` (the request may still run on the peer; a
-    /// late answer is dropped).
+    /// No answer within `sync_request_timeout` (or the time given to
+    /// [`crate::AsyncResult::wait_timeout`]): how long it waited. The request may still run
+    /// on the peer; a late answer is dropped.
     Timeout(Duration),
     /// The connection is closed (by either side, or after an error: the text says why).
     Closed(String),
@@ -75,7 +76,7 @@ impl fmt::Display for Error {
             Error::Remote(e) => write!(f, "{e}"),
             Error::Timeout(d) => write!(
                 f,
-                "no answer within sync_request_timeout={}s (the peer is slow or stuck; raise \
+                "no answer after {:.3}s (the peer is slow or stuck; raise \
                  Config::sync_request_timeout, or set it to None to wait forever)",
                 d.as_secs_f64()
             ),

@@ -60,7 +60,7 @@ mod transport;
 mod value;
 
 pub use config::Config;
-pub use conn::Connection;
+pub use conn::{AsyncResult, Connection};
 pub use error::{Error, RemoteError, Result};
 pub use expose::{arg, callback, Args, Callback, Exposed, Local};
 pub use netref::{NetRef, RemoteIter};

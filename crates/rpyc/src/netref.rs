@@ -1,6 +1,6 @@
 //! [`NetRef`]: a handle on an object of the peer.
 
-use crate::conn::{Shared, ITER_CHUNK};
+use crate::conn::{AsyncResult, Shared, ITER_CHUNK};
 use crate::error::{Error, Result};
 use crate::value::{mismatch, FromValue, IntoArgs, Value};
 use rpyc_wire::consts::handler;
@@ -132,6 +132,32 @@ impl NetRef {
                 Value::str(name),
                 Value::Tuple(args.into_args()),
                 kwargs_value(kwargs),
+            ],
+        )
+    }
+
+    /// `obj(*args)` without waiting: the answer is taken with [`AsyncResult::wait`], so
+    /// several calls can be in flight at once (`rpyc.async_` in Python).
+    pub fn call_async(&self, args: impl IntoArgs) -> Result<AsyncResult> {
+        self.0.conn.call_async(
+            handler::CALL,
+            vec![
+                self.me(),
+                Value::Tuple(args.into_args()),
+                Value::Tuple(Vec::new()),
+            ],
+        )
+    }
+
+    /// `obj.name(*args)` without waiting (see [`NetRef::call_async`]).
+    pub fn call_method_async(&self, name: &str, args: impl IntoArgs) -> Result<AsyncResult> {
+        self.0.conn.call_async(
+            handler::CALLATTR,
+            vec![
+                self.me(),
+                Value::str(name),
+                Value::Tuple(args.into_args()),
+                Value::Tuple(Vec::new()),
             ],
         )
     }

@@ -285,3 +285,36 @@ fn unix_socket() -> rpyc::Result<()> {
     let _ = std::fs::remove_file(&dir);
     Ok(())
 }
+
+#[test]
+fn async_requests() -> rpyc::Result<()> {
+    let h = server();
+    let conn = client(&h);
+    let root = conn.root()?;
+    let t0 = Instant::now();
+    let pending: Vec<_> = (0..4)
+        .map(|_| root.call_method_async("sleep_ms", (200u64,)))
+        .collect::<rpyc::Result<_>>()?;
+    // the server serves one connection on one thread: in order, 4 x 200 ms
+    let sum: u64 = pending
+        .into_iter()
+        .map(|p| p.wait::<u64>())
+        .sum::<rpyc::Result<u64>>()?;
+    assert_eq!(sum, 800);
+    assert!(t0.elapsed() >= Duration::from_millis(790));
+    let add: NetRef = root.getattr("add")?;
+    let a = add.call_async((1, 2))?;
+    let b = add.call_async((3, 4))?;
+    assert_eq!(b.wait::<i64>()?, 7);
+    assert!(a.ready());
+    assert_eq!(a.wait::<i64>()?, 3);
+    let slow = root.call_method_async("sleep_ms", (300u64,))?;
+    assert!(matches!(
+        slow.wait_timeout::<u64>(Duration::from_millis(50)),
+        Err(Error::Timeout(_))
+    ));
+    // given up: an answer holding a reference is released when it arrives
+    drop(root.call_method_async("make_adder", (1,))?);
+    assert_eq!(root.call_method::<i64>("add", (1, 1))?, 2);
+    Ok(())
+}
