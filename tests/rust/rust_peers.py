@@ -19,20 +19,22 @@ EXAMPLES = ("client", "server", "callback", "classic", "interop_client")
 
 
 def build_examples():
-    """{name: path} of the crate's example binaries (debug build), or a reason to skip/fail."""
+    """{name: path} of the crate's example binaries and of rpyc-cli (debug builds)."""
     cargo = shutil.which("cargo")
     if cargo is None:
         pytest.skip("cargo is not installed: the Rust crate cannot be built")
-    try:
-        proc = subprocess.run(
-            [cargo, "build", "-q", "-p", "rpyc", "--examples"], cwd=str(ROOT),
-            capture_output=True, text=True, timeout=BUILD_TIMEOUT)
-    except subprocess.TimeoutExpired:
-        pytest.fail("cargo build -p rpyc --examples took more than %ss" % BUILD_TIMEOUT)
-    if proc.returncode != 0:
-        pytest.fail("cargo build -p rpyc --examples failed:\n" + proc.stderr[-4000:])
+    for what in (["-p", "rpyc", "--examples"], ["-p", "rpyc-cli"]):
+        cmd = [cargo, "build", "-q"] + what
+        try:
+            proc = subprocess.run(cmd, cwd=str(ROOT), capture_output=True, text=True,
+                                  timeout=BUILD_TIMEOUT)
+        except subprocess.TimeoutExpired:
+            pytest.fail("%s took more than %ss" % (" ".join(cmd[1:]), BUILD_TIMEOUT))
+        if proc.returncode != 0:
+            pytest.fail("cargo %s failed:\n%s" % (" ".join(cmd[1:]), proc.stderr[-4000:]))
     out = target_dir() / "debug" / "examples"
     paths = {name: out / name for name in EXAMPLES}
+    paths["rpyc-cli"] = target_dir() / "debug" / "rpyc-cli"
     missing = [str(p) for p in paths.values() if not p.exists()]
     if missing:
         pytest.fail("built examples not found: %s (is CARGO_TARGET_DIR the one cargo used?)"
