@@ -15,7 +15,7 @@ from procs import stop_group  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[2]
 BUILD_TIMEOUT = 600  # seconds; a no-op when `cargo test --workspace` built them already
-EXAMPLES = ("client", "server", "callback", "classic", "interop_client")
+EXAMPLES = ("client", "server", "callback", "classic", "interop_client", "tls_client")
 
 
 def build_examples():
@@ -50,9 +50,10 @@ def target_dir():
 class RustServer:
     """crates/rpyc/examples/server.rs on an ephemeral port."""
 
-    def __init__(self, binary):
+    def __init__(self, binary, extra=()):
         self.proc = subprocess.Popen(
-            [str(binary), "--port", "0"], stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+            [str(binary), "--port", "0"] + [str(a) for a in extra], stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
             stderr=subprocess.PIPE, start_new_session=True)
         line = self.proc.stdout.readline().decode()  # "listening on 127.0.0.1:PORT"
         if not line.startswith("listening on "):

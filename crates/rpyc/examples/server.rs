@@ -6,6 +6,7 @@
 //! python -c "import rpyc; c = rpyc.connect('127.0.0.1', 18861); print(c.root.add(5, 10))"
 //! ```
 //! Prints `listening on 127.0.0.1:PORT` once it accepts (`--port 0` picks a free port).
+//! `--tls-cert F --tls-key F [--tls-client-ca F]` serves over TLS.
 
 use rpyc::{Error, NetRef, Server, Value};
 use std::sync::atomic::{AtomicI64, Ordering};
@@ -60,6 +61,20 @@ impl Calc {
         Ok(x / y)
     }
 
+    fn echo(&self, value: Value) -> Value {
+        value
+    }
+
+    /// As `call_me_back` (the name tests/peers/tls_peer.py uses).
+    fn call_back(&self, func: NetRef, value: Value) -> rpyc::Result<Value> {
+        self.call_me_back(func, value)
+    }
+
+    /// Always None: a Rust service does not see the client's certificate.
+    fn client_common_name(&self) -> Option<String> {
+        None
+    }
+
     fn greet(&self, name: String) -> String {
         format!("hello {name}, from Rust")
     }
@@ -90,13 +105,20 @@ impl Counter {
 fn main() -> rpyc::Result<()> {
     let mut port = "18861".to_owned();
     let mut unix = None;
+    let mut tls = rpyc::TlsServer::default();
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
         match a.as_str() {
             "--port" => port = args.next().unwrap_or_default(),
             "--unix" => unix = args.next(),
+            "--tls-cert" => tls.cert_file = args.next().unwrap_or_default().into(),
+            "--tls-key" => tls.key_file = args.next().unwrap_or_default().into(),
+            "--tls-client-ca" => tls.client_ca_file = args.next().map(Into::into),
             other => {
-                eprintln!("usage: server [--port N] [--unix PATH] (unknown argument {other})");
+                eprintln!(
+                    "usage: server [--port N] [--unix PATH] [--tls-cert F --tls-key F \
+                     [--tls-client-ca F]] (unknown argument {other})"
+                );
                 std::process::exit(2);
             }
         }
@@ -104,6 +126,9 @@ fn main() -> rpyc::Result<()> {
     let server = match &unix {
         #[cfg(unix)]
         Some(path) => Server::bind_unix(path, Calc)?,
+        _ if !tls.cert_file.as_os_str().is_empty() => {
+            Server::bind_tls(format!("127.0.0.1:{port}"), Calc, &tls)?
+        }
         _ => Server::bind(format!("127.0.0.1:{port}"), Calc)?,
     };
     match (server.local_addr(), &unix) {

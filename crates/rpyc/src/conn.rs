@@ -11,6 +11,7 @@ use crate::config::Config;
 use crate::error::{Error, RemoteError, Result};
 use crate::expose::{Args, BoundMethod, Exposed, Local, Void};
 use crate::netref::NetRef;
+use crate::tls;
 use crate::transport::Stream;
 use crate::value::{FromValue, IntoArgs, Value};
 use rpyc_wire::brine::Value as Wire;
@@ -158,7 +159,15 @@ pub(crate) struct Shared {
     releases: Mutex<Vec<IdPack>>,
     config: Config,
     service: Arc<dyn Exposed>,
+    /// The TLS session, for connections over TLS.
+    tls: Option<tls::Session>,
 }
+
+/// How long a thread waiting for an answer over TLS lets the peer be silent before it asks
+/// for a key update, then doubling up to [`NUDGE_MAX`] (docs/architecture.md: an OpenSSL
+/// peer may hold a second frame it read along with the first, unseen by its poll).
+const NUDGE_FIRST: Duration = Duration::from_millis(1);
+const NUDGE_MAX: Duration = Duration::from_secs(1);
 
 /// A connection to an RPyC peer (client or server side; after the connection is made both
 /// sides are the same).
@@ -250,6 +259,71 @@ impl Connection {
     }
 
     pub(crate) fn from_stream(stream: Stream, config: Config) -> Result<Connection> {
+        Connection::from_parts(stream, config, None, Vec::new())
+    }
+
+    /// Connect over TCP and TLS (`addr` is `host:port`; the host is the name the server's
+    /// certificate must carry unless [`crate::TlsClient::server_name`] says otherwise).
+    #[cfg(feature = "tls")]
+    pub fn connect_tls(addr: &str, tls: &crate::TlsClient, config: Config) -> Result<Connection> {
+        let host = addr
+            .rsplit_once(':')
+            .map(|(h, _)| h.trim_start_matches('[').trim_end_matches(']'))
+            .unwrap_or(addr);
+        let session = tls.session(host)?;
+        let addrs: Vec<_> = addr
+            .to_socket_addrs()
+            .map_err(|e| context(e, "cannot resolve the server address".into()))?
+            .collect();
+        let mut last = None;
+        for a in &addrs {
+            match TcpStream::connect(a) {
+                Ok(s) => {
+                    if config.nodelay {
+                        s.set_nodelay(true)?;
+                    }
+                    return Connection::over_tls(Stream::Tcp(s), config, session);
+                }
+                Err(e) => {
+                    last = Some(context(
+                        e,
+                        format!("cannot connect to {a} (is an RPyC server listening there?)"),
+                    ))
+                }
+            }
+        }
+        Err(last.unwrap_or_else(|| {
+            Error::Io(std::io::Error::new(
+                ErrorKind::InvalidInput,
+                "the server address resolved to nothing",
+            ))
+        }))
+    }
+
+    /// Run the TLS handshake on `stream` (bounded by `sync_request_timeout`, else 30 s),
+    /// then make the connection.
+    #[cfg(feature = "tls")]
+    pub(crate) fn over_tls(
+        mut stream: Stream,
+        config: Config,
+        mut session: rustls::Connection,
+    ) -> Result<Connection> {
+        let limit = config
+            .sync_request_timeout
+            .unwrap_or(Duration::from_secs(30));
+        stream.set_read_timeout(Some(limit))?;
+        stream.set_write_timeout(Some(limit))?;
+        let initial = crate::tls::handshake(&mut session, &mut stream)?;
+        stream.set_read_timeout(None)?;
+        Connection::from_parts(stream, config, Some(tls::Session::new(session)), initial)
+    }
+
+    fn from_parts(
+        stream: Stream,
+        config: Config,
+        tls: Option<tls::Session>,
+        initial: Vec<u8>,
+    ) -> Result<Connection> {
         stream.set_write_timeout(config.send_stall_timeout)?;
         let reader = stream.try_clone()?;
         let control = stream.try_clone()?;
@@ -275,7 +349,11 @@ impl Connection {
             releases: Mutex::new(Vec::new()),
             config,
             service,
+            tls,
         };
+        if !initial.is_empty() {
+            shared.lock().core.receive(&initial)?;
+        }
         Ok(Connection {
             shared: Arc::new(shared),
             root: OnceLock::new(),
@@ -510,6 +588,19 @@ impl Shared {
 
     /// Write `bytes` (the writer lock held); a failure closes the connection.
     fn write(&self, writer: &mut Stream, bytes: &[u8]) -> Result<()> {
+        let sealed;
+        let bytes = match &self.tls {
+            None => bytes,
+            Some(t) if bytes.is_empty() && !t.wants_write() => bytes,
+            Some(t) => {
+                sealed = t.encrypt(bytes).map_err(|e| {
+                    let why = format!("TLS: {e}");
+                    drop(self.fail(why.clone()));
+                    Error::Closed(why)
+                })?;
+                &sealed
+            }
+        };
         if bytes.is_empty() {
             return Ok(());
         }
@@ -541,6 +632,8 @@ impl Shared {
         abandon: Option<u64>,
     ) -> Result<T> {
         let started = Instant::now();
+        let mut nudge =
+            (self.tls.is_some() && abandon.is_some()).then(|| (started + NUDGE_FIRST, NUDGE_FIRST));
         let mut st = self.lock();
         loop {
             if let Some(t) = ready(&mut st) {
@@ -573,9 +666,35 @@ impl Shared {
                 continue;
             }
             st.reading = true;
+            let seen = st.progress;
             drop(st);
-            let (requests, graveyard) = self.read_some(deadline);
+            let read_deadline = match (deadline, nudge) {
+                (Some(d), Some((n, _))) => Some(d.min(n)),
+                (None, Some((n, _))) => Some(n),
+                (d, None) => d,
+            };
+            let (requests, graveyard) = self.read_some(read_deadline);
             st = self.lock();
+            if let Some((at, every)) = nudge {
+                let now = Instant::now();
+                if st.progress != seen {
+                    nudge = Some((now + NUDGE_FIRST, NUDGE_FIRST));
+                } else if now >= at {
+                    let every = (every * 2).min(NUDGE_MAX);
+                    nudge = Some((now + every, every));
+                    if self.tls.as_ref().is_some_and(tls::Session::nudge) {
+                        st.reading = false;
+                        if st.waiting > 0 {
+                            self.cond.notify_all();
+                        }
+                        drop(st);
+                        self.flush_releases(true).ok();
+                        drop(graveyard);
+                        st = self.lock();
+                        continue;
+                    }
+                }
+            }
             st.reading = false;
             if st.waiting > 0 {
                 self.cond.notify_all();
@@ -623,11 +742,27 @@ impl Shared {
             }
             Err(e) => return (Vec::new(), self.fail(format!("socket error: {e}"))),
         };
+        let mut plain = Vec::new();
+        let mut tls_closed = false;
+        let received: &[u8] = match &self.tls {
+            None => &buf[..n],
+            Some(t) => match t.decrypt(&buf[..n], &mut plain) {
+                Ok(closed) => {
+                    tls_closed = closed;
+                    &plain
+                }
+                Err(why) => return (Vec::new(), self.fail(why)),
+            },
+        };
         let mut st = self.lock();
         if st.closed.is_some() {
             return (Vec::new(), Vec::new());
         }
-        if let Err(e) = st.core.receive(&buf[..n]) {
+        if tls_closed && received.is_empty() {
+            let g = self.fail_locked(&mut st, "connection closed by the peer".into());
+            return (Vec::new(), g);
+        }
+        if let Err(e) = st.core.receive(received) {
             let g = self.fail_locked(&mut st, format!("protocol error: {e}"));
             return (Vec::new(), g);
         }
@@ -685,6 +820,10 @@ impl Shared {
             }
         }
         st.progress += 1;
+        if tls_closed {
+            let g = self.fail_locked(&mut st, "connection closed by the peer".into());
+            return (Vec::new(), g);
+        }
         if !refs.is_empty() {
             self.releases
                 .lock()
@@ -707,7 +846,7 @@ impl Shared {
             st.core.session_mut().end(why);
             self.control.shutdown();
         }
-        st.outcomes.clear();
+        // (Answers already filed stay: their waiters take them before they see the end.)
         self.cond.notify_all();
         st.core.objects_mut().take_all()
     }

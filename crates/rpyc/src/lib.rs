@@ -56,6 +56,7 @@ mod error;
 mod expose;
 mod netref;
 mod server;
+mod tls;
 mod transport;
 mod value;
 
@@ -65,6 +66,8 @@ pub use error::{Error, RemoteError, Result};
 pub use expose::{arg, callback, Args, Callback, Exposed, Local};
 pub use netref::{NetRef, RemoteIter};
 pub use server::{Server, ServerHandle};
+#[cfg(feature = "tls")]
+pub use tls::{TlsClient, TlsServer};
 pub use value::{Bytes, FromValue, IntoArgs, Value};
 
 /// Implements [`Exposed`] for the type of an `impl` block: every method that takes `&self`

@@ -41,6 +41,8 @@ enum Listener {
 pub struct Server {
     listener: Listener,
     config: Config,
+    #[cfg(feature = "tls")]
+    tls: Option<Arc<rustls::ServerConfig>>,
 }
 
 impl Server {
@@ -60,7 +62,23 @@ impl Server {
         Ok(Server {
             listener: Listener::Tcp(listener),
             config,
+            #[cfg(feature = "tls")]
+            tls: None,
         })
+    }
+
+    /// Listen on a TCP address and serve over TLS (each client's handshake runs on its own
+    /// thread, bounded by `sync_request_timeout`).
+    #[cfg(feature = "tls")]
+    pub fn bind_tls(
+        addr: impl ToSocketAddrs,
+        service: impl Exposed,
+        tls: &crate::TlsServer,
+    ) -> Result<Server> {
+        let config = tls.config()?;
+        let mut server = Server::bind(addr, service)?;
+        server.tls = Some(config);
+        Ok(server)
     }
 
     /// Listen on a Unix domain socket (the path must not exist).
@@ -76,6 +94,8 @@ impl Server {
         Ok(Server {
             listener: Listener::Unix(listener),
             config: Config::with_service(service),
+            #[cfg(feature = "tls")]
+            tls: None,
         })
     }
 
@@ -114,7 +134,11 @@ impl Server {
         })
     }
 
-    fn accept_loop(&self, stop: &AtomicBool, live: &Mutex<Vec<Weak<Connection>>>) -> Result<()> {
+    fn accept_loop(
+        &self,
+        stop: &AtomicBool,
+        live: &Arc<Mutex<Vec<Weak<Connection>>>>,
+    ) -> Result<()> {
         loop {
             let accepted = match &self.listener {
                 Listener::Tcp(l) => l.accept().map(|(s, _)| Stream::Tcp(s)),
@@ -139,18 +163,28 @@ impl Server {
                     let _ = s.set_nodelay(true);
                 }
             }
-            let Ok(conn) = Connection::from_stream(stream, self.config.clone()) else {
-                continue;
-            };
-            let conn = Arc::new(conn);
-            {
-                let mut live = live.lock().unwrap_or_else(|e| e.into_inner());
-                live.retain(|w| w.strong_count() > 0);
-                live.push(Arc::downgrade(&conn));
-            }
+            let config = self.config.clone();
+            #[cfg(feature = "tls")]
+            let tls = self.tls.clone();
+            let live = live.clone();
             let spawned = thread::Builder::new()
                 .name("rpyc-conn".into())
                 .spawn(move || {
+                    #[cfg(feature = "tls")]
+                    let made = match tls {
+                        Some(tls) => crate::tls::server_session(&tls)
+                            .and_then(|s| Connection::over_tls(stream, config, s)),
+                        None => Connection::from_stream(stream, config),
+                    };
+                    #[cfg(not(feature = "tls"))]
+                    let made = Connection::from_stream(stream, config);
+                    let Ok(conn) = made else { return };
+                    let conn = Arc::new(conn);
+                    {
+                        let mut live = live.lock().unwrap_or_else(|e| e.into_inner());
+                        live.retain(|w| w.strong_count() > 0);
+                        live.push(Arc::downgrade(&conn));
+                    }
                     let _ = conn.serve_all();
                     conn.close();
                 });

@@ -1,0 +1,107 @@
+"""TLS (rustls) between the Rust crate and Python peers, ours and upstream rpyc 6.0.2:
+the Rust client against tests/peers/tls_peer.py servers, and tls_peer.py clients against the
+Rust server (crates/rpyc/examples/server.rs --tls-cert/--tls-key)."""
+
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from rust_peers import ROOT, RustServer, run
+from procs import stop_group
+
+PEERS = ROOT / "tests" / "peers"
+
+
+@pytest.fixture(scope="module")
+def pki(tmp_path_factory):
+    pytest.importorskip("cryptography")
+    sys.path.insert(0, str(ROOT / "tests"))
+    import tls_certs
+    directory = tmp_path_factory.mktemp("pki")
+    tls_certs.make_pki(directory)
+    return directory
+
+
+def json_line(out):
+    for line in reversed(out.splitlines()):
+        try:
+            return json.loads(line)
+        except ValueError:
+            continue
+    return None
+
+
+@pytest.fixture(scope="module", params=["ours", "upstream"])
+def tls_server(request, interop, pki):
+    """tests/peers/tls_peer.py server (no client certificate asked) under ours or upstream."""
+    role = request.param
+    proc = subprocess.Popen(
+        [interop.python(role), "-u", str(PEERS / "tls_peer.py"), "server",
+         "--certfile", str(pki / "server.pem"), "--keyfile", str(pki / "server.key")],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=str(PEERS),
+        env=interop.peer_env(role), start_new_session=True)
+    try:
+        deadline = time.monotonic() + 30
+        line = b""
+        while time.monotonic() < deadline and not line.startswith(b"PORT"):
+            line = proc.stdout.readline()
+            if not line and proc.poll() is not None:
+                break
+        if not line.startswith(b"PORT"):
+            pytest.fail("tls_peer.py server (%s) did not start: %r" % (role, line))
+        yield role, int(line.split()[1])
+    finally:
+        stop_group(proc)
+        for f in (proc.stdin, proc.stdout, proc.stderr):
+            f.close()
+
+
+@pytest.mark.timeout(90)
+def test_rust_tls_client(tls_server, pki, rust_examples):
+    role, port = tls_server
+    client = rust_examples["tls_client"]
+    rc, out, err, _ = run([client, "localhost:%d" % port, "--ca", pki / "ca.pem",
+                           "--calls", "20"], timeout=60)
+    res = json_line(out)
+    assert rc == 0 and res and res["ok"], (out, err)
+    assert (res["add"], res["echo_ok"], res["callback"]) == (5, True, 42)
+    # the server's certificate must chain to the CA given, and carry the name
+    rc, out, err, _ = run([client, "127.0.0.1:%d" % port, "--ca", pki / "other-ca.pem"],
+                          timeout=30)
+    assert rc == 1 and "UnknownIssuer" in out, out
+    rc, out, err, _ = run([client, "localhost:%d" % port, "--ca", pki / "ca.pem",
+                           "--server-name", "example.invalid"], timeout=30)
+    assert rc == 1 and "not valid for name" in out, out
+
+
+@pytest.fixture(scope="module")
+def rust_tls_server(rust_examples, pki):
+    srv = RustServer(rust_examples["server"], ["--tls-cert", pki / "server.pem",
+                                               "--tls-key", pki / "server.key"])
+    try:
+        yield srv
+    finally:
+        srv.stop()
+
+
+@pytest.mark.timeout(90)
+@pytest.mark.parametrize("role", ["ours", "upstream"])
+def test_python_tls_client_against_rust_server(role, interop, pki, rust_tls_server):
+    rc, out, err, _ = run([interop.python(role), "-u", PEERS / "tls_peer.py", "client",
+                           "--port", rust_tls_server.port, "--ca", pki / "ca.pem",
+                           "--calls", "20"], timeout=60, env=interop.peer_env(role),
+                          cwd=str(PEERS))
+    res = json_line(out)
+    assert res and res["ok"], (out, err)
+    assert (res["add"], res["echo_ok"], res["callback"]) == (5, True, 42)
+    # a plain-TCP client gets nowhere, and the server goes on
+    rc, out, err, _ = run([interop.python(role), "-c",
+                           "import rpyc, sys; c = rpyc.connect('127.0.0.1', %d, "
+                           "config={'sync_request_timeout': 3}); c.root" % rust_tls_server.port],
+                          timeout=30, env=interop.peer_env(role), cwd=str(PEERS))
+    assert rc != 0
+    assert rust_tls_server.alive()
