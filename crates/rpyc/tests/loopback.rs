@@ -318,3 +318,80 @@ fn async_requests() -> rpyc::Result<()> {
     assert_eq!(root.call_method::<i64>("add", (1, 1))?, 2);
     Ok(())
 }
+
+/// A fake server: reads the first request, answers `reply` and keeps the socket open (an
+/// empty `reply`: closes it).
+fn hostile_server(reply: &'static [u8]) -> std::net::SocketAddr {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let addr = l.local_addr().expect("addr");
+    std::thread::spawn(move || {
+        if let Ok((mut s, _)) = l.accept() {
+            let mut buf = [0u8; 4096];
+            let _ = s.read(&mut buf);
+            if reply.is_empty() {
+                return; // EOF
+            }
+            let _ = s.write_all(reply);
+            std::thread::sleep(Duration::from_secs(3));
+        }
+    });
+    addr
+}
+
+#[test]
+fn hostile_answers_close_the_client_connection() {
+    let cases: [(&str, &'static [u8]); 6] = [
+        ("frame over max_frame_size", b"\xc0\x00\x00\x00\x00"),
+        (
+            "unknown message type",
+            b"\x00\x00\x00\x03\x00\x09\x11\x50\x0a",
+        ),
+        ("corrupt zlib", b"\x00\x00\x00\x04\x01\xff\xff\xff\xff\x0a"),
+        ("truncated brine", b"\x00\x00\x00\x03\x00\x02\x11\x50\x0a"),
+        ("unknown tag", b"\x00\x00\x00\x03\x00\x02\x07\x07\x0a"),
+        ("eof", b""),
+    ];
+    for (name, reply) in cases {
+        let conn = Connection::connect(hostile_server(reply)).expect("connects");
+        let t0 = Instant::now();
+        let e = conn.root().expect_err(name);
+        assert!(matches!(e, Error::Closed(_)), "{name}: {e}");
+        assert!(
+            t0.elapsed() < Duration::from_secs(2),
+            "{name}: took {:?}",
+            t0.elapsed()
+        );
+        assert!(conn.closed().is_some(), "{name}");
+        assert!(matches!(conn.ping(1), Err(Error::Closed(_))), "{name}");
+    }
+    // an answer of the wrong shape (a bad box) is that request's error only
+    let conn = Connection::connect(hostile_server(
+        b"\x00\x00\x00\x06\x00\x02\x11\x50\x11\x59\x00\x0a",
+    ))
+    .expect("connects");
+    let e = conn.root().expect_err("bad box");
+    assert!(e.to_string().contains("invalid label"), "{e}");
+    assert!(conn.closed().is_none());
+}
+
+#[test]
+fn exceptions_of_any_shape_from_the_peer() {
+    // EXCEPTION bodies: a StopIteration (1), a bare string, a tuple of the wrong shape
+    let replies: [(&'static [u8], &str); 3] = [
+        (b"\x00\x00\x00\x04\x00\x03\x11\x50\x51\x0a", "StopIteration"),
+        (
+            b"\x00\x00\x00\x06\x00\x03\x11\x50\x08\x0a\x78\x0a",
+            "Exception",
+        ),
+        (
+            b"\x00\x00\x00\x05\x00\x03\x11\x50\x10\x00\x0a",
+            "MalformedRemoteException",
+        ),
+    ];
+    for (reply, name) in replies {
+        let conn = Connection::connect(hostile_server(reply)).expect("connects");
+        let e = conn.root().expect_err(name);
+        assert!(e.is_remote(name), "{name}: {e}");
+        assert!(conn.closed().is_none());
+    }
+}
