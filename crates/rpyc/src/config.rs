@@ -16,6 +16,10 @@ pub struct Config {
     pub send_stall_timeout: Option<Duration>,
     /// Frame, nesting, pending-request and object-table limits, compression, `bind_threads`.
     pub wire: WireConfig,
+    /// How long a thread waiting for an answer polls the socket before it blocks (the
+    /// Python package's `busy_poll_us`, 50 us): an answer that comes within it saves the
+    /// wake-up of a blocked thread. Zero: block at once.
+    pub busy_poll: Duration,
     /// Disable Nagle's algorithm on TCP sockets (default on: calls are small and
     /// latency-bound).
     pub nodelay: bool,
@@ -30,6 +34,7 @@ impl Default for Config {
             sync_request_timeout: Some(Duration::from_secs(30)),
             send_stall_timeout: Some(Duration::from_secs_f64(defaults::SEND_STALL_TIMEOUT)),
             wire: WireConfig::default(),
+            busy_poll: Duration::from_micros(defaults::BUSY_POLL_US),
             nodelay: true,
             service: None,
         }
@@ -52,6 +57,7 @@ impl fmt::Debug for Config {
             .field("sync_request_timeout", &self.sync_request_timeout)
             .field("send_stall_timeout", &self.send_stall_timeout)
             .field("wire", &self.wire)
+            .field("busy_poll", &self.busy_poll)
             .field("nodelay", &self.nodelay)
             .field("service", &self.service.as_ref().map(|s| s.type_name()))
             .finish()

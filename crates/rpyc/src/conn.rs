@@ -116,7 +116,14 @@ struct ReadSide {
     buf: Vec<u8>,
     /// The socket's read timeout as last set (`None`: never set).
     timeout: Option<Option<Duration>>,
+    /// Reads left to do without busy polling, and how many the next miss skips (doubles per
+    /// miss, halves per hit): long calls and busy machines stop paying for polls that miss.
+    poll_skip: u32,
+    poll_backoff: u32,
 }
+
+/// Most reads a socket whose polls keep missing skips between two attempts.
+const MAX_POLL_SKIP: u32 = 64;
 
 impl ReadSide {
     /// Give the socket a read timeout that ends a read by `deadline` (give or take 5 ms),
@@ -344,6 +351,8 @@ impl Connection {
                 stream: reader,
                 buf: vec![0; READ_CHUNK],
                 timeout: None,
+                poll_skip: 0,
+                poll_backoff: 0,
             }),
             control,
             releases: Mutex::new(Vec::new()),
@@ -604,7 +613,7 @@ impl Shared {
         if bytes.is_empty() {
             return Ok(());
         }
-        match writer.write_all(bytes) {
+        match self.write_all(writer, bytes) {
             Ok(()) => Ok(()),
             Err(e) => {
                 let why = match e.kind() {
@@ -619,6 +628,35 @@ impl Shared {
                 Err(Error::Closed(why))
             }
         }
+    }
+
+    /// `write_all` that also copes with the moments the reader polls the socket without
+    /// blocking (the flag is shared by both sides): "would block" is a stall only once
+    /// nothing was written for `send_stall_timeout`.
+    fn write_all(&self, writer: &mut Stream, mut bytes: &[u8]) -> std::io::Result<()> {
+        let mut progress = Instant::now();
+        while !bytes.is_empty() {
+            match writer.write(bytes) {
+                Ok(0) => return Err(ErrorKind::WriteZero.into()),
+                Ok(n) => {
+                    bytes = &bytes[n..];
+                    progress = Instant::now();
+                }
+                Err(e) if e.kind() == ErrorKind::Interrupted => {}
+                Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {
+                    let stalled = self
+                        .config
+                        .send_stall_timeout
+                        .is_some_and(|t| progress.elapsed() >= t);
+                    if stalled {
+                        return Err(e);
+                    }
+                    std::thread::yield_now();
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(())
     }
 
     // -- waiting and reading -------------------------------------------------------------
@@ -673,7 +711,12 @@ impl Shared {
                 (None, Some((n, _))) => Some(n),
                 (d, None) => d,
             };
-            let (requests, graveyard) = self.read_some(read_deadline);
+            let poll = if abandon.is_some() {
+                self.config.busy_poll
+            } else {
+                Duration::ZERO
+            };
+            let (requests, graveyard) = self.read_some(read_deadline, poll);
             st = self.lock();
             if let Some((at, every)) = nudge {
                 let now = Instant::now();
@@ -718,13 +761,41 @@ impl Shared {
     fn read_some(
         self: &Arc<Self>,
         deadline: Option<Instant>,
+        busy_poll: Duration,
     ) -> (Vec<Incoming>, Vec<Arc<dyn Exposed>>) {
         let mut rd = self.reader.lock().unwrap_or_else(|e| e.into_inner());
         if let Err(e) = rd.fit_timeout(deadline) {
             return (Vec::new(), self.fail(format!("socket error: {e}")));
         }
-        let ReadSide { stream, buf, .. } = &mut *rd;
-        let n = match stream.read(buf) {
+        let skip = rd.poll_skip > 0;
+        if skip {
+            rd.poll_skip -= 1;
+        }
+        let budget = if skip { Duration::ZERO } else { busy_poll };
+        let ReadSide {
+            stream,
+            buf,
+            poll_backoff,
+            poll_skip,
+            ..
+        } = &mut *rd;
+        let polled = match poll_read(stream, buf, budget, deadline) {
+            Ok(p) => p,
+            Err(e) => return (Vec::new(), self.fail(format!("socket error: {e}"))),
+        };
+        if !budget.is_zero() {
+            if polled.is_some() {
+                *poll_backoff /= 2;
+            } else {
+                *poll_backoff = (*poll_backoff * 2).clamp(1, MAX_POLL_SKIP);
+                *poll_skip = *poll_backoff;
+            }
+        }
+        let read = match polled {
+            Some(n) => Ok(n),
+            None => stream.read(buf),
+        };
+        let n = match read {
             Ok(0) => {
                 return (
                     Vec::new(),
@@ -863,7 +934,7 @@ impl Shared {
                 let _ = st.core.close();
                 st.core.take_outgoing()
             };
-            let _ = writer.write_all(&bytes);
+            let _ = self.write(&mut writer, &bytes);
         }
         let graveyard = self.fail("connection closed".into());
         drop(graveyard);
@@ -1162,6 +1233,40 @@ impl Shared {
     pub(crate) fn config(&self) -> &Config {
         &self.config
     }
+}
+
+/// Poll the socket without blocking for up to `budget` (when the deadline leaves room):
+/// `Some(n)` if something came.
+fn poll_read(
+    stream: &mut Stream,
+    buf: &mut [u8],
+    budget: Duration,
+    deadline: Option<Instant>,
+) -> std::io::Result<Option<usize>> {
+    if budget.is_zero() {
+        return Ok(None);
+    }
+    let start = Instant::now();
+    if deadline.is_some_and(|d| d.saturating_duration_since(start) <= budget) {
+        return Ok(None);
+    }
+    stream.set_nonblocking(true)?;
+    let got = loop {
+        match stream.read(buf) {
+            Ok(n) => break Ok(Some(n)),
+            Err(e) if e.kind() == ErrorKind::WouldBlock => {
+                if start.elapsed() >= budget {
+                    break Ok(None);
+                }
+                // Any other runnable thread (the peer, on a busy machine) goes first.
+                std::thread::yield_now();
+            }
+            Err(e) if e.kind() == ErrorKind::Interrupted => {}
+            Err(e) => break Err(e),
+        }
+    };
+    stream.set_nonblocking(false)?;
+    got
 }
 
 fn export(st: &mut State, l: &Local, exported: &mut Vec<ObjKey>) -> Result<Boxed> {
