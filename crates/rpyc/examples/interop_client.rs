@@ -44,6 +44,13 @@ fn root(env: &Env) -> Result<NetRef, String> {
 
 fn add(env: &Env) -> Result<(), String> {
     let r = root(env)?;
+    if let Ok(expect) = std::env::var("RPYC_EXPECT_FEATURES") {
+        // (set by the tests: "quiet_del" for our server, "" for upstream's)
+        let got = env.conn.peer_features().join(",");
+        ensure(got == expect, || {
+            format!("peer features {got:?}, expected {expect:?}")
+        })?;
+    }
     let n: i64 = r.call_method("add", (5, 10)).map_err(e)?;
     ensure(n == 15, || format!("add(5, 10) = {n}"))?;
     let s: String = r.call_method("add", ("ab", "cd")).map_err(e)?;

@@ -20,6 +20,11 @@ pub struct Config {
     /// Python package's `busy_poll_us`, 50 us): an answer that comes within it saves the
     /// wake-up of a blocked thread. Zero: block at once.
     pub busy_poll: Duration,
+    /// Negotiate rpyc-rs extensions (the Python package's `rpyc_rs_extensions`, default
+    /// on): a connecting side sends a hello that upstream peers simply echo; with an
+    /// rpyc-rs peer, releases are not answered (`quiet_del`) and a server's root class comes
+    /// with the answer (`root_class`, one round trip less for a Python client's `conn.root`).
+    pub rpyc_rs_extensions: bool,
     /// Disable Nagle's algorithm on TCP sockets (default on: calls are small and
     /// latency-bound).
     pub nodelay: bool,
@@ -35,6 +40,7 @@ impl Default for Config {
             send_stall_timeout: Some(Duration::from_secs_f64(defaults::SEND_STALL_TIMEOUT)),
             wire: WireConfig::default(),
             busy_poll: Duration::from_micros(defaults::BUSY_POLL_US),
+            rpyc_rs_extensions: true,
             nodelay: true,
             service: None,
         }
@@ -58,6 +64,7 @@ impl fmt::Debug for Config {
             .field("send_stall_timeout", &self.send_stall_timeout)
             .field("wire", &self.wire)
             .field("busy_poll", &self.busy_poll)
+            .field("rpyc_rs_extensions", &self.rpyc_rs_extensions)
             .field("nodelay", &self.nodelay)
             .field("service", &self.service.as_ref().map(|s| s.type_name()))
             .finish()

@@ -16,6 +16,7 @@ use crate::transport::Stream;
 use crate::value::{FromValue, IntoArgs, Value};
 use rpyc_wire::brine::Value as Wire;
 use rpyc_wire::budget::MemoryBudget;
+use rpyc_wire::conn::hello::{self, Announcement};
 use rpyc_wire::conn::{Connection as Core, Event, ObjKey};
 use rpyc_wire::consts::handler;
 use rpyc_wire::message::{Boxed, IdPack};
@@ -108,6 +109,8 @@ struct State {
     waiting: usize,
     /// Counts the reads processed (what `serve` waits for).
     progress: u64,
+    /// Our rpyc-rs hello, while its answer is awaited.
+    hello: Option<u64>,
     closed: Option<String>,
 }
 
@@ -251,7 +254,8 @@ impl Connection {
         Connection::from_stream(Stream::Unix(s), config)
     }
 
-    /// A connection over an accepted or connected TCP socket.
+    /// A connection over a connected TCP socket (this side sends the rpyc-rs hello, as a
+    /// connecting side does).
     pub fn from_tcp(stream: TcpStream, config: Config) -> Result<Connection> {
         if config.nodelay {
             stream.set_nodelay(true)?;
@@ -259,14 +263,19 @@ impl Connection {
         Connection::from_stream(Stream::Tcp(stream), config)
     }
 
-    /// A connection over a connected Unix domain socket.
+    /// A connection over a connected Unix domain socket (this side sends the hello).
     #[cfg(unix)]
     pub fn from_unix(stream: UnixStream, config: Config) -> Result<Connection> {
         Connection::from_stream(Stream::Unix(stream), config)
     }
 
     pub(crate) fn from_stream(stream: Stream, config: Config) -> Result<Connection> {
-        Connection::from_parts(stream, config, None, Vec::new())
+        Connection::from_parts(stream, config, None, Vec::new(), true)
+    }
+
+    /// A connection a server accepted (it sends no hello: the connecting side does).
+    pub(crate) fn accepted(stream: Stream, config: Config) -> Result<Connection> {
+        Connection::from_parts(stream, config, None, Vec::new(), false)
     }
 
     /// Connect over TCP and TLS (`addr` is `host:port`; the host is the name the server's
@@ -289,7 +298,7 @@ impl Connection {
                     if config.nodelay {
                         s.set_nodelay(true)?;
                     }
-                    return Connection::over_tls(Stream::Tcp(s), config, session);
+                    return Connection::over_tls(Stream::Tcp(s), config, session, true);
                 }
                 Err(e) => {
                     last = Some(context(
@@ -314,6 +323,7 @@ impl Connection {
         mut stream: Stream,
         config: Config,
         mut session: rustls::Connection,
+        connecting: bool,
     ) -> Result<Connection> {
         let limit = config
             .sync_request_timeout
@@ -322,7 +332,8 @@ impl Connection {
         stream.set_write_timeout(Some(limit))?;
         let initial = crate::tls::handshake(&mut session, &mut stream)?;
         stream.set_read_timeout(None)?;
-        Connection::from_parts(stream, config, Some(tls::Session::new(session)), initial)
+        let tls = Some(tls::Session::new(session));
+        Connection::from_parts(stream, config, tls, initial, connecting)
     }
 
     fn from_parts(
@@ -330,6 +341,7 @@ impl Connection {
         config: Config,
         tls: Option<tls::Session>,
         initial: Vec<u8>,
+        connecting: bool,
     ) -> Result<Connection> {
         stream.set_write_timeout(config.send_stall_timeout)?;
         let reader = stream.try_clone()?;
@@ -343,6 +355,7 @@ impl Connection {
                 reading: false,
                 waiting: 0,
                 progress: 0,
+                hello: None,
                 closed: None,
             }),
             cond: Condvar::new(),
@@ -363,8 +376,12 @@ impl Connection {
         if !initial.is_empty() {
             shared.lock().core.receive(&initial)?;
         }
+        let shared = Arc::new(shared);
+        if connecting && shared.config.rpyc_rs_extensions {
+            shared.send_hello()?;
+        }
         Ok(Connection {
-            shared: Arc::new(shared),
+            shared,
             root: OnceLock::new(),
         })
     }
@@ -423,6 +440,12 @@ impl Connection {
     /// How many of our objects the peer holds references to (the object table).
     pub fn local_objects(&self) -> usize {
         self.shared.lock().core.objects().len()
+    }
+
+    /// The rpyc-rs features both sides use (empty with an upstream peer, or before the
+    /// peer answered our hello).
+    pub fn peer_features(&self) -> Vec<&'static str> {
+        self.shared.lock().core.session().peer_features().to_vec()
     }
 
     /// The settings of this connection.
@@ -842,6 +865,22 @@ impl Shared {
         loop {
             match st.core.poll_event() {
                 Ok(None) => break,
+                Ok(Some(Event::Reply { id, result })) if st.hello == Some(id) => {
+                    st.hello = None;
+                    if let Ok(Boxed::Value(answer)) = &result {
+                        if let Some(named) = hello::features_of(answer, Announcement::Ack) {
+                            let both = CLIENT_FEATURES
+                                .iter()
+                                .copied()
+                                .filter(|f| named.contains(f))
+                                .collect();
+                            st.core.session_mut().set_peer_features(both);
+                        }
+                    }
+                }
+                Ok(Some(Event::Exception { id, .. })) if st.hello == Some(id) => {
+                    st.hello = None;
+                }
                 Ok(Some(Event::Reply { id, result })) => {
                     if st.abandoned.remove(&id) {
                         if let Ok(boxed) = &result {
@@ -1158,7 +1197,10 @@ impl Shared {
         let mut args = args.into_iter();
         let mut next = || args.next().unwrap_or(Value::None);
         match id {
-            handler::PING => Ok(next()),
+            handler::PING => {
+                let data = next();
+                Ok(self.answer_hello(&data).unwrap_or(data))
+            }
             handler::GETROOT => Ok(Value::Local(Local::new(self.service.clone()))),
             handler::GETATTR => {
                 let obj = target(next())?;
@@ -1233,7 +1275,73 @@ impl Shared {
     pub(crate) fn config(&self) -> &Config {
         &self.config
     }
+
+    // -- rpyc-rs extensions (docs/protocol.md#rpyc-rs-extensions) ----------------------
+
+    /// Offer our features to the peer: an upstream peer echoes the ping, an rpyc-rs peer
+    /// answers with the features both use (read when the answer arrives).
+    fn send_hello(self: &Arc<Self>) -> Result<()> {
+        let offer = Value::Tuple(vec![
+            Value::str(hello::HELLO),
+            Value::Int(hello::VERSION),
+            Value::tuple(CLIENT_FEATURES.iter().copied()),
+        ]);
+        let id = self.send_request(handler::PING, vec![offer])?;
+        let mut st = self.lock();
+        if st.outcomes.remove(&id).is_none() {
+            st.hello = Some(id);
+        }
+        Ok(())
+    }
+
+    /// The answer to the peer's hello (`None`: `data` is no hello, or extensions are off):
+    /// the features both use, and our root's description when `root_class` is one.
+    fn answer_hello(&self, data: &Value) -> Option<Value> {
+        if !self.config.rpyc_rs_extensions {
+            return None;
+        }
+        let named = hello::features_of(&data.to_wire()?, Announcement::Hello)?;
+        let both: Vec<&'static str> = OUR_FEATURES
+            .iter()
+            .copied()
+            .filter(|f| named.contains(f))
+            .collect();
+        self.lock()
+            .core
+            .session_mut()
+            .set_peer_features(both.clone());
+        let mut ack = vec![
+            Value::str(hello::HELLO_ACK),
+            Value::Int(hello::VERSION),
+            Value::tuple(both.iter().copied()),
+        ];
+        if both.contains(&hello::ROOT_CLASS) {
+            let root = Local::new(self.service.clone());
+            let (class_id, instance_id) = root.key();
+            ack.push(Value::Tuple(vec![
+                Value::Tuple(vec![
+                    Value::Str(root.type_name()),
+                    Value::Int(class_id as i64),
+                    Value::Int(instance_id as i64),
+                ]),
+                Value::Tuple(
+                    self.service
+                        .methods()
+                        .into_iter()
+                        .map(|m| Value::Tuple(vec![Value::str(m), Value::None]))
+                        .collect(),
+                ),
+            ]));
+        }
+        Some(Value::Tuple(ack))
+    }
 }
+
+/// The rpyc-rs features this crate implements: `quiet_del` (releases are not answered) and
+/// `root_class` (the root's class description comes with the hello's answer).
+const OUR_FEATURES: [&str; 2] = [hello::QUIET_DEL, hello::ROOT_CLASS];
+/// What a connecting side offers: it has no use for the peer's root description.
+const CLIENT_FEATURES: [&str; 1] = [hello::QUIET_DEL];
 
 /// Poll the socket without blocking for up to `budget` (when the deadline leaves room):
 /// `Some(n)` if something came.

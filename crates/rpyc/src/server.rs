@@ -173,11 +173,11 @@ impl Server {
                     #[cfg(feature = "tls")]
                     let made = match tls {
                         Some(tls) => crate::tls::server_session(&tls)
-                            .and_then(|s| Connection::over_tls(stream, config, s)),
-                        None => Connection::from_stream(stream, config),
+                            .and_then(|s| Connection::over_tls(stream, config, s, false)),
+                        None => Connection::accepted(stream, config),
                     };
                     #[cfg(not(feature = "tls"))]
-                    let made = Connection::from_stream(stream, config);
+                    let made = Connection::accepted(stream, config);
                     let Ok(conn) = made else { return };
                     let conn = Arc::new(conn);
                     {

@@ -319,6 +319,15 @@ fn async_requests() -> rpyc::Result<()> {
     Ok(())
 }
 
+/// A client that sends no hello: its first request (seq 0) is GETROOT.
+fn plain(addr: std::net::SocketAddr) -> rpyc::Result<Connection> {
+    let config = Config {
+        rpyc_rs_extensions: false,
+        ..Config::default()
+    };
+    Connection::connect_with(addr, config)
+}
+
 /// A fake server: reads the first request, answers `reply` and keeps the socket open (an
 /// empty `reply`: closes it).
 fn hostile_server(reply: &'static [u8]) -> std::net::SocketAddr {
@@ -352,7 +361,7 @@ fn hostile_answers_close_the_client_connection() {
         ("eof", b""),
     ];
     for (name, reply) in cases {
-        let conn = Connection::connect(hostile_server(reply)).expect("connects");
+        let conn = plain(hostile_server(reply)).expect("connects");
         let t0 = Instant::now();
         let e = conn.root().expect_err(name);
         assert!(matches!(e, Error::Closed(_)), "{name}: {e}");
@@ -365,7 +374,7 @@ fn hostile_answers_close_the_client_connection() {
         assert!(matches!(conn.ping(1), Err(Error::Closed(_))), "{name}");
     }
     // an answer of the wrong shape (a bad box) is that request's error only
-    let conn = Connection::connect(hostile_server(
+    let conn = plain(hostile_server(
         b"\x00\x00\x00\x06\x00\x02\x11\x50\x11\x59\x00\x0a",
     ))
     .expect("connects");
@@ -389,9 +398,29 @@ fn exceptions_of_any_shape_from_the_peer() {
         ),
     ];
     for (reply, name) in replies {
-        let conn = Connection::connect(hostile_server(reply)).expect("connects");
+        let conn = plain(hostile_server(reply)).expect("connects");
         let e = conn.root().expect_err(name);
         assert!(e.is_remote(name), "{name}: {e}");
         assert!(conn.closed().is_none());
     }
+}
+
+#[test]
+fn hello_between_rust_peers() -> rpyc::Result<()> {
+    // both sides name quiet_del: releases are not answered, so none of them is in flight
+    let h = server();
+    let conn = client(&h);
+    let root = conn.root()?;
+    for i in 0..20 {
+        let adder: NetRef = root.call_method("make_adder", (i,))?;
+        assert_eq!(adder.call::<i64>((1,))?, i + 1);
+    }
+    // a client without extensions works the same
+    let config = Config {
+        rpyc_rs_extensions: false,
+        ..Config::default()
+    };
+    let old = Connection::connect_with(h.local_addr().expect("tcp"), config)?;
+    assert_eq!(old.root()?.call_method::<i64>("add", (1, 2))?, 3);
+    Ok(())
 }
