@@ -3,6 +3,7 @@ the Rust client against tests/peers/tls_peer.py servers, and tls_peer.py clients
 Rust server (crates/rpyc/examples/server.rs --tls-cert/--tls-key)."""
 
 import json
+import socket
 import subprocess
 import sys
 import time
@@ -53,7 +54,17 @@ def tls_server(request, interop, pki):
                 break
         if not line.startswith(b"PORT"):
             pytest.fail("tls_peer.py server (%s) did not start: %r" % (role, line))
-        yield role, int(line.split()[1])
+        port = int(line.split()[1])
+        # tls_peer.py prints PORT before ThreadedServer.start() (on a thread) listens
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=2).close()
+                break
+            except OSError:
+                if time.monotonic() > deadline:
+                    pytest.fail("tls_peer.py server (%s) does not accept on port %d" % (role, port))
+                time.sleep(0.01)
+        yield role, port
     finally:
         stop_group(proc)
         for f in (proc.stdin, proc.stdout, proc.stderr):

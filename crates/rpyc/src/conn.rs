@@ -693,8 +693,9 @@ impl Shared {
         abandon: Option<u64>,
     ) -> Result<T> {
         let started = Instant::now();
-        let mut nudge =
-            (self.tls.is_some() && abandon.is_some()).then(|| (started + NUDGE_FIRST, NUDGE_FIRST));
+        // (When, and how often, the reader nudges a silent TLS peer: while requests await
+        // answers, whoever they belong to.)
+        let mut nudge: Option<(Instant, Duration)> = None;
         let mut st = self.lock();
         loop {
             if let Some(t) = ready(&mut st) {
@@ -728,6 +729,12 @@ impl Shared {
             }
             st.reading = true;
             let seen = st.progress;
+            let awaited = st.core.session().requests.awaited() > 0;
+            nudge = match nudge {
+                _ if self.tls.is_none() || !awaited => None,
+                None => Some((now + NUDGE_FIRST, NUDGE_FIRST)),
+                kept => kept,
+            };
             drop(st);
             let read_deadline = match (deadline, nudge) {
                 (Some(d), Some((n, _))) => Some(d.min(n)),
