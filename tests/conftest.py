@@ -173,7 +173,7 @@ def _tail(path_or_text, limit=4000, start=0):
             return ""
     else:
         text = path_or_text or ""
-    return text if len(text) <= limit else "...\n" + text[-limit:]
+    return text if limit is None or len(text) <= limit else "...\n" + text[-limit:]
 
 
 def impl_problem(role, impl, who):
@@ -193,11 +193,12 @@ class PeerStartError(Exception):
 
 
 class PeerServer:
-    """tests/peers/server.py running under one interpreter in one mode."""
+    """A server of tests/peers (``script``: server.py, or aio_server.py) running under one
+    interpreter in one mode."""
 
-    def __init__(self, role, mode, python, logdir):
-        self.role, self.mode, self.python = role, mode, python
-        stem = "server-%s-%s-%d" % (role, mode, int(time.time() * 1000) % 10**8)
+    def __init__(self, role, mode, python, logdir, script="server.py"):
+        self.role, self.mode, self.python, self.script = role, mode, python, script
+        stem = "%s-%s-%s-%d" % (Path(script).stem, role, mode, int(time.time() * 1000) % 10**8)
         self.out_path = Path(logdir) / (stem + ".out")
         self.err_path = Path(logdir) / (stem + ".err")
         self.port = None
@@ -205,7 +206,7 @@ class PeerServer:
         self.restart_note = ""
         with open(self.out_path, "wb") as out, open(self.err_path, "wb") as err:
             self.proc = subprocess.Popen(
-                [python, "-u", str(PEERS / "server.py"), "--mode", mode, "--max-lifetime", "3600"],
+                [python, "-u", str(PEERS / script), "--mode", mode, "--max-lifetime", "3600"],
                 stdin=subprocess.PIPE, stdout=out, stderr=err, cwd=str(PEERS),
                 env=peer_env(role), start_new_session=True)
         _LIVE_PROCS.add(self.proc)
@@ -231,15 +232,20 @@ class PeerServer:
             rc = self.proc.poll()
             if rc is not None:
                 raise PeerStartError(
-                    "%s server (%s mode, %s) exited with status %s before printing its port.\n"
+                    "%s %s (%s mode, %s) exited with status %s before printing its port.\n"
                     "--- stdout ---\n%s\n--- stderr ---\n%s"
-                    % (self.role, self.mode, self.python, rc, _tail(text), _tail(self.err_path)))
+                    % (self.role, self.script, self.mode, self.python, rc, _tail(text),
+                       _tail(self.err_path)))
             if time.monotonic() > deadline:
                 raise PeerStartError(
-                    "%s server (%s mode, %s) printed no port within %ss.\n--- stderr ---\n%s"
-                    % (self.role, self.mode, self.python, SERVER_START_TIMEOUT,
+                    "%s %s (%s mode, %s) printed no port within %ss.\n--- stderr ---\n%s"
+                    % (self.role, self.script, self.mode, self.python, SERVER_START_TIMEOUT,
                        _tail(self.err_path)))
             time.sleep(0.02)
+
+    @property
+    def pid(self):
+        return self.proc.pid
 
     def alive(self):
         return self.proc.poll() is None
@@ -250,8 +256,10 @@ class PeerServer:
         except OSError:
             return 0
 
-    def stderr_since(self, offset):
-        return _tail(self.err_path, start=offset)
+    def stderr_since(self, offset, limit=4000):
+        """What the server wrote to stderr after ``offset``: its last ``limit`` characters
+        (None: all of it)."""
+        return _tail(self.err_path, limit, start=offset)
 
     def stop(self):
         _kill_group(self.proc)
@@ -329,23 +337,25 @@ class Interop:
         return self.ours_python() if role == "ours" else self.upstream_python()
 
     # -- servers ------------------------------------------------------------------
-    def server(self, role, mode):
-        """A running server for (role, mode), started on first use and reused afterwards."""
+    def server(self, role, mode, script="server.py"):
+        """A running server (``script`` of tests/peers) for (role, mode), started on first use
+        and reused afterwards (restarted if it died or a test stopped it)."""
         python = self.python(role)
-        key = (role, mode)
+        key = (role, mode, script)
         if key in self._server_errors:
             pytest.fail("(cached) " + self._server_errors[key], pytrace=False)
         srv = self._servers.get(key)
         note = ""
         if srv is not None and not srv.alive():
-            note = ("note: the %s server (%s mode) had died (status %s) after an earlier test and "
-                    "was restarted; its log: %s" % (role, mode, srv.proc.returncode, srv.err_path))
+            note = ("note: the %s %s (%s mode) had died (status %s) after an earlier test and "
+                    "was restarted; its log: %s" % (role, script, mode, srv.proc.returncode,
+                                                     srv.err_path))
             srv.stop()
             srv = None
         if srv is None:
             error = None
             try:
-                srv = PeerServer(role, mode, python, self.logdir)
+                srv = PeerServer(role, mode, python, self.logdir, script)
             except PeerStartError as exc:
                 error = str(exc)
             if error is not None:  # fail outside the except block: no chained traceback

@@ -33,18 +33,16 @@ A test that fails against the rpyc.aio server has the server's stacks dumped (SI
 its report and the server replaced for the next test (it may be wedged).
 """
 
-import importlib.util
 import json
 import os
-import shutil
 import signal
 import subprocess
-import tempfile
 import time
 import uuid
 from pathlib import Path
 
 import pytest
+import wire_recorder as wire  # tests/interop/wire_recorder.py
 from procs import stop_group
 
 pytestmark = [pytest.mark.interop, pytest.mark.timeout(180)]
@@ -53,21 +51,9 @@ PEERS = Path(__file__).resolve().parent.parent / "peers"
 AIO_SERVER = PEERS / "aio_server.py"
 AIO_CLIENT = PEERS / "aio_client.py"
 SYNC_CLIENT = PEERS / "aio_sync_client.py"
-SERVER_START_TIMEOUT = 30.0
 CLIENT_TIMEOUT = 60.0  # per scenario, inside the client; the process gets 20 s more
 OUR_FEATURES = ["cancel", "iter_batch", "quiet_del", "root_class"]
 HANDLE_CANCEL = 65
-
-
-def _load_wire_recorder():
-    path = Path(__file__).resolve().parent / "wire_recorder.py"
-    spec = importlib.util.spec_from_file_location("rpyc_aio_interop_wire_recorder", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-wire = _load_wire_recorder()
 
 
 def _tail(text, limit=4000):
@@ -75,123 +61,31 @@ def _tail(text, limit=4000):
 
 
 # ---------------------------------------------------------------------------------------
-# the rpyc.aio server (ours), one per mode, restarted if a test killed it
+# the rpyc.aio server (ours), one per mode, restarted if a test stopped it
 # ---------------------------------------------------------------------------------------
 
-class AioServer:
-    """tests/peers/aio_server.py under our interpreter."""
-
-    def __init__(self, interop, mode, logdir):
-        self.mode = mode
-        stem = "aio-server-%s-%d" % (mode, int(time.time() * 1000) % 10**8)
-        self.out_path = Path(logdir) / (stem + ".out")
-        self.err_path = Path(logdir) / (stem + ".err")
-        self.port = None
-        self.impl = None
-        with open(self.out_path, "wb") as out, open(self.err_path, "wb") as err:
-            self.proc = subprocess.Popen(
-                [interop.ours_python(), "-u", str(AIO_SERVER), "--mode", mode,
-                 "--max-lifetime", "1200"],
-                stdin=subprocess.PIPE, stdout=out, stderr=err, cwd=str(PEERS),
-                env=interop.peer_env("ours"), start_new_session=True)
-        try:
-            self._wait_port()
-            problem = interop.impl_problem("ours", self.impl, "the rpyc.aio server")
-            if problem:
-                raise RuntimeError(problem)
-        except BaseException:
-            self.stop()
-            raise
-
-    @property
-    def pid(self):
-        return self.proc.pid
-
-    def _wait_port(self):
-        deadline = time.monotonic() + SERVER_START_TIMEOUT
-        while True:
-            text = self.out_path.read_text("utf-8", "replace")
-            for line in text.splitlines():
-                if line.startswith("IMPL "):
-                    self.impl = json.loads(line[5:])
-                elif line.startswith("PORT "):
-                    self.port = int(line.split()[1])
-                    return
-            if self.proc.poll() is not None:
-                raise RuntimeError("the rpyc.aio server (%s) exited with status %s:\n%s"
-                                   % (self.mode, self.proc.returncode, self.stderr_since(0)))
-            if time.monotonic() > deadline:
-                raise RuntimeError("the rpyc.aio server (%s) printed no port within %ss:\n%s"
-                                   % (self.mode, SERVER_START_TIMEOUT, self.stderr_since(0)))
-            time.sleep(0.02)
-
-    def alive(self):
-        return self.proc.poll() is None
-
-    def dump_stacks(self):
-        """Have the server write the stacks of its threads to its stderr (SIGUSR1)."""
-        if self.alive() and hasattr(signal, "SIGUSR1"):
-            try:
-                os.kill(self.proc.pid, signal.SIGUSR1)
-            except OSError:
-                return
-            time.sleep(0.5)
-
-    def err_size(self):
-        try:
-            return self.err_path.stat().st_size
-        except OSError:
-            return 0
-
-    def stderr_since(self, offset):
-        try:
-            with open(self.err_path, "rb") as f:
-                f.seek(offset)
-                return f.read().decode("utf-8", "replace")
-        except OSError:
-            return ""
-
-    def stop(self):
-        if self.proc.poll() is None:
-            try:
-                self.proc.stdin.close()  # the server's cue to close and exit
-            except OSError:
-                pass
-            try:
-                self.proc.wait(5)
-            except subprocess.TimeoutExpired:
-                pass
-        stop_group(self.proc)  # the group, in any case (SIGTERM, then SIGKILL)
-        if self.proc.poll() is None:  # pragma: no cover
-            self.proc.kill()
-            self.proc.wait(5)
-
-
-@pytest.fixture(scope="module")
+@pytest.fixture
 def aio_servers(interop):
-    """Factory: aio_servers(mode="interop"|"classic") -> a running AioServer (reused)."""
-    logdir = tempfile.mkdtemp(prefix="rpyc-aio-interop-")
-    servers = {}
-
+    """Factory: aio_servers(mode="interop"|"classic"|"catalog") -> tests/peers/aio_server.py
+    under our interpreter, running (a PeerServer of tests/conftest.py, reused)."""
     def get(mode="interop"):
-        srv = servers.get(mode)
-        if srv is not None and not srv.alive():
-            srv.stop()
-            srv = None
-        if srv is None:
-            try:
-                srv = servers[mode] = AioServer(interop, mode, logdir)
-            except RuntimeError as exc:
-                pytest.fail(str(exc), pytrace=False)
-        return srv
+        return interop.server("ours", mode, script=AIO_SERVER.name)
+    return get
 
-    try:
-        yield get
-    finally:
-        for srv in servers.values():
-            srv.stop()
-        if not os.environ.get("RPYC_INTEROP_KEEP_LOGS"):
-            shutil.rmtree(logdir, ignore_errors=True)
+
+def is_aio_server(server):
+    return getattr(server, "script", None) == AIO_SERVER.name
+
+
+def dump_stacks(server):
+    """Have the rpyc.aio server write the stacks of its threads to its stderr (SIGUSR1):
+    shows where a wedged server's loop is."""
+    if server.alive() and hasattr(signal, "SIGUSR1"):
+        try:
+            os.kill(server.pid, signal.SIGUSR1)
+        except OSError:
+            return
+        time.sleep(0.5)
 
 
 # ---------------------------------------------------------------------------------------
@@ -283,12 +177,12 @@ def report(interop, run, scenarios, server=None, offset=0, what=""):
         if run.err.strip():
             lines.append("--- client stderr ---\n" + _tail(run.err))
         if server is not None:
-            if isinstance(server, AioServer):
-                server.dump_stacks()  # (shows where a wedged server's loop is)
+            if is_aio_server(server):
+                dump_stacks(server)
             err = server.stderr_since(offset)
             if err.strip():
                 lines.append("--- server stderr ---\n" + _tail(err))
-            if isinstance(server, AioServer):
+            if is_aio_server(server):
                 # it may be wedged: the next test gets a fresh one
                 server.stop()
                 lines.append("(the rpyc.aio server was stopped; the next test starts another)")
@@ -305,9 +199,26 @@ def run_client(interop, role, script, port, scenarios, *extra, server=None, what
     return results, run
 
 
+def run_relayed(interop, role, script, server, offset, scenarios, *extra, what=""):
+    """Run a client through a recording relay (tests/interop/wire_recorder.py) to server;
+    fail the test as ``report`` does if it did not pass, or if the relay did not see every
+    connection end in both directions. Returns the relay (its recordings)."""
+    relay = wire.Relay(server.port)
+    try:
+        run = start_client(interop, role, script, relay.port, scenarios, *extra)
+        run.finish(CLIENT_TIMEOUT * len(scenarios) + 20)
+        finished = relay.wait_finished(5)
+    finally:
+        stuck = relay.close()
+    report(interop, run, scenarios, server, offset, what)
+    assert not stuck, "relay threads still running: %s" % stuck
+    assert finished, "the relayed connections did not end in both directions within 5 s"
+    return relay
+
+
 def assert_quiet_server(server, offset, what):
     """The rpyc.aio server logged no error (its logger writes to stderr) during the test."""
-    err = server.stderr_since(offset)
+    err = server.stderr_since(offset, limit=None)
     bad = [line for line in err.splitlines() if "Traceback" in line or " ERROR " in line]
     assert not bad, "the rpyc.aio server logged errors during %s:\n%s" % (what, _tail(err))
 
@@ -398,7 +309,7 @@ def test_catalog_client_calls_aio_server(interop, aio_servers, client, scenario)
                  % (client, scenario.name, scenario.doc)] + problems
         if res.stderr.strip():
             lines.append("--- client stderr ---\n" + _tail(res.stderr))
-        server.dump_stacks()  # (shows where a wedged server's loop is)
+        dump_stacks(server)
         err = server.stderr_since(offset)
         if err.strip():
             lines.append("--- server stderr ---\n" + _tail(err))
@@ -448,16 +359,8 @@ def test_async_handlers_are_invisible_on_the_wire(interop, aio_servers, upstream
     server = aio_servers("interop")
     offset = server.err_size()
     scenarios = ["calls", "callbacks", "exceptions", "iteration", "context_manager"]
-    relay = wire.Relay(server.port)
-    try:
-        run = start_client(interop, "upstream", SYNC_CLIENT, relay.port, scenarios)
-        run.finish(CLIENT_TIMEOUT * len(scenarios) + 20)
-        finished = relay.wait_finished(5)
-    finally:
-        stuck = relay.close()
-    report(interop, run, scenarios, server, offset, "upstream client -> relay -> rpyc.aio server")
-    assert not stuck, "relay threads still running: %s" % stuck
-    assert finished, "the relayed connections did not end in both directions within 5 s"
+    relay = run_relayed(interop, "upstream", SYNC_CLIENT, server, offset, scenarios,
+                        what="upstream client -> relay -> rpyc.aio server")
     assert len(relay.recordings) == len(scenarios), len(relay.recordings)
     handlers_from_server = set()
     for rec in relay.recordings:
@@ -560,17 +463,8 @@ def test_aio_client_cancellation_against_upstream_on_the_wire(interop, peer_serv
     srv = peer_server("upstream")
     offset = srv.err_size()
     scenarios = ["cancel", "callbacks", "iteration"]
-    relay = wire.Relay(srv.port)
-    try:
-        run = start_client(interop, "ours", AIO_CLIENT, relay.port, scenarios,
-                           "--target", "upstream")
-        run.finish(CLIENT_TIMEOUT * len(scenarios) + 20)
-        finished = relay.wait_finished(5)
-    finally:
-        stuck = relay.close()
-    report(interop, run, scenarios, srv, offset, "rpyc.aio client -> relay -> upstream server")
-    assert not stuck, "relay threads still running: %s" % stuck
-    assert finished, "the relayed connections did not end in both directions within 5 s"
+    relay = run_relayed(interop, "ours", AIO_CLIENT, srv, offset, scenarios, "--target", "upstream",
+                        what="rpyc.aio client -> relay -> upstream server")
     # cancel: 2 connections; callbacks: 1; iteration: 1
     assert len(relay.recordings) == 4, len(relay.recordings)
     sleep_adds = 0

@@ -29,6 +29,7 @@ import time
 import traceback
 import uuid
 
+from peer_checks import Checks, custom_exception, own_table, short as _short, unexpected
 from peer_common import digest, impl_info, make_bytes
 
 faulthandler.enable()
@@ -38,11 +39,6 @@ import rpyc.aio  # noqa: E402
 
 SYNC_TIMEOUT = 10  # sync_request_timeout of every connection unless a scenario says otherwise
 OUR_FEATURES = ["cancel", "iter_batch", "quiet_del", "root_class"]
-
-
-def _short(obj, limit=200):
-    text = repr(obj)
-    return text if len(text) <= limit else text[:limit] + "..."
 
 
 class AioClientService(rpyc.Service):
@@ -56,12 +52,10 @@ class AioClientService(rpyc.Service):
         return x + 1
 
 
-class Run:
+class Run(Checks):
     def __init__(self, args):
+        super().__init__()
         self.args = args
-        self.failures = []
-        self.info = {}
-        self.conns = []
 
     async def connect(self, **config):
         cfg = {"sync_request_timeout": SYNC_TIMEOUT}
@@ -78,20 +72,6 @@ class Run:
             except Exception as exc:
                 self.fail("conn.aclose() raised or took more than 5 s: %r" % (exc,))
         self.conns = []
-
-    def fail(self, msg):
-        self.failures.append(msg)
-
-    def check(self, cond, msg):
-        if not cond:
-            self.fail(msg)
-        return bool(cond)
-
-    def eq(self, got, want, what):
-        if got != want:
-            self.fail("%s: got %s, want %s" % (what, _short(got), _short(want)))
-            return False
-        return True
 
     async def raises(self, exc_types, what, awaitable):
         try:
@@ -231,12 +211,7 @@ async def exceptions(run):
     if exc is not None:
         run.eq(exc.args, ("missing",), "KeyError args")
     exc = await run.raises(Exception, "fail_custom", root.fail_custom("custom msg", 42))
-    if exc is not None:
-        run.check(isinstance(exc, rpyc.GenericException),
-                  "custom exception is not a GenericException: %s" % (type(exc).__mro__,))
-        run.check("InteropError" in type(exc).__name__, "class name %r" % type(exc).__name__)
-        run.eq(exc.args, ("custom msg", 42), "custom exception args")
-        run.eq(getattr(exc, "code", None), 42, "custom exception attribute")
+    custom_exception(run, exc, rpyc.GenericException)
     exc = await run.raises(RuntimeError, "fail_chained", root.fail_chained())
     if exc is not None:
         run.check("outer" in str(exc), "'outer' missing")
@@ -325,18 +300,43 @@ async def gather(run):
     run.eq(got, [i + 1 for i in range(50)], "gather of 50 calls on 50 remote objects")
 
 
+async def times_out(run, awaitable, timeout, what):
+    """``asyncio.wait_for(awaitable, timeout)`` must time out (a failure naming what if not)."""
+    try:
+        await asyncio.wait_for(awaitable, timeout)
+    except asyncio.TimeoutError:
+        return
+    run.fail("%s did not time out" % what)
+
+
+async def cancel_task(run, task, what):
+    """Cancel task: awaiting it then must raise CancelledError."""
+    task.cancel()
+    try:
+        await task
+    except asyncio.CancelledError:
+        return
+    run.fail("%s: the task was not cancelled" % what)
+
+
+async def cancel_report(run, root, key, since, lags, lag_name, what):
+    """The server's record of ``slow(key)`` (or ``slow_callback``): (state, started, ended).
+    A failure naming what unless it was cancelled; then lags[lag_name] is how long after
+    ``since`` (time.monotonic()) the handler got CancelledError."""
+    state, started, ended = await root.cancel_report(key, 2.0)
+    run.eq(state, "cancelled", what)
+    if state == "cancelled":
+        lags[lag_name] = ended - since
+    return state, started, ended
+
+
 async def cancel(run):
     """Cancelled calls: the await ends at once, the late answer is dropped, and the
     connection goes on with every later answer matched to its own call."""
     conn = await run.connect()
     root = conn.root
     t0 = time.monotonic()
-    try:
-        await asyncio.wait_for(root.sleep_add(0.6, 1, 2), 0.1)
-    except asyncio.TimeoutError:
-        pass
-    else:
-        run.fail("wait_for(sleep_add(0.6), 0.1) did not time out")
+    await times_out(run, root.sleep_add(0.6, 1, 2), 0.1, "wait_for(sleep_add(0.6), 0.1)")
     dt = time.monotonic() - t0
     run.info["timeout_after"] = round(dt, 3)
     run.check(dt < 0.45, "wait_for(..., 0.1) raised only after %.2f s" % dt)
@@ -346,13 +346,7 @@ async def cancel(run):
 
     task = asyncio.ensure_future(root.sleep_add(0.3, 5, 5))
     await asyncio.sleep(0.05)
-    task.cancel()
-    try:
-        await task
-    except asyncio.CancelledError:
-        pass
-    else:
-        run.fail("task.cancel() of a pending call: the task was not cancelled")
+    await cancel_task(run, task, "task.cancel() of a pending call")
     await asyncio.sleep(0.4)  # its late answer arrives meanwhile: nothing awaits it
     run.eq(await root.echo("after"), "after", "a call after the late answer")
 
@@ -375,12 +369,7 @@ async def cancel(run):
         await asyncio.sleep(0.3)
         return x + 1
 
-    try:
-        await asyncio.wait_for(root.call_me(slow_inc, 1), 0.1)
-    except asyncio.TimeoutError:
-        pass
-    else:
-        run.fail("wait_for(call_me(slow callback), 0.1) did not time out")
+    await times_out(run, root.call_me(slow_inc, 1), 0.1, "wait_for(call_me(slow callback), 0.1)")
     await asyncio.sleep(0.5)
     run.eq(await root.call_me(slow_inc, 2), 6, "call_me after a cancelled call_me")
     await asyncio.sleep(0.2)
@@ -453,23 +442,20 @@ async def netref_churn(run):
         await asyncio.sleep(0.05)
     run.eq(size, base, "server object table back to baseline after our proxies died")
 
-    def table():
-        objs = conn._local_objects
-        return len(getattr(objs, "_dict", objs))
-
     class Obj:
         pass
 
     async def factory():
         return Obj()
 
-    base = table()
+    base = own_table(conn)
     run.eq(await root.pull_objs(factory, 300), 300, "server held 300 distinct proxies of ours")
     for _ in range(200):
-        if table() == base:
+        if own_table(conn) == base:
             break
         await asyncio.sleep(0.05)
-    run.eq(table(), base, "our object table back to baseline after the server's proxies died")
+    run.eq(own_table(conn), base,
+           "our object table back to baseline after the server's proxies died")
 
 
 async def close_pending(run):
@@ -501,17 +487,11 @@ async def cancel_reaches_handler(run):
     lags = {}
 
     key = tag + "-wait_for"
-    try:
-        await asyncio.wait_for(root.slow(key, 10), 0.1)
-    except asyncio.TimeoutError:
-        pass
-    else:
-        run.fail("wait_for(slow(10), 0.1) did not time out")
+    await times_out(run, root.slow(key, 10), 0.1, "wait_for(slow(10), 0.1)")
     t_timeout = time.monotonic()
-    state, started, ended = await root.cancel_report(key, 2.0)
-    run.eq(state, "cancelled", "the handler of a call cancelled by wait_for")
+    state, started, ended = await cancel_report(run, root, key, t_timeout, lags, "wait_for",
+                                                "the handler of a call cancelled by wait_for")
     if state == "cancelled":
-        lags["wait_for"] = ended - t_timeout
         run.check(ended - started < 0.5, "the handler ran %.3f s before its cancellation"
                   % (ended - started))
 
@@ -519,17 +499,9 @@ async def cancel_reaches_handler(run):
     task = asyncio.ensure_future(root.slow(key, 10))
     await root.wait_started(key, 5)
     t_cancel = time.monotonic()
-    task.cancel()
-    try:
-        await task
-    except asyncio.CancelledError:
-        pass
-    else:
-        run.fail("task.cancel(): the task was not cancelled")
-    state, started, ended = await root.cancel_report(key, 2.0)
-    run.eq(state, "cancelled", "the handler of a call cancelled by task.cancel()")
-    if state == "cancelled":
-        lags["task.cancel"] = ended - t_cancel
+    await cancel_task(run, task, "task.cancel()")
+    await cancel_report(run, root, key, t_cancel, lags, "task.cancel",
+                        "the handler of a call cancelled by task.cancel()")
 
     # a sibling handler of the same connection is not affected
     keep_key, victim_key = tag + "-keep", tag + "-victim"
@@ -555,17 +527,11 @@ async def cancel_reaches_handler(run):
         return "hung"
 
     key = tag + "-chain"
-    try:
-        await asyncio.wait_for(root.slow_callback(key, hang), 0.3)
-    except asyncio.TimeoutError:
-        pass
-    else:
-        run.fail("wait_for(slow_callback(hang), 0.3) did not time out")
+    await times_out(run, root.slow_callback(key, hang), 0.3,
+                    "wait_for(slow_callback(hang), 0.3)")
     t_timeout = time.monotonic()
-    state, started, ended = await root.cancel_report(key, 2.0)
-    run.eq(state, "cancelled", "the server's handler awaiting our callback")
-    if state == "cancelled":
-        lags["chain: server handler"] = ended - t_timeout
+    await cancel_report(run, root, key, t_timeout, lags, "chain: server handler",
+                        "the server's handler awaiting our callback")
     for _ in range(100):
         if "state" in cb:
             break
@@ -585,10 +551,8 @@ async def cancel_reaches_handler(run):
     else:
         run.fail("slow(10) with sync_request_timeout=0.2 did not time out")
     t_timeout = time.monotonic()
-    state, started, ended = await root.cancel_report(key, 2.0)
-    run.eq(state, "cancelled", "the handler of a call that expired (sync_request_timeout)")
-    if state == "cancelled":
-        lags["sync_request_timeout"] = ended - t_timeout
+    await cancel_report(run, root, key, t_timeout, lags, "sync_request_timeout",
+                        "the handler of a call that expired (sync_request_timeout)")
     run.eq(await conn2.root.aadd(2, 2), 4, "the connection of the expired call goes on")
 
     run.info["lags_ms"] = {k: round(v * 1000, 1) for k, v in lags.items()}
@@ -676,8 +640,7 @@ async def run_one(name, args):
         run.fail("scenario timed out after %ss\n%s"
                  % (args.timeout, traceback.format_exc()[-2000:]))
     except Exception as exc:
-        run.fail("unexpected %s: %s\n%s" % (type(exc).__name__, _short(str(exc), 400),
-                                            traceback.format_exc()[-3000:]))
+        run.fail(unexpected(exc))
     finally:
         await run.close_all()
     return {"scenario": name, "ok": not run.failures, "failures": run.failures,

@@ -25,7 +25,6 @@ and a record of handlers that were cancelled (``slow`` / ``cancel_report``).
 
 import argparse
 import asyncio
-import contextlib
 import faulthandler
 import json
 import logging
@@ -43,32 +42,13 @@ if hasattr(signal, "SIGUSR1"):  # the harness asks for the stacks of a server th
 
 import rpyc  # noqa: E402  (must be ours: rpyc.aio)
 import rpyc.aio  # noqa: E402
+import server as sync_server  # noqa: E402  (tests/peers/server.py: what both services share)
 
 
-class InteropError(Exception):
-    """A custom exception: module __main__, so clients cannot import it."""
-
-    def __init__(self, msg, code):
-        super().__init__(msg, code)
-        self.code = code
-
-
-class Thing:
-    def __init__(self, value=0):
-        self.exposed_value = value
-
-    def exposed_bump(self, n=1):
-        self.exposed_value += n
-        return self.exposed_value
-
-    def __len__(self):
-        return 7
-
-    def __repr__(self):
-        return "Thing(%r)" % (self.exposed_value,)
-
-    def __str__(self):
-        return "thing:%s" % (self.exposed_value,)
+# clients expect the class of the server's exceptions in __main__, as when server.py runs
+InteropError = sync_server.InteropError
+InteropError.__module__ = "__main__"
+Thing = sync_server.Thing  # returned by reference
 
 
 class AsyncThing:
@@ -87,20 +67,6 @@ class AsyncThing:
 
     async def __call__(self, x):
         return ("called", self.value, x)
-
-
-class Ctx:
-    def __init__(self, log, suppress):
-        self.log = log
-        self.suppress = suppress
-
-    def __enter__(self):
-        self.log.append("enter")
-        return "entered"
-
-    def __exit__(self, typ, val, tb):
-        self.log.append("exit-ok" if typ is None else "exit-exc")
-        return self.suppress
 
 
 class Shared:
@@ -129,12 +95,95 @@ def _slow_record(key):
     return rec
 
 
-class AioInteropService(rpyc.Service):
+async def _recorded(key, start):
+    """Awaits ``start()``, recording in ``Shared.slow[key]`` when it started and whether it
+    finished or was cancelled (CancelledError), and when."""
+    rec = _slow_record(key)
+    rec["state"], rec["started"] = "running", time.monotonic()
+    rec["started_event"].set()
+    try:
+        result = await start()
+    except asyncio.CancelledError:
+        rec["state"], rec["ended"] = "cancelled", time.monotonic()
+        rec["event"].set()
+        raise
+    rec["state"], rec["ended"] = "finished", time.monotonic()
+    rec["event"].set()
+    return result
+
+
+class AwaitingService:
+    """The handlers of tests/peers/server.py's ``InteropService`` that use the client's
+    objects (its callbacks, its lists), for rpyc.aio: they await them. Both aio services
+    have them (``AioInteropService`` and the catalog's ``InteropService``)."""
+
+    async def exposed_pull_objs(self, factory, n):
+        """Holds n objects of the client (proxies), then drops them."""
+        import gc
+        objs = [await factory() for _ in range(n)]
+        distinct = len(set(id(o) for o in objs))
+        del objs
+        gc.collect()
+        return distinct
+
+    async def exposed_start_ticker(self, cb, n, interval, use_async):
+        """A background task calls ``cb(i)`` n times after this handler returned: awaited
+        one after the other, or (use_async) fired without waiting for the answers."""
+        async def tick():
+            try:
+                for i in range(n):
+                    await asyncio.sleep(interval)
+                    if use_async:
+                        pending.append(asyncio.ensure_future(_await(cb(i))))
+                    else:
+                        await cb(i)
+                if pending:
+                    await asyncio.gather(*pending)
+            except Exception as exc:  # reported on stderr
+                print("ticker failed: %r" % (exc,), file=sys.stderr, flush=True)
+
+        pending = []
+        task = asyncio.ensure_future(tick())
+        _background.add(task)
+        task.add_done_callback(_background.discard)
+        return True
+
+    # --- callbacks into the client (awaited: the handler's task waits, the loop serves) ----
+    async def exposed_call_me(self, fn, x):
+        return (await fn(x)) * 2
+
+    async def exposed_call_kw(self, fn):
+        return await fn(1, 2, c=3)
+
+    async def exposed_call_n(self, fn, n):
+        return [await fn(i) for i in range(n)] == [i + 1 for i in range(n)]
+
+    async def exposed_ping_pong(self, fn, n):
+        if n <= 0:
+            return 0
+        return (await fn(n - 1)) + 1
+
+    async def exposed_call_catch(self, fn):
+        try:
+            await fn()
+        except ValueError as exc:
+            return "caught:%s" % (exc.args[0],)
+        return "not raised"
+
+    async def exposed_ask_client(self):
+        root = await self._conn.fetch_root()
+        return (await root.whoami(), await root.add_one(41))
+
+    async def exposed_map(self, fn, values):
+        if isinstance(values, rpyc.aio.AsyncNetref):
+            return tuple([await fn(v) async for v in values])
+        return tuple([await fn(v) for v in values])
+
+
+class AioInteropService(AwaitingService, rpyc.Service):
     def on_connect(self, conn):
-        self._conn = conn
-        self._list = [1, 2, 3]
-        self._dict = {"a": 1, "b": 2}
-        self._ctx_log = []
+        # _conn, _list, _dict, _ctx_log (and server.py's own counters, unused here)
+        sync_server.InteropService.on_connect(self, conn)
         Shared.connects += 1
 
     def on_disconnect(self, conn):
@@ -199,45 +248,9 @@ class AioInteropService(rpyc.Service):
     def exposed_make_bytes(self, n, salt=0):
         return make_bytes(n, salt)
 
-    def exposed_table_size(self):
-        objs = self._conn._local_objects
-        return len(getattr(objs, "_dict", objs))
-
-    async def exposed_pull_objs(self, factory, n):
-        """Holds n objects of the client (proxies), then drops them."""
-        import gc
-        objs = [await factory() for _ in range(n)]
-        distinct = len(set(id(o) for o in objs))
-        del objs
-        gc.collect()
-        return distinct
-
-    async def exposed_start_ticker(self, cb, n, interval, use_async):
-        """A background task calls ``cb(i)`` n times after this handler returned: awaited
-        one after the other, or (use_async) fired without waiting for the answers."""
-        async def tick():
-            try:
-                for i in range(n):
-                    await asyncio.sleep(interval)
-                    if use_async:
-                        pending.append(asyncio.ensure_future(_await(cb(i))))
-                    else:
-                        await cb(i)
-                if pending:
-                    await asyncio.gather(*pending)
-            except Exception as exc:  # reported on stderr
-                print("ticker failed: %r" % (exc,), file=sys.stderr, flush=True)
-
-        pending = []
-        task = asyncio.ensure_future(tick())
-        _background.add(task)
-        task.add_done_callback(_background.discard)
-        return True
+    exposed_table_size = sync_server.InteropService.exposed_table_size
 
     # --- callbacks into the client (awaited: the handler's task waits, the loop serves) ----
-    async def exposed_call_me(self, fn, x):
-        return (await fn(x)) * 2
-
     async def exposed_apply(self, fn, x):
         return await fn(x)
 
@@ -248,36 +261,9 @@ class AioInteropService(rpyc.Service):
         """n callbacks in flight at once (the client serves them while it waits)."""
         return tuple(await asyncio.gather(*(fn(i) for i in range(n))))
 
-    async def exposed_call_kw(self, fn):
-        return await fn(1, 2, c=3)
-
-    async def exposed_call_n(self, fn, n):
-        return [await fn(i) for i in range(n)] == [i + 1 for i in range(n)]
-
-    async def exposed_ping_pong(self, fn, n):
-        if n <= 0:
-            return 0
-        return (await fn(n - 1)) + 1
-
-    async def exposed_call_catch(self, fn):
-        try:
-            await fn()
-        except ValueError as exc:
-            return "caught:%s" % (exc.args[0],)
-        return "not raised"
-
     def exposed_block_apply(self, fn, x):
         """A plain def (executor thread) using a callback through rpyc.aio.block."""
         return rpyc.aio.block(fn(x), 10) * 3
-
-    async def exposed_ask_client(self):
-        root = await self._conn.fetch_root()
-        return (await root.whoami(), await root.add_one(41))
-
-    async def exposed_map(self, fn, values):
-        if isinstance(values, rpyc.aio.AsyncNetref):
-            return tuple([await fn(v) async for v in values])
-        return tuple([await fn(v) for v in values])
 
     async def exposed_remote_len(self, obj):
         return await rpyc.aio.len(obj)
@@ -319,33 +305,12 @@ class AioInteropService(rpyc.Service):
     def exposed_get_dict(self):
         return self._dict
 
-    def exposed_gen(self, n):
-        for i in range(n):
-            yield i
-
-    def exposed_gen_objs(self, n):
-        for i in range(n):
-            yield Thing(i)
-
-    def exposed_gen_fail(self):
-        yield 1
-        raise ValueError("gen failed")
-
-    def exposed_ctx(self, suppress=False):
-        return Ctx(self._ctx_log, suppress)
-
-    def exposed_gen_ctx(self):
-        @contextlib.contextmanager
-        def cm():
-            self._ctx_log.append("gen-enter")
-            try:
-                yield "gen-entered"
-            except BaseException:
-                self._ctx_log.append("gen-exc")
-                raise
-            else:
-                self._ctx_log.append("gen-ok")
-        return cm()
+    # (as tests/peers/server.py's, on an executor thread)
+    exposed_gen = sync_server.InteropService.exposed_gen
+    exposed_gen_objs = sync_server.InteropService.exposed_gen_objs
+    exposed_gen_fail = sync_server.InteropService.exposed_gen_fail
+    exposed_ctx = sync_server.InteropService.exposed_ctx
+    exposed_gen_ctx = sync_server.InteropService.exposed_gen_ctx
 
     async def exposed_ctx_log(self):
         return tuple(self._ctx_log)
@@ -389,33 +354,12 @@ class AioInteropService(rpyc.Service):
     async def exposed_slow(self, key, seconds):
         """Sleeps; records whether it finished or was cancelled (CancelledError), and when
         (time.monotonic(): one clock for every process of the machine on Linux)."""
-        rec = _slow_record(key)
-        rec["state"], rec["started"] = "running", time.monotonic()
-        rec["started_event"].set()
-        try:
-            await asyncio.sleep(seconds)
-        except asyncio.CancelledError:
-            rec["state"], rec["ended"] = "cancelled", time.monotonic()
-            rec["event"].set()
-            raise
-        rec["state"], rec["ended"] = "finished", time.monotonic()
-        rec["event"].set()
+        await _recorded(key, lambda: asyncio.sleep(seconds))
         return key
 
     async def exposed_slow_callback(self, key, fn):
         """Awaits a callback of the client; records its own cancellation."""
-        rec = _slow_record(key)
-        rec["state"], rec["started"] = "running", time.monotonic()
-        rec["started_event"].set()
-        try:
-            result = await fn()
-        except asyncio.CancelledError:
-            rec["state"], rec["ended"] = "cancelled", time.monotonic()
-            rec["event"].set()
-            raise
-        rec["state"], rec["ended"] = "finished", time.monotonic()
-        rec["event"].set()
-        return result
+        return await _recorded(key, fn)
 
     async def exposed_wait_started(self, key, timeout):
         rec = _slow_record(key)
@@ -442,13 +386,9 @@ def catalog_service():
     tests/peers/client.py expect) served by rpyc.aio: its handlers that use the client's
     objects (callbacks, the client's lists) await them instead, and the ones that start
     threads use the loop. Same class name, so the same service name (INTEROP)."""
-    import server as sync_server  # tests/peers/server.py (it imports our rpyc here)
-
     base = sync_server.InteropService
-    # (clients expect the class of its exceptions where server.py defines it: __main__)
-    sync_server.InteropError.__module__ = "__main__"
 
-    class InteropService(base):
+    class InteropService(AwaitingService, base):
         async def exposed_setitem(self, obj, key, value):
             await rpyc.aio.setitem(obj, key, value)
 
@@ -457,46 +397,6 @@ def catalog_service():
 
         async def exposed_length(self, obj):
             return await rpyc.aio.len(obj)
-
-        async def exposed_pull_objs(self, factory, n):
-            import gc
-            objs = [await factory() for _ in range(n)]
-            distinct = len(set(id(o) for o in objs))
-            del objs
-            gc.collect()
-            return distinct
-
-        async def exposed_call_me(self, fn, x):
-            return (await fn(x)) * 2
-
-        async def exposed_call_kw(self, fn):
-            return await fn(1, 2, c=3)
-
-        async def exposed_call_n(self, fn, n):
-            return [await fn(i) for i in range(n)] == [i + 1 for i in range(n)]
-
-        async def exposed_ping_pong(self, fn, n):
-            if n <= 0:
-                return 0
-            return (await fn(n - 1)) + 1
-
-        async def exposed_call_catch(self, fn):
-            try:
-                await fn()
-            except ValueError as exc:
-                return "caught:%s" % (exc.args[0],)
-            return "not raised"
-
-        async def exposed_ask_client(self):
-            root = await self._conn.fetch_root()
-            return (await root.whoami(), await root.add_one(41))
-
-        async def exposed_map(self, fn, values):
-            if isinstance(values, rpyc.aio.AsyncNetref):
-                return tuple([await fn(v) async for v in values])
-            return tuple([await fn(v) for v in values])
-
-        exposed_start_ticker = AioInteropService.exposed_start_ticker
 
         async def exposed_close_soon(self, delay):
             asyncio.get_running_loop().call_later(delay, self._conn.close)

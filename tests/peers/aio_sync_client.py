@@ -17,14 +17,15 @@ Exit status 0 if every scenario passed, 1 otherwise.
 import argparse
 import faulthandler
 import gc
-import json
 import os
-import sys
 import threading
 import time
-import traceback
 import uuid
 
+from peer_checks import (Checks, callback_chain, custom_exception, generators, own_table,
+                         print_results_and_exit, run_scenario, settled_own_table,
+                         short as _short, tick_recorder)
+from peer_checks import context_manager  # noqa: F401  (a scenario, as the ones below)
 from peer_common import digest, impl_info, make_bytes
 
 faulthandler.enable()
@@ -32,15 +33,6 @@ faulthandler.enable()
 import rpyc  # noqa: E402  (the interpreter decides which implementation this is)
 
 SYNC_TIMEOUT = 10  # sync_request_timeout of every connection
-
-
-class Failed(Exception):
-    pass
-
-
-def _short(obj, limit=200):
-    text = repr(obj)
-    return text if len(text) <= limit else text[:limit] + "..."
 
 
 class ClientService(rpyc.Service):
@@ -51,13 +43,12 @@ class ClientService(rpyc.Service):
         return x + 1
 
 
-class Run:
+class Run(Checks):
+    close_limit = None
+
     def __init__(self, args):
+        super().__init__()
         self.args = args
-        self.failures = []
-        self.info = {}
-        self.conns = []
-        self.lock = threading.Lock()
 
     def connect(self, **config):
         cfg = {"sync_request_timeout": SYNC_TIMEOUT}
@@ -66,43 +57,6 @@ class Run:
         with self.lock:
             self.conns.append(conn)
         return conn
-
-    def close_all(self):
-        for conn in self.conns:
-            try:
-                conn.close()
-            except Exception as exc:
-                self.fail("conn.close() raised %r" % (exc,))
-        self.conns = []
-
-    def fail(self, msg):
-        with self.lock:
-            self.failures.append(msg)
-
-    def check(self, cond, msg):
-        if not cond:
-            self.fail(msg)
-        return bool(cond)
-
-    def eq(self, got, want, what):
-        if got != want:
-            self.fail("%s: got %s, want %s" % (what, _short(got), _short(want)))
-            return False
-        return True
-
-    def raises(self, exc_types, what, fn, *args, **kwargs):
-        try:
-            result = fn(*args, **kwargs)
-        except exc_types as exc:
-            return exc
-        except BaseException as exc:
-            self.fail("%s: raised %s: %s, want %s" % (what, type(exc).__name__,
-                                                      _short(str(exc)), exc_types))
-            if isinstance(exc, (EOFError, ConnectionError)):
-                raise Failed("%s: connection lost" % what)
-            return None
-        self.fail("%s: returned %s, want %s" % (what, _short(result), exc_types))
-        return None
 
 
 # =================================================================================
@@ -158,24 +112,7 @@ def callbacks(run):
     res = root.call_kw(lambda *a, **k: (a, sorted(k.items())))
     run.eq((tuple(res[0]), [tuple(p) for p in res[1]]), ((1, 2), [("c", 3)]),
            "callback with keyword arguments")
-    run.eq(root.call_n(inc, 50), True, "50 sequential callbacks in one call")
-
-    def pp(n):
-        return root.ping_pong(pp, n)
-
-    run.eq(root.ping_pong(pp, 6), 6, "nested ping-pong depth 6 (our callback calls the server)")
-
-    def bad():
-        raise ValueError("from client")
-
-    run.eq(root.call_catch(bad), "caught:from client", "async handler caught our ValueError")
-
-    def bad_x(x):
-        raise ValueError("cb fail %d" % x)
-
-    exc = run.raises(ValueError, "uncaught callback exception", root.call_me, bad_x, 7)
-    if exc is not None:
-        run.check("cb fail 7" in str(exc), "message lost: %s" % _short(str(exc)))
+    callback_chain(run, root, inc)
     run.eq(root.block_apply(inc, 4), 15, "plain def handler calling back with rpyc.aio.block")
     run.eq(root.ask_client(), ("client", 42), "async handler used our root")
     run.eq(root.ask_client(), ("client", 42), "async handler used our root, twice")
@@ -203,12 +140,7 @@ def exceptions(run):
     if exc is not None:
         run.eq(exc.args, ("missing",), "KeyError args")
     exc = run.raises(Exception, "fail_custom", root.fail_custom, "custom msg", 42)
-    if exc is not None:
-        run.check(isinstance(exc, rpyc.GenericException),
-                  "custom exception is not a GenericException: %s" % (type(exc).__mro__,))
-        run.check("InteropError" in type(exc).__name__, "class name %r" % type(exc).__name__)
-        run.eq(exc.args, ("custom msg", 42), "custom exception args")
-        run.eq(getattr(exc, "code", None), 42, "custom exception attribute")
+    custom_exception(run, exc, rpyc.GenericException)
     exc = run.raises(RuntimeError, "fail_chained", root.fail_chained)
     if exc is not None:
         run.check("outer" in str(exc), "'outer' missing: %s" % _short(str(exc)))
@@ -225,55 +157,12 @@ def iteration(run):
     run.eq(lst[1], 2, "remote list[1]")
     run.eq(list(root.get_big_list(1000)), list(range(1000)), "iterating 1000 items")
     run.eq(sum(root.get_big_list(500)), sum(range(500)), "sum over a remote list")
-    run.eq(list(root.gen(5)), [0, 1, 2, 3, 4], "list(remote generator)")
-    run.eq(list(root.gen(0)), [], "empty generator")
-    g = root.gen(2)
-    run.eq(next(g), 0, "next 1")
-    run.eq(next(g), 1, "next 2")
-    run.raises(StopIteration, "next after exhaustion", next, g)
-    run.eq([o.value for o in root.gen_objs(4)], [0, 1, 2, 3], "generator of remote objects")
-    it = root.gen_fail()
-    run.eq(next(it), 1, "gen_fail first item")
-    exc = run.raises(ValueError, "gen_fail second item", next, it)
-    if exc is not None:
-        run.check("gen failed" in str(exc), "message: %s" % _short(str(exc)))
+    generators(run, root)
     d = root.get_dict()
     run.eq(sorted(d), ["a", "b"], "iterating a remote dict")
     run.eq((d["a"], d["b"], len(d), "a" in d), (1, 2, 2, True), "remote dict lookups")
     run.eq(list(rpyc.buffiter(root.gen(100))), list(range(100)), "buffiter(remote generator)")
     run.eq(root.aadd(1, 1), 2, "connection usable after iteration")
-
-
-def context_manager(run):
-    root = run.connect().root
-    with root.ctx() as v:
-        run.eq(v, "entered", "__enter__ value")
-    run.eq(root.ctx_log(), ("enter", "exit-ok"), "log after clean exit")
-    try:
-        with root.ctx():
-            raise KeyError("inside")
-    except KeyError as exc:
-        run.eq(exc.args, ("inside",), "propagated exception args")
-    else:
-        run.fail("exception inside the with-block was swallowed")
-    run.eq(root.ctx_log()[2:], ("enter", "exit-exc"), "log after exception")
-    try:
-        with root.ctx(True):
-            raise KeyError("suppressed")
-    except KeyError:
-        run.fail("__exit__ returned True but the exception propagated")
-    run.eq(root.ctx_log()[4:], ("enter", "exit-exc"), "log after suppressed exception")
-    with root.gen_ctx() as v:
-        run.eq(v, "gen-entered", "contextlib __enter__ value")
-    run.eq(root.ctx_log()[6:], ("gen-enter", "gen-ok"), "contextlib clean exit")
-    try:
-        with root.gen_ctx():
-            raise ValueError("gen")
-    except ValueError:
-        pass
-    else:
-        run.fail("contextlib: exception swallowed")
-    run.eq(root.ctx_log()[8:], ("gen-enter", "gen-exc"), "contextlib exit with exception")
 
 
 def sequential(run):
@@ -476,10 +365,6 @@ def netref_churn(run):
     run.check(_poll_until(root.table_size, base, 10),
               "server object table not back to baseline %d (at %d)" % (base, root.table_size()))
 
-    def table():
-        objs = conn._local_objects
-        return len(getattr(objs, "_dict", objs))
-
     class Obj:
         pass
 
@@ -487,15 +372,10 @@ def netref_churn(run):
         return Obj()
 
     root.aadd(0, 0)
-    base = table()
+    base = own_table(conn)
     run.eq(root.pull_objs(factory, 300), 300, "server held 300 distinct proxies of ours")
-
-    def settled():
-        conn.poll_all(0.05)
-        return table()
-
-    run.check(_poll_until(settled, base, 10),
-              "our object table not back to baseline %d (at %d)" % (base, table()))
+    run.check(_poll_until(lambda: settled_own_table(conn), base, 10),
+              "our object table not back to baseline %d (at %d)" % (base, own_table(conn)))
 
 
 def _poll_until(fn, want, timeout):
@@ -512,14 +392,7 @@ def bg_serving(run):
     bg = rpyc.BgServingThread(conn)
     try:
         for use_async in (False, True):
-            ticks = []
-            done = threading.Event()
-
-            def cb(i):
-                ticks.append(i)
-                if len(ticks) == 5:
-                    done.set()
-
+            cb, ticks, done = tick_recorder(5)
             run.eq(conn.root.start_ticker(cb, 5, 0.02, use_async), True, "start_ticker")
             run.check(done.wait(10), "ticks received (use_async=%s): %r" % (use_async, ticks))
             run.eq(sorted(ticks), [0, 1, 2, 3, 4], "ticks (use_async=%s)" % use_async)
@@ -671,18 +544,9 @@ SCENARIOS = ("calls", "callbacks", "exceptions", "iteration", "context_manager",
 
 def run_one(name, args):
     run = Run(args)
-    t0 = time.monotonic()
-    try:
-        globals()[name](run)
-    except Failed as exc:
-        run.fail(str(exc))
-    except Exception as exc:
-        run.fail("unexpected %s: %s\n%s" % (type(exc).__name__, _short(str(exc), 400),
-                                            traceback.format_exc()[-3000:]))
-    finally:
-        run.close_all()
+    seconds = run_scenario(globals()[name], run)
     return {"scenario": name, "ok": not run.failures, "failures": run.failures,
-            "info": run.info, "seconds": round(time.monotonic() - t0, 3)}
+            "info": run.info, "seconds": seconds}
 
 
 def main():
@@ -697,14 +561,7 @@ def main():
     args = ap.parse_args()
     # hard bound: dump the stacks and exit
     faulthandler.dump_traceback_later(args.timeout * len(args.scenario) + 10, exit=True)
-    print(json.dumps({"impl": impl_info(rpyc)}), flush=True)
-    all_ok = True
-    for name in args.scenario:
-        result = run_one(name, args)
-        all_ok &= result["ok"]
-        print(json.dumps(result, default=repr), flush=True)
-    sys.stdout.flush()
-    os._exit(0 if all_ok else 1)
+    print_results_and_exit(impl_info(rpyc), args.scenario, run_one, args)
 
 
 if __name__ == "__main__":

@@ -17,14 +17,15 @@ Exit status 0 if every scenario passed, 1 otherwise, 2 on usage errors.
 import argparse
 import faulthandler
 import gc
-import json
 import os
 import sys
 import threading
 import time
-import traceback
 
 from catalog import BY_NAME, SCENARIOS
+from peer_checks import (Checks, callback_chain, generators, own_table, print_results_and_exit,
+                         run_scenario, settled_own_table, short as _short, tick_recorder)
+from peer_checks import context_manager  # noqa: F401  (a scenario, as the ones below)
 from peer_common import brine_values, canon, digest, impl_info, make_bytes
 
 faulthandler.enable()
@@ -34,20 +35,14 @@ rpyc = None  # imported in main() so that --list works without rpyc
 DEFAULT_SYNC_TIMEOUT = 10  # seconds; bounds every request of a broken peer
 
 
-class Failed(Exception):
-    pass
-
-
-class Run:
+class Run(Checks):
     """Context of one scenario: connection factory, checks, collected failures."""
 
     def __init__(self, args):
+        super().__init__()
         self.host = args.host
         self.port = args.port
         self.mode = args.mode
-        self.failures = []
-        self.info = {}
-        self.conns = []
 
     # -- connections --------------------------------------------------------------
     def config(self, **extra):
@@ -62,73 +57,6 @@ class Run:
                             config=self.config(**config))
         self.conns.append(conn)
         return conn
-
-    def close_all(self):
-        timed_out = any("TimeoutError" in f or "result expired" in f for f in self.failures)
-        for conn in self.conns:
-            if timed_out:  # the peer is not answering: do not wait the full timeout in close()
-                try:
-                    conn._config["sync_request_timeout"] = 1
-                except Exception:
-                    pass
-            t0 = time.monotonic()
-            try:
-                conn.close()
-            except Exception as exc:
-                self.fail("conn.close() raised %r" % (exc,))
-            dt = time.monotonic() - t0
-            if dt > 5:
-                self.fail("conn.close() took %.1fs" % dt)
-        self.conns = []
-
-    # -- checks -------------------------------------------------------------------
-    def fail(self, msg):
-        self.failures.append(msg)
-
-    def check(self, cond, msg):
-        if not cond:
-            self.fail(msg)
-        return bool(cond)
-
-    def eq(self, got, want, what):
-        ok = got == want
-        if not ok:
-            self.fail("%s: got %s, want %s" % (what, _short(got), _short(want)))
-        return ok
-
-    def raises(self, exc_types, what, fn, *args, **kwargs):
-        """Call fn; expect one of exc_types.  Returns the exception (or None)."""
-        try:
-            result = fn(*args, **kwargs)
-        except exc_types as exc:
-            lost = isinstance(exc, (EOFError, ConnectionError))
-            wanted = exc_types if isinstance(exc_types, tuple) else (exc_types,)
-            if lost and not any(issubclass(t, (EOFError, ConnectionError)) for t in wanted):
-                raise Failed("%s: connection lost: %s: %s" % (what, type(exc).__name__, exc))
-            return exc
-        except BaseException as exc:
-            msg = "%s: raised %s: %s, want %s" % (what, type(exc).__name__, _short(str(exc)),
-                                                 _names(exc_types))
-            if isinstance(exc, (EOFError, ConnectionError)):
-                raise Failed(msg + " (connection lost: scenario aborted)")
-            self.fail(msg)
-            return None
-        self.fail("%s: returned %s, want %s" % (what, _short(result), _names(exc_types)))
-        return None
-
-
-def _names(types):
-    if isinstance(types, tuple):
-        return "/".join(t.__name__ for t in types)
-    return types.__name__
-
-
-def _short(obj, limit=160):
-    try:
-        text = repr(obj)
-    except Exception as exc:  # a proxy whose repr fails
-        text = "<repr failed: %r>" % (exc,)
-    return text if len(text) <= limit else text[:limit] + "...(%d chars)" % len(text)
 
 
 def wait_until(pred, timeout, interval=0.05):
@@ -445,21 +373,8 @@ def callbacks(run):
     run.eq(root.call_me(cb, 20), 42, "call_me(cb, 20)")
     res = root.call_kw(lambda *a, **k: (a, sorted(k.items())))
     run.eq((res[0], list(res[1])), ((1, 2), [("c", 3)]), "callback with keyword arguments")
-    run.eq(root.call_n(cb, 50), True, "50 callbacks in one call")
-
-    def pp(n):
-        return root.ping_pong(pp, n)
-    run.eq(root.ping_pong(pp, 6), 6, "nested ping-pong depth 6")
-
-    def bad():
-        raise ValueError("from client")
-    run.eq(root.call_catch(bad), "caught:from client", "server caught our ValueError")
-
-    def bad_x(x):
-        raise ValueError("cb fail %d" % x)
-    exc = run.raises(ValueError, "uncaught callback exception", root.call_me, bad_x, 7)
+    exc = callback_chain(run, root, cb)
     if exc is not None:
-        run.check("cb fail 7" in str(exc), "message lost: %s" % _short(str(exc)))
         run.check("Remote Traceback" in str(exc), "no remote traceback")
     run.eq(root.map(str, (1, 2, 3)), ("1", "2", "3"), "server calls builtin str (a class)")
     run.eq(root.map(len, ("a", "bb")), (1, 2), "server calls builtin len")
@@ -473,53 +388,10 @@ def client_root(run):
 
 def generator(run):
     root = run.connect().root
-    run.eq(list(root.gen(5)), [0, 1, 2, 3, 4], "list(gen(5))")
-    run.eq(list(root.gen(0)), [], "list(gen(0))")
-    g = root.gen(2)
-    run.eq(next(g), 0, "next 1")
-    run.eq(next(g), 1, "next 2")
-    run.raises(StopIteration, "next after exhaustion", next, g)
-    run.eq([o.value for o in root.gen_objs(4)], [0, 1, 2, 3], "generator of remote objects")
-    it = root.gen_fail()
-    run.eq(next(it), 1, "gen_fail first item")
-    exc = run.raises(ValueError, "gen_fail second item", next, it)
-    if exc is not None:
-        run.check("gen failed" in str(exc), "message")
+    generators(run, root)
     run.eq(list(rpyc.buffiter(root.gen(100))), list(range(100)), "buffiter(gen(100))")
     run.eq(list(rpyc.buffiter(root.get_list(), chunk=2)), [1, 2, 3], "buffiter(remote list)")
     run.eq(sum(root.gen(1000)), sum(range(1000)), "sum over 1000 items")
-
-
-def context_manager(run):
-    root = run.connect().root
-    with root.ctx() as v:
-        run.eq(v, "entered", "__enter__ value")
-    run.eq(root.ctx_log(), ("enter", "exit-ok"), "log after clean exit")
-    try:
-        with root.ctx():
-            raise KeyError("inside")
-    except KeyError as exc:
-        run.eq(exc.args, ("inside",), "propagated exception args")
-    else:
-        run.fail("exception inside with-block was swallowed")
-    run.eq(root.ctx_log()[2:], ("enter", "exit-exc"), "log after exception")
-    try:
-        with root.ctx(True):
-            raise KeyError("suppressed")
-    except KeyError:
-        run.fail("__exit__ returned True but the exception propagated")
-    run.eq(root.ctx_log()[4:], ("enter", "exit-exc"), "log after suppressed exception")
-    with root.gen_ctx() as v:
-        run.eq(v, "gen-entered", "contextlib __enter__ value")
-    run.eq(root.ctx_log()[6:], ("gen-enter", "gen-ok"), "contextlib clean exit")
-    try:
-        with root.gen_ctx():
-            raise KeyError("gen")
-    except KeyError:
-        pass
-    else:
-        run.fail("contextlib: exception swallowed")
-    run.eq(root.ctx_log()[8:], ("gen-enter", "gen-exc"), "contextlib exit with exception")
 
 
 def async_result(run):
@@ -630,14 +502,7 @@ def bg_serving(run):
     conn = run.connect()
     root = conn.root
     for use_async in (False, True):
-        ticks = []
-        done = threading.Event()
-
-        def cb(i):
-            ticks.append(i)
-            if len(ticks) == 5:
-                done.set()
-            return i
+        cb, ticks, done = tick_recorder(5)
         bg = rpyc.BgServingThread(conn)
         try:
             root.start_ticker(cb, 5, 0.05, use_async)
@@ -719,10 +584,6 @@ def netref_churn_reverse(run):
     conn = run.connect(sync_request_timeout=60)
     root = conn.root
 
-    def table():
-        objs = conn._local_objects
-        return len(getattr(objs, "_dict", objs))
-
     class Obj:
         pass
 
@@ -732,16 +593,13 @@ def netref_churn_reverse(run):
     def obj_factory():
         return Obj()
     root.add(0, 0)
-    base = table()
+    base = own_table(conn)
     t0 = time.monotonic()
     run.eq(root.pull_objs(fn_factory, 3000), 3000, "server held 3000 distinct function proxies")
     run.eq(root.pull_objs(obj_factory, 300), 300, "server held 300 distinct object proxies")
     run.info["roundtrip_s"] = round(time.monotonic() - t0, 2)
-
-    def settled():
-        conn.poll_all(0.05)
-        return table()
-    _poll_until(run, settled, base, 20, "client object table back to baseline")
+    _poll_until(run, lambda: settled_own_table(conn), base, 20,
+                "client object table back to baseline")
 
 
 def close(run):
@@ -815,21 +673,11 @@ def classic(run):
 # =================================================================================
 
 def run_one(name, args):
-    fn = globals()[name]
     run = Run(args)
-    t0 = time.monotonic()
-    try:
-        fn(run)
-    except Failed as exc:
-        run.fail(str(exc))
-    except Exception as exc:
-        run.fail("unexpected %s: %s\n%s" % (type(exc).__name__, _short(str(exc), 400),
-                                            traceback.format_exc()[-3000:]))
-    finally:
-        run.close_all()
+    seconds = run_scenario(globals()[name], run)
     return {"scenario": name, "ok": not run.failures,
             "detail": {"failures": run.failures, "info": run.info} if run.failures or run.info else None,
-            "seconds": round(time.monotonic() - t0, 3)}
+            "seconds": seconds}
 
 
 def main():
@@ -862,14 +710,7 @@ def main():
     import rpyc as _rpyc
     rpyc = _rpyc
     ClientService = make_client_service()
-    print(json.dumps({"impl": impl_info(rpyc)}), flush=True)
-    all_ok = True
-    for name in names:
-        result = run_one(name, args)
-        all_ok &= result["ok"]
-        print(json.dumps(result, default=repr), flush=True)
-    sys.stdout.flush()
-    os._exit(0 if all_ok else 1)  # do not wait for stray non-daemon threads
+    print_results_and_exit(impl_info(rpyc), names, run_one, args)
 
 
 if __name__ == "__main__":
