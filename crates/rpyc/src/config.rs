@@ -12,6 +12,9 @@ use std::time::Duration;
 pub struct Config {
     /// How long a synchronous request waits for its answer (`None`: forever). Default 30 s.
     pub sync_request_timeout: Option<Duration>,
+    /// How long connecting may take (`None`: the system's limit). Default 3 s, as
+    /// upstream's `rpyc.connect`.
+    pub connect_timeout: Option<Duration>,
     /// How long a write may wait while the peer reads nothing (`None`: forever). Default 60 s.
     pub send_stall_timeout: Option<Duration>,
     /// Frame, nesting, pending-request and object-table limits, compression, `bind_threads`.
@@ -37,6 +40,7 @@ impl Default for Config {
     fn default() -> Config {
         Config {
             sync_request_timeout: Some(Duration::from_secs(30)),
+            connect_timeout: Some(Duration::from_secs(3)),
             send_stall_timeout: Some(Duration::from_secs_f64(defaults::SEND_STALL_TIMEOUT)),
             wire: WireConfig::default(),
             busy_poll: Duration::from_micros(defaults::BUSY_POLL_US),
@@ -61,6 +65,7 @@ impl fmt::Debug for Config {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Config")
             .field("sync_request_timeout", &self.sync_request_timeout)
+            .field("connect_timeout", &self.connect_timeout)
             .field("send_stall_timeout", &self.send_stall_timeout)
             .field("wire", &self.wire)
             .field("busy_poll", &self.busy_poll)

@@ -34,6 +34,10 @@ use std::time::{Duration, Instant};
 
 /// Bytes read from the socket at a time.
 const READ_CHUNK: usize = 64 * 1024;
+/// How long a connection waits for room in the process's inbound memory budget
+/// (`max_inbound_memory`) before it gives up, and how often it looks.
+const BUDGET_WAIT: Duration = Duration::from_secs(2);
+const BUDGET_RETRY: Duration = Duration::from_millis(10);
 /// Items fetched per `HANDLE_BUFFITER` when iterating a remote object.
 pub(crate) const ITER_CHUNK: i64 = 128;
 
@@ -214,7 +218,11 @@ impl Connection {
             .collect();
         let mut last = None;
         for a in &addrs {
-            match TcpStream::connect(a) {
+            let attempt = match config.connect_timeout {
+                Some(t) => TcpStream::connect_timeout(a, t),
+                None => TcpStream::connect(a),
+            };
+            match attempt {
                 Ok(s) => return Connection::from_tcp(s, config),
                 Err(e) => {
                     last = Some(context(
@@ -293,7 +301,11 @@ impl Connection {
             .collect();
         let mut last = None;
         for a in &addrs {
-            match TcpStream::connect(a) {
+            let attempt = match config.connect_timeout {
+                Some(t) => TcpStream::connect_timeout(a, t),
+                None => TcpStream::connect(a),
+            };
+            match attempt {
                 Ok(s) => {
                     if config.nodelay {
                         s.set_nodelay(true)?;
@@ -863,15 +875,43 @@ impl Shared {
             let g = self.fail_locked(&mut st, "connection closed by the peer".into());
             return (Vec::new(), g);
         }
-        if let Err(e) = st.core.receive(received) {
-            let g = self.fail_locked(&mut st, format!("protocol error: {e}"));
-            return (Vec::new(), g);
+        let mut waited = Duration::ZERO;
+        loop {
+            match st.core.receive(received) {
+                Ok(()) => break,
+                // The process's inbound memory is taken by other connections: wait for
+                // room (the bytes are kept), as the Python engine does.
+                Err(WireError::MemoryBudget { .. }) if waited < BUDGET_WAIT => {
+                    drop(st);
+                    std::thread::sleep(BUDGET_RETRY);
+                    waited += BUDGET_RETRY;
+                    st = self.lock();
+                    if st.closed.is_some() {
+                        return (Vec::new(), Vec::new());
+                    }
+                }
+                Err(e) => {
+                    let g = self.fail_locked(&mut st, format!("protocol error: {e}"));
+                    return (Vec::new(), g);
+                }
+            }
         }
         let mut requests = Vec::new();
         let mut refs = Vec::new();
         loop {
-            match st.core.poll_event() {
+            let event = st.core.poll_event();
+            match event {
                 Ok(None) => break,
+                Err(WireError::MemoryBudget { .. }) if waited < BUDGET_WAIT => {
+                    // An inflation paused for room: it goes on where it stopped.
+                    drop(st);
+                    std::thread::sleep(BUDGET_RETRY);
+                    waited += BUDGET_RETRY;
+                    st = self.lock();
+                    if st.closed.is_some() {
+                        return (Vec::new(), Vec::new());
+                    }
+                }
                 Ok(Some(Event::Reply { id, result })) if st.hello == Some(id) => {
                     st.hello = None;
                     if let Ok(Boxed::Value(answer)) = &result {

@@ -424,3 +424,47 @@ fn hello_between_rust_peers() -> rpyc::Result<()> {
     assert_eq!(old.root()?.call_method::<i64>("add", (1, 2))?, 3);
     Ok(())
 }
+
+#[test]
+fn inbound_memory_budget_waits_then_closes() -> rpyc::Result<()> {
+    let mut config = Config::with_service(Calc::default());
+    config.wire.max_inbound_memory = 256 * 1024;
+    let h = Server::bind_with("127.0.0.1:0", config)?.spawn()?;
+    let conn = client(&h);
+    let root = conn.root()?;
+    // small frames never draw on the budget
+    assert_eq!(root.call_method::<i64>("add", (1, 2))?, 3);
+    let t0 = Instant::now();
+    // incompressible, so that the frame stays over the budget
+    let mut x = 0x2545_F491_4F6C_DD1Du64;
+    let big: Vec<u8> = (0..1 << 20)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x as u8
+        })
+        .collect();
+    let e = root
+        .call_method::<Value>("echo", (Value::Bytes(big),))
+        .unwrap_err();
+    assert!(matches!(e, Error::Closed(_)), "{e}");
+    let waited = t0.elapsed();
+    assert!(
+        waited >= Duration::from_millis(1900) && waited < Duration::from_secs(10),
+        "{waited:?}"
+    );
+    // the server goes on with other clients
+    assert_eq!(client(&h).root()?.call_method::<i64>("add", (2, 2))?, 4);
+    Ok(())
+}
+
+#[test]
+fn connect_timeout_and_refused() {
+    // nothing listens on port 1: refused at once, with the address and a hint
+    let e = Connection::connect("127.0.0.1:1").unwrap_err();
+    assert!(
+        e.to_string().contains("is an RPyC server listening there?"),
+        "{e}"
+    );
+}
