@@ -2,6 +2,7 @@
 run as child processes serving on 127.0.0.1, with bounded waits."""
 
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -13,6 +14,7 @@ pytest.importorskip("rpyc._core")
 
 import rpyc  # noqa: E402
 from rpyc.cli import rpyc_classic as classic_cli  # noqa: E402
+from rpyc.cli import rpyc_registry as registry_cli  # noqa: E402
 from rpyc.utils.registry import TCPRegistryClient, TCPRegistryServer, UDPRegistryClient, UDPRegistryServer  # noqa: E402
 
 from .classic_support import BIN, LOOPBACK, Tracker, free_port, wait_until  # noqa: E402
@@ -245,3 +247,71 @@ def test_registry_bad_arguments_and_help():
     assert result.returncode == 0
     for flag in ("--mode", "--ipv6", "--port", "--logfile", "--quiet", "--timeout", "--listing"):
         assert flag in result.stdout
+
+
+# -- both programs: --version, usage strings, the registry's default address ---------------------------
+
+_LAUNCHERS = {
+    "classic-bin": [CLASSIC], "classic-module": ["-m", "rpyc.cli.rpyc_classic"],
+    "registry-bin": [REGISTRY], "registry-module": ["-m", "rpyc.cli.rpyc_registry"],
+}
+
+
+@pytest.mark.parametrize("flag", ["--version", "-v"])
+@pytest.mark.parametrize("launcher", sorted(_LAUNCHERS))
+def test_version(launcher, flag):
+    result = _run([*_LAUNCHERS[launcher], flag])
+    assert result.returncode == 0, result.stderr
+    prog = "rpyc_classic" if launcher.startswith("classic") else "rpyc_registry"
+    # plumbum's format (upstream's CLIs): program name, space, version.
+    assert result.stdout == f"{prog} {rpyc.__version__}\n"
+
+
+@pytest.mark.parametrize("program", [CLASSIC, REGISTRY])
+def test_usage_names_flags_without_a_metavar(program):
+    result = _run([program, "--help"])
+    assert result.returncode == 0
+    usage = result.stdout.split("\n\n")[0]
+    for flag in ("-h", "-v", "-q"):
+        assert f"[{flag}]" in usage
+    if program == REGISTRY:
+        assert "[-l]" in usage and "[-6]" in usage
+    assert "[QUIET]" not in result.stdout and "[ALLOW_LISTING]" not in result.stdout
+    assert not re.search(r"\[[A-Z_]+\]", result.stdout)  # no optional values anywhere
+
+
+@pytest.mark.parametrize("args, quiet, listing", [
+    ([], False, False),
+    (["-q", "-l"], True, True),
+    (["-l", "true", "-q", "yes"], True, True),  # upstream's spellings (plumbum switches with a value)
+    (["--listing=false", "--quiet=0"], False, False),
+    (["--listing", "off", "-t", "5", "-q"], True, False),
+    (["-l", "1", "-m", "TCP"], False, True),
+])
+def test_registry_flags_accept_upstream_value_spellings(args, quiet, listing):
+    opts = registry_cli.parse_args(args)
+    assert (opts.quiet, opts.allow_listing) == (quiet, listing)
+
+
+def test_registry_binds_loopback_by_default():
+    assert registry_cli.RegistryServer([])._host() == "127.0.0.1"
+    assert registry_cli.RegistryServer(["-6"])._host() == "::1"
+    assert registry_cli.RegistryServer(["--host", "0.0.0.0"])._host() == "0.0.0.0"
+    for mode in ("UDP", "TCP"):
+        server = registry_cli.RegistryServer(["-m", mode, "-p", "0"]).make_server()
+        try:
+            assert server.sock.getsockname()[0] == LOOPBACK
+        finally:
+            server.sock.close()
+
+
+def test_registry_program_default_host_warns_and_serves_loopback(track):
+    port = free_port()
+    proc = track.python(REGISTRY, "-m", "TCP", "-p", str(port), stdin=subprocess.DEVNULL,
+                        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    client = TCPRegistryClient(ip=LOOPBACK, port=port, timeout=0.5)
+    client.logger.disabled = True
+    _wait_registry(client)
+    proc.terminate()
+    _, err = proc.communicate(timeout=15)
+    assert b"WARNING" in err and b"listening on 127.0.0.1 only" in err and b"--host 0.0.0.0" in err

@@ -9,6 +9,7 @@ Usage::
     rpyc_classic -m stdio                 # one connection over stdin/stdout (inetd, ssh,
                                           #   rpyc.classic.connect_subproc)
     rpyc_classic --ssl-keyfile key.pem --ssl-certfile cert.pem [--ssl-cafile ca.pem]
+    rpyc_classic --version
 
 Anyone who can connect to a classic server can run any code as the user running it. The
 server therefore listens on the loopback interface unless ``--host`` says otherwise, and
@@ -64,12 +65,15 @@ def _choice(*choices: str) -> Any:
 def build_parser() -> argparse.ArgumentParser:
     from rpyc.utils.classic import DEFAULT_SERVER_PORT, DEFAULT_SERVER_SSL_PORT
     from rpyc.utils.registry import REGISTRY_PORT
+    from rpyc.version import __version__
 
     parser = argparse.ArgumentParser(
         prog="rpyc_classic",
         description="Classic RPyC server: gives connecting clients full control of this Python process.",
     )
+    parser.add_argument("-v", "--version", action="version", version=f"%(prog)s {__version__}")
     parser.add_argument("-m", "--mode", type=_choice(*_MODES), default="threaded",
+                        metavar="{" + ",".join(_MODES) + "}",
                         help="serving mode: threaded, forking, oneshot (one connection), or stdio "
                              "(one connection over stdin/stdout, for inetd or ssh); default threaded")
     sock = parser.add_argument_group("socket options")
@@ -81,23 +85,23 @@ def build_parser() -> argparse.ArgumentParser:
                            "with --ipv6). Binding anything else lets other machines run code here.")
     sock.add_argument("--ipv6", action="store_true", help="listen on IPv6")
     logging_ = parser.add_argument_group("logging")
-    logging_.add_argument("--logfile", default=None, help="log to this file instead of stderr")
+    logging_.add_argument("--logfile", metavar="FILE", default=None, help="log to this file instead of stderr")
     logging_.add_argument("-q", "--quiet", action="store_true", help="only log errors")
     ssl_ = parser.add_argument_group("SSL")
-    ssl_.add_argument("--ssl-keyfile", type=_existing_file, default=None,
+    ssl_.add_argument("--ssl-keyfile", metavar="FILE", type=_existing_file, default=None,
                       help="private key of the server certificate (enables TLS; needs --ssl-certfile)")
-    ssl_.add_argument("--ssl-certfile", type=_existing_file, default=None,
+    ssl_.add_argument("--ssl-certfile", metavar="FILE", type=_existing_file, default=None,
                       help="server certificate (needs --ssl-keyfile)")
-    ssl_.add_argument("--ssl-cafile", type=_existing_file, default=None,
+    ssl_.add_argument("--ssl-cafile", metavar="FILE", type=_existing_file, default=None,
                       help="CA bundle; when given, clients must present a certificate it signed")
     registry = parser.add_argument_group("registry")
     registry.add_argument("--register", dest="auto_register", action="store_true",
                           help="register with a registry server (off by default)")
-    registry.add_argument("--registry-type", type=_choice("UDP", "TCP"), default="UDP",
+    registry.add_argument("--registry-type", type=_choice("UDP", "TCP"), default="UDP", metavar="{UDP,TCP}",
                           help="registry transport, UDP (default) or TCP")
-    registry.add_argument("--registry-port", type=_port, default=REGISTRY_PORT,
+    registry.add_argument("--registry-port", metavar="PORT", type=_port, default=REGISTRY_PORT,
                           help=f"registry port (default {REGISTRY_PORT})")
-    registry.add_argument("--registry-host", default=None,
+    registry.add_argument("--registry-host", metavar="HOST", default=None,
                           help="registry host; for UDP the default is the broadcast address "
                                "255.255.255.255, for TCP it is required")
     return parser
