@@ -29,7 +29,6 @@ import json
 import os
 import platform
 import queue
-import signal
 import statistics
 import subprocess
 import sys
@@ -40,7 +39,8 @@ import time
 BENCH_DIR = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, BENCH_DIR)
 sys.path.insert(1, os.path.join(BENCH_DIR, "workers"))
-from run import PROCS, BenchError, fmt, _parse_result, _tail  # noqa: E402 (bench/run.py)
+from run import (PROCS, BenchError, Impl as Interp, Server as _Server, fmt, handle_signals,  # noqa: E402
+                 print_columns, run_program, run_to_end, write_json, _tail)  # (bench/run.py)
 from common import process_cpu_s, read_rss_bytes  # noqa: E402 (bench/workers/common.py)
 from aio_client import tree_sha256  # noqa: E402 (bench/workers/aio_client.py)
 
@@ -80,80 +80,24 @@ PARAMS = {
                      settle=2.0),
         "clients": dict(clients=1000, procs=2, par=100, duration=4.0, warmup=2),
     },
-    "quick": {
-        "calls": dict(seq=500, warmup=100, conc=100, batches=20),
-        "floor": dict(seq=2000, warmup=200),
-        "idle": dict(n_aio=1000, n_threaded=1000, holders=1, par=100, probe=2000, probe_warmup=100,
-                     settle=1.0),
-        "clients": dict(clients=1000, procs=2, par=100, duration=2.0, warmup=1),
-    },
 }
+# --quick: the full run's parameters but these
+PARAMS["quick"] = {group: dict(PARAMS["full"][group], **fewer) for group, fewer in {
+    "calls": dict(seq=500, warmup=100, batches=20),
+    "floor": dict(seq=2000, warmup=200),
+    "idle": dict(n_aio=1000, n_threaded=1000, holders=1, probe=2000, probe_warmup=100, settle=1.0),
+    "clients": dict(duration=2.0, warmup=1),
+}.items()}
 # rounds per group (--rounds N: N for all)
 DEFAULT_ROUNDS = {"calls": {"full": 7, "quick": 2}, "idle": {"full": 3, "quick": 1},
                   "clients": {"full": 5, "quick": 2}}
 
 
 # ============================================================================ processes
-class Interp:
-    def __init__(self, name, python, env):
-        self.name = name
-        self.python = python
-        self.env = env
-        self.info = {}
-
-
-class Server:
+class Server(_Server):
     """A fresh aio_server.py process of one kind; READY <port> <pid>."""
 
-    def __init__(self, interp, kind, tmpdir):
-        self.interp = interp
-        self.kind = kind
-        self.out_path = os.path.join(tmpdir, f"server-{kind}.out")
-        self.err_path = os.path.join(tmpdir, f"server-{kind}.err")
-        self.proc = None
-        self.port = None
-        self.pid = None
-
-    def __enter__(self):
-        with open(self.out_path, "w") as out, open(self.err_path, "w") as err:
-            self.proc = PROCS.popen([self.interp.python, SERVER_PY, "--kind", self.kind],
-                                    cwd=WORKERS, stdin=subprocess.PIPE, stdout=out, stderr=err,
-                                    env=self.interp.env)
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            with open(self.out_path) as f:
-                for line in f:
-                    if line.startswith("READY "):
-                        _, port, pid = line.split()
-                        self.port, self.pid = int(port), int(pid)
-                        return self
-            if self.proc.poll() is not None:
-                break
-            time.sleep(0.01)
-        self.close()
-        raise BenchError(f"{self.kind} server did not start:\n{_tail(self.stderr())}")
-
-    def alive(self):
-        return self.proc is not None and self.proc.poll() is None
-
-    def stderr(self):
-        try:
-            with open(self.err_path) as f:
-                return f.read()
-        except OSError:
-            return ""
-
-    def check_alive(self, what="the benchmark"):
-        if not self.alive():
-            raise BenchError(f"{self.kind} server exited during {what} (exit {self.proc.returncode}):\n"
-                             f"{_tail(self.stderr())}")
-
-    def close(self):
-        if self.proc is not None:
-            PROCS.release(self.proc)
-
-    def __exit__(self, *exc):
-        self.close()
+    script = SERVER_PY
 
 
 class Talker:
@@ -212,18 +156,25 @@ class Talker:
 def run_client(interp, bench, args, timeout):
     """Run one aio_client.py benchmark to its end; its BENCH-RESULT, parsed."""
     argv = [interp.python, CLIENT_PY, bench, "--max-seconds", str(timeout + 30)] + [str(a) for a in args]
-    p = PROCS.popen(argv, cwd=WORKERS, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                    stderr=subprocess.PIPE, env=interp.env, text=True)
-    try:
-        out, err = p.communicate(timeout=timeout)
-    except subprocess.TimeoutExpired:
-        PROCS.release(p)
-        raise BenchError(f"client '{bench}' timed out after {timeout}s")
-    PROCS.release(p)
-    res = _parse_result(out)
-    if p.returncode != 0 or res is None:
-        raise BenchError(f"client '{bench}' failed (exit {p.returncode}):\n{_tail(err or out)}")
-    return res
+    return run_program(argv, f"client '{bench}'", timeout, interp.env)
+
+
+def split(total, k):
+    """total in k near-equal whole shares."""
+    return [total // k + (1 if i < total % k else 0) for i in range(k)]
+
+
+def start_talkers(talkers, interp, argv, share_flag, shares, spec, tmpdir, deadline, what):
+    """One aio_client.py Talker per share (``argv share_flag share``) into talkers (the caller
+    closes them), then each one's READY before deadline: the seconds all that took."""
+    t0 = time.monotonic()
+    for i, share in enumerate(shares):
+        talkers.append(Talker(interp, [str(a) for a in argv] + [share_flag, str(share), "--max-seconds",
+                                                                 str(spec["timeout"] + 30)],
+                              tmpdir, f"{argv[0]}-{spec['server']}-{i}"))
+    for i, t in enumerate(talkers):
+        t.expect("READY", deadline, f"{what} {i} ({shares[i]} connections)")
+    return time.monotonic() - t0
 
 
 def threads_of(pid):
@@ -241,9 +192,7 @@ def measure_calls(mid, spec, interp, p, tmpdir):
             res = run_client(interp, spec["client"], ["--port", srv.port, "--server-pid", srv.pid] + args,
                              spec["timeout"])
         except BenchError as e:
-            if not srv.alive():
-                raise BenchError(f"{e}\n    server died (exit {srv.proc.returncode}):\n{_tail(srv.stderr())}")
-            raise
+            raise srv.failure(e)
         srv.check_alive()
     return res
 
@@ -263,16 +212,9 @@ def measure_idle(mid, spec, interp, p, tmpdir):
             probe0 = run_client(interp, "probe", ["--port", srv.port] + probe_args, 120)
             time.sleep(pi["settle"])
             threads0, rss0 = threads_of(srv.pid), read_rss_bytes(srv.pid)
-            shares = [n // holders_n + (1 if i < n % holders_n else 0) for i in range(holders_n)]
-            t0 = time.monotonic()
-            for i, share in enumerate(shares):
-                holders.append(Talker(interp, ["idle_hold", "--port", str(srv.port), "--n", str(share),
-                                               "--par", str(pi["par"]),
-                                               "--max-seconds", str(spec["timeout"] + 30)],
-                                      tmpdir, f"holder-{spec['server']}-{i}"))
-            for i, h in enumerate(holders):
-                h.expect("READY", deadline, f"idle holder {i} ({shares[i]} connections)")
-            open_s = time.monotonic() - t0
+            shares = split(n, holders_n)
+            open_s = start_talkers(holders, interp, ["idle_hold", "--port", srv.port, "--par", pi["par"]],
+                                   "--n", shares, spec, tmpdir, deadline, "idle holder")
             srv.check_alive("the connects")
             time.sleep(pi["settle"])
             threads1 = threads_of(srv.pid)
@@ -294,9 +236,7 @@ def measure_idle(mid, spec, interp, p, tmpdir):
             check_s = time.monotonic() - t1
             srv.check_alive()
         except BenchError as e:
-            if not srv.alive():
-                raise BenchError(f"{e}\n    server died (exit {srv.proc.returncode}):\n{_tail(srv.stderr())}")
-            raise
+            raise srv.failure(e)
         finally:
             for h in holders:
                 try:
@@ -320,21 +260,14 @@ def measure_clients(mid, spec, interp, p, tmpdir):
     """K client processes with clients/K rpyc.aio connections each, all started on GO."""
     pc = p["clients"]
     k = max(1, pc["procs"])
-    shares = [pc["clients"] // k + (1 if i < pc["clients"] % k else 0) for i in range(k)]
+    shares = split(pc["clients"], k)
     deadline = time.monotonic() + spec["timeout"]
     procs = []
     with Server(interp, spec["server"], tmpdir) as srv:
         try:
-            t0 = time.monotonic()
-            for i, share in enumerate(shares):
-                procs.append(Talker(interp, ["clients", "--port", str(srv.port), "--conns", str(share),
-                                             "--par", str(pc["par"]), "--duration", str(pc["duration"]),
-                                             "--warmup", str(pc["warmup"]),
-                                             "--max-seconds", str(spec["timeout"] + 30)],
-                                    tmpdir, f"clients-{spec['server']}-{i}"))
-            for i, c in enumerate(procs):
-                c.expect("READY", deadline, f"client process {i} ({shares[i]} connections)")
-            open_s = time.monotonic() - t0
+            open_s = start_talkers(procs, interp, ["clients", "--port", srv.port, "--par", pc["par"],
+                                                   "--duration", pc["duration"], "--warmup", pc["warmup"]],
+                                   "--conns", shares, spec, tmpdir, deadline, "client process")
             cpu0, w0 = process_cpu_s(srv.pid), time.monotonic()
             for c in procs:  # release them as close together as we can
                 c.send("GO")
@@ -345,9 +278,7 @@ def measure_clients(mid, spec, interp, p, tmpdir):
             server_cpu_s, w1 = process_cpu_s(srv.pid) - cpu0, time.monotonic()
             srv.check_alive()
         except BenchError as e:
-            if not srv.alive():
-                raise BenchError(f"{e}\n    server died (exit {srv.proc.returncode}):\n{_tail(srv.stderr())}")
-            raise
+            raise srv.failure(e)
         finally:
             for c in procs:
                 c.close()
@@ -529,18 +460,7 @@ def print_table(rows):
         ok = {True: "yes", False: "NO", None: "-"}[r["meets_target"]]
         spread = "-" if r["spread"] is None else f"{r['spread'] * 100:.0f}%"
         body.append([r["_label"], r["unit"], value, gain, r["target_text"], ok, spread])
-    cells = [head] + [b for b in body if isinstance(b, list)]
-    widths = [max(len(str(x[i])) for x in cells) for i in range(len(head))]
-    right = {2, 3, 6}
-
-    def line(cs):
-        return " | ".join(str(c).rjust(w) if i in right else str(c).ljust(w)
-                          for i, (c, w) in enumerate(zip(cs, widths)))
-
-    print(line(head))
-    print("-+-".join("-" * w for w in widths))
-    for b in body:
-        print(b if isinstance(b, str) else line(b))
+    print_columns(head, body, right={2, 3, 6})
 
 
 # ============================================================================ interpreters
@@ -558,16 +478,10 @@ def ensure_venv(name, log):
     log(f"creating {os.path.relpath(venv)} with {v['requirement']} ...")
     for argv in ([sys.executable, "-m", "venv", venv],
                  [py, "-m", "pip", "install", "-q", "--disable-pip-version-check", v["requirement"]]):
-        p = PROCS.popen(argv, cwd=BENCH_DIR, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                        stderr=subprocess.STDOUT, env=env, text=True)
-        try:
-            out, _ = p.communicate(timeout=600)
-        except subprocess.TimeoutExpired:
-            PROCS.release(p)
-            raise BenchError(f"{' '.join(argv[:4])} timed out")
-        PROCS.release(p)
-        if p.returncode != 0:
-            raise BenchError(f"{' '.join(argv[:4])} ... failed (exit {p.returncode}):\n{_tail(out)}")
+        code, out, _ = run_to_end(argv, " ".join(argv[:4]), 600, stderr=subprocess.STDOUT, cwd=BENCH_DIR,
+                                  env=env)
+        if code != 0:
+            raise BenchError(f"{' '.join(argv[:4])} ... failed (exit {code}):\n{_tail(out)}")
     return py
 
 
@@ -588,10 +502,6 @@ def clean_env():
     """The environment for the other libraries' interpreters: no PYTHONPATH/PYTHONHOME that
     could bring our rpyc in."""
     return {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "PYTHONHOME")}
-
-
-def _on_signal(signum, frame):
-    raise KeyboardInterrupt(f"signal {signum}")
 
 
 def expand_only(spec):
@@ -636,9 +546,7 @@ def main():
         ap.error("--only selected nothing")
     p = {k: dict(v) for k, v in PARAMS[mode].items()}
 
-    signal.signal(signal.SIGINT, signal.default_int_handler)
-    signal.signal(signal.SIGTERM, _on_signal)
-    signal.signal(signal.SIGHUP, _on_signal)
+    handle_signals()
 
     def log(msg):
         print(msg, flush=True)
@@ -758,10 +666,7 @@ def main():
     out = {"meta": meta, "rows": [{k: v for k, v in r.items() if not k.startswith("_")} for r in rows],
            "raw": results}
     if args.json:
-        os.makedirs(os.path.dirname(os.path.abspath(args.json)), exist_ok=True)
-        with open(args.json, "w") as f:
-            json.dump(out, f, indent=1)
-        print(f"results written to {args.json}")
+        write_json(args.json, out)
     if interrupted:
         return 130
     return 1 if failures else 0

@@ -205,6 +205,11 @@ class Impl:
 
 
 class Server:
+    """A fresh server process of one kind (``script --kind KIND``) under impl's interpreter;
+    it prints READY <port> <pid>."""
+
+    script = SERVER_PY
+
     def __init__(self, impl, kind, tmpdir):
         self.impl = impl
         self.kind = kind
@@ -219,7 +224,7 @@ class Server:
         err = open(self.err_path, "w")
         try:
             self.proc = PROCS.popen(
-                [self.impl.python, SERVER_PY, "--kind", self.kind],
+                [self.impl.python, self.script, "--kind", self.kind],
                 stdin=subprocess.PIPE, stdout=out, stderr=err, env=self.impl.env)
         finally:
             out.close()
@@ -248,6 +253,17 @@ class Server:
         except OSError:
             return ""
 
+    def check_alive(self, what="the benchmark"):
+        if not self.alive():
+            raise BenchError(f"{self.kind} server exited during {what} (exit {self.proc.returncode}):\n"
+                             f"{_tail(self.stderr())}")
+
+    def failure(self, e):
+        """The BenchError e, or, if this server died, one that says so (with its stderr)."""
+        if self.alive():
+            return e
+        return BenchError(f"{e}\n    server died (exit {self.proc.returncode}):\n{_tail(self.stderr())}")
+
     def close(self):
         if self.proc is not None:
             PROCS.release(self.proc)
@@ -268,19 +284,25 @@ def run_client(impl, bench, args, timeout):
     return run_program(argv, f"client '{bench}'", timeout, impl.env)
 
 
-def run_program(argv, what, timeout, env=None):
-    """Run one measuring process to its end; its BENCH-RESULT line, parsed."""
-    p = PROCS.popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                    stderr=subprocess.PIPE, env=env, text=True)
+def run_to_end(argv, what, timeout, stderr=subprocess.PIPE, **kw):
+    """Run a process to its end (BenchError after `timeout` seconds): (exit status, stdout,
+    stderr)."""
+    p = PROCS.popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=stderr, text=True, **kw)
     try:
         out, err = p.communicate(timeout=timeout)
     except subprocess.TimeoutExpired:
         PROCS.release(p)
         raise BenchError(f"{what} timed out after {timeout}s")
     PROCS.release(p)
+    return p.returncode, out, err
+
+
+def run_program(argv, what, timeout, env=None):
+    """Run one measuring process to its end; its BENCH-RESULT line, parsed."""
+    code, out, err = run_to_end(argv, what, timeout, env=env)
     res = _parse_result(out)
-    if p.returncode != 0 or res is None:
-        raise BenchError(f"{what} failed (exit {p.returncode}):\n{_tail(err or out)}")
+    if code != 0 or res is None:
+        raise BenchError(f"{what} failed (exit {code}):\n{_tail(err or out)}")
     return res
 
 
@@ -292,16 +314,9 @@ def build_rust_floor(timeout=900):
         return None, "cargo not found"
     argv = [cargo, "build", "--release", "--locked", "-p", RUST_FLOOR_PKG,
             "--message-format=json-render-diagnostics"]
-    p = PROCS.popen(argv, cwd=ROOT, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                    stderr=subprocess.PIPE, text=True)
-    try:
-        out, err = p.communicate(timeout=timeout)
-    except subprocess.TimeoutExpired:
-        PROCS.release(p)
-        raise BenchError(f"cargo build -p {RUST_FLOOR_PKG} timed out after {timeout}s")
-    PROCS.release(p)
-    if p.returncode != 0:
-        raise BenchError(f"cargo build -p {RUST_FLOOR_PKG} failed (exit {p.returncode}):\n{_tail(err)}")
+    code, out, err = run_to_end(argv, f"cargo build -p {RUST_FLOOR_PKG}", timeout, cwd=ROOT)
+    if code != 0:
+        raise BenchError(f"cargo build -p {RUST_FLOOR_PKG} failed (exit {code}):\n{_tail(err)}")
     for line in out.splitlines():
         try:
             msg = json.loads(line)
@@ -402,12 +417,8 @@ def measure(name, spec, params, impl, tmpdir):
                 res = run_client(impl, spec["client"], port + ["--n", str(p["n"]), "--warmup", str(p["warmup"])],
                                  timeout)
         except BenchError as e:
-            if not srv.alive():
-                raise BenchError(f"{e}\n    server died (exit {srv.proc.returncode}):\n{_tail(srv.stderr())}")
-            raise
-        if not srv.alive():
-            raise BenchError(f"server exited during the benchmark (exit {srv.proc.returncode}):\n"
-                             f"{_tail(srv.stderr())}")
+            raise srv.failure(e)
+        srv.check_alive()
     return res
 
 
@@ -506,8 +517,14 @@ def print_table(rows):
         ok = {True: "yes", False: "NO", None: "-"}[r["meets_target"]]
         spread = "-" if r["spread"] is None else f"{r['spread'] * 100:.0f}%"
         body.append([r["_label"], r["unit"], ours, ups, ratio, r["target_text"], ok, spread])
-    widths = [max(len(str(x[i])) for x in [head] + body) for i in range(len(head))]
-    right = {2, 3, 4, 7}
+    print_columns(head, body, right={2, 3, 4, 7})
+
+
+def print_columns(head, body, right):
+    """A table: head, a rule, then body's rows (lists of cells; a str is a line of its own),
+    the columns in `right` right-aligned."""
+    rows = [head] + [b for b in body if not isinstance(b, str)]
+    widths = [max(len(str(x[i])) for x in rows) for i in range(len(head))]
 
     def line(cells):
         return " | ".join(str(c).rjust(w) if i in right else str(c).ljust(w)
@@ -516,7 +533,7 @@ def print_table(rows):
     print(line(head))
     print("-+-".join("-" * w for w in widths))
     for b in body:
-        print(line(b))
+        print(b if isinstance(b, str) else line(b))
 
 
 def plot(rows, path, meta):
@@ -598,6 +615,21 @@ def _on_signal(signum, frame):
     raise KeyboardInterrupt(f"signal {signum}")
 
 
+def handle_signals():
+    """Ctrl-C, SIGTERM and SIGHUP raise KeyboardInterrupt (the caller kills its processes)."""
+    # explicit: a shell may start us with SIGINT ignored (background job)
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    signal.signal(signal.SIGTERM, _on_signal)
+    signal.signal(signal.SIGHUP, _on_signal)
+
+
+def write_json(path, out):
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    with open(path, "w") as f:
+        json.dump(out, f, indent=1)
+    print(f"results written to {path}")
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -627,10 +659,7 @@ def main():
         names = [n for n in BENCHES if n in names]  # canonical order
     params = {n: dict(BENCHES[n][mode]) for n in BENCHES}
 
-    # explicit: a shell may start us with SIGINT ignored (background job)
-    signal.signal(signal.SIGINT, signal.default_int_handler)
-    signal.signal(signal.SIGTERM, _on_signal)
-    signal.signal(signal.SIGHUP, _on_signal)
+    handle_signals()
 
     upstream_python = args.upstream_python or find_upstream_python()
     if os.sep in upstream_python:  # the workers run in bench/workers: a relative path must not break
@@ -751,10 +780,7 @@ def main():
            "rows": [{k: v for k, v in r.items() if not k.startswith("_")} for r in rows],
            "raw": results}
     if args.json:
-        os.makedirs(os.path.dirname(os.path.abspath(args.json)), exist_ok=True)
-        with open(args.json, "w") as f:
-            json.dump(out, f, indent=1)
-        print(f"results written to {args.json}")
+        write_json(args.json, out)
     if args.plot and rows:
         plot(rows, args.plot, meta)
     if interrupted:

@@ -12,7 +12,6 @@ times every call.
 "N concurrent calls on one connection" = batches of ``asyncio.gather`` over N calls, one
 batch after the other (every batch starts N calls at once and waits for all N).
 """
-import argparse
 import asyncio
 import os
 import socket
@@ -21,7 +20,7 @@ import sys
 import time
 import traceback
 
-from common import HOST, RPYC_CONFIG, emit, max_lifetime, process_cpu_s, raise_nofile_limit
+from common import HOST, RPYC_CONFIG, bench_main, emit, process_cpu_s, raise_nofile_limit
 
 perf = time.perf_counter
 GRPC_METHOD = "/bench.Bench/Add"  # (as aio_server.py)
@@ -404,23 +403,18 @@ BENCHES = {
 }
 
 
-def main():
-    ap = argparse.ArgumentParser()
-    ap.add_argument("bench", choices=sorted(BENCHES))
-    ap.add_argument("--port", type=int)
+def add_arguments(ap):
     ap.add_argument("--seq", type=int, default=1000, help="sequential calls")
-    ap.add_argument("--warmup", type=int, default=100)
     ap.add_argument("--conc", type=int, default=100, help="calls per concurrent batch")
     ap.add_argument("--batches", type=int, default=20)
     ap.add_argument("--n", type=int, default=1000, help="idle connections to hold")
     ap.add_argument("--par", type=int, default=100, help="handshakes at a time")
     ap.add_argument("--conns", type=int, default=500, help="clients (connections) in this process")
     ap.add_argument("--duration", type=float, default=3.0)
-    ap.add_argument("--server-pid", type=int, help="count this process's CPU time too")
-    ap.add_argument("--max-seconds", type=float, default=900.0)
-    args = ap.parse_args()
-    max_lifetime(args.max_seconds)
-    BENCHES[args.bench](args)
+
+
+def main():
+    bench_main(BENCHES, add_arguments)
 
 
 if __name__ == "__main__":

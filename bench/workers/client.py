@@ -8,13 +8,12 @@ time.perf_counter() around N operations after W warm-up operations; the per-op
 time is total/N.  Every result is checked for correctness so a broken
 implementation cannot post a fast time.
 """
-import argparse
 import os
 import socket
 import sys
 import time
 
-from common import (HOST, LIST_LEN, RPYC_CONFIG, emit, max_lifetime, process_cpu_s, raise_nofile_limit, read_rss_bytes,
+from common import (HOST, LIST_LEN, RPYC_CONFIG, bench_main, emit, process_cpu_s, raise_nofile_limit, read_rss_bytes,
                     recv_block, recv_polling)
 
 MiB = 1 << 20
@@ -391,20 +390,15 @@ BENCHES = {
 }
 
 
-def main():
-    ap = argparse.ArgumentParser()
-    ap.add_argument("bench", choices=sorted(BENCHES))
-    ap.add_argument("--port", type=int)
+def add_arguments(ap):
     ap.add_argument("--n", type=int, default=1000)
-    ap.add_argument("--warmup", type=int, default=100)
     ap.add_argument("--reps", type=int, default=1)
     ap.add_argument("--size-mib", type=int, default=16)
-    ap.add_argument("--server-pid", type=int)
     ap.add_argument("--settle", type=float, default=1.0)
-    ap.add_argument("--max-seconds", type=float, default=900.0)
-    args = ap.parse_args()
-    max_lifetime(args.max_seconds)
-    BENCHES[args.bench](args)
+
+
+def main():
+    bench_main(BENCHES, add_arguments)
 
 
 if __name__ == "__main__":

@@ -124,3 +124,20 @@ def recv_block(sock, size):
             return None
         got += n
     return block
+
+
+def bench_main(benches, add_arguments):
+    """A benchmark client's command line, ``BENCH [--port P] [--warmup W] [--server-pid PID]
+    [--max-seconds S]`` and what ``add_arguments(parser)`` adds: runs ``benches[BENCH](args)``,
+    bounded by --max-seconds."""
+    import argparse
+    ap = argparse.ArgumentParser()
+    ap.add_argument("bench", choices=sorted(benches))
+    ap.add_argument("--port", type=int)
+    ap.add_argument("--warmup", type=int, default=100)
+    ap.add_argument("--server-pid", type=int, help="count this process's CPU time too")
+    ap.add_argument("--max-seconds", type=float, default=900.0)
+    add_arguments(ap)
+    args = ap.parse_args()
+    max_lifetime(args.max_seconds)
+    benches[args.bench](args)
