@@ -1,7 +1,9 @@
 """Connection lifecycle: connect/close, ``with``, the cached root, ping, service hooks,
 behaviour after the connection or the server went away, and connect errors."""
 
+import errno
 import gc
+import socket
 import threading
 import warnings
 
@@ -167,6 +169,67 @@ def test_connect_refused_error_names_the_address():
     with pytest.raises(ConnectionRefusedError) as info:
         rpyc.connect(LOOPBACK, port)
     assert f"127.0.0.1:{port}" in str(info.value)
+    assert "hostname=" not in str(info.value)  # the loopback-default hint is for other addresses
+
+
+def _fail_resolving(name):
+    """A ``socket.getaddrinfo`` that cannot resolve ``name`` (as the resolver does for an
+    unknown name; no DNS query is made) and resolves everything else as usual."""
+    real = socket.getaddrinfo
+
+    def getaddrinfo(host, *args, **kwargs):
+        if host == name:
+            raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
+        return real(host, *args, **kwargs)
+
+    return getaddrinfo
+
+
+@pytest.mark.parametrize("factory", [rpyc.connect, rpyc.classic.connect, rpyc.ssl_connect],
+                         ids=["connect", "classic", "ssl_connect"])
+def test_unresolvable_host_error_names_host_and_port(monkeypatch, factory):
+    # an rpyc-rs improvement: upstream's message is only "[Errno -2] Name or service not known"
+    monkeypatch.setattr(socket, "getaddrinfo", _fail_resolving("nosuchhost.invalid"))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # ssl_connect without a CA warns before connecting
+        with pytest.raises(socket.gaierror) as info:
+            factory("nosuchhost.invalid", 18861)
+    assert info.value.errno == socket.EAI_NONAME  # the same class and code as upstream
+    assert "'nosuchhost.invalid'" in str(info.value) and "18861" in str(info.value)
+    assert "Name or service not known" in str(info.value)
+
+
+def test_refused_off_loopback_mentions_the_loopback_default(monkeypatch):
+    """A refusal from another machine: most likely its server listens on 127.0.0.1 only (our
+    default). The refusal is simulated; nothing is sent to the address."""
+    import rpyc.core.stream as stream_mod
+
+    def refuse(family, socktype, proto, sockaddr, timeout, attempts):
+        raise ConnectionRefusedError(errno.ECONNREFUSED, "Connection refused")
+
+    monkeypatch.setattr(stream_mod, "socket_backoff_connect", refuse)
+    with pytest.raises(ConnectionRefusedError) as info:
+        rpyc.connect("192.0.2.7", 18861)
+    message = str(info.value)
+    assert info.value.errno == errno.ECONNREFUSED
+    assert "192.0.2.7:18861" in message and "is the server running?" in message
+    assert "listens on 127.0.0.1 only" in message and 'hostname="0.0.0.0"' in message
+    with pytest.raises(ConnectionRefusedError) as info:
+        rpyc.connect(LOOPBACK, 18861)
+    assert "hostname=" not in str(info.value)
+
+
+def test_other_connect_errors_name_the_address(monkeypatch):
+    import rpyc.core.stream as stream_mod
+
+    def unreachable(family, socktype, proto, sockaddr, timeout, attempts):
+        raise OSError(errno.EHOSTUNREACH, "No route to host")
+
+    monkeypatch.setattr(stream_mod, "socket_backoff_connect", unreachable)
+    with pytest.raises(OSError) as info:
+        rpyc.connect("192.0.2.7", 18861)
+    assert info.value.errno == errno.EHOSTUNREACH
+    assert "No route to host" in str(info.value) and "192.0.2.7:18861" in str(info.value)
 
 
 def test_a_connection_that_fails_to_start_closes_its_socket(harness):

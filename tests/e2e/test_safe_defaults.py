@@ -5,6 +5,8 @@ is the restrictive one."""
 
 import logging
 import pickle
+import subprocess
+import sys
 
 import pytest
 
@@ -92,6 +94,47 @@ def test_classic_server_off_loopback_warns(caplog):
         srv = ThreadedServer(PlainService, hostname=LOOPBACK, port=0)
         srv.close()
     assert not caplog.records
+
+
+def test_loopback_default_is_announced_once(monkeypatch, caplog):
+    """The first server started without a hostname says, as a WARNING of the "rpyc" logger,
+    that it listens on loopback only and how to open it; later ones and servers given a
+    hostname say nothing."""
+    import rpyc.utils.server as server_mod
+
+    monkeypatch.setattr(server_mod, "_loopback_default_announced", False)
+    servers = []
+    with caplog.at_level(logging.WARNING, logger="rpyc"):
+        for cls, kwargs in [(ThreadPoolServer, {"hostname": LOOPBACK}), (ThreadedServer, {}),
+                            (OneShotServer, {})]:
+            srv = cls(PlainService, port=0, **kwargs)
+            servers.append(srv)
+            srv._listen()
+    for srv in servers:
+        srv.close()
+    records = [r for r in caplog.records if r.name == "rpyc"]
+    assert len(records) == 1 and records[0].levelno == logging.WARNING
+    message = records[0].getMessage()
+    assert "ThreadedServer" in message and f"127.0.0.1 port {servers[1].port} only" in message
+    assert "hostname='0.0.0.0'" in message
+
+
+def test_loopback_default_warning_is_visible_without_logging_setup():
+    """With no logging configured, Python's last-resort handler prints the warning on stderr."""
+    script = (
+        "import rpyc\n"
+        "from rpyc.utils.server import ThreadedServer\n"
+        "for _ in range(2):\n"
+        "    srv = ThreadedServer(rpyc.Service, port=0)\n"
+        "    srv._listen()\n"
+        "    srv.close()\n"
+    )
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60,
+                            stdin=subprocess.DEVNULL)
+    assert result.returncode == 0, result.stderr
+    lines = [line for line in result.stderr.splitlines() if "loopback" in line]
+    assert len(lines) == 1, result.stderr
+    assert "listens on 127.0.0.1" in lines[0] and "hostname='0.0.0.0'" in lines[0]
 
 
 def test_default_config_is_restrictive():

@@ -6,6 +6,7 @@ through the ``read``/``write``/``poll`` methods below.
 """
 
 import errno
+import ipaddress
 import os
 import select
 import socket
@@ -92,15 +93,24 @@ class SocketStream(Stream):
     def _connect(cls, host: str, port: int, family: int = socket.AF_INET,
                  socktype: int = socket.SOCK_STREAM, proto: int = 0, timeout: float = 3,
                  nodelay: bool = False, keepalive: Any = False, attempts: int = 6) -> socket.socket:
-        family, socktype, proto, _, sockaddr = socket.getaddrinfo(host, port, family, socktype, proto)[0]
+        try:
+            family, socktype, proto, _, sockaddr = socket.getaddrinfo(host, port, family, socktype, proto)[0]
+        except socket.gaierror as exc:
+            # Same class (``except socket.gaierror`` keeps working), naming what was looked up.
+            raise socket.gaierror(
+                exc.errno, f"cannot resolve host {host!r} (connecting to port {port}): {exc.strerror}"
+            ) from None
         try:
             s = socket_backoff_connect(family, socktype, proto, sockaddr, timeout, attempts)
         except ConnectionRefusedError as exc:
-            raise ConnectionRefusedError(
-                exc.errno, f"connection refused to {_fmt_addr(sockaddr)} (is the server running?)"
-            ) from None
+            raise ConnectionRefusedError(exc.errno, _refused_message(host, sockaddr)) from None
         except socket.timeout:
             raise socket.timeout(f"timed out connecting to {_fmt_addr(sockaddr)}") from None
+        except OSError as exc:
+            if exc.errno is None or exc.strerror is None:
+                raise
+            # e.g. no route to host: the same class and errno, naming the address.
+            raise type(exc)(exc.errno, f"{exc.strerror} (connecting to {_fmt_addr(sockaddr)})") from None
         try:
             s.settimeout(None)  # the engine blocks (GIL released) and enforces its own timeouts
             if nodelay and family in (socket.AF_INET, socket.AF_INET6):
@@ -324,6 +334,24 @@ class PipeStream(Stream):
         except OSError as exc:
             self.close()
             raise EOFError(exc) from exc
+
+
+def _refused_message(host: str, sockaddr: Any) -> str:
+    """Why a TCP connection to ``host`` (``sockaddr``) may have been refused. Off loopback, the
+    likeliest cause is a server that took our default and listens on loopback only."""
+    target = _fmt_addr(sockaddr)
+    if str(sockaddr[0]) != str(host):
+        target = f"{host} at {target}"
+    message = f"connection refused to {target} (is the server running?"
+    try:
+        loopback = ipaddress.ip_address(str(sockaddr[0]).split("%")[0]).is_loopback
+    except ValueError:
+        loopback = False
+    if not loopback:
+        message += (" A server started without a hostname listens on 127.0.0.1 only: start it with"
+                    " hostname=\"0.0.0.0\", or rpyc_classic with --host 0.0.0.0, to accept other"
+                    " machines")
+    return message + ")"
 
 
 def _fmt_addr(sockaddr: Any) -> str:

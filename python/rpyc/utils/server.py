@@ -27,6 +27,26 @@ __all__ = ["Server", "OneShotServer", "ThreadedServer", "ThreadPoolServer", "For
 
 gevent = safe_import("gevent")
 
+# The loopback default is announced once per process (the first server started without a
+# hostname), through the "rpyc" logger: with no logging configured, Python's last-resort
+# handler still prints warnings to stderr.
+_loopback_default_lock = threading.Lock()
+_loopback_default_announced = False
+
+
+def _announce_loopback_default(server: "Server") -> None:
+    global _loopback_default_announced
+    with _loopback_default_lock:
+        if _loopback_default_announced:
+            return
+        _loopback_default_announced = True
+    any_host = "::" if ":" in str(server.host) else "0.0.0.0"
+    logging.getLogger("rpyc").warning(
+        "%s listens on %s port %s only (the loopback interface: no hostname was given), so other "
+        "machines cannot connect; pass hostname=%r to accept them (upstream rpyc's default)",
+        type(server).__name__, server.host, server.port, any_host,
+    )
+
 
 class Server:
     """Base server: binds (TCP on 127.0.0.1 by default, or a unix socket), accepts, optionally
@@ -52,6 +72,7 @@ class Server:
         self.clients: Set[socket.socket] = set()
         self._listener_timeout = listener_timeout
         self._acceptor: Any = None
+        self._loopback_by_default = False
 
         if socket_path is not None:
             if hostname is not None or port != 0 or ipv6:
@@ -63,6 +84,7 @@ class Server:
             family = socket.AF_INET6 if ipv6 else socket.AF_INET
             if hostname is None:
                 hostname = "::1" if ipv6 else "127.0.0.1"
+                self._loopback_by_default = True
             elif hostname == "localhost" and not ipv6:
                 hostname = "127.0.0.1"
             addrinfo = socket.getaddrinfo(hostname, port, family, socket.SOCK_STREAM, 0, socket.AI_PASSIVE)
@@ -257,6 +279,8 @@ class Server:
         if not isinstance(self.port, str):
             self.port = self.listener.getsockname()[1]
         self.logger.info("server started on [%s]:%s", self.host, self.port)
+        if self._loopback_by_default:
+            _announce_loopback_default(self)
         self.active = True
 
     def _register(self) -> None:
