@@ -18,7 +18,7 @@ from procs import stop_group
 
 CHECKS = {
     "default": ["add", "echo_values", "kwargs", "references", "objects", "exceptions",
-                "callbacks", "async_callbacks", "generators", "releases", "timeout", "threads"],
+                "callbacks", "async_callbacks", "awaiting", "generators", "releases", "timeout", "threads"],
     "classic": ["classic"],
     "bind_threads": ["add", "callbacks", "exceptions"],
 }

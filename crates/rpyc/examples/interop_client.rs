@@ -263,6 +263,55 @@ fn async_callbacks(env: &Env) -> Result<(), String> {
     ensure(n == 3, || format!("{n} ticks served"))
 }
 
+/// The smallest executor: poll, park until woken.
+fn block_on<F: std::future::Future>(f: F) -> F::Output {
+    use std::task::{Context, Poll, Wake, Waker};
+    struct Unpark(std::thread::Thread);
+    impl Wake for Unpark {
+        fn wake(self: Arc<Self>) {
+            self.0.unpark();
+        }
+    }
+    let waker = Waker::from(Arc::new(Unpark(std::thread::current())));
+    let mut cx = Context::from_waker(&waker);
+    let mut f = std::pin::pin!(f);
+    loop {
+        if let Poll::Ready(v) = f.as_mut().poll(&mut cx) {
+            return v;
+        }
+        std::thread::park_timeout(Duration::from_secs(1));
+    }
+}
+
+fn awaiting(env: &Env) -> Result<(), String> {
+    let r = root(env)?;
+    let pending: Vec<_> = (0..20)
+        .map(|i| r.call_method_async("add", (i, 1)))
+        .collect::<Result<_, _>>()
+        .map_err(e)?;
+    let got = block_on(async {
+        let mut out = Vec::new();
+        for p in pending {
+            out.push(i64::try_from(p.await?)?);
+        }
+        Ok::<_, Error>(out)
+    })
+    .map_err(e)?;
+    ensure(got == (1..=20).collect::<Vec<_>>(), || format!("{got:?}"))?;
+    let plus_one = rpyc::callback(|args: Args| {
+        let x: i64 = rpyc::arg(
+            "f",
+            "x",
+            args.positional.into_iter().next().unwrap_or_default(),
+        )?;
+        Ok(Value::from(x + 1))
+    });
+    let v = block_on(r.call_method_async("call_me", (plus_one, 20)).map_err(e)?).map_err(e)?;
+    ensure(v == Value::Int(42), || {
+        format!("call_me while awaiting: {v:?}")
+    })
+}
+
 fn generators(env: &Env) -> Result<(), String> {
     let r = root(env)?;
     let items: Vec<i64> = r.call_method("gen", (300,)).map_err(e)?;
@@ -415,6 +464,7 @@ fn main() {
             ("exceptions", exceptions),
             ("callbacks", callbacks),
             ("async_callbacks", async_callbacks),
+            ("awaiting", awaiting),
             ("generators", generators),
             ("releases", releases),
             ("timeout", timeout),

@@ -23,13 +23,16 @@ use rpyc_wire::message::{Boxed, IdPack};
 use rpyc_wire::WireError;
 use rustc_hash::{FxHashMap, FxHashSet};
 use std::cell::RefCell;
+use std::future::Future;
 use std::io::{ErrorKind, Read, Write};
 use std::net::{TcpStream, ToSocketAddrs};
 #[cfg(unix)]
 use std::os::unix::net::UnixStream;
 #[cfg(unix)]
 use std::path::Path;
+use std::pin::Pin;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock};
+use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
 
 /// Bytes read from the socket at a time.
@@ -115,6 +118,10 @@ struct State {
     progress: u64,
     /// Our rpyc-rs hello, while its answer is awaited.
     hello: Option<u64>,
+    /// Tasks awaiting an [`AsyncResult`], woken when its answer is filed.
+    wakers: FxHashMap<u64, Waker>,
+    /// A background thread reads and serves (started by the first awaited `AsyncResult`).
+    background: bool,
     closed: Option<String>,
 }
 
@@ -368,6 +375,8 @@ impl Connection {
                 waiting: 0,
                 progress: 0,
                 hello: None,
+                wakers: FxHashMap::default(),
+                background: false,
                 closed: None,
             }),
             cond: Condvar::new(),
@@ -516,11 +525,47 @@ impl AsyncResult {
     }
 }
 
+/// Awaiting an `AsyncResult` (any executor) gives the answer as a [`Value`]. The first one
+/// awaited on a connection starts a background thread that reads and serves it, so the task
+/// never blocks; `sync_request_timeout` does not apply (wrap the future in your runtime's
+/// timeout).
+impl Future for AsyncResult {
+    type Output = Result<Value>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<Value>> {
+        let Some(id) = self.id else {
+            return Poll::Ready(Err(Error::Closed("the answer was already taken".into())));
+        };
+        let shared = self.shared.clone();
+        let mut st = shared.lock();
+        if let Some(outcome) = st.outcomes.remove(&id) {
+            drop(st);
+            self.id = None;
+            return Poll::Ready(shared.outcome_value(outcome));
+        }
+        if let Some(why) = &st.closed {
+            let why = why.clone();
+            drop(st);
+            self.id = None;
+            return Poll::Ready(Err(Error::Closed(why)));
+        }
+        st.wakers.insert(id, cx.waker().clone());
+        let start = !st.background;
+        st.background = true;
+        drop(st);
+        if start {
+            shared.spawn_background();
+        }
+        Poll::Pending
+    }
+}
+
 impl Drop for AsyncResult {
     fn drop(&mut self) {
         let Some(id) = self.id.take() else { return };
         let outcome = {
             let mut st = self.shared.lock();
+            st.wakers.remove(&id);
             let outcome = st.outcomes.remove(&id);
             if outcome.is_none() {
                 st.abandoned.insert(id);
@@ -590,6 +635,24 @@ impl Shared {
     /// Wait for the answer to request `id` until `deadline`.
     fn wait_reply(self: &Arc<Self>, id: u64, deadline: Option<Instant>) -> Result<Value> {
         let outcome = self.wait(|st| st.outcomes.remove(&id), deadline, Some(id))?;
+        self.outcome_value(outcome)
+    }
+
+    /// A background thread that reads and serves until the connection ends (for tasks that
+    /// await answers instead of reading themselves).
+    fn spawn_background(self: &Arc<Self>) {
+        let shared = self.clone();
+        let spawned = std::thread::Builder::new()
+            .name("rpyc-reader".into())
+            .spawn(move || {
+                let _ = shared.wait(|_| None::<()>, None, None);
+            });
+        if let Err(e) = spawned {
+            drop(self.fail(format!("cannot start a reader thread: {e}")));
+        }
+    }
+
+    fn outcome_value(self: &Arc<Self>, outcome: Outcome) -> Result<Value> {
         match outcome {
             Outcome::Reply(Ok(r)) => self.from_resolved(r),
             Outcome::Reply(Err(e)) | Outcome::Exception(Err(e)) => Err(Error::Wire(e)),
@@ -936,11 +999,17 @@ impl Shared {
                     } else {
                         let result = result.map(|b| resolve(&st.core, b));
                         st.outcomes.insert(id, Outcome::Reply(result));
+                        if let Some(w) = st.wakers.remove(&id) {
+                            w.wake();
+                        }
                     }
                 }
                 Ok(Some(Event::Exception { id, body })) => {
                     if !st.abandoned.remove(&id) {
                         st.outcomes.insert(id, Outcome::Exception(body));
+                        if let Some(w) = st.wakers.remove(&id) {
+                            w.wake();
+                        }
                     }
                 }
                 Ok(Some(Event::Request {
@@ -1005,6 +1074,9 @@ impl Shared {
         }
         // (Answers already filed stay: their waiters take them before they see the end.)
         self.cond.notify_all();
+        for (_, w) in st.wakers.drain() {
+            w.wake();
+        }
         st.core.objects_mut().take_all()
     }
 

@@ -38,7 +38,10 @@
 //!   their own variants;
 //! - [`Exposed`] and [`macro@service`]: objects of ours the peer can use; [`callback`]
 //!   makes a closure the peer can call; [`Server`] serves one to every client;
-//! - [`classic`]: `module("os")`, `eval`, `execute` on a classic-mode server.
+//! - [`classic`]: `module("os")`, `eval`, `execute` on a classic-mode server;
+//! - [`AsyncResult`]: a request in flight (`call_async`), to `wait` on or `.await` from any
+//!   executor;
+//! - TLS (feature `tls`, default): `Connection::connect_tls`, `Server::bind_tls` (rustls).
 //!
 //! The protocol state (frames, brine, boxing, sequence numbers, the object table, limits) is
 //! the shared connection core of `rpyc_wire::conn`; this crate moves bytes and runs calls.

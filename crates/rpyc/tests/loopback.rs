@@ -468,3 +468,62 @@ fn connect_timeout_and_refused() {
         "{e}"
     );
 }
+
+/// The smallest executor: poll, park until woken.
+fn block_on<F: std::future::Future>(f: F) -> F::Output {
+    use std::task::{Context, Poll, Wake, Waker};
+    struct Unpark(std::thread::Thread);
+    impl Wake for Unpark {
+        fn wake(self: Arc<Self>) {
+            self.0.unpark();
+        }
+    }
+    let waker = Waker::from(Arc::new(Unpark(std::thread::current())));
+    let mut cx = Context::from_waker(&waker);
+    let mut f = std::pin::pin!(f);
+    loop {
+        if let Poll::Ready(v) = f.as_mut().poll(&mut cx) {
+            return v;
+        }
+        std::thread::park_timeout(Duration::from_secs(1));
+    }
+}
+
+#[test]
+fn awaiting_answers() -> rpyc::Result<()> {
+    let h = server();
+    let conn = client(&h);
+    let root = conn.root()?;
+    let add: NetRef = root.getattr("add")?;
+    let futures: Vec<_> = (0..10)
+        .map(|i| add.call_async((i, 1)))
+        .collect::<rpyc::Result<_>>()?;
+    let results = block_on(async {
+        let mut out = Vec::new();
+        for f in futures {
+            out.push(i64::try_from(f.await?)?);
+        }
+        Ok::<_, Error>(out)
+    })?;
+    assert_eq!(results, (1..=10).collect::<Vec<_>>());
+    // the background reader serves callbacks while the task awaits
+    let double = rpyc::callback(|args: Args| {
+        let x: i64 = rpyc::arg(
+            "double",
+            "x",
+            args.positional.into_iter().next().unwrap_or_default(),
+        )?;
+        Ok(Value::from(x * 2))
+    });
+    let r = block_on(root.call_method_async("apply", (double, 21))?)?;
+    assert_eq!(r, Value::Int(42));
+    // remote exceptions come through the future; sync calls still work alongside
+    let e = block_on(root.call_method_async("divide", (1.0, 0.0))?).unwrap_err();
+    assert!(e.is_remote("ZeroDivisionError"), "{e}");
+    assert_eq!(root.call_method::<i64>("add", (2, 3))?, 5);
+    // closing wakes whoever awaits
+    let slow = root.call_method_async("sleep_ms", (2000u64,))?;
+    conn.close();
+    assert!(matches!(block_on(slow), Err(Error::Closed(_))));
+    Ok(())
+}
