@@ -1652,6 +1652,8 @@ fn exception_body(e: &Error) -> Wire {
         Error::Timeout(_) => {
             RemoteError::new("builtins", "TimeoutError", vec![Value::str(e.to_string())])
         }
+        // (an io::Error a service method returned: Python's OSError)
+        Error::Io(io) => RemoteError::new("builtins", "OSError", vec![Value::str(io.to_string())]),
         other => RemoteError::new(
             "builtins",
             "RuntimeError",
