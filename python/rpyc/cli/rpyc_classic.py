@@ -27,6 +27,15 @@ import socket
 import sys
 from typing import Any, List, Optional, Sequence
 
+import rpyc  # noqa: F401  (upstream's module-level names, below, are kept)
+from rpyc.core import SlaveService
+from rpyc.lib import setup_logger
+from rpyc.utils.authenticators import SSLAuthenticator
+from rpyc.utils.classic import DEFAULT_SERVER_PORT, DEFAULT_SERVER_SSL_PORT
+from rpyc.utils.registry import REGISTRY_PORT, TCPRegistryClient, UDPRegistryClient
+from rpyc.utils.server import ForkingServer, OneShotServer, ThreadedServer
+from rpyc.version import __version__
+
 __all__ = ["ClassicServer", "main"]
 
 _MODES = ("threaded", "forking", "stdio", "oneshot")
@@ -63,10 +72,6 @@ def _choice(*choices: str) -> Any:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from rpyc.utils.classic import DEFAULT_SERVER_PORT, DEFAULT_SERVER_SSL_PORT
-    from rpyc.utils.registry import REGISTRY_PORT
-    from rpyc.version import __version__
-
     parser = argparse.ArgumentParser(
         prog="rpyc_classic",
         description="Classic RPyC server: gives connecting clients full control of this Python process.",
@@ -142,8 +147,6 @@ class ClassicServer:
         return opts.host or ("::1" if opts.ipv6 else "127.0.0.1")
 
     def _port(self) -> int:
-        from rpyc.utils.classic import DEFAULT_SERVER_PORT, DEFAULT_SERVER_SSL_PORT
-
         if self.options.port is not None:
             return int(self.options.port)
         return DEFAULT_SERVER_SSL_PORT if self.options.ssl_keyfile else DEFAULT_SERVER_PORT
@@ -152,16 +155,12 @@ class ClassicServer:
         opts = self.options
         if not opts.ssl_keyfile:
             return None
-        from rpyc.utils.authenticators import SSLAuthenticator
-
         return SSLAuthenticator(opts.ssl_keyfile, opts.ssl_certfile, opts.ssl_cafile)
 
     def _registrar(self) -> Any:
         opts = self.options
         if not opts.auto_register:
             return None
-        from rpyc.utils.registry import TCPRegistryClient, UDPRegistryClient
-
         if opts.registry_type == "TCP":
             return TCPRegistryClient(ip=opts.registry_host, port=opts.registry_port)
         return UDPRegistryClient(ip=opts.registry_host or "255.255.255.255", port=opts.registry_port)
@@ -181,8 +180,6 @@ class ClassicServer:
     def _server(self, server_class: type) -> Any:
         host = self._host()
         self._warn_if_exposed(host)
-        from rpyc.core import SlaveService
-
         return server_class(
             SlaveService, hostname=host, port=self._port(), reuse_addr=True,
             ipv6=self.options.ipv6, authenticator=self._authenticator(),
@@ -192,14 +189,10 @@ class ClassicServer:
     # -- modes --------------------------------------------------------------------------------
 
     def main(self) -> int:
-        from rpyc.lib import setup_logger
-
         setup_logger(self.options.quiet, self.options.logfile)
         mode = self.options.mode
         if mode == "stdio":
             return self._serve_stdio()
-        from rpyc.utils.server import ForkingServer, OneShotServer, ThreadedServer
-
         if mode == "oneshot":
             return self._serve_oneshot(OneShotServer)
         server = self._server(ForkingServer if mode == "forking" else ThreadedServer)

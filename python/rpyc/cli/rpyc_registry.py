@@ -25,6 +25,10 @@ import ipaddress
 import sys
 from typing import Any, List, Optional, Sequence
 
+from rpyc.lib import setup_logger
+from rpyc.utils.registry import DEFAULT_PRUNING_TIMEOUT, REGISTRY_PORT, TCPRegistryServer, UDPRegistryServer
+from rpyc.version import __version__
+
 __all__ = ["RegistryServer", "main"]
 
 _TRUE = {"1", "true", "yes", "on", "y", "t"}
@@ -95,10 +99,6 @@ def _mode(text: str) -> str:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from rpyc.utils.registry import DEFAULT_PRUNING_TIMEOUT, REGISTRY_PORT
-
-    from rpyc.version import __version__
-
     parser = argparse.ArgumentParser(
         prog="rpyc_registry", description="RPyC registry server.",
         epilog="The registry listens on 127.0.0.1 (::1 with --ipv6) unless --host says otherwise: "
@@ -150,8 +150,6 @@ class RegistryServer:
 
     def make_server(self) -> Any:
         """The registry server the options describe (bound, not started)."""
-        from rpyc.utils.registry import TCPRegistryServer, UDPRegistryServer
-
         opts = self.options
         host = self._host()
         if opts.mode == "UDP":
@@ -161,8 +159,6 @@ class RegistryServer:
                                  allow_listing=opts.allow_listing)
 
     def main(self) -> int:
-        from rpyc.lib import setup_logger
-
         server = self.make_server()
         setup_logger(self.options.quiet, self.options.logfile)
         host = self._host()

@@ -7,6 +7,7 @@ from struct import Struct
 from typing import Any
 
 from rpyc._core import ProtocolError, dump, dumpable, load
+from rpyc.lib.compat import BYTES_LITERAL  # noqa: F401 (upstream's name)
 
 __all__ = ["dump", "load", "dumpable", "ProtocolError"]
 

@@ -9,6 +9,8 @@ from struct import Struct
 from typing import Any, Optional
 
 from rpyc._core import ProtocolError
+from rpyc.lib import safe_import  # noqa: F401 (upstream's names)
+from rpyc.lib.compat import BYTES_LITERAL  # noqa: F401
 
 
 class Channel:

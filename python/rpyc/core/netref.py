@@ -13,7 +13,8 @@ from typing import Any, Dict, Iterable, Optional, Tuple
 from rpyc import _core
 from rpyc._core import Work as _Work
 from rpyc.core import consts, extensions
-from rpyc.lib import get_methods
+from rpyc.lib import get_id_pack, get_methods  # noqa: F401 (get_id_pack: upstream's name)
+from rpyc.lib.compat import maxint  # noqa: F401 (upstream's name)
 
 IdPack = Tuple[str, int, int]
 

@@ -18,10 +18,11 @@ from typing import Any, Callable, Dict, FrozenSet, Optional, Tuple
 
 from rpyc import _core
 from rpyc._core import Work as _Work
-from rpyc.core import consts, extensions, netref, vinegar
+from rpyc.core import brine, consts, extensions, netref, vinegar  # noqa: F401 (brine: upstream's name)
 from rpyc.core.async_ import AsyncResult, AsyncResultTimeout  # noqa: F401 (re-exported; patched by tests)
-from rpyc.lib import Timeout, get_methods, hasattr_static, spawn
-from rpyc.lib.compat import execute  # noqa: F401
+from rpyc.lib import Timeout, get_id_pack, get_methods, hasattr_static, spawn  # noqa: F401
+from rpyc.lib.colls import RefCountingColl, WeakValueDict  # noqa: F401 (upstream's names)
+from rpyc.lib.compat import acquire_lock, execute, maxint, next, select_error  # noqa: F401
 
 __all__ = ["Connection", "DEFAULT_CONFIG", "PingError", "TRAVERSAL_ATTRS", "UNBOUND_THREAD_ID"]
 

@@ -15,7 +15,13 @@ from typing import Any, Optional, Tuple
 
 from rpyc import _core
 from rpyc.core.consts import STREAM_CHUNK
-from rpyc.lib import Timeout, socket_backoff_connect
+from rpyc.lib import Timeout, safe_import, socket_backoff_connect
+from rpyc.lib.compat import BYTES_LITERAL, get_exc_errno, maxint, poll, select_error  # noqa: F401 (upstream's names)
+
+# pywin32, for upstream's Windows pipe streams (MissingModule where it is not installed).
+win32file = safe_import("win32file")
+win32pipe = safe_import("win32pipe")
+win32event = safe_import("win32event")
 
 retry_errnos = (errno.EAGAIN, errno.EWOULDBLOCK)
 
@@ -334,6 +340,51 @@ class PipeStream(Stream):
         except OSError as exc:
             self.close()
             raise EOFError(exc) from exc
+
+
+_WIN32_PIPES_MISSING = (
+    "{name} (Windows pipes through pywin32) is not implemented by rpyc-rs, on any platform; "
+    "use a socket (rpyc.connect, rpyc.unix_connect) or PipeStream over file objects"
+)
+
+
+class Win32PipeStream(Stream):
+    """Upstream's stream over two Windows pipes. rpyc-rs does not implement Windows pipes: the
+    class exists so that code importing it keeps working, and using it raises ``ImportError``
+    (what upstream raises off Windows, where pywin32 cannot be imported)."""
+
+    __slots__ = ()
+    PIPE_BUFFER_SIZE = 130000
+    MAX_IO_CHUNK = STREAM_CHUNK
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        raise ImportError(_WIN32_PIPES_MISSING.format(name=type(self).__name__))
+
+    @classmethod
+    def from_std(cls) -> "Win32PipeStream":
+        raise ImportError(_WIN32_PIPES_MISSING.format(name=cls.__name__))
+
+    @classmethod
+    def create_pair(cls) -> Tuple["Win32PipeStream", "Win32PipeStream"]:
+        raise ImportError(_WIN32_PIPES_MISSING.format(name=cls.__name__))
+
+
+class NamedPipeStream(Win32PipeStream):
+    """Upstream's stream over a Windows named pipe; not implemented by rpyc-rs (see
+    :class:`Win32PipeStream`): its factories raise ``ImportError``."""
+
+    __slots__ = ()
+    NAMED_PIPE_PREFIX = r"\\.\pipe\rpyc_"
+    PIPE_IO_TIMEOUT = 3
+    CONNECT_TIMEOUT = 3
+
+    @classmethod
+    def create_server(cls, pipename: str, connect: bool = True) -> "NamedPipeStream":
+        raise ImportError(_WIN32_PIPES_MISSING.format(name=cls.__name__))
+
+    @classmethod
+    def create_client(cls, pipename: str) -> "NamedPipeStream":
+        raise ImportError(_WIN32_PIPES_MISSING.format(name=cls.__name__))
 
 
 def _refused_message(host: str, sockaddr: Any) -> str:

@@ -18,8 +18,11 @@ import traceback
 from types import TracebackType
 from typing import Any, Dict, List, Optional, Tuple, Type, Union
 
+from rpyc import version  # noqa: F401 (upstream's name)
+from rpyc.core import brine, consts  # noqa: F401 (brine: upstream's name)
 from rpyc.core.brine import dumpable
-from rpyc.core import consts
+
+ClassType = type  # upstream's name (a Python 2 leftover)
 
 # The module object itself, taken from sys.modules: the package namespace might rebind the name
 # ``rpyc.version``, and the version must be read from the module at each dump/load.

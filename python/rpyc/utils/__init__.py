@@ -21,6 +21,8 @@ import inspect
 import sys
 from typing import Any, Callable, TypeVar, Union
 
+from rpyc.core import DEFAULT_CONFIG  # noqa: F401 (upstream's name; the protocol's own dict)
+
 __all__ = ["exposed", "service"]
 
 _T = TypeVar("_T")

@@ -35,6 +35,8 @@ import socket
 import time
 from typing import Any, Dict, Optional, Tuple
 
+from rpyc.lib import safe_import  # noqa: F401 (upstream's name)
+
 __all__ = ["AuthenticationError", "SSLAuthenticator", "SharedSecretAuthenticator"]
 
 

@@ -30,6 +30,7 @@ from contextlib import contextmanager
 from typing import Any, Callable, Dict, Iterator, Optional
 
 from rpyc.core.consts import STREAM_CHUNK
+from rpyc.lib.compat import execute  # noqa: F401 (upstream's name)
 from rpyc.core.service import ClassicService, ModuleNamespace, Slave  # noqa: F401  (re-exported)
 from rpyc.utils import factory
 

@@ -10,9 +10,10 @@ from typing import Any, Dict, Optional, Sequence
 
 from rpyc.core import extensions
 from rpyc.core.channel import Channel
-from rpyc.core.service import VoidService
+from rpyc.core.service import MasterService, SlaveService, VoidService  # noqa: F401 (upstream's names)
 from rpyc.core.stream import PipeStream, SocketStream, TunneledSocketStream
-from rpyc.lib import spawn
+from rpyc.lib import safe_import, spawn  # noqa: F401
+from rpyc.utils.registry import UDPRegistryClient  # noqa: F401 (also loads the registry, as upstream)
 
 __all__ = [
     "connect_channel", "connect_stream", "connect_pipes", "connect_stdpipes", "connect",

@@ -9,6 +9,8 @@ from typing import Any, Callable, Collection, Iterator, Optional
 from rpyc.core.consts import HANDLE_BUFFITER, HANDLE_CALL
 from rpyc.lib import spawn
 from rpyc.lib.colls import WeakValueDict
+from rpyc.lib.compat import callable  # noqa: F401 (upstream's names)
+from rpyc.core.netref import asyncreq, syncreq  # noqa: F401
 
 __all__ = [
     "async_",

@@ -19,9 +19,11 @@ from typing import Any, Dict, Optional, Set
 from rpyc import _core
 from rpyc.core.channel import Channel
 from rpyc.core.stream import SocketStream
-from rpyc.lib import safe_import, spawn
+from rpyc.lib import safe_import, spawn, spawn_waitready  # noqa: F401 (spawn_waitready: upstream's name)
+from rpyc.lib.compat import get_exc_errno, poll  # noqa: F401 (upstream's names)
 from rpyc.lib.reusable_threads import ReusableThreads
 from rpyc.utils.authenticators import AuthenticationError
+from rpyc.utils.registry import UDPRegistryClient
 
 __all__ = ["Server", "OneShotServer", "ThreadedServer", "ThreadPoolServer", "ForkingServer", "GeventServer"]
 
@@ -109,8 +111,6 @@ class Server:
         if "logger" not in self.protocol_config:
             self.protocol_config["logger"] = self.logger
         if registrar is None and self.auto_register:
-            from rpyc.utils.registry import UDPRegistryClient
-
             registrar = UDPRegistryClient(logger=self.logger)
         self.registrar = registrar
         if self.host not in ("127.0.0.1", "::1", "") and self._is_classic():

@@ -26,7 +26,8 @@ import sys
 from types import CodeType, FunctionType
 from typing import Any, Dict, Iterator, Optional, Tuple
 
-from rpyc.core import brine
+from rpyc.core import brine, netref  # noqa: F401 (netref: upstream's name)
+from rpyc.lib.compat import is_py_gte38, is_py_gte310, is_py_gte311  # noqa: F401 (upstream's names)
 
 __all__ = [
     "CODEOBJ_MAGIC",
@@ -44,6 +45,9 @@ CODEOBJ_MAGIC = "MAg1c J0hNNzo0hn ZqhuBP17LQk8"
 #: what this interpreter's bytecode is compatible with (``"cpython-311"``...); ``None`` when
 #: the implementation does not say, in which case the version numbers are compared instead
 BYTECODE_TAG: Optional[str] = getattr(sys.implementation, "cache_tag", None)
+
+#: upstream's name (the size of a pre-3.6 instruction with an argument); unused here
+CODE_HAVEARG_SIZE = 3
 
 _VERSION = sys.version_info[:2]
 _LAYOUT_311 = 18

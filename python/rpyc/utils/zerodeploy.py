@@ -21,6 +21,7 @@ import rpyc.utils.classic
 import rpyc.utils.factory
 from rpyc.core.service import VoidService
 from rpyc.core.stream import SocketStream
+from rpyc.lib.compat import BYTES_LITERAL  # noqa: F401 (upstream's name)
 
 __all__ = ["SERVER_SCRIPT", "DeployedServer", "MultiServerDeployment"]
 
