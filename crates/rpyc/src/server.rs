@@ -18,7 +18,7 @@ use std::thread::{self, JoinHandle};
 enum Listener {
     Tcp(TcpListener),
     #[cfg(unix)]
-    Unix(UnixListener),
+    Unix(UnixListener, std::path::PathBuf),
 }
 
 /// Serves one object (the root each client gets: `conn.root` on the Python side) to every
@@ -92,7 +92,7 @@ impl Server {
             ))
         })?;
         Ok(Server {
-            listener: Listener::Unix(listener),
+            listener: Listener::Unix(listener, path.to_owned()),
             config: Config::with_service(service),
             #[cfg(feature = "tls")]
             tls: None,
@@ -104,7 +104,16 @@ impl Server {
         match &self.listener {
             Listener::Tcp(l) => l.local_addr().ok(),
             #[cfg(unix)]
-            Listener::Unix(_) => None,
+            Listener::Unix(..) => None,
+        }
+    }
+
+    /// How to wake the accept loop: connect to it.
+    fn waker(&self) -> Waker {
+        match &self.listener {
+            Listener::Tcp(l) => Waker(l.local_addr().ok().map(Endpoint::Tcp)),
+            #[cfg(unix)]
+            Listener::Unix(_, path) => Waker(Some(Endpoint::Unix(path.clone()))),
         }
     }
 
@@ -118,6 +127,7 @@ impl Server {
     /// Serve on a background thread; the handle stops it.
     pub fn spawn(self) -> Result<ServerHandle> {
         let addr = self.local_addr();
+        let waker = self.waker();
         let stop = Arc::new(AtomicBool::new(false));
         let live: Arc<Mutex<Vec<Weak<Connection>>>> = Arc::new(Mutex::new(Vec::new()));
         let (s, l) = (stop.clone(), live.clone());
@@ -128,6 +138,7 @@ impl Server {
             })?;
         Ok(ServerHandle {
             addr,
+            waker,
             stop,
             live,
             thread: Some(thread),
@@ -143,7 +154,7 @@ impl Server {
             let accepted = match &self.listener {
                 Listener::Tcp(l) => l.accept().map(|(s, _)| Stream::Tcp(s)),
                 #[cfg(unix)]
-                Listener::Unix(l) => l.accept().map(|(s, _)| Stream::Unix(s)),
+                Listener::Unix(l, _) => l.accept().map(|(s, _)| Stream::Unix(s)),
             };
             if stop.load(Ordering::SeqCst) {
                 return Ok(());
@@ -210,6 +221,7 @@ fn is_transient(e: &io::Error) -> bool {
 /// A server running on a background thread ([`Server::spawn`]).
 pub struct ServerHandle {
     addr: Option<SocketAddr>,
+    waker: Waker,
     stop: Arc<AtomicBool>,
     live: Arc<Mutex<Vec<Weak<Connection>>>>,
     thread: Option<JoinHandle<()>>,
@@ -237,10 +249,8 @@ impl ServerHandle {
 
     fn shutdown(&mut self) {
         self.stop.store(true, Ordering::SeqCst);
-        if let Some(addr) = self.addr {
-            // Wake the accept loop (it checks `stop` after each accept).
-            let _ = TcpStream::connect(addr);
-        }
+        // Wake the accept loop (it checks `stop` after each accept).
+        let woken = self.waker.wake();
         let conns: Vec<_> = {
             let live = self.live.lock().unwrap_or_else(|e| e.into_inner());
             live.iter().filter_map(Weak::upgrade).collect()
@@ -249,7 +259,7 @@ impl ServerHandle {
             c.close();
         }
         if let Some(t) = self.thread.take() {
-            if self.addr.is_some() {
+            if woken {
                 let _ = t.join();
             }
         }
@@ -259,5 +269,25 @@ impl ServerHandle {
 impl Drop for ServerHandle {
     fn drop(&mut self) {
         self.shutdown();
+    }
+}
+
+enum Endpoint {
+    Tcp(SocketAddr),
+    #[cfg(unix)]
+    Unix(std::path::PathBuf),
+}
+
+/// Connects to a listener so that its blocked `accept` returns.
+struct Waker(Option<Endpoint>);
+
+impl Waker {
+    fn wake(&self) -> bool {
+        match &self.0 {
+            Some(Endpoint::Tcp(a)) => TcpStream::connect(a).is_ok(),
+            #[cfg(unix)]
+            Some(Endpoint::Unix(p)) => std::os::unix::net::UnixStream::connect(p).is_ok(),
+            None => false,
+        }
     }
 }

@@ -277,10 +277,13 @@ fn closing_is_seen_by_netrefs() -> rpyc::Result<()> {
 fn unix_socket() -> rpyc::Result<()> {
     let dir = std::env::temp_dir().join(format!("rpyc-rs-test-{}", std::process::id()));
     let _ = std::fs::remove_file(&dir);
-    let server = Server::bind_unix(&dir, Calc::default())?;
-    std::thread::spawn(move || server.serve_forever());
+    let h = Server::bind_unix(&dir, Calc::default())?.spawn()?;
     let conn = Connection::connect_unix(&dir)?;
     assert_eq!(conn.root()?.call_method::<i64>("add", (2, 3))?, 5);
+    assert_eq!(h.connections(), 1);
+    // closing the server closes its connections and returns (the accept loop is woken)
+    h.close();
+    assert!(conn.root()?.call_method::<i64>("add", (1, 1)).is_err());
     drop(conn);
     let _ = std::fs::remove_file(&dir);
     Ok(())
