@@ -9,17 +9,17 @@
 
 use crate::config::Config;
 use crate::error::{Error, RemoteError, Result};
-use crate::expose::{Args, BoundMethod, Exposed, Local, Void};
-use crate::netref::NetRef;
+use crate::expose::{Exposed, Void};
+use crate::netref::{Link, NetRef};
+use crate::serving::{self, Core, Host, Resolved};
 use crate::tls;
 use crate::transport::Stream;
 use crate::value::{FromValue, IntoArgs, Value};
 use rpyc_wire::brine::Value as Wire;
 use rpyc_wire::budget::MemoryBudget;
-use rpyc_wire::conn::hello::{self, Announcement};
-use rpyc_wire::conn::{Connection as Core, Event, ObjKey};
+use rpyc_wire::conn::Event;
 use rpyc_wire::consts::handler;
-use rpyc_wire::message::{Boxed, IdPack};
+use rpyc_wire::message::IdPack;
 use rpyc_wire::WireError;
 use rustc_hash::{FxHashMap, FxHashSet};
 use std::cell::RefCell;
@@ -45,7 +45,7 @@ const BUDGET_RETRY: Duration = Duration::from_millis(10);
 pub(crate) const ITER_CHUNK: i64 = 128;
 
 /// Inbound bytes held by all connections of the process (`max_inbound_memory`).
-fn budget() -> &'static Arc<MemoryBudget> {
+pub(crate) fn budget() -> &'static Arc<MemoryBudget> {
     static BUDGET: OnceLock<Arc<MemoryBudget>> = OnceLock::new();
     BUDGET.get_or_init(MemoryBudget::new)
 }
@@ -81,31 +81,8 @@ enum Incoming {
     },
 }
 
-/// A received box whose references to our own objects were looked up when its frame was
-/// processed: a `HANDLE_DEL` later in the same read must not take them away first.
-enum Resolved {
-    Value(Wire),
-    Tuple(Vec<Resolved>),
-    Remote(IdPack),
-    Local(IdPack, Option<Arc<dyn Exposed>>),
-}
-
-fn resolve(core: &Core<Arc<dyn Exposed>>, b: Boxed) -> Resolved {
-    match b {
-        Boxed::Value(v) => Resolved::Value(v),
-        Boxed::Tuple(items) => {
-            Resolved::Tuple(items.into_iter().map(|i| resolve(core, i)).collect())
-        }
-        Boxed::RemoteRef(id) => Resolved::Remote(id),
-        Boxed::LocalRef(id) => {
-            let obj = id_key(&id).and_then(|k| core.objects().get(k).cloned());
-            Resolved::Local(id, obj)
-        }
-    }
-}
-
 struct State {
-    core: Core<Arc<dyn Exposed>>,
+    core: Core,
     outcomes: FxHashMap<u64, Outcome>,
     /// Requests whose waiter gave up (timeout): their answers are dropped, and the
     /// references they hold released.
@@ -669,20 +646,18 @@ impl Shared {
                 return Err(Error::Closed(why.clone()));
             }
             self.queue_releases(&mut st);
-            let mut exported = Vec::new();
-            let boxed: Result<Vec<Boxed>> = args
-                .into_iter()
-                .map(|a| self.to_boxed(&mut st, a, &mut exported))
-                .collect();
-            let sent = boxed.and_then(|boxed| {
-                st.core
-                    .request_within(current_peer_thread(), handler, &boxed)
-                    .map_err(Error::from)
-            });
+            let ours = self.ours();
+            let sent = serving::queue_request(
+                &mut st.core,
+                current_peer_thread(),
+                handler,
+                args,
+                &ours,
+                &mut graveyard,
+            );
             match sent {
                 Ok(id) => (id, st.core.take_outgoing()),
                 Err(e) => {
-                    take_back(&mut st, &exported, &mut graveyard);
                     drop(st);
                     drop(graveyard);
                     return Err(e);
@@ -977,15 +952,8 @@ impl Shared {
                 }
                 Ok(Some(Event::Reply { id, result })) if st.hello == Some(id) => {
                     st.hello = None;
-                    if let Ok(Boxed::Value(answer)) = &result {
-                        if let Some(named) = hello::features_of(answer, Announcement::Ack) {
-                            let both = CLIENT_FEATURES
-                                .iter()
-                                .copied()
-                                .filter(|f| named.contains(f))
-                                .collect();
-                            st.core.session_mut().set_peer_features(both);
-                        }
+                    if let Some(both) = serving::hello_ack_features(&result) {
+                        st.core.session_mut().set_peer_features(both);
                     }
                 }
                 Ok(Some(Event::Exception { id, .. })) if st.hello == Some(id) => {
@@ -994,10 +962,10 @@ impl Shared {
                 Ok(Some(Event::Reply { id, result })) => {
                     if st.abandoned.remove(&id) {
                         if let Ok(boxed) = &result {
-                            collect_refs(boxed, &mut refs);
+                            serving::collect_refs(boxed, &mut refs);
                         }
                     } else {
-                        let result = result.map(|b| resolve(&st.core, b));
+                        let result = result.map(|b| serving::resolve(st.core.objects(), b));
                         st.outcomes.insert(id, Outcome::Reply(result));
                         if let Some(w) = st.wakers.remove(&id) {
                             w.wake();
@@ -1018,7 +986,11 @@ impl Shared {
                     thread,
                     args,
                 })) => {
-                    let args = args.map(|a| a.into_iter().map(|b| resolve(&st.core, b)).collect());
+                    let args = args.map(|a| {
+                        a.into_iter()
+                            .map(|b| serving::resolve(st.core.objects(), b))
+                            .collect()
+                    });
                     requests.push(Incoming::Request {
                         seq,
                         handler,
@@ -1116,12 +1088,7 @@ impl Shared {
         if st.closed.is_some() {
             return;
         }
-        for id in ids {
-            let _ = st.core.notify(
-                handler::DEL,
-                &[Boxed::LocalRef(id), Boxed::Value(Wire::Int(1))],
-            );
-        }
+        serving::queue_releases(&mut st.core, ids);
     }
 
     /// Send what is queued (releases, answers the core made). `block`: wait for the locks;
@@ -1159,72 +1126,23 @@ impl Shared {
 
     // -- boxing --------------------------------------------------------------------------
 
-    /// A value as a box: references of this connection go back as LOCAL_REF, our objects
-    /// are exported (recorded in `exported`, to take back if the message is not sent).
-    fn to_boxed(
-        self: &Arc<Self>,
-        st: &mut State,
-        v: Value,
-        exported: &mut Vec<ObjKey>,
-    ) -> Result<Boxed> {
-        Ok(match v {
-            Value::Remote(r) => {
-                if !Arc::ptr_eq(r.shared(), self) {
-                    return Err(Error::Conversion(format!(
-                        "a reference to a {} object of another connection cannot be sent (fetch \
-                         its value first, or pass it on the connection it came from)",
-                        r.type_name()
-                    )));
-                }
-                Boxed::LocalRef(r.id_pack().clone())
-            }
-            Value::Local(l) => export(st, &l, exported)?,
-            Value::Tuple(items) => Boxed::tuple(
-                items
-                    .into_iter()
-                    .map(|i| self.to_boxed(st, i, exported))
-                    .collect::<Result<_>>()?,
-            ),
-            other => Boxed::Value(other.into_wire().map_err(|_| {
-                Error::Conversion(
-                    "a frozenset or slice can only hold values, not references".into(),
-                )
-            })?),
-        })
+    /// Whether a reference is one of this connection's (it may be sent back to the peer).
+    fn ours(self: &Arc<Self>) -> impl Fn(&NetRef) -> bool + '_ {
+        move |r: &NetRef| matches!(r.link(), Link::Blocking(s) if Arc::ptr_eq(s, self))
+    }
+
+    /// A proxy for a reference to the peer's object.
+    fn netref(self: &Arc<Self>) -> impl Fn(IdPack) -> NetRef + '_ {
+        move |id| NetRef::new(Link::Blocking(self.clone()), id)
     }
 
     /// A received box as a value.
     fn from_resolved(self: &Arc<Self>, r: Resolved) -> Result<Value> {
-        let mut err = None;
-        let v = self.from_resolved_into(r, &mut err);
-        match err {
-            Some(e) => Err(e),
-            None => Ok(v),
-        }
+        serving::from_resolved(r, &self.netref())
     }
 
-    /// Convert everything (every reference gets its proxy, released when dropped), keeping
-    /// the first error.
-    fn from_resolved_into(self: &Arc<Self>, r: Resolved, err: &mut Option<Error>) -> Value {
-        match r {
-            Resolved::Value(v) => Value::from_wire(v),
-            Resolved::Tuple(items) => Value::Tuple(
-                items
-                    .into_iter()
-                    .map(|i| self.from_resolved_into(i, err))
-                    .collect(),
-            ),
-            Resolved::Remote(id) => Value::Remote(NetRef::new(self.clone(), id)),
-            Resolved::Local(_, Some(obj)) => Value::Local(Local::new(obj)),
-            Resolved::Local(id, None) => {
-                err.get_or_insert_with(|| key_error(&id));
-                Value::None
-            }
-        }
-    }
-
-    fn local_object(&self, id: &IdPack) -> Option<Arc<dyn Exposed>> {
-        let key = id_key(id)?;
+    fn local_object_of(&self, id: &IdPack) -> Option<Arc<dyn Exposed>> {
+        let key = serving::id_key(id)?;
         self.lock().core.objects().get(key).cloned()
     }
 
@@ -1239,7 +1157,8 @@ impl Shared {
                 args,
             } => {
                 SERVING.with(|s| s.borrow_mut().push(thread));
-                let result = self.dispatch(handler, args);
+                let args = serving::request_args(args, &self.netref());
+                let result = serving::dispatch(&**self, handler, args);
                 SERVING.with(|s| s.borrow_mut().pop());
                 (seq, thread, result)
             }
@@ -1247,15 +1166,7 @@ impl Shared {
                 seq,
                 handler,
                 thread,
-            } => (
-                seq,
-                thread,
-                Err(Error::Remote(RemoteError::new(
-                    "builtins",
-                    "KeyError",
-                    vec![Value::from_wire(handler)],
-                ))),
-            ),
+            } => (seq, thread, Err(serving::unknown_handler(handler))),
         };
         self.answer(&seq, thread, result);
     }
@@ -1269,29 +1180,8 @@ impl Shared {
                 return;
             }
             self.queue_releases(&mut st);
-            let failed = match result {
-                Ok(v) => {
-                    let mut exported = Vec::new();
-                    let sent = self
-                        .to_boxed(&mut st, v, &mut exported)
-                        .and_then(|b| st.core.reply(seq, thread, &b).map_err(Error::from));
-                    match sent {
-                        Ok(()) => None,
-                        Err(e) => {
-                            take_back(&mut st, &exported, &mut graveyard);
-                            Some(exception_body(&e))
-                        }
-                    }
-                }
-                Err(e) => Some(exception_body(&e)),
-            };
-            if let Some(body) = failed {
-                if let Err(e) = st.core.reply_exception(seq, thread, &body) {
-                    // The description itself cannot be sent: send why instead.
-                    let fallback = exception_body(&Error::Wire(e));
-                    let _ = st.core.reply_exception(seq, thread, &fallback);
-                }
-            }
+            let ours = self.ours();
+            serving::queue_answer(&mut st.core, seq, thread, result, &ours, &mut graveyard);
             st.core.take_outgoing()
         };
         let _ = self.write(&mut writer, &bytes);
@@ -1299,168 +1189,40 @@ impl Shared {
         drop(graveyard);
     }
 
-    fn dispatch(
-        self: &Arc<Self>,
-        id: i64,
-        args: std::result::Result<Vec<Resolved>, WireError>,
-    ) -> Result<Value> {
-        let args = args.map_err(|e| Error::value_error(e.to_string()))?;
-        let mut err = None;
-        let args: Vec<Value> = args
-            .into_iter()
-            .map(|r| self.from_resolved_into(r, &mut err))
-            .collect();
-        if let Some(e) = err {
-            return Err(e);
-        }
-        let mut args = args.into_iter();
-        let mut next = || args.next().unwrap_or(Value::None);
-        match id {
-            handler::PING => {
-                let data = next();
-                Ok(self.answer_hello(&data).unwrap_or(data))
-            }
-            handler::GETROOT => Ok(Value::Local(Local::new(self.service.clone()))),
-            handler::GETATTR => {
-                let obj = target(next())?;
-                let name = attr_name(next())?;
-                getattr(&obj, &name)
-            }
-            handler::SETATTR => {
-                let obj = target(next())?;
-                let name = attr_name(next())?;
-                obj.setattr(&name, next()).map(|()| Value::None)
-            }
-            handler::DELATTR => {
-                let obj = target(next())?;
-                let name = attr_name(next())?;
-                Err(Error::attribute_error(format!(
-                    "cannot delete attribute '{name}' of '{}' object",
-                    obj.type_name()
-                )))
-            }
-            handler::CALL => {
-                let obj = target(next())?;
-                let call = call_args(next(), next())?;
-                obj.call(call)
-            }
-            handler::CALLATTR => {
-                let obj = target(next())?;
-                let name = attr_name(next())?;
-                let call = call_args(next(), next())?;
-                call_method(&obj, &name, call)
-            }
-            handler::REPR => Ok(Value::Str(target(next())?.repr())),
-            handler::STR => Ok(Value::Str(target(next())?.str())),
-            handler::HASH => {
-                let obj = target(next())?;
-                Ok(Value::Int(Local::new(obj).key().1 as i64))
-            }
-            handler::DIR => Ok(Value::tuple(target(next())?.methods())),
-            handler::INSPECT => {
-                let id = match next() {
-                    Value::Tuple(parts) => id_pack_of(parts),
-                    _ => None,
-                }
-                .ok_or_else(|| Error::type_error("INSPECT needs an id_pack"))?;
-                let obj = self.local_object(&id).ok_or_else(|| key_error(&id))?;
-                Ok(Value::Tuple(
-                    obj.methods()
-                        .into_iter()
-                        .map(|m| Value::Tuple(vec![Value::str(m), Value::None]))
-                        .collect(),
-                ))
-            }
-            handler::CMP => Ok(Value::NotImplemented),
-            handler::INSTANCECHECK => Ok(Value::Bool(false)),
-            handler::PICKLE => Err(Error::value_error("pickling is disabled")),
-            handler::DEL => match next() {
-                Value::Remote(r) => Err(key_error(r.id_pack())),
-                _ => Err(Error::type_error(
-                    "DEL needs a reference to one of our objects",
-                )),
-            },
-            handler::BUFFITER | handler::OLDSLICING | handler::CTXEXIT => Err(Error::type_error(
-                "this operation is not supported by objects of an rpyc-rs Rust peer",
-            )),
-            other => Err(Error::Remote(RemoteError::new(
-                "builtins",
-                "KeyError",
-                vec![Value::Int(other)],
-            ))),
-        }
-    }
-
     pub(crate) fn config(&self) -> &Config {
         &self.config
     }
 
-    // -- rpyc-rs extensions (docs/protocol.md#rpyc-rs-extensions) ----------------------
-
     /// Offer our features to the peer: an upstream peer echoes the ping, an rpyc-rs peer
     /// answers with the features both use (read when the answer arrives).
     fn send_hello(self: &Arc<Self>) -> Result<()> {
-        let offer = Value::Tuple(vec![
-            Value::str(hello::HELLO),
-            Value::Int(hello::VERSION),
-            Value::tuple(CLIENT_FEATURES.iter().copied()),
-        ]);
-        let id = self.send_request(handler::PING, vec![offer])?;
+        let id = self.send_request(handler::PING, vec![serving::hello_offer()])?;
         let mut st = self.lock();
         if st.outcomes.remove(&id).is_none() {
             st.hello = Some(id);
         }
         Ok(())
     }
+}
 
-    /// The answer to the peer's hello (`None`: `data` is no hello, or extensions are off):
-    /// the features both use, and our root's description when `root_class` is one.
+impl Host for Shared {
+    fn service(&self) -> &Arc<dyn Exposed> {
+        &self.service
+    }
+
+    fn local_object(&self, id: &IdPack) -> Option<Arc<dyn Exposed>> {
+        self.local_object_of(id)
+    }
+
     fn answer_hello(&self, data: &Value) -> Option<Value> {
         if !self.config.rpyc_rs_extensions {
             return None;
         }
-        let named = hello::features_of(&data.to_wire()?, Announcement::Hello)?;
-        let both: Vec<&'static str> = OUR_FEATURES
-            .iter()
-            .copied()
-            .filter(|f| named.contains(f))
-            .collect();
-        self.lock()
-            .core
-            .session_mut()
-            .set_peer_features(both.clone());
-        let mut ack = vec![
-            Value::str(hello::HELLO_ACK),
-            Value::Int(hello::VERSION),
-            Value::tuple(both.iter().copied()),
-        ];
-        if both.contains(&hello::ROOT_CLASS) {
-            let root = Local::new(self.service.clone());
-            let (class_id, instance_id) = root.key();
-            ack.push(Value::Tuple(vec![
-                Value::Tuple(vec![
-                    Value::Str(root.type_name()),
-                    Value::Int(class_id as i64),
-                    Value::Int(instance_id as i64),
-                ]),
-                Value::Tuple(
-                    self.service
-                        .methods()
-                        .into_iter()
-                        .map(|m| Value::Tuple(vec![Value::str(m), Value::None]))
-                        .collect(),
-                ),
-            ]));
-        }
-        Some(Value::Tuple(ack))
+        let (both, ack) = serving::hello_answer(&self.service, data)?;
+        self.lock().core.session_mut().set_peer_features(both);
+        Some(ack)
     }
 }
-
-/// The rpyc-rs features this crate implements: `quiet_del` (releases are not answered) and
-/// `root_class` (the root's class description comes with the hello's answer).
-const OUR_FEATURES: [&str; 2] = [hello::QUIET_DEL, hello::ROOT_CLASS];
-/// What a connecting side offers: it has no use for the peer's root description.
-const CLIENT_FEATURES: [&str; 1] = [hello::QUIET_DEL];
 
 /// Poll the socket without blocking for up to `budget` (when the deadline leaves room):
 /// `Some(n)` if something came.
@@ -1494,171 +1256,4 @@ fn poll_read(
     };
     stream.set_nonblocking(false)?;
     got
-}
-
-fn export(st: &mut State, l: &Local, exported: &mut Vec<ObjKey>) -> Result<Boxed> {
-    let key = l.key();
-    st.core.export(key, || l.object().clone())?;
-    exported.push(key);
-    Ok(Boxed::RemoteRef(IdPack {
-        name: l.type_name(),
-        class_id: Wire::Int(key.0 as i64),
-        instance_id: Wire::Int(key.1 as i64),
-    }))
-}
-
-/// Take back the sends a message that was not sent had recorded.
-fn take_back(st: &mut State, exported: &[ObjKey], graveyard: &mut Vec<Arc<dyn Exposed>>) {
-    for key in exported {
-        if let Some(obj) = st.core.objects_mut().decref(*key, 1) {
-            graveyard.push(obj);
-        }
-    }
-}
-
-fn collect_refs(b: &Boxed, out: &mut Vec<IdPack>) {
-    match b {
-        Boxed::RemoteRef(id) => out.push(id.clone()),
-        Boxed::Tuple(items) => items.iter().for_each(|i| collect_refs(i, out)),
-        Boxed::Value(_) | Boxed::LocalRef(_) => {}
-    }
-}
-
-fn id_key(id: &IdPack) -> Option<ObjKey> {
-    let c = u64::try_from(id.class_id.as_i64()?).ok()?;
-    let i = u64::try_from(id.instance_id.as_i64()?).ok()?;
-    Some((c, i))
-}
-
-fn id_pack_of(parts: Vec<Value>) -> Option<IdPack> {
-    let mut it = parts.into_iter();
-    match (it.next(), it.next(), it.next(), it.next()) {
-        (Some(Value::Str(name)), Some(Value::Int(c)), Some(Value::Int(i)), None) => {
-            Some(IdPack::new(name, c, i))
-        }
-        _ => None,
-    }
-}
-
-fn key_error(id: &IdPack) -> Error {
-    Error::Remote(RemoteError::new(
-        "builtins",
-        "KeyError",
-        vec![Value::from_wire(id.to_value())],
-    ))
-}
-
-/// The object a request is about: one of ours.
-fn target(v: Value) -> Result<Arc<dyn Exposed>> {
-    match v {
-        Value::Local(l) => Ok(l.object().clone()),
-        other => Err(Error::type_error(format!(
-            "expected an object of this Rust peer, got {}",
-            other.describe()
-        ))),
-    }
-}
-
-fn attr_name(v: Value) -> Result<String> {
-    match v {
-        Value::Str(s) => Ok(s),
-        Value::Bytes(b) => {
-            String::from_utf8(b).map_err(|_| Error::type_error("name must be a string"))
-        }
-        _ => Err(Error::type_error("name must be a string")),
-    }
-}
-
-/// `args` (a tuple) and `kwargs` (`((name, value), ...)`) of CALL and CALLATTR.
-fn call_args(args: Value, kwargs: Value) -> Result<Args> {
-    let positional = match args {
-        Value::Tuple(items) => items,
-        Value::None => Vec::new(),
-        other => {
-            return Err(Error::type_error(format!(
-                "call arguments must be a tuple, got {}",
-                other.describe()
-            )))
-        }
-    };
-    let mut keywords = Vec::new();
-    match kwargs {
-        Value::None => {}
-        Value::Tuple(pairs) => {
-            for pair in pairs {
-                match pair {
-                    Value::Tuple(kv) if kv.len() == 2 => {
-                        let mut kv = kv.into_iter();
-                        let k = attr_name(kv.next().unwrap_or_default())?;
-                        keywords.push((k, kv.next().unwrap_or_default()));
-                    }
-                    _ => {
-                        return Err(Error::type_error(
-                            "keyword arguments must be (name, value) pairs",
-                        ))
-                    }
-                }
-            }
-        }
-        _ => {
-            return Err(Error::type_error(
-                "keyword arguments must be (name, value) pairs",
-            ))
-        }
-    }
-    Ok(Args {
-        positional,
-        keywords,
-    })
-}
-
-fn getattr(obj: &Arc<dyn Exposed>, name: &str) -> Result<Value> {
-    if obj.methods().contains(&name) {
-        return Ok(Value::Local(Local::new(Arc::new(BoundMethod {
-            target: obj.clone(),
-            name: name.to_owned(),
-        }))));
-    }
-    match obj.getattr(name) {
-        Err(_) if name == "__doc__" => Ok(Value::None),
-        other => other,
-    }
-}
-
-fn call_method(obj: &Arc<dyn Exposed>, name: &str, args: Args) -> Result<Value> {
-    match name {
-        "__call__" => return obj.call(args),
-        "__repr__" => return Ok(Value::Str(obj.repr())),
-        "__str__" => return Ok(Value::Str(obj.str())),
-        _ => {}
-    }
-    if obj.methods().contains(&name) {
-        return obj.call_method(name, args);
-    }
-    match obj.getattr(name)? {
-        Value::Local(l) => l.object().call(args),
-        other => Err(Error::type_error(format!(
-            "'{}' object is not callable",
-            other.type_name()
-        ))),
-    }
-}
-
-/// The EXCEPTION body for an error of ours.
-fn exception_body(e: &Error) -> Wire {
-    let remote = match e {
-        Error::Remote(r) => r.clone(),
-        Error::Conversion(why) => RemoteError::new("builtins", "TypeError", vec![Value::str(why)]),
-        Error::Timeout(_) => {
-            RemoteError::new("builtins", "TimeoutError", vec![Value::str(e.to_string())])
-        }
-        // (an io::Error a service method returned: Python's OSError)
-        Error::Io(io) => RemoteError::new("builtins", "OSError", vec![Value::str(io.to_string())]),
-        other => RemoteError::new(
-            "builtins",
-            "RuntimeError",
-            vec![Value::str(other.to_string())],
-        ),
-    };
-    remote.to_body()
 }

@@ -59,6 +59,7 @@ mod error;
 mod expose;
 mod netref;
 mod server;
+mod serving;
 mod tls;
 mod transport;
 mod value;

@@ -19,8 +19,48 @@ use std::sync::Arc;
 pub struct NetRef(Arc<RefInner>);
 
 struct RefInner {
-    conn: Arc<Shared>,
+    conn: Link,
     id: IdPack,
+}
+
+/// The driver of the connection a reference belongs to.
+#[derive(Clone)]
+pub(crate) enum Link {
+    /// The blocking [`crate::Connection`].
+    Blocking(Arc<Shared>),
+}
+
+impl Link {
+    /// A synchronous request.
+    fn call(&self, h: i64, args: Vec<Value>) -> Result<Value> {
+        match self {
+            Link::Blocking(s) => s.call(h, args),
+        }
+    }
+
+    fn call_async(&self, h: i64, args: Vec<Value>) -> Result<AsyncResult> {
+        match self {
+            Link::Blocking(s) => s.call_async(h, args),
+        }
+    }
+
+    fn release(&self, id: IdPack) {
+        match self {
+            Link::Blocking(s) => s.release(id),
+        }
+    }
+
+    fn sync_request_timeout(&self) -> Option<std::time::Duration> {
+        match self {
+            Link::Blocking(s) => s.config().sync_request_timeout,
+        }
+    }
+
+    fn same(&self, other: &Link) -> bool {
+        match (self, other) {
+            (Link::Blocking(a), Link::Blocking(b)) => Arc::ptr_eq(a, b),
+        }
+    }
 }
 
 impl Drop for RefInner {
@@ -31,11 +71,11 @@ impl Drop for RefInner {
 }
 
 impl NetRef {
-    pub(crate) fn new(conn: Arc<Shared>, id: IdPack) -> NetRef {
+    pub(crate) fn new(conn: Link, id: IdPack) -> NetRef {
         NetRef(Arc::new(RefInner { conn, id }))
     }
 
-    pub(crate) fn shared(&self) -> &Arc<Shared> {
+    pub(crate) fn link(&self) -> &Link {
         &self.0.conn
     }
 
@@ -51,7 +91,7 @@ impl NetRef {
 
     /// Whether both handles name the same remote object.
     pub fn same_object(&self, other: &NetRef) -> bool {
-        Arc::ptr_eq(&self.0.conn, &other.0.conn) && self.0.id == other.0.id
+        self.0.conn.same(&other.0.conn) && self.0.id == other.0.id
     }
 
     fn me(&self) -> Value {
@@ -246,7 +286,7 @@ impl NetRef {
 
     /// How long a call on this reference may wait for its answer.
     pub fn sync_request_timeout(&self) -> Option<std::time::Duration> {
-        self.0.conn.config().sync_request_timeout
+        self.0.conn.sync_request_timeout()
     }
 }
 
