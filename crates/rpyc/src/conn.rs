@@ -36,11 +36,11 @@ use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
 
 /// Bytes read from the socket at a time.
-const READ_CHUNK: usize = 64 * 1024;
+pub(crate) const READ_CHUNK: usize = 64 * 1024;
 /// How long a connection waits for room in the process's inbound memory budget
 /// (`max_inbound_memory`) before it gives up, and how often it looks.
-const BUDGET_WAIT: Duration = Duration::from_secs(2);
-const BUDGET_RETRY: Duration = Duration::from_millis(10);
+pub(crate) const BUDGET_WAIT: Duration = Duration::from_secs(2);
+pub(crate) const BUDGET_RETRY: Duration = Duration::from_millis(10);
 /// Items fetched per `HANDLE_BUFFITER` when iterating a remote object.
 pub(crate) const ITER_CHUNK: i64 = 128;
 
@@ -56,8 +56,17 @@ thread_local! {
     static SERVING: RefCell<Vec<u64>> = const { RefCell::new(Vec::new()) };
 }
 
-fn current_peer_thread() -> u64 {
+pub(crate) fn current_peer_thread() -> u64 {
     SERVING.with(|s| s.borrow().last().copied().unwrap_or(0))
+}
+
+/// Run `f` as serving a request of peer thread `thread` (what requests it makes are
+/// addressed to that thread under `bind_threads`).
+pub(crate) fn serving_thread<T>(thread: u64, f: impl FnOnce() -> T) -> T {
+    SERVING.with(|s| s.borrow_mut().push(thread));
+    let out = f();
+    SERVING.with(|s| s.borrow_mut().pop());
+    out
 }
 
 /// What answered one of our requests, as it came (converted by the thread that waits).

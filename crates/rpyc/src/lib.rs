@@ -42,6 +42,8 @@
 //! - [`AsyncResult`]: a request in flight (`call_async`), to `wait` on or `.await` from any
 //!   executor;
 //! - TLS (feature `tls`, default): `Connection::connect_tls`, `Server::bind_tls` (rustls).
+//! - `rpyc::tokio` (feature `tokio`): connections driven by a tokio task, with async
+//!   `NetRef` operations, and a tokio accept loop (`rpyc::tokio::Server`).
 //!
 //! The protocol state (frames, brine, boxing, sequence numbers, the object table, limits) is
 //! the shared connection core of `rpyc_wire::conn`; this crate moves bytes and runs calls.
@@ -61,6 +63,8 @@ mod netref;
 mod server;
 mod serving;
 mod tls;
+#[cfg(feature = "tokio")]
+pub mod tokio;
 mod transport;
 mod value;
 

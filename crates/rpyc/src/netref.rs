@@ -28,37 +28,57 @@ struct RefInner {
 pub(crate) enum Link {
     /// The blocking [`crate::Connection`].
     Blocking(Arc<Shared>),
+    /// A [`crate::tokio::Connection`].
+    #[cfg(feature = "tokio")]
+    Tokio(Arc<crate::tokio::Shared>),
 }
 
 impl Link {
-    /// A synchronous request.
-    fn call(&self, h: i64, args: Vec<Value>) -> Result<Value> {
+    /// A synchronous request (on a tokio connection: blocks this thread, see
+    /// [`crate::tokio`]).
+    pub(crate) fn call(&self, h: i64, args: Vec<Value>) -> Result<Value> {
         match self {
             Link::Blocking(s) => s.call(h, args),
+            #[cfg(feature = "tokio")]
+            Link::Tokio(s) => s.call_blocking(h, args),
         }
     }
 
     fn call_async(&self, h: i64, args: Vec<Value>) -> Result<AsyncResult> {
         match self {
             Link::Blocking(s) => s.call_async(h, args),
+            #[cfg(feature = "tokio")]
+            Link::Tokio(_) => Err(Error::Conversion(
+                "call_async is for references of a blocking rpyc::Connection: with \
+                 rpyc::tokio, await the methods of rpyc::tokio::NetRef"
+                    .into(),
+            )),
         }
     }
 
     fn release(&self, id: IdPack) {
         match self {
             Link::Blocking(s) => s.release(id),
+            #[cfg(feature = "tokio")]
+            Link::Tokio(s) => s.release(id),
         }
     }
 
     fn sync_request_timeout(&self) -> Option<std::time::Duration> {
         match self {
             Link::Blocking(s) => s.config().sync_request_timeout,
+            #[cfg(feature = "tokio")]
+            Link::Tokio(s) => s.config().sync_request_timeout,
         }
     }
 
     fn same(&self, other: &Link) -> bool {
         match (self, other) {
             (Link::Blocking(a), Link::Blocking(b)) => Arc::ptr_eq(a, b),
+            #[cfg(feature = "tokio")]
+            (Link::Tokio(a), Link::Tokio(b)) => Arc::ptr_eq(a, b),
+            #[cfg(feature = "tokio")]
+            _ => false,
         }
     }
 }
@@ -300,7 +320,7 @@ fn pair(v: Value) -> Result<(Value, Value)> {
     }
 }
 
-fn kwargs_value<K: Into<String>, V: Into<Value>>(
+pub(crate) fn kwargs_value<K: Into<String>, V: Into<Value>>(
     kwargs: impl IntoIterator<Item = (K, V)>,
 ) -> Value {
     Value::Tuple(

@@ -1,0 +1,999 @@
+//! A tokio driver of the connection core (feature `tokio`): connections whose socket is
+//! read by the runtime's reactor, and an accept loop ([`Server`]) serving each connection
+//! as a task.
+//!
+//! ```no_run
+//! # async fn run() -> rpyc::Result<()> {
+//! let conn = rpyc::tokio::Connection::connect("127.0.0.1:18861").await?;
+//! let root = conn.root().await?;
+//! let sum: i64 = root.call_method("add", (5, 10)).await?;
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! One task per connection owns the socket: it feeds what it reads to the connection core,
+//! writes what the core queues, and files answers. Requests from any task reach it through a
+//! channel and their answers come back on a oneshot channel, so many tasks may have calls in
+//! flight on one connection. Each request made by the peer (a call of a service method, a
+//! callback) runs on the runtime's blocking pool (`spawn_blocking`): [`crate::Exposed`]
+//! methods are synchronous, and one may call the peer back through a [`crate::NetRef`] of
+//! this connection with its blocking methods (they wait on that blocking thread, never on
+//! the driver). The blocking methods of a [`crate::NetRef`] of a tokio connection also work
+//! from any thread outside the runtime; on a runtime's worker they block the worker.
+//!
+//! `sync_request_timeout` bounds every awaited request (`tokio::time::timeout`); a late
+//! answer is dropped and the references it holds released. Dropping the last handle on a
+//! remote object sends `HANDLE_DEL` through the driver (batched with what it sends next).
+//! Bytes that break the protocol end the connection with an error for every waiter.
+
+mod server;
+
+pub use server::{Server, ServerHandle};
+
+use crate::config::Config;
+use crate::conn::{budget, current_peer_thread, serving_thread, BUDGET_RETRY, BUDGET_WAIT};
+use crate::conn::{ITER_CHUNK, READ_CHUNK};
+use crate::error::{Error, RemoteError, Result};
+use crate::expose::{Exposed, Void};
+use crate::netref::{kwargs_value, Link};
+use crate::serving::{self, Core, Host, Resolved};
+use crate::value::{mismatch, FromValue, IntoArgs, Value};
+use ::tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadBuf};
+use ::tokio::net::{TcpStream, ToSocketAddrs};
+use ::tokio::sync::{mpsc, oneshot, watch};
+use ::tokio::time::{sleep, timeout, Instant, Sleep};
+use rpyc_wire::brine::Value as Wire;
+use rpyc_wire::conn::Event;
+use rpyc_wire::consts::handler;
+use rpyc_wire::message::IdPack;
+use rpyc_wire::WireError;
+use rustc_hash::FxHashMap;
+use std::fmt;
+use std::future::{poll_fn, Future};
+use std::pin::Pin;
+use std::sync::{Arc, Mutex, OnceLock};
+use std::task::Poll;
+use std::time::Duration;
+
+/// How long closing waits for what is queued to be written.
+const CLOSE_FLUSH: Duration = Duration::from_secs(1);
+/// How many of the peer's requests one connection serves at once (on the blocking pool);
+/// past that its driver stops reading until one is answered, so a peer cannot make us hold
+/// an unbounded queue of requests. (Requests waiting for our answers to their callbacks
+/// count too: 128 nested callbacks in flight at once wait for `sync_request_timeout`.)
+const MAX_SERVING: usize = 128;
+/// Why a connection we closed ended.
+const CLOSED: &str = "connection closed";
+
+/// What the tasks using a connection ask of its driver.
+enum Cmd {
+    /// Send a request; its answer goes to `reply`.
+    Request {
+        handler: i64,
+        args: Vec<Value>,
+        thread: u64,
+        reply: Reply,
+    },
+    /// The answer to the peer's request `seq`, served on the blocking pool.
+    Answer {
+        seq: Wire,
+        thread: u64,
+        result: Result<Value>,
+    },
+    /// A reference to the peer's object was dropped.
+    Release(IdPack),
+    /// The features both sides use (we answered the peer's hello).
+    Features(Vec<&'static str>),
+    /// One of our objects the peer holds, by id_pack (`HANDLE_INSPECT`).
+    Lookup(
+        IdPack,
+        std::sync::mpsc::SyncSender<Option<Arc<dyn Exposed>>>,
+    ),
+    /// Tell the peer and end.
+    Close,
+}
+
+/// Where an answer goes: an awaiting task, or a thread blocked on it.
+enum Reply {
+    Task(oneshot::Sender<Result<Value>>),
+    Thread(std::sync::mpsc::SyncSender<Result<Value>>),
+}
+
+impl Reply {
+    fn send(self, v: Result<Value>) {
+        // (Nobody waits any more: the value, and the references it holds, are dropped.)
+        match self {
+            Reply::Task(tx) => drop(tx.send(v)),
+            Reply::Thread(tx) => drop(tx.try_send(v)),
+        }
+    }
+}
+
+/// What the tasks using a connection see of it.
+#[derive(Default)]
+struct Status {
+    local_objects: usize,
+    peer_features: Vec<&'static str>,
+}
+
+/// The state shared by a [`Connection`], its driver task and every reference of it.
+pub(crate) struct Shared {
+    cmds: mpsc::UnboundedSender<Cmd>,
+    config: Config,
+    service: Arc<dyn Exposed>,
+    status: Mutex<Status>,
+    /// Why the connection ended (`None` while it lives).
+    closed: watch::Sender<Option<String>>,
+    runtime: ::tokio::runtime::Handle,
+}
+
+impl Shared {
+    pub(crate) fn config(&self) -> &Config {
+        &self.config
+    }
+
+    fn closed_error(&self) -> Error {
+        Error::Closed(
+            self.closed
+                .borrow()
+                .clone()
+                .unwrap_or_else(|| "connection closed".into()),
+        )
+    }
+
+    fn send(&self, cmd: Cmd) -> Result<()> {
+        self.cmds.send(cmd).map_err(|_| self.closed_error())
+    }
+
+    /// A request, awaited (at most `sync_request_timeout`).
+    async fn request(&self, handler: i64, args: Vec<Value>) -> Result<Value> {
+        let (tx, rx) = oneshot::channel();
+        self.send(Cmd::Request {
+            handler,
+            args,
+            thread: current_peer_thread(),
+            reply: Reply::Task(tx),
+        })?;
+        let answer = match self.config.sync_request_timeout {
+            Some(t) => {
+                let start = Instant::now();
+                timeout(t, rx)
+                    .await
+                    .map_err(|_| Error::Timeout(start.elapsed()))?
+            }
+            None => rx.await,
+        };
+        answer.unwrap_or_else(|_| Err(self.closed_error()))
+    }
+
+    /// A request whose answer this thread waits for (a service method calling the peer
+    /// back, or a thread outside the runtime).
+    pub(crate) fn call_blocking(&self, handler: i64, args: Vec<Value>) -> Result<Value> {
+        let (tx, rx) = std::sync::mpsc::sync_channel(1);
+        self.send(Cmd::Request {
+            handler,
+            args,
+            thread: current_peer_thread(),
+            reply: Reply::Thread(tx),
+        })?;
+        match self.config.sync_request_timeout {
+            Some(t) => {
+                let start = std::time::Instant::now();
+                match rx.recv_timeout(t) {
+                    Ok(v) => v,
+                    Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {
+                        Err(Error::Timeout(start.elapsed()))
+                    }
+                    Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => {
+                        Err(self.closed_error())
+                    }
+                }
+            }
+            None => rx.recv().unwrap_or_else(|_| Err(self.closed_error())),
+        }
+    }
+
+    pub(crate) fn release(&self, id: IdPack) {
+        // (After the end, nothing is left to release.)
+        let _ = self.cmds.send(Cmd::Release(id));
+    }
+}
+
+/// What serving a request on the blocking pool needs.
+struct Serving(Arc<Shared>);
+
+impl Host for Serving {
+    fn service(&self) -> &Arc<dyn Exposed> {
+        &self.0.service
+    }
+
+    fn local_object(&self, id: &IdPack) -> Option<Arc<dyn Exposed>> {
+        let (tx, rx) = std::sync::mpsc::sync_channel(1);
+        self.0.send(Cmd::Lookup(id.clone(), tx)).ok()?;
+        rx.recv().ok().flatten()
+    }
+
+    fn answer_hello(&self, data: &Value) -> Option<Value> {
+        if !self.0.config.rpyc_rs_extensions {
+            return None;
+        }
+        let (both, ack) = serving::hello_answer(&self.0.service, data)?;
+        // (Recorded before the answer is queued: the channel keeps the order.)
+        self.0.send(Cmd::Features(both)).ok()?;
+        Some(ack)
+    }
+}
+
+/// A connection to an RPyC peer driven by a tokio task (client or server side).
+///
+/// ```no_run
+/// # async fn run() -> rpyc::Result<()> {
+/// let conn = rpyc::tokio::Connection::connect("127.0.0.1:18861").await?;
+/// let r: i64 = conn.root().await?.call_method("add", (5, 10)).await?;
+/// # Ok(())
+/// # }
+/// ```
+///
+/// `&Connection` and [`NetRef`]s may be used from any number of tasks at once. Dropping the
+/// `Connection` closes it; references that outlive it fail with [`Error::Closed`].
+pub struct Connection {
+    shared: Arc<Shared>,
+    root: OnceLock<NetRef>,
+}
+
+impl Connection {
+    /// Connect over TCP with the default [`Config`].
+    pub async fn connect(addr: impl ToSocketAddrs) -> Result<Connection> {
+        Connection::connect_with(addr, Config::default()).await
+    }
+
+    /// Connect over TCP (within `config.connect_timeout`).
+    pub async fn connect_with(addr: impl ToSocketAddrs, config: Config) -> Result<Connection> {
+        let connecting = TcpStream::connect(addr);
+        let stream = match config.connect_timeout {
+            Some(t) => timeout(t, connecting).await.map_err(|_| {
+                Error::Io(std::io::Error::new(
+                    std::io::ErrorKind::TimedOut,
+                    format!("cannot connect within connect_timeout={t:?}"),
+                ))
+            })?,
+            None => connecting.await,
+        }
+        .map_err(|e| {
+            Error::Io(std::io::Error::new(
+                e.kind(),
+                format!("cannot connect (is an RPyC server listening there?): {e}"),
+            ))
+        })?;
+        Connection::from_tcp(stream, config)
+    }
+
+    /// Connect to a Unix domain socket with the default [`Config`].
+    #[cfg(unix)]
+    pub async fn connect_unix(path: impl AsRef<std::path::Path>) -> Result<Connection> {
+        Connection::connect_unix_with(path, Config::default()).await
+    }
+
+    /// Connect to a Unix domain socket.
+    #[cfg(unix)]
+    pub async fn connect_unix_with(
+        path: impl AsRef<std::path::Path>,
+        config: Config,
+    ) -> Result<Connection> {
+        let path = path.as_ref();
+        let s = ::tokio::net::UnixStream::connect(path).await.map_err(|e| {
+            Error::Io(std::io::Error::new(
+                e.kind(),
+                format!(
+                    "cannot connect to {} (is an RPyC server listening on that socket?): {e}",
+                    path.display()
+                ),
+            ))
+        })?;
+        Connection::from_unix(s, config)
+    }
+
+    /// A connection over a connected TCP socket (this side sends the rpyc-rs hello, as a
+    /// connecting side does). Call it within a tokio runtime: it spawns the driver task.
+    pub fn from_tcp(stream: TcpStream, config: Config) -> Result<Connection> {
+        if config.nodelay {
+            stream.set_nodelay(true)?;
+        }
+        Connection::start(stream, config, true)
+    }
+
+    /// A connection over a connected Unix domain socket (this side sends the hello).
+    #[cfg(unix)]
+    pub fn from_unix(stream: ::tokio::net::UnixStream, config: Config) -> Result<Connection> {
+        Connection::start(stream, config, true)
+    }
+
+    /// Start the driver task on `stream`; `connecting`: send the rpyc-rs hello.
+    pub(crate) fn start<S>(stream: S, config: Config, connecting: bool) -> Result<Connection>
+    where
+        S: AsyncRead + AsyncWrite + Send + 'static,
+    {
+        let runtime = ::tokio::runtime::Handle::try_current().map_err(|_| {
+            Error::Io(std::io::Error::other(
+                "rpyc::tokio connections must be made within a tokio runtime",
+            ))
+        })?;
+        let (cmds, rx) = mpsc::unbounded_channel();
+        let service = config.service.clone().unwrap_or_else(|| Arc::new(Void));
+        let shared = Arc::new(Shared {
+            cmds,
+            service,
+            status: Mutex::new(Status::default()),
+            closed: watch::Sender::new(None),
+            runtime: runtime.clone(),
+            config,
+        });
+        let mut driver = Driver {
+            core: Core::new(shared.config.wire.clone(), budget()),
+            shared: shared.clone(),
+            pending: FxHashMap::default(),
+            hello: None,
+            out: Vec::new(),
+            written: 0,
+            serving: 0,
+        };
+        if connecting && shared.config.rpyc_rs_extensions {
+            let mut graveyard = Vec::new();
+            let ours = |_: &crate::NetRef| false;
+            let id = serving::queue_request(
+                &mut driver.core,
+                0,
+                handler::PING,
+                vec![serving::hello_offer()],
+                &ours,
+                &mut graveyard,
+            )?;
+            driver.hello = Some(id);
+        }
+        runtime.spawn(driver.run(stream, rx));
+        Ok(Connection {
+            shared,
+            root: OnceLock::new(),
+        })
+    }
+
+    /// The peer's root object (its service), fetched once (`HANDLE_GETROOT`).
+    pub async fn root(&self) -> Result<NetRef> {
+        if let Some(r) = self.root.get() {
+            return Ok(r.clone());
+        }
+        let r: NetRef = self.request(handler::GETROOT, ()).await?.get()?;
+        Ok(self.root.get_or_init(|| r).clone())
+    }
+
+    /// Send `data` and get it back (`HANDLE_PING`): a round trip.
+    pub async fn ping(&self, data: impl Into<Value>) -> Result<Value> {
+        self.shared.request(handler::PING, vec![data.into()]).await
+    }
+
+    /// A request with handler id `handler` (a constant of `rpyc_wire::consts::handler`) and
+    /// these arguments; the boxed result.
+    pub async fn request(&self, handler: i64, args: impl IntoArgs) -> Result<Value> {
+        self.shared.request(handler, args.into_args()).await
+    }
+
+    /// Close the connection: tell the peer (`HANDLE_CLOSE`) and end the driver task.
+    /// Closing twice is harmless.
+    pub fn close(&self) {
+        let _ = self.shared.cmds.send(Cmd::Close);
+    }
+
+    /// Wait until the connection ends (closed by either side, or broken); why it ended.
+    pub async fn wait_closed(&self) -> String {
+        let mut rx = self.shared.closed.subscribe();
+        let why = match rx.wait_for(Option::is_some).await {
+            Ok(why) => why.clone(),
+            Err(_) => None,
+        };
+        why.unwrap_or_else(|| "connection closed".into())
+    }
+
+    /// Whether the connection is closed (and why).
+    pub fn closed(&self) -> Option<String> {
+        self.shared.closed.borrow().clone()
+    }
+
+    /// How many of our objects the peer holds references to (as of the driver's last step).
+    pub fn local_objects(&self) -> usize {
+        self.shared
+            .status
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .local_objects
+    }
+
+    /// The rpyc-rs features both sides use (empty with an upstream peer, or before the
+    /// peer answered our hello).
+    pub fn peer_features(&self) -> Vec<&'static str> {
+        self.shared
+            .status
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .peer_features
+            .clone()
+    }
+
+    /// The settings of this connection.
+    pub fn config(&self) -> &Config {
+        &self.shared.config
+    }
+}
+
+impl Drop for Connection {
+    fn drop(&mut self) {
+        self.close();
+    }
+}
+
+impl fmt::Debug for Connection {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "<rpyc::tokio::Connection")?;
+        if let Some(why) = self.closed() {
+            write!(f, " closed: {why}")?;
+        }
+        write!(f, ">")
+    }
+}
+
+/// The task that owns a connection's socket and its core.
+struct Driver {
+    core: Core,
+    shared: Arc<Shared>,
+    /// Who waits for the answer to each of our requests.
+    pending: FxHashMap<u64, Reply>,
+    /// Our rpyc-rs hello, while its answer is awaited.
+    hello: Option<u64>,
+    /// Bytes to write, of which `written` are.
+    out: Vec<u8>,
+    written: usize,
+    /// The peer's requests being served on the blocking pool.
+    serving: usize,
+}
+
+/// What woke the driver.
+enum Wake {
+    Read(std::io::Result<usize>),
+    Cmd(Option<Cmd>),
+    Write(std::io::Error),
+    Stalled,
+}
+
+impl Driver {
+    async fn run<S>(mut self, stream: S, mut rx: mpsc::UnboundedReceiver<Cmd>)
+    where
+        S: AsyncRead + AsyncWrite + Send + 'static,
+    {
+        let (mut rd, mut wr) = ::tokio::io::split(stream);
+        let mut buf = vec![0u8; READ_CHUNK];
+        let stall_limit = self.shared.config.send_stall_timeout;
+        let mut stall: Pin<Box<Sleep>> = Box::pin(sleep(stall_limit.unwrap_or_default()));
+        let mut stall_armed = false;
+        let why = loop {
+            self.take_outgoing();
+            if !self.out.is_empty() && !stall_armed {
+                if let Some(t) = stall_limit {
+                    stall.as_mut().reset(Instant::now() + t);
+                    stall_armed = true;
+                }
+            }
+            let out = &mut self.out;
+            let written = &mut self.written;
+            let may_read = self.serving < MAX_SERVING;
+            let wake = poll_fn(|cx| {
+                let before = *written;
+                while *written < out.len() {
+                    match Pin::new(&mut wr).poll_write(cx, &out[*written..]) {
+                        Poll::Ready(Ok(0)) => {
+                            return Poll::Ready(Wake::Write(std::io::ErrorKind::WriteZero.into()))
+                        }
+                        Poll::Ready(Ok(n)) => *written += n,
+                        Poll::Ready(Err(e)) => return Poll::Ready(Wake::Write(e)),
+                        Poll::Pending => break,
+                    }
+                }
+                if *written == out.len() {
+                    out.clear();
+                    *written = 0;
+                    stall_armed = false;
+                } else if *written != before {
+                    if let Some(t) = stall_limit {
+                        stall.as_mut().reset(Instant::now() + t);
+                    }
+                }
+                if let Poll::Ready(c) = rx.poll_recv(cx) {
+                    return Poll::Ready(Wake::Cmd(c));
+                }
+                if may_read {
+                    let mut rb = ReadBuf::new(&mut buf);
+                    if let Poll::Ready(r) = Pin::new(&mut rd).poll_read(cx, &mut rb) {
+                        return Poll::Ready(Wake::Read(r.map(|()| rb.filled().len())));
+                    }
+                }
+                if stall_armed && stall.as_mut().poll(cx).is_ready() {
+                    return Poll::Ready(Wake::Stalled);
+                }
+                Poll::Pending
+            })
+            .await;
+            let step = match wake {
+                Wake::Cmd(None) | Wake::Cmd(Some(Cmd::Close)) => {
+                    self.core_close();
+                    Err(CLOSED.to_owned())
+                }
+                Wake::Cmd(Some(cmd)) => {
+                    self.command(cmd);
+                    // Everything already asked goes out in the same write (releases are
+                    // batched with the next request).
+                    let mut step = Ok(());
+                    while let Ok(cmd) = rx.try_recv() {
+                        if matches!(cmd, Cmd::Close) {
+                            self.core_close();
+                            step = Err(CLOSED.to_owned());
+                            break;
+                        }
+                        self.command(cmd);
+                    }
+                    step
+                }
+                Wake::Read(Ok(0)) => Err("connection closed by the peer".to_owned()),
+                Wake::Read(Ok(n)) => self.received(&buf[..n]).await,
+                Wake::Read(Err(e)) => Err(format!("socket error: {e}")),
+                Wake::Write(e) => Err(format!("sending failed: {e}")),
+                Wake::Stalled => Err(format!(
+                    "the peer read nothing for send_stall_timeout={:?} (raise \
+                     Config::send_stall_timeout if it is just slow)",
+                    stall_limit.unwrap_or_default()
+                )),
+            };
+            self.publish();
+            if let Err(why) = step {
+                if why == CLOSED {
+                    // Our HANDLE_CLOSE (and what was queued before it), within a second.
+                    self.take_outgoing();
+                    let rest = &self.out[self.written..];
+                    let _ = timeout(CLOSE_FLUSH, async {
+                        wr.write_all(rest).await?;
+                        wr.shutdown().await
+                    })
+                    .await;
+                }
+                break why;
+            }
+        };
+        self.end(why);
+        rx.close();
+        // (Requests that were still queued learn that the connection is closed.)
+        while let Ok(cmd) = rx.try_recv() {
+            if let Cmd::Request { reply, .. } = cmd {
+                reply.send(Err(self.shared.closed_error()));
+            }
+        }
+    }
+
+    fn take_outgoing(&mut self) {
+        let more = self.core.take_outgoing();
+        if !more.is_empty() {
+            self.out.extend_from_slice(&more);
+        }
+    }
+
+    fn core_close(&mut self) {
+        let _ = self.core.close();
+    }
+
+    /// What the tasks see: the object count and the peer's features.
+    fn publish(&self) {
+        let mut st = self.shared.status.lock().unwrap_or_else(|e| e.into_inner());
+        st.local_objects = self.core.objects().len();
+        if st.peer_features.as_slice() != self.core.session().peer_features() {
+            st.peer_features = self.core.session().peer_features().to_vec();
+        }
+    }
+
+    fn command(&mut self, cmd: Cmd) {
+        let mut graveyard = Vec::new();
+        match cmd {
+            Cmd::Request {
+                handler,
+                args,
+                thread,
+                reply,
+            } => {
+                let ours = ours(self.shared.clone());
+                match serving::queue_request(
+                    &mut self.core,
+                    thread,
+                    handler,
+                    args,
+                    &ours,
+                    &mut graveyard,
+                ) {
+                    Ok(id) => {
+                        self.pending.insert(id, reply);
+                    }
+                    Err(e) => reply.send(Err(e)),
+                }
+            }
+            Cmd::Answer {
+                seq,
+                thread,
+                result,
+            } => {
+                self.serving = self.serving.saturating_sub(1);
+                let ours = ours(self.shared.clone());
+                serving::queue_answer(&mut self.core, &seq, thread, result, &ours, &mut graveyard);
+            }
+            Cmd::Release(id) => serving::queue_releases(&mut self.core, [id]),
+            Cmd::Features(both) => self.core.session_mut().set_peer_features(both),
+            Cmd::Lookup(id, tx) => {
+                let obj = serving::id_key(&id).and_then(|k| self.core.objects().get(k).cloned());
+                let _ = tx.try_send(obj);
+            }
+            Cmd::Close => self.core_close(),
+        }
+        drop(graveyard);
+    }
+
+    /// Bytes from the peer: answers go to their waiters, requests to the blocking pool.
+    async fn received(&mut self, bytes: &[u8]) -> std::result::Result<(), String> {
+        let mut waited = Duration::ZERO;
+        loop {
+            match self.core.receive(bytes) {
+                Ok(()) => break,
+                // The process's inbound memory is taken by other connections: wait for room
+                // (the bytes are kept), as the blocking driver does.
+                Err(WireError::MemoryBudget { .. }) if waited < BUDGET_WAIT => {
+                    sleep(BUDGET_RETRY).await;
+                    waited += BUDGET_RETRY;
+                }
+                Err(e) => return Err(format!("protocol error: {e}")),
+            }
+        }
+        loop {
+            match self.core.poll_event() {
+                Ok(None) => return Ok(()),
+                Err(WireError::MemoryBudget { .. }) if waited < BUDGET_WAIT => {
+                    // An inflation paused for room: it goes on where it stopped.
+                    sleep(BUDGET_RETRY).await;
+                    waited += BUDGET_RETRY;
+                }
+                Err(e) => return Err(format!("protocol error: {e}")),
+                Ok(Some(Event::Closed)) => return Err("connection closed by the peer".into()),
+                Ok(Some(event)) => self.event(event),
+            }
+        }
+    }
+
+    fn event(&mut self, event: Event) {
+        match event {
+            Event::Reply { id, result } if self.hello == Some(id) => {
+                self.hello = None;
+                if let Some(both) = serving::hello_ack_features(&result) {
+                    self.core.session_mut().set_peer_features(both);
+                }
+            }
+            Event::Exception { id, .. } if self.hello == Some(id) => self.hello = None,
+            Event::Reply { id, result } => {
+                let Some(reply) = self.pending.remove(&id) else {
+                    return;
+                };
+                let value = match result {
+                    Ok(b) => {
+                        let r = serving::resolve(self.core.objects(), b);
+                        serving::from_resolved(r, &self.netref())
+                    }
+                    Err(e) => Err(Error::Wire(e)),
+                };
+                reply.send(value);
+            }
+            Event::Exception { id, body } => {
+                let Some(reply) = self.pending.remove(&id) else {
+                    return;
+                };
+                reply.send(match body {
+                    Ok(body) => Err(Error::Remote(RemoteError::from_body(body))),
+                    Err(e) => Err(Error::Wire(e)),
+                });
+            }
+            Event::Request {
+                seq,
+                handler,
+                thread,
+                args,
+            } => {
+                // Our objects it names are looked up now (a release later in the same read
+                // must not take them away first); the request is served on the blocking
+                // pool, and its answer comes back as a command.
+                let args: std::result::Result<Vec<Resolved>, WireError> = args.map(|a| {
+                    a.into_iter()
+                        .map(|b| serving::resolve(self.core.objects(), b))
+                        .collect()
+                });
+                let shared = self.shared.clone();
+                self.serving += 1;
+                self.shared.runtime.spawn_blocking(move || {
+                    let netref = |id| crate::NetRef::new(Link::Tokio(shared.clone()), id);
+                    let served = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                        serving_thread(thread, || {
+                            let args = serving::request_args(args, &netref);
+                            serving::dispatch(&Serving(shared.clone()), handler, args)
+                        })
+                    }));
+                    // (A service method that panicked: the peer gets an exception, and
+                    // the connection goes on.)
+                    let result = served.unwrap_or_else(|_| {
+                        Err(Error::raise(
+                            "RuntimeError",
+                            "the Rust service method panicked",
+                        ))
+                    });
+                    let _ = shared.cmds.send(Cmd::Answer {
+                        seq,
+                        thread,
+                        result,
+                    });
+                });
+            }
+            Event::UnknownHandler {
+                seq,
+                handler,
+                thread,
+            } => {
+                let mut graveyard = Vec::new();
+                let ours = ours(self.shared.clone());
+                let result = Err(serving::unknown_handler(handler));
+                serving::queue_answer(&mut self.core, &seq, thread, result, &ours, &mut graveyard);
+            }
+            Event::Closed => {}
+        }
+    }
+
+    fn netref(&self) -> impl Fn(IdPack) -> crate::NetRef + '_ {
+        move |id| crate::NetRef::new(Link::Tokio(self.shared.clone()), id)
+    }
+
+    /// The connection ended: every waiter learns why; the objects the peer held are dropped.
+    fn end(&mut self, why: String) {
+        self.core.session_mut().end(why.clone());
+        self.shared.closed.send_replace(Some(why.clone()));
+        for (_, reply) in self.pending.drain() {
+            reply.send(Err(Error::Closed(why.clone())));
+        }
+        drop(self.core.objects_mut().take_all());
+        self.publish();
+    }
+}
+
+/// Whether a reference is one of this connection's (it may be sent back to the peer).
+fn ours(shared: Arc<Shared>) -> impl Fn(&crate::NetRef) -> bool {
+    move |r: &crate::NetRef| matches!(r.link(), Link::Tokio(s) if Arc::ptr_eq(s, &shared))
+}
+
+/// A reference to an object of the peer of a tokio [`Connection`], with async operations.
+/// It wraps the crate's [`crate::NetRef`] ([`NetRef::inner`]): the same handle, released
+/// (`HANDLE_DEL`) when the last clone of either is dropped. Values received on a tokio
+/// connection hold `crate::NetRef`s; convert them with `get::<rpyc::tokio::NetRef>()` or
+/// [`NetRef::from_value`].
+#[derive(Clone)]
+pub struct NetRef(crate::NetRef, Arc<Shared>);
+
+impl NetRef {
+    fn shared(&self) -> &Arc<Shared> {
+        &self.1
+    }
+
+    /// The crate's handle (its methods are blocking; see the module's documentation).
+    pub fn inner(&self) -> &crate::NetRef {
+        &self.0
+    }
+
+    /// The crate's handle.
+    pub fn into_inner(self) -> crate::NetRef {
+        self.0
+    }
+
+    /// The id_pack the peer gave: `(class name, class id, instance id)`.
+    pub fn id_pack(&self) -> &IdPack {
+        self.0.id_pack()
+    }
+
+    /// The remote class name (`"builtins.list"`, `"__main__.MyService"`).
+    pub fn type_name(&self) -> &str {
+        self.0.type_name()
+    }
+
+    fn me(&self) -> Value {
+        Value::Remote(self.0.clone())
+    }
+
+    async fn request<R: FromValue>(&self, h: i64, args: Vec<Value>) -> Result<R> {
+        R::from_value(self.shared().request(h, args).await?)
+    }
+
+    /// `obj.name` (`HANDLE_GETATTR`).
+    pub async fn getattr<R: FromValue>(&self, name: &str) -> Result<R> {
+        self.request(handler::GETATTR, vec![self.me(), Value::str(name)])
+            .await
+    }
+
+    /// `obj.name = value` (`HANDLE_SETATTR`; the peer must allow it).
+    pub async fn setattr(&self, name: &str, value: impl Into<Value>) -> Result<()> {
+        let args = vec![self.me(), Value::str(name), value.into()];
+        self.request::<Value>(handler::SETATTR, args)
+            .await
+            .map(drop)
+    }
+
+    /// `del obj.name` (`HANDLE_DELATTR`; the peer must allow it).
+    pub async fn delattr(&self, name: &str) -> Result<()> {
+        let args = vec![self.me(), Value::str(name)];
+        self.request::<Value>(handler::DELATTR, args)
+            .await
+            .map(drop)
+    }
+
+    /// `obj(*args)` (`HANDLE_CALL`).
+    pub async fn call<R: FromValue>(&self, args: impl IntoArgs) -> Result<R> {
+        self.call_kw(args, Vec::<(String, Value)>::new()).await
+    }
+
+    /// `obj(*args, **kwargs)`.
+    pub async fn call_kw<R, K, V>(
+        &self,
+        args: impl IntoArgs,
+        kwargs: impl IntoIterator<Item = (K, V)>,
+    ) -> Result<R>
+    where
+        R: FromValue,
+        K: Into<String>,
+        V: Into<Value>,
+    {
+        let args = vec![
+            self.me(),
+            Value::Tuple(args.into_args()),
+            kwargs_value(kwargs),
+        ];
+        self.request(handler::CALL, args).await
+    }
+
+    /// `obj.name(*args)` in one round trip (`HANDLE_CALLATTR`).
+    pub async fn call_method<R: FromValue>(&self, name: &str, args: impl IntoArgs) -> Result<R> {
+        self.call_method_kw(name, args, Vec::<(String, Value)>::new())
+            .await
+    }
+
+    /// `obj.name(*args, **kwargs)`.
+    pub async fn call_method_kw<R, K, V>(
+        &self,
+        name: &str,
+        args: impl IntoArgs,
+        kwargs: impl IntoIterator<Item = (K, V)>,
+    ) -> Result<R>
+    where
+        R: FromValue,
+        K: Into<String>,
+        V: Into<Value>,
+    {
+        let args = vec![
+            self.me(),
+            Value::str(name),
+            Value::Tuple(args.into_args()),
+            kwargs_value(kwargs),
+        ];
+        self.request(handler::CALLATTR, args).await
+    }
+
+    /// `repr(obj)`.
+    pub async fn repr(&self) -> Result<String> {
+        self.request(handler::REPR, vec![self.me()]).await
+    }
+
+    /// `str(obj)`.
+    pub async fn str(&self) -> Result<String> {
+        self.request(handler::STR, vec![self.me()]).await
+    }
+
+    /// `dir(obj)`.
+    pub async fn dir(&self) -> Result<Vec<String>> {
+        self.request(handler::DIR, vec![self.me()]).await
+    }
+
+    /// `len(obj)`.
+    pub async fn len(&self) -> Result<usize> {
+        self.call_method("__len__", ()).await
+    }
+
+    /// `len(obj) == 0`.
+    pub async fn is_empty(&self) -> Result<bool> {
+        self.len().await.map(|n| n == 0)
+    }
+
+    /// `obj[key]`.
+    pub async fn getitem<R: FromValue>(&self, key: impl Into<Value>) -> Result<R> {
+        self.call_method("__getitem__", (key.into(),)).await
+    }
+
+    /// `obj[key] = value`.
+    pub async fn setitem(&self, key: impl Into<Value>, value: impl Into<Value>) -> Result<()> {
+        self.call_method::<Value>("__setitem__", (key.into(), value.into()))
+            .await
+            .map(drop)
+    }
+
+    /// `item in obj`.
+    pub async fn contains(&self, item: impl Into<Value>) -> Result<bool> {
+        self.call_method("__contains__", (item.into(),)).await
+    }
+
+    /// The items of a remote iterable, fetched in batches of 128 (`HANDLE_BUFFITER`).
+    pub async fn to_vec<T: FromValue>(&self) -> Result<Vec<T>> {
+        let it: Value = self.call_method("__iter__", ()).await?;
+        let Value::Remote(it) = it else {
+            return Err(mismatch("an iterator from __iter__", &it));
+        };
+        let mut out = Vec::new();
+        loop {
+            let args = vec![Value::Remote(it.clone()), Value::Int(ITER_CHUNK)];
+            match self.shared().request(handler::BUFFITER, args).await? {
+                Value::Tuple(items) if items.is_empty() => return Ok(out),
+                Value::Tuple(items) => {
+                    for item in items {
+                        out.push(T::from_value(item)?);
+                    }
+                }
+                other => {
+                    return Err(Error::Conversion(format!(
+                        "the peer answered an iteration request with {}",
+                        other.describe()
+                    )))
+                }
+            }
+        }
+    }
+}
+
+impl FromValue for NetRef {
+    fn from_value(v: Value) -> Result<NetRef> {
+        let shared = match &v {
+            Value::Remote(r) => match r.link() {
+                Link::Tokio(s) => Some(s.clone()),
+                _ => None,
+            },
+            _ => None,
+        };
+        match (v, shared) {
+            (Value::Remote(r), Some(s)) => Ok(NetRef(r, s)),
+            (other, _) => Err(mismatch("a reference of a tokio connection", &other)),
+        }
+    }
+}
+
+impl TryFrom<Value> for NetRef {
+    type Error = Error;
+    fn try_from(v: Value) -> Result<NetRef> {
+        NetRef::from_value(v)
+    }
+}
+
+impl From<NetRef> for Value {
+    fn from(r: NetRef) -> Value {
+        Value::Remote(r.0)
+    }
+}
+
+impl From<&NetRef> for Value {
+    fn from(r: &NetRef) -> Value {
+        Value::Remote(r.0.clone())
+    }
+}
+
+impl fmt::Debug for NetRef {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "<tokio netref {}>", self.type_name())
+    }
+}
