@@ -15,7 +15,8 @@ from procs import stop_group  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[2]
 BUILD_TIMEOUT = 600  # seconds; a no-op when `cargo test --workspace` built them already
-EXAMPLES = ("client", "server", "callback", "classic", "interop_client", "tls_client")
+EXAMPLES = ("client", "server", "callback", "classic", "interop_client", "tls_client",
+            "tokio_client")
 
 
 def build_examples():
