@@ -72,6 +72,10 @@ impl Calc {
     fn echo(&self, v: Value) -> Value {
         v
     }
+
+    fn panics(&self) -> i64 {
+        panic!("a bug in a service method")
+    }
 }
 
 async fn server() -> ServerHandle {
@@ -411,6 +415,45 @@ async fn tokio_and_blocking_drivers_talk() -> rpyc::Result<()> {
         tokio::task::spawn_blocking(move || blocking.close())
             .await
             .expect("thread");
+        Ok(())
+    })
+    .await
+    .expect("within the limit")
+}
+
+#[tokio::test]
+async fn a_panicking_method_raises_and_the_connection_goes_on() -> rpyc::Result<()> {
+    timeout(LIMIT, async {
+        let h = server().await;
+        let conn = client(&h).await;
+        let root = conn.root().await?;
+        let e = root.call_method::<i64>("panics", ()).await.unwrap_err();
+        assert!(e.is_remote("RuntimeError"), "{e}");
+        assert_eq!(root.call_method::<i64>("add", (1, 1)).await?, 2);
+        Ok(())
+    })
+    .await
+    .expect("within the limit")
+}
+
+#[tokio::test]
+async fn the_requests_served_at_once_are_bounded() -> rpyc::Result<()> {
+    timeout(LIMIT, async {
+        let h = server().await;
+        let conn = client(&h).await;
+        let root = conn.root().await?;
+        // 300 slow calls in flight: all are answered, at most 128 run at once on the server.
+        let tasks: Vec<_> = (0..300)
+            .map(|i| {
+                let root = root.clone();
+                tokio::spawn(async move { root.call_method::<i64>("slow_add", (i, 30)).await })
+            })
+            .collect();
+        for (i, t) in tasks.into_iter().enumerate() {
+            assert_eq!(t.await.expect("task")?, i as i64 + 1);
+        }
+        let most: usize = root.call_method("most_at_once", ()).await?;
+        assert!(most <= 128 && most > 10, "{most} at once");
         Ok(())
     })
     .await

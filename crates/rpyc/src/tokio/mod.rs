@@ -82,8 +82,6 @@ enum Cmd {
     },
     /// A reference to the peer's object was dropped.
     Release(IdPack),
-    /// The features both sides use (we answered the peer's hello).
-    Features(Vec<&'static str>),
     /// One of our objects the peer holds, by id_pack (`HANDLE_INSPECT`).
     Lookup(
         IdPack,
@@ -213,13 +211,34 @@ impl Host for Serving {
         rx.recv().ok().flatten()
     }
 
+    fn answer_hello(&self, _: &Value) -> Option<Value> {
+        // (PING, the hello, is served by the driver itself: see `Inline`.)
+        None
+    }
+}
+
+/// Serving `PING` (the hello) and `GETROOT` in the driver.
+struct Inline<'a> {
+    shared: &'a Shared,
+    /// The features both sides use, once the peer's hello is answered.
+    features: std::cell::RefCell<Option<Vec<&'static str>>>,
+}
+
+impl Host for Inline<'_> {
+    fn service(&self) -> &Arc<dyn Exposed> {
+        &self.shared.service
+    }
+
+    fn local_object(&self, _: &IdPack) -> Option<Arc<dyn Exposed>> {
+        None
+    }
+
     fn answer_hello(&self, data: &Value) -> Option<Value> {
-        if !self.0.config.rpyc_rs_extensions {
+        if !self.shared.config.rpyc_rs_extensions {
             return None;
         }
-        let (both, ack) = serving::hello_answer(&self.0.service, data)?;
-        // (Recorded before the answer is queued: the channel keeps the order.)
-        self.0.send(Cmd::Features(both)).ok()?;
+        let (both, ack) = serving::hello_answer(&self.shared.service, data)?;
+        *self.features.borrow_mut() = Some(both);
         Some(ack)
     }
 }
@@ -336,6 +355,7 @@ impl Connection {
             out: Vec::new(),
             written: 0,
             serving: 0,
+            backlog: false,
         };
         if connecting && shared.config.rpyc_rs_extensions {
             let mut graveyard = Vec::new();
@@ -453,6 +473,8 @@ struct Driver {
     written: usize,
     /// The peer's requests being served on the blocking pool.
     serving: usize,
+    /// Frames read but not processed yet (`MAX_SERVING` requests were in service).
+    backlog: bool,
 }
 
 /// What woke the driver.
@@ -483,7 +505,7 @@ impl Driver {
             }
             let out = &mut self.out;
             let written = &mut self.written;
-            let may_read = self.serving < MAX_SERVING;
+            let may_read = self.serving < MAX_SERVING && !self.backlog;
             let wake = poll_fn(|cx| {
                 let before = *written;
                 while *written < out.len() {
@@ -537,6 +559,9 @@ impl Driver {
                             break;
                         }
                         self.command(cmd);
+                    }
+                    if step.is_ok() && self.backlog && self.serving < MAX_SERVING {
+                        step = self.events(Duration::ZERO).await;
                     }
                     step
                 }
@@ -629,7 +654,6 @@ impl Driver {
                 serving::queue_answer(&mut self.core, &seq, thread, result, &ours, &mut graveyard);
             }
             Cmd::Release(id) => serving::queue_releases(&mut self.core, [id]),
-            Cmd::Features(both) => self.core.session_mut().set_peer_features(both),
             Cmd::Lookup(id, tx) => {
                 let obj = serving::id_key(&id).and_then(|k| self.core.objects().get(k).cloned());
                 let _ = tx.try_send(obj);
@@ -654,9 +678,21 @@ impl Driver {
                 Err(e) => return Err(format!("protocol error: {e}")),
             }
         }
+        self.events(waited).await
+    }
+
+    /// Process the frames received (until `MAX_SERVING` requests are in service).
+    async fn events(&mut self, mut waited: Duration) -> std::result::Result<(), String> {
         loop {
+            if self.serving >= MAX_SERVING {
+                self.backlog = true;
+                return Ok(());
+            }
             match self.core.poll_event() {
-                Ok(None) => return Ok(()),
+                Ok(None) => {
+                    self.backlog = false;
+                    return Ok(());
+                }
                 Err(WireError::MemoryBudget { .. }) if waited < BUDGET_WAIT => {
                     // An inflation paused for room: it goes on where it stopped.
                     sleep(BUDGET_RETRY).await;
@@ -675,6 +711,8 @@ impl Driver {
                 self.hello = None;
                 if let Some(both) = serving::hello_ack_features(&result) {
                     self.core.session_mut().set_peer_features(both);
+                    // (Seen before the answers that follow are delivered.)
+                    self.publish();
                 }
             }
             Event::Exception { id, .. } if self.hello == Some(id) => self.hello = None,
@@ -699,6 +737,32 @@ impl Driver {
                     Ok(body) => Err(Error::Remote(RemoteError::from_body(body))),
                     Err(e) => Err(Error::Wire(e)),
                 });
+            }
+            Event::Request {
+                seq,
+                handler: h @ (handler::PING | handler::GETROOT),
+                thread,
+                args,
+            } => {
+                // Served here, in order (no code of the service runs): the hello is
+                // answered before the requests that follow it.
+                let args = args.map(|a| {
+                    a.into_iter()
+                        .map(|b| serving::resolve(self.core.objects(), b))
+                        .collect()
+                });
+                let args = serving::request_args(args, &self.netref());
+                let inline = Inline {
+                    shared: &self.shared,
+                    features: Default::default(),
+                };
+                let result = serving::dispatch(&inline, h, args);
+                if let Some(both) = inline.features.into_inner() {
+                    self.core.session_mut().set_peer_features(both);
+                }
+                let mut graveyard = Vec::new();
+                let ours = ours(self.shared.clone());
+                serving::queue_answer(&mut self.core, &seq, thread, result, &ours, &mut graveyard);
             }
             Event::Request {
                 seq,
