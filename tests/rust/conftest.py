@@ -17,9 +17,10 @@ def rust_examples():
     return build_examples()
 
 
-@pytest.fixture(scope="module")
-def rust_server(rust_examples):
-    srv = RustServer(rust_examples["server"])
+@pytest.fixture(scope="module", params=["threads", "tokio"])
+def rust_server(request, rust_examples):
+    """The example server: the threaded accept loop, or the tokio one (`--tokio`)."""
+    srv = RustServer(rust_examples["server"], ["--tokio"] if request.param == "tokio" else [])
     try:
         yield srv
     finally:

@@ -6,7 +6,8 @@
 //! python -c "import rpyc; c = rpyc.connect('127.0.0.1', 18861); print(c.root.add(5, 10))"
 //! ```
 //! Prints `listening on 127.0.0.1:PORT` once it accepts (`--port 0` picks a free port).
-//! `--tls-cert F --tls-key F [--tls-client-ca F]` serves over TLS.
+//! `--tls-cert F --tls-key F [--tls-client-ca F]` serves over TLS. `--tokio` serves with the
+//! tokio accept loop (feature `tokio`; TCP and Unix sockets).
 
 use rpyc::{Error, NetRef, Server, Value};
 use std::sync::atomic::{AtomicI64, Ordering};
@@ -106,22 +107,27 @@ fn main() -> rpyc::Result<()> {
     let mut port = "18861".to_owned();
     let mut unix = None;
     let mut tls = rpyc::TlsServer::default();
+    let mut tokio = false;
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
         match a.as_str() {
             "--port" => port = args.next().unwrap_or_default(),
             "--unix" => unix = args.next(),
+            "--tokio" => tokio = true,
             "--tls-cert" => tls.cert_file = args.next().unwrap_or_default().into(),
             "--tls-key" => tls.key_file = args.next().unwrap_or_default().into(),
             "--tls-client-ca" => tls.client_ca_file = args.next().map(Into::into),
             other => {
                 eprintln!(
                     "usage: server [--port N] [--unix PATH] [--tls-cert F --tls-key F \
-                     [--tls-client-ca F]] (unknown argument {other})"
+                     [--tls-client-ca F]] [--tokio] (unknown argument {other})"
                 );
                 std::process::exit(2);
             }
         }
+    }
+    if tokio {
+        return serve_tokio(&port, unix.as_deref());
     }
     let server = match &unix {
         #[cfg(unix)]
@@ -137,4 +143,32 @@ fn main() -> rpyc::Result<()> {
         (None, None) => {}
     }
     server.serve_forever()
+}
+
+/// The same service on the tokio accept loop.
+#[cfg(feature = "tokio")]
+fn serve_tokio(port: &str, unix: Option<&str>) -> rpyc::Result<()> {
+    use rpyc::tokio::Server;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(async {
+        let server = match unix {
+            #[cfg(unix)]
+            Some(path) => Server::bind_unix(path, Calc)?,
+            _ => Server::bind(format!("127.0.0.1:{port}"), Calc).await?,
+        };
+        match (server.local_addr(), unix) {
+            (Some(addr), _) => println!("listening on {addr}"),
+            (None, Some(path)) => println!("listening on {path}"),
+            (None, None) => {}
+        }
+        server.serve_forever().await
+    })
+}
+
+#[cfg(not(feature = "tokio"))]
+fn serve_tokio(_: &str, _: Option<&str>) -> rpyc::Result<()> {
+    eprintln!("--tokio needs the feature tokio (cargo run --features tokio ...)");
+    std::process::exit(2)
 }
