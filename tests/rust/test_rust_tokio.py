@@ -14,12 +14,14 @@ CHECKS = ["calls", "references", "exceptions", "callbacks", "concurrency", "rele
 
 
 @pytest.mark.timeout(90)
+@pytest.mark.parametrize("mode", ["default", "bind_threads"])
 @pytest.mark.parametrize("role", ["ours", "upstream"])
-def test_tokio_client_against_python_server(role, peer_server, rust_examples):
-    server = peer_server(role, "default")
+def test_tokio_client_against_python_server(role, mode, peer_server, rust_examples):
+    server = peer_server(role, mode)
     # our server answers the hello (quiet_del), upstream echoes it
     env = dict(os.environ, RPYC_EXPECT_FEATURES="quiet_del" if role == "ours" else "")
-    rc, out, err, _ = run([rust_examples["tokio_client"], "--port", server.port],
+    extra = ["--bind-threads"] if mode == "bind_threads" else []
+    rc, out, err, _ = run([rust_examples["tokio_client"], "--port", server.port] + extra,
                           timeout=60, env=env)
     lines = out.splitlines()
     failed = [line for line in lines if line.startswith("FAIL")]

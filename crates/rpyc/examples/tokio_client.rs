@@ -6,6 +6,7 @@
 //! python tests/peers/server.py --port 18861 &
 //! cargo run -p rpyc --features tokio --example tokio_client -- --port 18861
 //! ```
+//! `--bind-threads` for a server started in `bind_threads` mode.
 
 use rpyc::tokio::{Connection, NetRef};
 use rpyc::{Args, Config, Error, Value};
@@ -179,11 +180,10 @@ async fn releases(conn: &Connection) -> Outcome {
     })
 }
 
-async fn timeout(addr: &str) -> Outcome {
+async fn timeout(addr: &str, config: &Config) -> Outcome {
     let config = Config {
         sync_request_timeout: Some(Duration::from_millis(300)),
-        service: Some(Arc::new(Client)),
-        ..Config::default()
+        ..config.clone()
     };
     let conn = Connection::connect_with(addr, config).await.map_err(e)?;
     let root = conn.root().await.map_err(e)?;
@@ -204,19 +204,28 @@ async fn timeout(addr: &str) -> Outcome {
 async fn main() {
     let mut args = std::env::args().skip(1);
     let mut port = None;
+    let mut bind_threads = false;
     while let Some(a) = args.next() {
-        if a == "--port" {
-            port = args.next();
+        match a.as_str() {
+            "--port" => port = args.next(),
+            // (a server started with bind_threads: each request is served on the thread of
+            // the peer thread that made it, callbacks included)
+            "--bind-threads" => bind_threads = true,
+            other => {
+                eprintln!("usage: tokio_client [--port N] [--bind-threads] (not {other})");
+                std::process::exit(2);
+            }
         }
     }
     let port = port.unwrap_or_else(|| "18861".into());
     let addr = format!("127.0.0.1:{port}");
-    let config = Config {
+    let mut config = Config {
         sync_request_timeout: Some(Duration::from_secs(10)),
         service: Some(Arc::new(Client)),
         ..Config::default()
     };
-    let conn = match Connection::connect_with(addr.as_str(), config).await {
+    config.wire.bind_threads = bind_threads;
+    let conn = match Connection::connect_with(addr.as_str(), config.clone()).await {
         Ok(c) => Arc::new(c),
         Err(err) => {
             println!("FAIL connect: {err}");
@@ -230,7 +239,7 @@ async fn main() {
         ("callbacks", callbacks(&conn).await),
         ("concurrency", concurrency(&conn).await),
         ("releases", releases(&conn).await),
-        ("timeout", timeout(&addr).await),
+        ("timeout", timeout(&addr, &config).await),
     ];
     let mut failed = false;
     for (name, r) in results {
