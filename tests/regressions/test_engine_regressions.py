@@ -95,3 +95,65 @@ def test_async_result_delivered_by_another_thread_is_not_missed(server, monkeypa
         reader.join(10)
     finally:
         conn.close()
+
+
+_RELEASE_DURING_WRITE = """
+import asyncio, sys
+import rpyc, rpyc.aio
+from rpyc.core.stream import SocketStream
+
+PORT = int(sys.argv[1])
+victims = []
+
+
+class DroppingStream(SocketStream):
+    # A Python stream (not handed to the engine natively) whose write lets the last
+    # reference to a proxy go, as a garbage collection inside the write would.
+    def native_transport(self):
+        return None
+
+    def write(self, data):
+        victims.clear()
+        super().write(data)
+
+
+conn = rpyc.connect_stream(DroppingStream.connect("127.0.0.1", PORT))
+for i in range(50):
+    victims.append(conn.root.echo)  # (a proxy of the server's bound method)
+    assert conn.root.add(i, 1) == i + 1
+print("sync ok", flush=True)
+
+
+async def main():
+    async with rpyc.aio.connect("127.0.0.1", PORT) as conn:
+        stream_class = type(conn._channel.stream)
+        write = stream_class.write
+
+        def dropping_write(self, data):
+            victims.clear()
+            write(self, data)
+
+        stream_class.write = dropping_write
+        for i in range(50):
+            victims.append(await conn.root.echo)
+            assert await conn.root.add(i, 1) == i + 1
+    print("aio ok", flush=True)
+
+
+asyncio.run(main())
+"""
+
+
+@pytest.mark.timeout(60)
+def test_a_proxy_released_inside_a_python_stream_write(server):
+    # A proxy whose last reference died inside the write of a Python-stream transport (a
+    # garbage collection there runs its __del__) sent its release through the same
+    # connection's write gate, held by the very same thread: the process hung (seen with
+    # rpyc.aio, whose transport is a Python stream, in an interop test).
+    try:
+        proc = subprocess.run([sys.executable, "-c", _RELEASE_DURING_WRITE, str(server.port)],
+                              capture_output=True, text=True, timeout=20)
+    except subprocess.TimeoutExpired as hung:
+        pytest.fail("the client hung: %s" % (hung.stdout or b"").decode(errors="replace"))
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.split("\n")[:2] == ["sync ok", "aio ok"]

@@ -29,6 +29,16 @@ impl Gate {
         crate::gil::detach(py, || self.acquire_detached())
     }
 
+    /// Acquire only if nobody holds the gate (its holder may be this very thread).
+    pub fn try_acquire(&self) -> Option<GateGuard<'_>> {
+        let mut st = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        if st.busy {
+            return None;
+        }
+        st.busy = true;
+        Some(GateGuard(self))
+    }
+
     /// Acquire from a thread that does not hold the GIL.
     pub fn acquire_detached(&self) -> GateGuard<'_> {
         let mut st = self.state.lock().unwrap_or_else(|p| p.into_inner());

@@ -157,9 +157,8 @@ impl Engine {
         let args = PyTuple::new(py, [proxy, count])?;
         let link = Arc::clone(self.link()?);
         let holds = match link.carrier() {
-            Carrier::Socket => true,
+            Carrier::Socket | Carrier::Python => true,
             Carrier::Tls => self.lock().session.rpyc_rs_peer(),
-            Carrier::Python => false,
         };
         if !holds {
             return self
@@ -173,6 +172,12 @@ impl Engine {
         let ctx = self.box_ctx(slf.as_any(), netref_base(py)?)?;
         let framed = self.encode_request(py, &ctx, seq, handler::DEL, &args)?;
         // A release carries an id_pack, never a large `bytes`: nothing is spliced in.
+        if link.carrier() == Carrier::Python {
+            // (It may come from a collection inside this thread's own write: never wait.)
+            return link
+                .write_release(py, &framed.buf)
+                .inspect_err(|e| self.fail(py, e));
+        }
         match link.hold(&framed.buf) {
             Hold::Held => Ok(()),
             Hold::Schedule if flusher::schedule(link) => Ok(()),

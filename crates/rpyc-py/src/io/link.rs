@@ -85,17 +85,56 @@ impl Link {
     /// leaves the stream unusable: the link is lost, and the caller ends the connection.
     pub fn write(&self, py: Python<'_>, framed: &Outgoing) -> PyResult<()> {
         let transport = self.transport(py)?;
-        let _gate = self.gate.acquire(py);
-        // A writer that waited for the gate behind a failed write reports that failure.
-        if let Some(why) = self.lost() {
-            return Err(eof_error(why));
+        {
+            let _gate = self.gate.acquire(py);
+            // A writer that waited for the gate behind a failed write reports that failure.
+            if let Some(why) = self.lost() {
+                return Err(eof_error(why));
+            }
+            let held = self.held.take();
+            let written = transport.write_frames(py, &held, framed, self.stall);
+            if let Err(e) = &written {
+                self.mark_lost(describe(py, e));
+            }
+            written?;
         }
-        let held = self.held.take();
-        let written = transport.write_frames(py, &held, framed, self.stall);
-        if let Err(e) = &written {
-            self.mark_lost(describe(py, e));
+        if self.carrier == Carrier::Python {
+            self.write_held_releases(py)?;
         }
-        written
+        Ok(())
+    }
+
+    /// A release over a Python stream. The stream's `write` runs Python code, and with it
+    /// the garbage collector and proxies' `__del__`, while its caller holds the gate: a
+    /// release that waited for the gate there would wait for its own thread. So it never
+    /// waits: the frame is held, and written now if the gate is free, else by the gate's
+    /// holder once its write is done.
+    pub fn write_release(&self, py: Python<'_>, framed: &[u8]) -> PyResult<()> {
+        // (What `hold` advises concerns the flusher, which Python streams do not use.)
+        let _ = self.held.hold(framed);
+        self.write_held_releases(py)
+    }
+
+    /// Write the releases held over a Python stream, unless someone holds the gate: then
+    /// that writer does it when done (it looks after dropping the gate, and a release is
+    /// held before its thread tries the gate, so none is left behind). Loops while writing
+    /// made more (a collection during the write).
+    fn write_held_releases(&self, py: Python<'_>) -> PyResult<()> {
+        loop {
+            let Some(_gate) = self.gate.try_acquire() else {
+                return Ok(());
+            };
+            let held = self.held.take();
+            if held.is_empty() || self.lost().is_some() {
+                return Ok(());
+            }
+            let transport = self.transport(py)?;
+            let written = transport.write_frames(py, &held, &Outgoing::default(), self.stall);
+            if let Err(e) = &written {
+                self.mark_lost(describe(py, e));
+            }
+            written?;
+        }
     }
 
     /// Hold a release frame back; what the caller must do next.

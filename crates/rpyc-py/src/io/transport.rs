@@ -184,11 +184,13 @@ impl Transport {
                     .map_err(|e| self.write_error(&e, stall))
             }
             Transport::Python(stream) => {
-                // (Python streams hold no releases.)
-                let bytes = match frame.parts(py).as_slice() {
-                    [] => return Ok(()),
-                    [whole] => PyBytes::new(py, whole),
-                    parts => PyBytes::new(py, &parts.concat()),
+                // (Releases are held here only while another write is under way.)
+                let parts = frame.parts(py);
+                let bytes = match (held.is_empty(), parts.as_slice()) {
+                    (true, []) => return Ok(()),
+                    (true, [whole]) => PyBytes::new(py, whole),
+                    (false, []) => PyBytes::new(py, held.bytes()),
+                    _ => PyBytes::new(py, &[&[held.bytes()][..], &parts].concat().concat()),
                 };
                 stream
                     .bind(py)
