@@ -333,7 +333,8 @@ impl Engine {
 
     /// `HANDLE_DEL` for a proxy that died: `count` references to it were received. Over a
     /// native transport the frame is held back to travel with the next write (see
-    /// `io::held`); nothing waits for an answer either way.
+    /// `io::held`); over a Python stream it never waits for the write gate (see
+    /// `Link::write_release`); nothing waits for an answer either way.
     fn _release(
         slf: &Bound<'_, Engine>,
         proxy: &Bound<'_, PyAny>,
