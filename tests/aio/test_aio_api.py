@@ -3,6 +3,7 @@ pipelining, callbacks, iteration, context managers, the awaitable helpers), the 
 (async and plain handlers, on_connect/on_disconnect), and mixing with blocking peers."""
 
 import asyncio
+import errno
 import os
 import socket
 import tempfile
@@ -586,3 +587,56 @@ def test_async_request_timeout_and_one_timer_for_all_requests():
                 assert not conn._pending
 
     run(main)
+
+
+def test_connect_errors_name_the_host_and_the_loopback_default(monkeypatch):
+    # as the blocking factories: tests/e2e/test_connection.py (nothing leaves 127.0.0.1: the
+    # lookup failure and the refusal are simulated)
+    real_getaddrinfo = socket.getaddrinfo
+
+    def fake_getaddrinfo(host, *args, **kwargs):
+        if host == "nosuchhost.invalid":
+            raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
+        return real_getaddrinfo(host, *args, **kwargs)
+
+    monkeypatch.setattr(socket, "getaddrinfo", fake_getaddrinfo)
+
+    async def main():
+        with pytest.raises(socket.gaierror) as info:
+            await rpyc.aio.connect("nosuchhost.invalid", 18861)
+        assert info.value.errno == socket.EAI_NONAME
+        assert "'nosuchhost.invalid'" in str(info.value) and "18861" in str(info.value)
+
+        loop = asyncio.get_running_loop()
+
+        async def refuse(sock, address):
+            raise ConnectionRefusedError(errno.ECONNREFUSED, "Connection refused")
+
+        monkeypatch.setattr(loop, "sock_connect", refuse)
+        with pytest.raises(ConnectionRefusedError) as info:
+            await rpyc.aio.connect("192.0.2.7", 18861)
+        assert "192.0.2.7:18861" in str(info.value) and "listens on 127.0.0.1 only" in str(info.value)
+
+    run(main)
+
+
+def test_serve_without_hostname_announces_the_loopback_default(monkeypatch, caplog):
+    import logging
+
+    import rpyc.utils.server as server_mod
+
+    monkeypatch.setattr(server_mod, "_loopback_default_announced", False)
+
+    async def main():
+        async with await rpyc.aio.serve(Echo, hostname="127.0.0.1") as named:
+            pass
+        async with await rpyc.aio.serve(Echo) as server:
+            return named.port, server.port
+
+    with caplog.at_level(logging.WARNING, logger="rpyc"):
+        _, port = run(main)
+    records = [r for r in caplog.records if r.name == "rpyc"]
+    assert len(records) == 1
+    message = records[0].getMessage()
+    assert "rpyc.aio server" in message and f"127.0.0.1 port {port} only" in message
+    assert "hostname='0.0.0.0'" in message

@@ -5,7 +5,7 @@ import socket
 from typing import Any, Awaitable, Callable, Dict, Generator, Optional
 
 from rpyc.core.service import VoidService
-from rpyc.core.stream import _fmt_addr, _set_keepalive
+from rpyc.core.stream import _fmt_addr, _set_keepalive, connect_error, resolve_error
 
 from rpyc.aio._connection import Connection
 from rpyc.aio._transport import RpycProtocol, set_nodelay
@@ -148,19 +148,20 @@ async def _open_tcp(loop: asyncio.AbstractEventLoop, host: str, port: int, ipv6:
                     timeout: float) -> socket.socket:
     """A connected non-blocking TCP socket; errors name the address."""
     family = socket.AF_INET6 if ipv6 else socket.AF_INET
-    infos = await loop.getaddrinfo(host, port, family=family, type=socket.SOCK_STREAM)
+    try:
+        infos = await loop.getaddrinfo(host, port, family=family, type=socket.SOCK_STREAM)
+    except socket.gaierror as exc:
+        raise resolve_error(exc, host, port) from None
     family, socktype, proto, _, sockaddr = infos[0]
     sock = socket.socket(family, socktype, proto)
     try:
         sock.setblocking(False)
         try:
             await asyncio.wait_for(loop.sock_connect(sock, sockaddr), timeout)
-        except ConnectionRefusedError as exc:
-            raise ConnectionRefusedError(
-                exc.errno, f"connection refused to {_fmt_addr(sockaddr)} (is the server running?)"
-            ) from None
         except asyncio.TimeoutError:
             raise TimeoutError(f"timed out connecting to {_fmt_addr(sockaddr)}") from None
+        except OSError as exc:
+            raise connect_error(exc, host, sockaddr) from None
         if keepalive:
             _set_keepalive(sock, keepalive)
     except BaseException:

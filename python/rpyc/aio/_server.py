@@ -8,6 +8,7 @@ import sys
 from typing import Any, Dict, Optional, Set
 
 from rpyc.utils.authenticators import AuthenticationError, SSLAuthenticator
+from rpyc.utils.server import announce_loopback_default
 
 from rpyc.aio._connection import Connection
 from rpyc.aio._transport import RpycProtocol, set_nodelay
@@ -213,6 +214,9 @@ async def serve(service: Any, hostname: Optional[str] = None, port: int = 0, *,
     server = Server(service, listener, dict(protocol_config or {}), authenticator, executor,
                     logger or _log, ssl)
     await server._start()
+    if socket_path is None and hostname is None:
+        host, port = listener.getsockname()[:2]
+        announce_loopback_default("rpyc.aio server", host, port)
     return server
 
 

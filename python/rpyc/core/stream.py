@@ -102,21 +102,13 @@ class SocketStream(Stream):
         try:
             family, socktype, proto, _, sockaddr = socket.getaddrinfo(host, port, family, socktype, proto)[0]
         except socket.gaierror as exc:
-            # Same class (``except socket.gaierror`` keeps working), naming what was looked up.
-            raise socket.gaierror(
-                exc.errno, f"cannot resolve host {host!r} (connecting to port {port}): {exc.strerror}"
-            ) from None
+            raise resolve_error(exc, host, port) from None
         try:
             s = socket_backoff_connect(family, socktype, proto, sockaddr, timeout, attempts)
-        except ConnectionRefusedError as exc:
-            raise ConnectionRefusedError(exc.errno, _refused_message(host, sockaddr)) from None
         except socket.timeout:
             raise socket.timeout(f"timed out connecting to {_fmt_addr(sockaddr)}") from None
         except OSError as exc:
-            if exc.errno is None or exc.strerror is None:
-                raise
-            # e.g. no route to host: the same class and errno, naming the address.
-            raise type(exc)(exc.errno, f"{exc.strerror} (connecting to {_fmt_addr(sockaddr)})") from None
+            raise connect_error(exc, host, sockaddr) from None
         try:
             s.settimeout(None)  # the engine blocks (GIL released) and enforces its own timeouts
             if nodelay and family in (socket.AF_INET, socket.AF_INET6):
@@ -385,6 +377,23 @@ class NamedPipeStream(Win32PipeStream):
     @classmethod
     def create_client(cls, pipename: str) -> "NamedPipeStream":
         raise ImportError(_WIN32_PIPES_MISSING.format(name=cls.__name__))
+
+
+def resolve_error(exc: socket.gaierror, host: str, port: int) -> socket.gaierror:
+    """``exc`` naming what was looked up (the same class: ``except socket.gaierror`` keeps
+    working)."""
+    return socket.gaierror(exc.errno, f"cannot resolve host {host!r} (connecting to port {port}): {exc.strerror}")
+
+
+def connect_error(exc: OSError, host: str, sockaddr: Any) -> OSError:
+    """A failed connect to ``host`` (``sockaddr``) as an error of the same class and errno
+    that names the address (and, for a refusal, its likeliest cause)."""
+    if isinstance(exc, ConnectionRefusedError):
+        return ConnectionRefusedError(exc.errno, _refused_message(host, sockaddr))
+    if exc.errno is None or exc.strerror is None:
+        return exc
+    # e.g. no route to host
+    return type(exc)(exc.errno, f"{exc.strerror} (connecting to {_fmt_addr(sockaddr)})")
 
 
 def _refused_message(host: str, sockaddr: Any) -> str:

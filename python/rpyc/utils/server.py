@@ -36,17 +36,19 @@ _loopback_default_lock = threading.Lock()
 _loopback_default_announced = False
 
 
-def _announce_loopback_default(server: "Server") -> None:
+def announce_loopback_default(kind: str, host: str, port: Any) -> None:
+    """Say (once per process) that the server ``kind`` listens on loopback only because it
+    was given no hostname (rpyc.aio's servers too)."""
     global _loopback_default_announced
     with _loopback_default_lock:
         if _loopback_default_announced:
             return
         _loopback_default_announced = True
-    any_host = "::" if ":" in str(server.host) else "0.0.0.0"
+    any_host = "::" if ":" in str(host) else "0.0.0.0"
     logging.getLogger("rpyc").warning(
         "%s listens on %s port %s only (the loopback interface: no hostname was given), so other "
         "machines cannot connect; pass hostname=%r to accept them (upstream rpyc's default)",
-        type(server).__name__, server.host, server.port, any_host,
+        kind, host, port, any_host,
     )
 
 
@@ -280,7 +282,7 @@ class Server:
             self.port = self.listener.getsockname()[1]
         self.logger.info("server started on [%s]:%s", self.host, self.port)
         if self._loopback_by_default:
-            _announce_loopback_default(self)
+            announce_loopback_default(type(self).__name__, self.host, self.port)
         self.active = True
 
     def _register(self) -> None:
