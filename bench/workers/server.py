@@ -99,6 +99,7 @@ def serve_rpyc():
         port=0,
         protocol_config=dict(RPYC_CONFIG),
     )
+    server._listen()  # (listening before READY: start() would do it later; idempotent)
     _ready(server.port)
     server.start()
 

@@ -44,6 +44,7 @@ class TlsPeerService(rpyc.Service):
 def serve(args):
     auth = SSLAuthenticator(args.keyfile, args.certfile, ca_certs=args.ca)
     server = ThreadedServer(TlsPeerService, hostname="127.0.0.1", port=0, authenticator=auth)
+    server._listen()  # (listening before the port is announced: start() would do it later)
     threading.Thread(target=server.start, daemon=True).start()
     print("PORT %d" % server.port, flush=True)
     sys.stdin.read()  # until the harness closes our stdin
