@@ -197,6 +197,37 @@ fn context(e: std::io::Error, what: String) -> Error {
     Error::Io(std::io::Error::new(e.kind(), format!("{what}: {e}")))
 }
 
+/// A TCP connection to the first of `addr`'s addresses that accepts one (each attempt bounded
+/// by `config.connect_timeout`); errors name the address.
+fn tcp_connect(addr: impl ToSocketAddrs, config: &Config) -> Result<TcpStream> {
+    let addrs: Vec<_> = addr
+        .to_socket_addrs()
+        .map_err(|e| context(e, "cannot resolve the server address".into()))?
+        .collect();
+    let mut last = None;
+    for a in &addrs {
+        let attempt = match config.connect_timeout {
+            Some(t) => TcpStream::connect_timeout(a, t),
+            None => TcpStream::connect(a),
+        };
+        match attempt {
+            Ok(s) => return Ok(s),
+            Err(e) => {
+                last = Some(context(
+                    e,
+                    format!("cannot connect to {a} (is an RPyC server listening there?)"),
+                ))
+            }
+        }
+    }
+    Err(last.unwrap_or_else(|| {
+        Error::Io(std::io::Error::new(
+            ErrorKind::InvalidInput,
+            "the server address resolved to nothing",
+        ))
+    }))
+}
+
 impl Connection {
     /// Connect over TCP with the default [`Config`].
     pub fn connect(addr: impl ToSocketAddrs) -> Result<Connection> {
@@ -205,32 +236,7 @@ impl Connection {
 
     /// Connect over TCP.
     pub fn connect_with(addr: impl ToSocketAddrs, config: Config) -> Result<Connection> {
-        let addrs: Vec<_> = addr
-            .to_socket_addrs()
-            .map_err(|e| context(e, "cannot resolve the server address".into()))?
-            .collect();
-        let mut last = None;
-        for a in &addrs {
-            let attempt = match config.connect_timeout {
-                Some(t) => TcpStream::connect_timeout(a, t),
-                None => TcpStream::connect(a),
-            };
-            match attempt {
-                Ok(s) => return Connection::from_tcp(s, config),
-                Err(e) => {
-                    last = Some(context(
-                        e,
-                        format!("cannot connect to {a} (is an RPyC server listening there?)"),
-                    ))
-                }
-            }
-        }
-        Err(last.unwrap_or_else(|| {
-            Error::Io(std::io::Error::new(
-                ErrorKind::InvalidInput,
-                "the server address resolved to nothing",
-            ))
-        }))
+        Connection::from_tcp(tcp_connect(addr, &config)?, config)
     }
 
     /// Connect to a Unix domain socket with the default [`Config`].
@@ -288,37 +294,11 @@ impl Connection {
             .map(|(h, _)| h.trim_start_matches('[').trim_end_matches(']'))
             .unwrap_or(addr);
         let session = tls.session(host)?;
-        let addrs: Vec<_> = addr
-            .to_socket_addrs()
-            .map_err(|e| context(e, "cannot resolve the server address".into()))?
-            .collect();
-        let mut last = None;
-        for a in &addrs {
-            let attempt = match config.connect_timeout {
-                Some(t) => TcpStream::connect_timeout(a, t),
-                None => TcpStream::connect(a),
-            };
-            match attempt {
-                Ok(s) => {
-                    if config.nodelay {
-                        s.set_nodelay(true)?;
-                    }
-                    return Connection::over_tls(Stream::Tcp(s), config, session, true);
-                }
-                Err(e) => {
-                    last = Some(context(
-                        e,
-                        format!("cannot connect to {a} (is an RPyC server listening there?)"),
-                    ))
-                }
-            }
+        let s = tcp_connect(addr, &config)?;
+        if config.nodelay {
+            s.set_nodelay(true)?;
         }
-        Err(last.unwrap_or_else(|| {
-            Error::Io(std::io::Error::new(
-                ErrorKind::InvalidInput,
-                "the server address resolved to nothing",
-            ))
-        }))
+        Connection::over_tls(Stream::Tcp(s), config, session, true)
     }
 
     /// Run the TLS handshake on `stream` (bounded by `sync_request_timeout`, else 30 s),

@@ -86,6 +86,11 @@ impl Releases {
         }
     }
 
+    /// Whether no frame is held.
+    pub fn is_empty(&self) -> bool {
+        self.lock().held.is_empty()
+    }
+
     /// The held frames, to be written in front of the next frame (empty if none).
     pub fn take(&self) -> HeldFrames {
         std::mem::take(&mut self.lock().held)

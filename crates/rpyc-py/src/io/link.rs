@@ -121,6 +121,10 @@ impl Link {
     /// made more (a collection during the write).
     fn write_held_releases(&self, py: Python<'_>) -> PyResult<()> {
         loop {
+            // (Usually nothing is held: then the gate is not even tried, once per write.)
+            if self.held.is_empty() {
+                return Ok(());
+            }
             let Some(_gate) = self.gate.try_acquire() else {
                 return Ok(());
             };
