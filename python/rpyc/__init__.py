@@ -31,6 +31,7 @@ from rpyc.utils.factory import (  # noqa: F401
     connect_thread,
     discover,
     list_services,
+    ssh_connect,
     ssl_connect,
     unix_connect,
 )
@@ -48,14 +49,20 @@ from rpyc.version import __version__  # noqa: F401
 from rpyc import version  # noqa: F401  (the module, as upstream)
 from rpyc import lib, utils, cli  # noqa: F401
 
-try:
-    from rpyc.utils import classic  # noqa: F401
-except ImportError:  # classic helpers arrive with the classic-mode work
-    classic = None  # type: ignore[assignment]
-
-try:
-    from rpyc.utils.factory import ssh_connect  # type: ignore[attr-defined]  # noqa: F401
-except ImportError:
-    pass
+from rpyc.utils import classic  # noqa: F401
 
 globals()["async"] = async_  # `async` is a keyword: reachable as getattr(rpyc, "async")
+
+# What `from rpyc import *` gave without a list (every public name above), spelled out so that
+# type checkers see these names as rpyc's API (mypy --strict: no implicit re-exports).
+__all__ = [
+    "AsyncResult", "AsyncResultTimeout", "BaseNetref", "BgServingThread", "Channel",
+    "ClassicService", "Connection", "ForkingServer", "GenericException", "MasterService",
+    "OneShotServer", "PipeStream", "SecurityWarning", "Service", "SlaveService", "SocketStream",
+    "ThreadPoolServer", "ThreadedServer", "TunneledSocketStream", "VoidService", "async",
+    "async_", "buffiter", "classic", "classpartial", "cli", "connect", "connect_by_service",
+    "connect_channel", "connect_pipes", "connect_stdpipes", "connect_stream", "connect_subproc",
+    "connect_thread", "core", "discover", "exposed", "lib", "list_services", "restricted",
+    "service", "setup_logger", "spawn", "ssh_connect", "ssl_connect", "timed", "unix_connect",
+    "utils", "version",
+]

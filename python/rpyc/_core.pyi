@@ -1,6 +1,20 @@
-"""Type stubs for the native extension ``rpyc._core`` (crates/rpyc-py)."""
+"""Type stubs for the native extension ``rpyc._core`` (crates/rpyc-py).
 
-from typing import Any, Callable, Dict, List, Optional, Tuple
+Checked against the built extension by ``python -m mypy.stubtest rpyc._core`` (see
+tests/unit/test_typing.py). PyO3 classes have a native layout: ``Engine`` (subclassable) is
+a disjoint base, the others are final.
+"""
+
+from typing import Any, Callable, Dict, List, Optional, Tuple, final
+
+from typing_extensions import Self, disjoint_base
+
+__all__ = [
+    "Engine", "Acceptor", "Work", "TlsContext", "TlsSocket", "TlsPipe", "ProtocolError",
+    "SendStalled", "TruncatedFrame", "class_attr", "has_static_attr", "dump", "load", "dumpable",
+    "local_id_pack", "register_netref_base", "config_defaults", "hello_payload", "hello_ack",
+    "inbound_memory",
+]
 
 class TruncatedFrame(EOFError):
     """The peer closed the connection in the middle of a frame."""
@@ -30,10 +44,12 @@ def hello_payload() -> Tuple[str, int, Tuple[str, ...]]:
 def hello_ack() -> Tuple[Any, ...]:
     """The start of an answer to a hello (the features this implementation offers)."""
 
+@disjoint_base
 class Engine:
     """Base class of ``rpyc.core.protocol.Connection``: the native connection engine."""
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None: ...
+    def __new__(cls, *_args: Any, **_kwargs: Any) -> Self:
+        """(Any arguments: they are the subclass's ``__init__``'s.)"""
     def _engine_start(
         self,
         stream: Any,
@@ -58,7 +74,7 @@ class Engine:
         frame written, or within ``RELEASE_DELAY`` (2 ms) if the connection stays quiet."""
     def _serve(
         self,
-        timeout: Optional[float] = 1.0,
+        timeout: Optional[float] = ...,  # (1.0; PyO3 does not show this default at run time)
         wait_for_lock: bool = True,
         waiting: Optional[Callable[[], bool]] = None,
     ) -> "bool | Work": ...
@@ -90,6 +106,7 @@ class Engine:
     def _engine_dead(self) -> bool:
         """Closed, or ended by the peer, an I/O error or a protocol error."""
 
+@final
 class Work:
     """A request to serve or an async answer to deliver, handed from the engine to Python."""
 
@@ -104,14 +121,16 @@ class Work:
     def begin(self) -> Tuple[Any, ...]: ...
     def leave(self) -> None: ...
 
+@final
 class Acceptor:
     """The servers' native accept (GIL released) over a listening socket's descriptor."""
 
-    def __init__(self, fd: int) -> None: ...
+    def __new__(cls, fd: int) -> Self: ...
     def accept(self, timeout: float) -> Optional[int]:
         """An accepted connection's descriptor within ``timeout`` seconds, or None."""
     def stop(self) -> None: ...
 
+@final
 class TlsContext:
     """A rustls client or server configuration (built by ``rpyc.core.tls``)."""
 
@@ -129,6 +148,7 @@ class TlsContext:
     @property
     def side(self) -> str: ...
 
+@final
 class TlsSocket:
     """An established TLS connection with the socket methods RPyC and user code call."""
 
@@ -152,6 +172,7 @@ class TlsSocket:
     @property
     def server_side(self) -> bool: ...
 
+@final
 class TlsPipe:
     """TLS without a socket (rustls): ciphertext in, plaintext out, and back."""
 

@@ -16,7 +16,7 @@ import math
 import sys
 import threading
 import types
-from typing import Any, Callable, Dict, Optional, Set, Tuple
+from typing import Any, Callable, Dict, List, NoReturn, Optional, Set, Tuple
 
 from rpyc import _core
 from rpyc.core import consts, extensions, netref
@@ -74,7 +74,7 @@ class _Reply:
 
     __slots__ = ("conn", "future", "seq", "deadline", "__weakref__")
 
-    def __init__(self, conn: "Connection", future: asyncio.Future, deadline: float) -> None:
+    def __init__(self, conn: "Connection", future: "asyncio.Future[Any]", deadline: float) -> None:
         self.conn = conn
         self.future = future
         self.seq = -1
@@ -111,7 +111,7 @@ class _Reply:
                 self.conn._give_up(self.seq)
             raise
 
-    def settled(self, fut: asyncio.Future) -> None:
+    def settled(self, fut: "asyncio.Future[Any]") -> None:
         if fut.cancelled():
             self.conn._give_up(self.seq)
 
@@ -171,7 +171,7 @@ class Connection(protocol.Connection):
         self._pending: Dict[int, _Reply] = {}
         self._serving: Dict[int, "asyncio.Task[Any]"] = {}
         self._tasks: Set["asyncio.Task[Any]"] = set()
-        self._held: Optional[list] = None  # bytes received but not yet fed (reading paused)
+        self._held: Optional[List[bytes]] = None  # bytes received but not yet fed (reading paused)
         self._budget_since: Optional[float] = None  # waiting for the budget since
         self._budget_paused = False
         self._heavy_busy = False  # a worker thread is processing a heavy frame
@@ -181,7 +181,7 @@ class Connection(protocol.Connection):
         # per request would cost a heap entry and a handle per call.
         self._deadline_timer: Optional[asyncio.TimerHandle] = None
         self._deadline_at = math.inf
-        self._closed_waiter: asyncio.Future = self._loop.create_future()
+        self._closed_waiter: "asyncio.Future[None]" = self._loop.create_future()
         self._starting: Any = None
         self._plain_inline = False
         super().__init__(root, LoopChannel(LoopStream(transport, self._loop, tls)), config)
@@ -366,7 +366,7 @@ class Connection(protocol.Connection):
                 self._held = []
             self._wait_for_budget()
 
-    def _heavy_done(self, fut: asyncio.Future) -> None:
+    def _heavy_done(self, fut: "asyncio.Future[Any]") -> None:
         self._heavy_busy = False
         self._resume_reading()
         try:
@@ -541,7 +541,7 @@ class Connection(protocol.Connection):
 
     # -- requests to the peer ---------------------------------------------------------------
 
-    def _request(self, handler: int, args: Tuple[Any, ...], timeout: Any = _CONFIGURED) -> asyncio.Future:
+    def _request(self, handler: int, args: Tuple[Any, ...], timeout: Any = _CONFIGURED) -> "asyncio.Future[Any]":
         """Send a request: the future of its answer (``sync_request_timeout`` applies
         unless ``timeout`` is given; None: no timeout). Cancelling the future gives the
         request up."""
@@ -639,7 +639,7 @@ class Connection(protocol.Connection):
 
     # -- serving (the loop does it) --------------------------------------------------------
 
-    def serve(self, *args: Any, **kwargs: Any) -> bool:
+    def serve(self, *args: Any, **kwargs: Any) -> NoReturn:
         raise RuntimeError("an rpyc.aio connection is served by its event loop")
 
     serve_all = poll_all = poll = serve

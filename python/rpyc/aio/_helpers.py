@@ -21,11 +21,11 @@ async def _target(obj: Any) -> Any:
     return await obj if isinstance(obj, RemoteOp) else obj
 
 
-def _remote(obj: Any) -> bool:
+def _remote(obj: Any) -> builtins.bool:
     return isinstance(obj, AsyncNetref)
 
 
-async def _callattr(obj: Any, name: str, *args: Any) -> Any:
+async def _callattr(obj: Any, name: builtins.str, *args: Any) -> Any:
     return await request(obj, consts.HANDLE_CALLATTR, name, args, ())
 
 
@@ -66,7 +66,7 @@ async def hash(obj: Any) -> int:  # noqa: A001
     return await request(obj, consts.HANDLE_HASH) if _remote(obj) else builtins.hash(obj)
 
 
-async def dir(obj: Any) -> builtins.list:  # noqa: A001
+async def dir(obj: Any) -> "builtins.list[builtins.str]":  # noqa: A001
     """The owner's ``dir(obj)``."""
     obj = await _target(obj)
     return builtins.list(await request(obj, consts.HANDLE_DIR)) if _remote(obj) else builtins.dir(obj)
@@ -170,7 +170,7 @@ async def next(obj: Any, default: Any = _MISSING) -> Any:  # noqa: A001
         return default
 
 
-async def list(obj: Any) -> builtins.list:  # noqa: A001
+async def list(obj: Any) -> "builtins.list[Any]":  # noqa: A001
     """The items of a (remote) iterable, as a local list."""
     return [item async for item in (obj if isinstance(obj, (AsyncNetref, RemoteOp)) else _aiter(obj))]
 

@@ -7,7 +7,7 @@ iteration, ``hash``...) raises ``TypeError`` naming the awaitable helper instead
 blocking the event loop.
 """
 
-from typing import Any, Tuple
+from typing import Any, List, SupportsIndex, Tuple
 
 from rpyc.core import consts, extensions
 from rpyc.core.netref import BaseNetref
@@ -114,11 +114,10 @@ class AsyncNetref(BaseNetref):
 
     def __await__(self) -> Any:
         # (awaiting a proxy gives the proxy: a RemoteOp chain may end on one)
-        if False:
-            yield
+        yield from ()
         return self
 
-    def __reduce_ex__(self, proto: int) -> Any:
+    def __reduce_ex__(self, proto: SupportsIndex) -> Any:
         raise TypeError("an async netref cannot be pickled; use 'await rpyc.aio.obtain(proxy)'")
 
 
@@ -300,7 +299,7 @@ class AsyncIterator:
     def __init__(self, source: Any) -> None:
         self._source = source
         self._iterator: Any = None
-        self._buffer: list = []
+        self._buffer: List[Any] = []
         self._done = False
 
     def __aiter__(self) -> "AsyncIterator":

@@ -19,8 +19,9 @@ _log = logging.getLogger("rpyc.aio")
 
 
 class Server:
-    """A started ``rpyc.aio`` server: ``port``, ``close()``, ``await wait_closed()``,
-    ``await serve_forever()``, ``async with``. ``clients`` holds the open connections."""
+    """A started ``rpyc.aio`` server: ``port`` (``socket_path`` for a unix socket), ``close()``,
+    ``await wait_closed()``, ``await serve_forever()``, ``async with``. ``clients`` holds the
+    open connections."""
 
     def __init__(self, service: Any, listener: socket.socket, protocol_config: Dict[str, Any],
                  authenticator: Any, executor: Any, logger: logging.Logger, tls: Any = None) -> None:
@@ -41,10 +42,13 @@ class Server:
         self._gone.set()
         name = listener.getsockname()
         self.unix = listener.family == getattr(socket, "AF_UNIX", None)
-        self.host, self.port = ("", name) if self.unix else (name[0], name[1])
+        # (a unix socket has no port: 0, and its path in socket_path)
+        self.host: str = "" if self.unix else name[0]
+        self.port: int = 0 if self.unix else name[1]
+        self.socket_path: Optional[str] = name if self.unix else None
 
     def __repr__(self) -> str:
-        where = self.port if self.unix else f"{self.host}:{self.port}"
+        where = self.socket_path if self.unix else f"{self.host}:{self.port}"
         return f"<rpyc.aio.Server {where} with {len(self.clients)} clients>"
 
     async def _start(self) -> None:
@@ -68,7 +72,7 @@ class Server:
         protocol.made.add_done_callback(self._handshake_done)
         return protocol
 
-    def _handshake_done(self, made: asyncio.Future) -> None:
+    def _handshake_done(self, made: "asyncio.Future[Any]") -> None:
         exc = None if made.cancelled() else made.exception()
         if exc is not None:
             self.logger.info("TLS client failed to authenticate, rejecting connection: %s", exc)

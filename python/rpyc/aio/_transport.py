@@ -5,7 +5,7 @@ a socket) when the connection is encrypted."""
 import asyncio
 import socket
 import threading
-from typing import Any, Callable, Optional
+from typing import Any, Callable, List, Optional
 
 __all__ = ["LoopChannel", "LoopStream", "RpycProtocol", "set_nodelay"]
 
@@ -25,7 +25,7 @@ class LoopStream:
         self._loop = loop
         self._thread = threading.get_ident()
         self._tls = tls
-        self._pending: list = []
+        self._pending: List[bytes] = []
         self._flushing = False
         self.closed = False
 
@@ -125,7 +125,7 @@ class RpycProtocol(asyncio.Protocol):
         self.transport: Any = None
         self.pipe: Any = None
         self.conn: Any = None
-        self.made: asyncio.Future = asyncio.get_running_loop().create_future()
+        self.made: "asyncio.Future[Any]" = asyncio.get_running_loop().create_future()
 
     def connection_made(self, transport: Any) -> None:
         self.transport = transport

@@ -11,12 +11,13 @@
 As with ``rpyc.classic``, both sides are slaves: only connect to peers you trust.
 """
 
-from typing import Any, Callable, Dict, Optional
+from typing import Any, Callable, Dict, Generator, Optional
 
 from rpyc.core.service import SlaveService
 from rpyc.utils.classic import DEFAULT_SERVER_PORT, DEFAULT_SERVER_SSL_PORT
 
 from rpyc.aio import _factory
+from rpyc.aio._connection import Connection
 from rpyc.aio._netref import RemoteOp
 
 __all__ = ["connect", "ssl_connect", "unix_connect", "connect_socket", "teleport_function"]
@@ -46,7 +47,7 @@ class ModuleNamespace:
         return await finder(name) is not None
 
 
-def _install(conn: Any) -> Any:
+def _install(conn: Connection) -> Connection:
     root = conn.root
     conn.modules = ModuleNamespace(conn)
     conn.builtins = conn.builtin = conn.modules.builtins
@@ -86,16 +87,16 @@ class _Classic:
 
     __slots__ = ("_connecting",)
 
-    def __init__(self, connecting: Any) -> None:
+    def __init__(self, connecting: "_factory._Connecting") -> None:
         self._connecting = connecting
 
-    def __await__(self) -> Any:
+    def __await__(self) -> Generator[Any, None, Connection]:
         return self._made().__await__()
 
-    async def _made(self) -> Any:
+    async def _made(self) -> Connection:
         return _install(await self._connecting)
 
-    async def __aenter__(self) -> Any:
+    async def __aenter__(self) -> Connection:
         return _install(await self._connecting.__aenter__())
 
     async def __aexit__(self, *exc: Any) -> None:

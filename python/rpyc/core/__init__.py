@@ -13,3 +13,9 @@ from rpyc.core.service import (  # noqa: F401
     VoidService,
 )
 from rpyc.core.vinegar import GenericException  # noqa: F401
+
+__all__ = [
+    "AsyncResult", "AsyncResultTimeout", "BaseNetref", "Channel", "ClassicService", "Connection",
+    "DEFAULT_CONFIG", "GenericException", "MasterService", "PipeStream", "Service",
+    "SlaveService", "SocketStream", "TunneledSocketStream", "VoidService",
+]

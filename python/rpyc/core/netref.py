@@ -8,7 +8,7 @@ import inspect
 import pickle
 import sys
 import types
-from typing import Any, Dict, Iterable, Optional, Tuple
+from typing import Any, Callable, Dict, Iterable, List, Optional, SupportsIndex, Tuple
 
 from rpyc import _core
 from rpyc._core import Work as _Work
@@ -125,7 +125,7 @@ class BaseNetref(metaclass=NetrefMetaclass):
         else:
             syncreq(self, consts.HANDLE_SETATTR, name, value)
 
-    def __dir__(self) -> list:
+    def __dir__(self) -> List[str]:
         return list(syncreq(self, consts.HANDLE_DIR))
 
     def __hash__(self) -> int:
@@ -162,7 +162,7 @@ class BaseNetref(metaclass=NetrefMetaclass):
         # The owner only receives the exception class (as upstream sends it).
         return syncreq(self, consts.HANDLE_CTXEXIT, exc)
 
-    def __reduce_ex__(self, proto: int) -> Any:
+    def __reduce_ex__(self, proto: SupportsIndex) -> Any:
         # Pickling a proxy pickles the remote object by value (the owner must allow it); the
         # result unpickles the peer's bytes here (copy.copy/deepcopy do so at once), so this
         # side's allow_pickle must allow it too (CVE-2024-27758).
@@ -213,6 +213,7 @@ class NetrefClass:
 
 def _make_method(name: str, doc: Optional[str]) -> Any:
     """A proxy-class method forwarding the call of remote method ``name``."""
+    method: Callable[..., Any]  # (the variants below differ in signature)
     if name == "__call__":
 
         def method(_self: Any, *args: Any, **kwargs: Any) -> Any:
@@ -278,7 +279,7 @@ def _resolve_local_class(name_pack: str) -> Optional[type]:
 
 def class_factory(id_pack: IdPack, methods: Iterable[Tuple[str, Optional[str]]]) -> type:
     """Build the proxy class for a remote class or instance from its INSPECT method list."""
-    name_pack = id_pack[0]
+    name_pack: Optional[str] = id_pack[0]  # (None from a malformed peer id_pack)
     local_class = _resolve_local_class(name_pack) if name_pack is not None else None
     return _build_class(name_pack, local_class, methods)
 
@@ -289,7 +290,7 @@ def shared_class_factory(id_pack: IdPack, methods: Any) -> type:
     A proxy class holds nothing of its connection, so every connection that meets the same
     remote class (each new connection's root) can share one instead of building its own.
     """
-    name_pack = id_pack[0]
+    name_pack: Optional[str] = id_pack[0]  # (None from a malformed peer id_pack)
     local_class = _resolve_local_class(name_pack) if name_pack is not None else None
     key = (name_pack, local_class, methods) if plain_description(methods) else None
     try:
@@ -336,7 +337,7 @@ _builtin_types = [
     type, object, bool, complex, dict, float, int, list, slice, str, tuple, set, frozenset,
     BaseException, Exception, type(None), types.BuiltinFunctionType, types.GeneratorType,
     types.MethodType, types.CodeType, types.FrameType, types.TracebackType, types.ModuleType,
-    types.FunctionType, type(int.__dict__), type(object.__init__), type(object().__init__),
+    types.FunctionType, type(int.__dict__), type(object.__init__), types.MethodWrapperType,
     type(iter([])), type(iter(())), type(iter(set())), bytes, bytearray, type(iter(range(0))),
     memoryview,
 ]
@@ -347,7 +348,7 @@ builtin_classes_cache: Dict[str, type] = {}
 for _cls in _builtin_types:
     _name = _builtin_name(_cls)
     builtin_classes_cache[_name] = class_factory((_name, 0, 0), get_methods(LOCAL_ATTRS, _cls))
-del _cls, _name
+del _cls, _name  # type: ignore[possibly-undefined]  # (the loop ran: the list is not empty)
 
 _core.register_netref_base(BaseNetref)
 del builtins, inspect

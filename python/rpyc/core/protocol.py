@@ -13,8 +13,9 @@ import socket
 import sys
 import threading
 import weakref
-from _weakref import _remove_dead_weakref
-from typing import Any, Callable, Dict, FrozenSet, Optional, Tuple
+# (CPython's own helper, which weakref.py uses; typeshed does not declare it)
+from _weakref import _remove_dead_weakref  # type: ignore[attr-defined]
+from typing import Any, Callable, Dict, FrozenSet, List, Optional, Tuple
 
 from rpyc import _core
 from rpyc._core import Work as _Work
@@ -129,7 +130,7 @@ class _LocalObjects:
     def __len__(self) -> int:
         return self._conn._local_objects_len()
 
-    def keys(self) -> list:
+    def keys(self) -> List[Tuple[int, int]]:
         return self._conn._local_object_keys()
 
     def __repr__(self) -> str:
@@ -153,6 +154,19 @@ def _proxy_forgetter(cache: Dict[Any, Any]) -> Callable[[Any], None]:
 class Connection(_core.Engine):
     """An RPyC connection: serves ``root`` (the local service) to the peer and gives access to
     the peer's root through :attr:`root`."""
+
+    _HANDLERS: Dict[int, Callable[..., Any]]  # (set below the class: _request_handlers())
+    # Attributes only some connections get (declared for type checkers; no class attributes):
+    # the classic ones (MasterService._install, on rpyc.classic.connect*'s connections) and
+    # the child process of connect_subproc / connect_multiprocess.
+    modules: Any
+    builtins: Any
+    builtin: Any
+    eval: Callable[..., Any]
+    execute: Callable[..., Any]
+    namespace: Any
+    teleport: Callable[..., Any]
+    proc: Any
 
     def __init__(self, root: Any, channel: Any, config: Dict[str, Any] = {}) -> None:
         self._closed = True

@@ -89,7 +89,7 @@ class Service:
         the class, a new instance of the service is created first. The connection object
         runs :meth:`on_connect` itself."""
         service = self() if isinstance(self, type) else self
-        return service._protocol(service, channel, config)  # type: ignore[no-any-return]
+        return service._protocol(service, channel, config)
 
 
 class VoidService(Service):

@@ -11,7 +11,7 @@ import os
 import select
 import socket
 import sys
-from typing import Any, Optional, Tuple
+from typing import Any, Dict, Optional, Tuple
 
 from rpyc import _core
 from rpyc.core.consts import STREAM_CHUNK
@@ -63,14 +63,14 @@ class Stream:
 
     def poll(self, timeout: Optional[float]) -> bool:
         """True when data can be read within ``timeout`` seconds (``None`` waits forever)."""
-        timeout = Timeout(timeout)
+        deadline = Timeout(timeout)
         while True:
             try:
-                left = timeout.timeleft()
+                left = deadline.timeleft()
                 rl, _, _ = select.select([self.fileno()], [], [], left)
                 return bool(rl)
             except InterruptedError:
-                if timeout.expired():
+                if deadline.expired():
                     return False
 
     def read(self, count: int) -> bytes:
@@ -149,7 +149,7 @@ class SocketStream(Stream):
         return cls(s)
 
     @classmethod
-    def ssl_connect(cls, host: str, port: int, ssl_kwargs: dict, **kwargs: Any) -> "SocketStream":
+    def ssl_connect(cls, host: str, port: int, ssl_kwargs: Dict[str, Any], **kwargs: Any) -> "SocketStream":
         """TLS client (rustls) with upstream's ``ssl_kwargs`` keys: ``keyfile``,
         ``certfile``, ``ca_certs``, ``cert_reqs``, ``ssl_version``, ``ciphers``,
         ``check_hostname`` (see :func:`rpyc.core.tls.client_context`)."""

@@ -253,7 +253,7 @@ def _get_exception_class(cls: type) -> Type[BaseException]:
 def _instantiate(cls: type) -> BaseException:
     """An instance of the traceback-showing subclass of ``cls``, created without ``__init__``."""
     derived = _get_exception_class(cls)
-    return derived.__new__(derived)  # type: ignore[no-any-return]
+    return derived.__new__(derived)
 
 
 def _malformed(val: Any) -> BaseException:

@@ -272,9 +272,9 @@ def get_id_pack(obj: Any) -> IdPack:
     """
     base = _netref_class()
     if base is not None and isinstance(obj, base):
-        return object.__getattribute__(obj, "____id_pack__")  # type: ignore[no-any-return]
+        return object.__getattribute__(obj, "____id_pack__")
     # The very computation the engine uses when it sends ``obj`` by reference.
-    return _core.local_id_pack(obj)  # type: ignore[no-any-return]
+    return _core.local_id_pack(obj)
 
 
 def _safe_getdoc(value: Any) -> Optional[str]:

@@ -11,7 +11,7 @@ import sys
 import time
 from io import BytesIO  # noqa: F401  (re-exported)
 from struct import Struct  # noqa: F401  (re-exported)
-from typing import Any, List, Optional, Set, Tuple
+from typing import Any, Dict, List, Optional, Set, Tuple
 
 __all__ = [
     "is_py_3k",
@@ -64,7 +64,7 @@ def BYTES_LITERAL(text: str) -> bytes:
 def get_exc_errno(exc: BaseException) -> Any:
     """Return the errno carried by a socket/OS error (or its first argument)."""
     if hasattr(exc, "errno"):
-        return exc.errno  # type: ignore[attr-defined]
+        return exc.errno
     return exc.args[0]
 
 
@@ -73,7 +73,7 @@ def with_metaclass(meta: type, *bases: type) -> type:
     the metaclass ``M`` with bases ``B`` (the six-style helper)."""
 
     class _Bootstrap(type):
-        def __new__(mcs, name: str, _ignored_bases: Tuple[type, ...], namespace: dict) -> Any:
+        def __new__(mcs, name: str, _ignored_bases: Tuple[type, ...], namespace: Dict[str, Any]) -> Any:
             return meta(name, bases, namespace)
 
     return type.__new__(_Bootstrap, "temporary_class", (), {})

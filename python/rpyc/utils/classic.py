@@ -27,9 +27,10 @@ import os
 import pickle
 import sys
 from contextlib import contextmanager
-from typing import Any, Callable, Dict, Iterator, Optional
+from typing import Any, Callable, Dict, Iterator, List, Optional
 
 from rpyc.core.consts import STREAM_CHUNK
+from rpyc.core.protocol import Connection
 from rpyc.lib.compat import execute  # noqa: F401 (upstream's name)
 from rpyc.core.service import ClassicService, ModuleNamespace, Slave  # noqa: F401  (re-exported)
 from rpyc.utils import factory
@@ -55,35 +56,35 @@ SlaveService = ClassicService
 
 # -- connecting ------------------------------------------------------------------------------
 
-def connect_channel(channel: Any) -> Any:
+def connect_channel(channel: Any) -> Connection:
     """A classic connection over an existing ``Channel``."""
     return factory.connect_channel(channel, SlaveService)
 
 
-def connect_stream(stream: Any) -> Any:
+def connect_stream(stream: Any) -> Connection:
     """A classic connection over an existing ``Stream``."""
     return factory.connect_stream(stream, SlaveService)
 
 
-def connect_stdpipes() -> Any:
+def connect_stdpipes() -> Connection:
     """A classic connection over this process's stdin/stdout."""
     return factory.connect_stdpipes(SlaveService)
 
 
-def connect_pipes(input: Any, output: Any) -> Any:
+def connect_pipes(input: Any, output: Any) -> Connection:
     """A classic connection over two file objects (read end, write end)."""
     return factory.connect_pipes(input, output, SlaveService)
 
 
 def connect(host: str, port: int = DEFAULT_SERVER_PORT, ipv6: bool = False, keepalive: bool = False,
-            authenticator: Any = None) -> Any:
+            authenticator: Any = None) -> Connection:
     """A classic connection to the server at ``host:port`` (TCP); ``authenticator`` as for
     :func:`rpyc.utils.factory.connect_stream`."""
     return factory.connect(host, port, SlaveService, ipv6=ipv6, keepalive=keepalive,
                            authenticator=authenticator)
 
 
-def unix_connect(path: str, authenticator: Any = None) -> Any:
+def unix_connect(path: str, authenticator: Any = None) -> Connection:
     """A classic connection over the unix-domain socket at ``path``."""
     return factory.unix_connect(path, SlaveService, authenticator=authenticator)
 
@@ -91,7 +92,7 @@ def unix_connect(path: str, authenticator: Any = None) -> Any:
 def ssl_connect(host: str, port: int = DEFAULT_SERVER_SSL_PORT, keyfile: Optional[str] = None,
                 certfile: Optional[str] = None, ca_certs: Optional[str] = None, cert_reqs: Any = None,
                 ssl_version: Any = None, ciphers: Optional[str] = None, ipv6: bool = False,
-                check_hostname: Optional[bool] = None) -> Any:
+                check_hostname: Optional[bool] = None) -> Connection:
     """A classic connection over TLS; the arguments are those of
     :func:`rpyc.utils.factory.ssl_connect` (verification of the server when ``ca_certs`` is
     given, a :class:`rpyc.SecurityWarning` when nothing is verified)."""
@@ -100,19 +101,19 @@ def ssl_connect(host: str, port: int = DEFAULT_SERVER_SSL_PORT, keyfile: Optiona
                                service=SlaveService, ipv6=ipv6, check_hostname=check_hostname)
 
 
-def ssh_connect(remote_machine: Any, remote_port: int, authenticator: Any = None) -> Any:
+def ssh_connect(remote_machine: Any, remote_port: int, authenticator: Any = None) -> Connection:
     """A classic connection through an SSH tunnel to ``remote_port`` on ``remote_machine``
     (a plumbum ``SshMachine``); see :func:`rpyc.utils.factory.ssh_connect`."""
     return factory.ssh_connect(remote_machine, remote_port, SlaveService, authenticator=authenticator)
 
 
-def _default_server_command() -> list:
+def _default_server_command() -> List[str]:
     # The server module of this very package, run by this very interpreter: a script found on
     # PATH may belong to another installation or be a shell shim (pyenv) that Python cannot run.
     return [sys.executable, "-u", "-m", "rpyc.cli.rpyc_classic"]
 
 
-def connect_subproc(server_file: Optional[str] = None) -> Any:
+def connect_subproc(server_file: Optional[str] = None) -> Connection:
     """Start a classic server as a child process serving over its stdin/stdout, and connect
     to it. ``server_file`` is the server script (``rpyc_classic.py``); by default this
     package's ``rpyc.cli.rpyc_classic`` module. The ``Popen`` is ``conn.proc``."""
@@ -123,13 +124,13 @@ def connect_subproc(server_file: Optional[str] = None) -> Any:
     return factory.connect_subproc(command + ["-q", "-m", "stdio"], SlaveService)
 
 
-def connect_thread() -> Any:
+def connect_thread() -> Connection:
     """A classic server for one connection in a thread of this process, and a classic
     connection to it (handy for tests)."""
     return factory.connect_thread(SlaveService, remote_service=SlaveService)
 
 
-def connect_multiprocess(args: Dict[str, Any] = {}) -> Any:
+def connect_multiprocess(args: Dict[str, Any] = {}) -> Connection:
     """Like :func:`connect_thread` but the server runs in a child process
     (``multiprocessing``); ``args`` is added to the server's namespace."""
     return factory.connect_multiprocess(SlaveService, remote_service=SlaveService, args=args)

@@ -10,6 +10,7 @@ from typing import Any, Dict, Optional, Sequence
 
 from rpyc.core import extensions
 from rpyc.core.channel import Channel
+from rpyc.core.protocol import Connection
 from rpyc.core.service import MasterService, SlaveService, VoidService  # noqa: F401 (upstream's names)
 from rpyc.core.stream import PipeStream, SocketStream, TunneledSocketStream
 from rpyc.lib import safe_import, spawn  # noqa: F401
@@ -31,7 +32,7 @@ class ForbiddenError(Exception):
     """The registry refuses to list its services."""
 
 
-def connect_channel(channel: Channel, service: Any = VoidService, config: Dict[str, Any] = {}) -> Any:
+def connect_channel(channel: Channel, service: Any = VoidService, config: Dict[str, Any] = {}) -> Connection:
     """A connection over an existing ``Channel``. Unless ``rpyc_rs_extensions`` is off in
     ``config``, it offers the peer rpyc-rs's protocol extensions (an rpyc-rs peer accepts,
     an upstream peer never notices; see :mod:`rpyc.core.extensions`)."""
@@ -47,7 +48,7 @@ def connect_channel(channel: Channel, service: Any = VoidService, config: Dict[s
 
 
 def connect_stream(stream: Any, service: Any = VoidService, config: Dict[str, Any] = {},
-                   authenticator: Any = None) -> Any:
+                   authenticator: Any = None) -> Connection:
     """A connection over an existing ``Stream``. With ``authenticator`` (a socket stream
     only), ``authenticator(stream.sock) -> (sock, credentials)`` runs first, as a server's
     does; see :mod:`rpyc.utils.authenticators`."""
@@ -72,12 +73,12 @@ def _client_authenticate(stream: Any, authenticator: Any, config: Dict[str, Any]
     return dict(config, credentials=credentials)
 
 
-def connect_pipes(input: Any, output: Any, service: Any = VoidService, config: Dict[str, Any] = {}) -> Any:
+def connect_pipes(input: Any, output: Any, service: Any = VoidService, config: Dict[str, Any] = {}) -> Connection:
     """A connection over two file objects (read end, write end)."""
     return connect_stream(PipeStream(input, output), service=service, config=config)
 
 
-def connect_stdpipes(service: Any = VoidService, config: Dict[str, Any] = {}) -> Any:
+def connect_stdpipes(service: Any = VoidService, config: Dict[str, Any] = {}) -> Connection:
     """A connection over this process's stdin/stdout (which are replaced by devnull so that
     stray prints cannot corrupt the stream)."""
     stream = PipeStream.from_std()
@@ -87,14 +88,14 @@ def connect_stdpipes(service: Any = VoidService, config: Dict[str, Any] = {}) ->
 
 
 def connect(host: str, port: int, service: Any = VoidService, config: Dict[str, Any] = {},
-            ipv6: bool = False, keepalive: bool = False, authenticator: Any = None) -> Any:
+            ipv6: bool = False, keepalive: bool = False, authenticator: Any = None) -> Connection:
     """A TCP connection to ``host:port`` (``authenticator``: see :func:`connect_stream`)."""
     stream = SocketStream.connect(host, port, ipv6=ipv6, keepalive=keepalive)
     return connect_stream(stream, service, config, authenticator=authenticator)
 
 
 def unix_connect(path: str, service: Any = VoidService, config: Dict[str, Any] = {},
-                 authenticator: Any = None) -> Any:
+                 authenticator: Any = None) -> Connection:
     """A connection over the unix-domain socket at ``path`` (``authenticator``: see
     :func:`connect_stream`)."""
     return connect_stream(SocketStream.unix_connect(path), service, config, authenticator=authenticator)
@@ -104,7 +105,7 @@ def ssl_connect(host: str, port: int, keyfile: Optional[str] = None, certfile: O
                 ca_certs: Optional[str] = None, cert_reqs: Any = None, ssl_version: Any = None,
                 ciphers: Optional[str] = None, service: Any = VoidService,
                 config: Dict[str, Any] = {}, ipv6: bool = False, keepalive: bool = False,
-                verify_mode: Any = None, check_hostname: Optional[bool] = None) -> Any:
+                verify_mode: Any = None, check_hostname: Optional[bool] = None) -> Connection:
     """A TLS connection (rustls; TLS 1.2 or 1.3).
 
     ``keyfile``/``certfile`` are the client certificate (optional). With ``ca_certs`` the
@@ -129,7 +130,7 @@ def ssl_connect(host: str, port: int, keyfile: Optional[str] = None, certfile: O
     return connect_stream(stream, service, config)
 
 
-def connect_subproc(args: Sequence[str], service: Any = VoidService, config: Dict[str, Any] = {}) -> Any:
+def connect_subproc(args: Sequence[str], service: Any = VoidService, config: Dict[str, Any] = {}) -> Connection:
     """Start ``args`` as a subprocess and talk to it over its stdin/stdout; the ``Popen`` is
     ``conn.proc``."""
     proc = subprocess.Popen(args, stdin=subprocess.PIPE, stdout=subprocess.PIPE)
@@ -142,7 +143,7 @@ _ssh_tunnel_lock = threading.Lock()
 
 
 def ssh_connect(remote_machine: Any, remote_port: int, service: Any = VoidService,
-                config: Dict[str, Any] = {}, authenticator: Any = None) -> Any:
+                config: Dict[str, Any] = {}, authenticator: Any = None) -> Connection:
     """A connection to ``remote_port`` on the host behind ``remote_machine`` (a plumbum
     ``SshMachine``), through an SSH tunnel from a free local port. The tunnel is closed with
     the connection's stream.
@@ -189,7 +190,7 @@ def _loopback_listener() -> socket.socket:
 
 
 def connect_thread(service: Any = VoidService, config: Dict[str, Any] = {},
-                   remote_service: Any = VoidService, remote_config: Dict[str, Any] = {}) -> Any:
+                   remote_service: Any = VoidService, remote_config: Dict[str, Any] = {}) -> Connection:
     """Start a server for one connection in a thread of this process and connect to it."""
     listener = _loopback_listener()
     port = listener.getsockname()[1]
@@ -199,7 +200,7 @@ def connect_thread(service: Any = VoidService, config: Dict[str, Any] = {},
 
 def connect_multiprocess(service: Any = VoidService, config: Dict[str, Any] = {},
                          remote_service: Any = VoidService, remote_config: Dict[str, Any] = {},
-                         args: Dict[str, Any] = {}) -> Any:
+                         args: Dict[str, Any] = {}) -> Connection:
     """Like :func:`connect_thread` but the server runs in a ``multiprocessing.Process``;
     ``args`` is merged into the remote service's namespace."""
     from multiprocessing import Process
@@ -245,7 +246,7 @@ def list_services(registrar: Any = None, filter_host: Optional[str] = None, time
 
 def connect_by_service(service_name: str, host: Optional[str] = None, registrar: Any = None,
                        timeout: float = 2, service: Any = VoidService,
-                       config: Dict[str, Any] = {}, authenticator: Any = None) -> Any:
+                       config: Dict[str, Any] = {}, authenticator: Any = None) -> Connection:
     """Connect to the first reachable server offering ``service_name``."""
     last_error: Optional[BaseException] = None
     for h, p in discover(service_name, host, registrar, timeout):

@@ -72,7 +72,7 @@ def async_(proxy: Any) -> _Async:
     key = id(proxy)
     cached = _async_proxies_cache.get(key)
     if cached is not None:
-        return cached  # type: ignore[no-any-return]
+        return cached
     if not _is_proxy(proxy):
         raise TypeError(f"'proxy' must be a Netref: {proxy!r}")
     if not callable(proxy):
@@ -163,7 +163,7 @@ class Restricted:
         setattr(self.__obj, name, value)
 
     __getattr__ = _rpyc_getattr
-    __setattr__ = _rpyc_setattr  # type: ignore[assignment]
+    __setattr__ = _rpyc_setattr
 
 
 def restricted(obj: Any, attrs: Collection[str], wattrs: Optional[Collection[str]] = None) -> Any:

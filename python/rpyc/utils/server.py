@@ -77,13 +77,16 @@ class Server:
         self._listener_timeout = listener_timeout
         self._acceptor: Any = None
         self._loopback_by_default = False
+        #: the unix socket's path (None for TCP servers)
+        self.socket_path = socket_path
 
         if socket_path is not None:
             if hostname is not None or port != 0 or ipv6:
                 raise ValueError("socket_path is mutually exclusive with: hostname, port, ipv6")
             self.listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
             self.listener.bind(socket_path)
-            self.host, self.port = "", socket_path
+            # (no port: upstream put the path in `port`, which made it a str; see socket_path)
+            self.host, self.port = "", 0
         else:
             family = socket.AF_INET6 if ipv6 else socket.AF_INET
             if hostname is None:
@@ -108,7 +111,7 @@ class Server:
             self.host, self.port = sockname[0], sockname[1]
 
         if logger is None:
-            logger = logging.getLogger(f"{self.service.get_service_name()}/{self.port}")
+            logger = logging.getLogger(f"{self.service.get_service_name()}/{socket_path or self.port}")
         self.logger = logger
         if "logger" not in self.protocol_config:
             self.protocol_config["logger"] = self.logger
@@ -278,9 +281,9 @@ class Server:
             self._acceptor = _core.Acceptor(self.listener.fileno())
         except NotImplementedError:  # no native sockets on this platform
             self._acceptor = None
-        if not isinstance(self.port, str):
+        if self.socket_path is None:
             self.port = self.listener.getsockname()[1]
-        self.logger.info("server started on [%s]:%s", self.host, self.port)
+        self.logger.info("server started on [%s]:%s", self.host, self.socket_path or self.port)
         if self._loopback_by_default:
             announce_loopback_default(type(self).__name__, self.host, self.port)
         self.active = True

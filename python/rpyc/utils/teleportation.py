@@ -84,7 +84,7 @@ def _export_consts(consts: Tuple[Any, ...]) -> Tuple[Any, ...]:
 def _export_codeobj(code: CodeType) -> Tuple[Any, ...]:
     """Flatten ``code`` into the code tuple of this interpreter's layout."""
     consts = _export_consts(code.co_consts)
-    if _VERSION >= (3, 11):
+    if sys.version_info >= (3, 11):  # (spelled so that mypy checks each branch on its version)
         codetup: Tuple[Any, ...] = (
             code.co_argcount, code.co_posonlyargcount, code.co_kwonlyargcount, code.co_nlocals,
             code.co_stacksize, code.co_flags, code.co_code, consts, code.co_names,
@@ -167,18 +167,19 @@ def _import_codetup(codetup: Any) -> CodeType:
             consts.append(_import_codetup(const[1]))
         else:
             consts.append(const)
-    if _VERSION >= (3, 11):
+    if sys.version_info >= (3, 11):
         return CodeType(
             f["argcount"], f["posonlyargcount"], f["kwonlyargcount"], f["nlocals"],
             f["stacksize"], f["flags"], f["code"], tuple(consts), f["names"], f["varnames"],
             f["filename"], f["name"], f["qualname"], f["firstlineno"], f["lines"],
             f["exceptiontable"], f["freevars"], f["cellvars"],
         )
-    return CodeType(
-        f["argcount"], f["posonlyargcount"], f["kwonlyargcount"], f["nlocals"], f["stacksize"],
-        f["flags"], f["code"], tuple(consts), f["names"], f["varnames"], f["filename"],
-        f["name"], f["firstlineno"], f["lines"], f["freevars"], f["cellvars"],
-    )
+    else:
+        return CodeType(
+            f["argcount"], f["posonlyargcount"], f["kwonlyargcount"], f["nlocals"], f["stacksize"],
+            f["flags"], f["code"], tuple(consts), f["names"], f["varnames"], f["filename"],
+            f["name"], f["firstlineno"], f["lines"], f["freevars"], f["cellvars"],
+        )
 
 
 def _default_globals(modname: Any) -> Dict[str, Any]:
