@@ -41,7 +41,7 @@ from typing_extensions import assert_type
 import rpyc
 import rpyc.aio
 import rpyc.aio.classic
-from rpyc.utils import classic, factory, server
+from rpyc.utils import classic, factory, registry, server
 
 
 def blocking(channel: rpyc.Channel, stream: rpyc.SocketStream, machine: Any) -> None:
@@ -73,6 +73,8 @@ def blocking(channel: rpyc.Channel, stream: rpyc.SocketStream, machine: Any) -> 
         srv = cls(rpyc.SlaveService)
         assert_type(srv.port, int)
         assert_type(srv.host, str)
+    assert_type(registry.UDPRegistryServer().port, int)
+    assert_type(registry.TCPRegistryServer().port, int)
     conn = rpyc.connect("127.0.0.1", 1)
     assert_type(conn.closed, bool)
     assert_type(conn.modules, Any)  # the classic attributes are declared

@@ -67,7 +67,7 @@ class RegistryServer:
     def __init__(self, listenersock: socket.socket, pruning_timeout: Optional[float] = None,
                  logger: Optional[logging.Logger] = None, allow_listing: bool = False) -> None:
         self.sock: Optional[socket.socket] = listenersock
-        self.port = listenersock.getsockname()[1]
+        self.port: int = listenersock.getsockname()[1]
         self.active = False
         self.services: Dict[str, Dict[Address, float]] = {}
         self.pruning_timeout = DEFAULT_PRUNING_TIMEOUT if pruning_timeout is None else pruning_timeout
