@@ -279,7 +279,7 @@ def _resolve_local_class(name_pack: str) -> Optional[type]:
 
 def class_factory(id_pack: IdPack, methods: Iterable[Tuple[str, Optional[str]]]) -> type:
     """Build the proxy class for a remote class or instance from its INSPECT method list."""
-    name_pack: Optional[str] = id_pack[0]  # (None from a malformed peer id_pack)
+    name_pack: Optional[str] = id_pack[0]  # (the peer's id_pack: may hold None, checked below)
     local_class = _resolve_local_class(name_pack) if name_pack is not None else None
     return _build_class(name_pack, local_class, methods)
 
@@ -290,7 +290,7 @@ def shared_class_factory(id_pack: IdPack, methods: Any) -> type:
     A proxy class holds nothing of its connection, so every connection that meets the same
     remote class (each new connection's root) can share one instead of building its own.
     """
-    name_pack: Optional[str] = id_pack[0]  # (None from a malformed peer id_pack)
+    name_pack: Optional[str] = id_pack[0]  # (the peer's id_pack: may hold None, checked below)
     local_class = _resolve_local_class(name_pack) if name_pack is not None else None
     key = (name_pack, local_class, methods) if plain_description(methods) else None
     try:
