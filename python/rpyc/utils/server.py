@@ -77,6 +77,15 @@ class Server:
         self._listener_timeout = listener_timeout
         self._acceptor: Any = None
         self._loopback_by_default = False
+        # Graceful drain (close(drain=...)): the connection of each served socket, so that
+        # close can tell an idle connection from one serving a call.
+        self._conns: Dict[socket.socket, Any] = {}
+        self._conns_lock = threading.Lock()
+        self._draining = False
+        self._close_lock = threading.Lock()
+        self._close_done = threading.Event()
+        self._closing_thread: Optional[threading.Thread] = None
+        self._register_thread: Optional[threading.Thread] = None
 
         if socket_path is not None:
             if hostname is not None or port != 0 or ipv6:
@@ -129,14 +138,42 @@ class Server:
         cls = svc if isinstance(svc, type) else type(svc)
         return issubclass(cls, SlaveService)
 
-    def close(self) -> None:
-        """Stop accepting, unregister, close the listener and every client socket."""
-        if self._closed:
+    def close(self, drain: Optional[float] = None) -> None:
+        """Stop accepting, unregister, close the listener and every client socket.
+
+        ``drain`` (seconds) closes gracefully instead (docs/scaling.md#graceful-drain):
+        after the listener is closed and the server unregistered, each connection is closed
+        once it serves no call (its peer sees a clean end of stream), and calls in flight
+        may finish until the deadline; then whatever remains is closed as without
+        ``drain``. A call that arrives while its connection is being closed fails on the
+        client with ``EOFError``. A second ``close`` waits for the first to finish.
+        """
+        with self._close_lock:
+            first = not self._closed
+            self._closed = True
+            if first:
+                self._closing_thread = threading.current_thread()
+        if not first:
+            if self._closing_thread is not threading.current_thread():
+                self._close_done.wait()
             return
-        self._closed = True
+        try:
+            self._close(drain)
+        finally:
+            self._close_done.set()
+
+    def _close(self, drain: Optional[float]) -> None:
+        deadline = time.monotonic() + drain if drain else None
+        self._draining = deadline is not None
         self.active = False
         if self._acceptor is not None:
             self._acceptor.stop()
+        if deadline is not None:
+            # A registration under way must not re-announce the server after it left.
+            thread = self._register_thread
+            if thread is not None and thread is not threading.current_thread():
+                thread.join(max(0.0, min(deadline - time.monotonic(),
+                                         float(getattr(self.registrar, "timeout", 2) or 2) + 1)))
         if self.auto_register and self.registrar is not None:
             try:
                 self.registrar.unregister(self.port)
@@ -148,6 +185,11 @@ class Server:
             pass
         self.listener.close()
         self.logger.info("listener closed")
+        if deadline is not None:
+            try:
+                self._drain(deadline)
+            finally:
+                self._draining = False
         for c in set(self.clients):
             try:
                 c.shutdown(socket.SHUT_RDWR)
@@ -155,6 +197,56 @@ class Server:
                 pass
             c.close()
         self.clients.clear()
+
+    def _drain(self, deadline: float) -> None:
+        """Close each connection once it serves no call, until none is left or ``deadline``
+        (``time.monotonic()``) passes."""
+        started = time.monotonic()
+        ended: Set[socket.socket] = set()
+        while True:
+            with self._conns_lock:
+                pending = list(self._conns.items())
+            if not pending:
+                self.logger.info("drained in %.3fs", time.monotonic() - started)
+                return
+            for sock, conn in pending:
+                if sock in ended or getattr(conn, "_engine_serving", 0):
+                    continue
+                ended.add(sock)
+                # Ending the read side wakes the connection's reader with end-of-stream;
+                # the engine then shuts the socket (the peer sees a clean FIN) and the
+                # serving thread closes the connection. A call that began meanwhile still
+                # has its write side to answer on.
+                try:
+                    sock.shutdown(socket.SHUT_RD)
+                except OSError:
+                    pass
+            if time.monotonic() >= deadline:
+                self.logger.warning("drain deadline passed with %d connection(s) still serving: closing them",
+                                    len(pending))
+                return
+            time.sleep(0.02)
+
+    def _track(self, sock: socket.socket, conn: Any) -> None:
+        with self._conns_lock:
+            self._conns[sock] = conn
+
+    def _untrack(self, sock: socket.socket) -> None:
+        with self._conns_lock:
+            self._conns.pop(sock, None)
+
+    def handle_sigterm(self, drain: float = 30.0) -> Any:
+        """Make SIGTERM (what ``kill``, systemd and Kubernetes send before a deploy) close
+        this server with ``close(drain=drain)``. Call from the main thread (Python runs
+        signal handlers there); returns the handler it replaced."""
+        if threading.current_thread() is not threading.main_thread():
+            raise ValueError("handle_sigterm must be called from the main thread (Python delivers signals there)")
+
+        def on_sigterm(signum: int, frame: Any) -> None:
+            self.logger.info("SIGTERM: draining for up to %ss", drain)
+            self.close(drain=drain)
+
+        return signal.signal(signal.SIGTERM, on_sigterm)
 
     def fileno(self) -> int:
         return self.listener.fileno()
@@ -247,8 +339,10 @@ class Server:
         try:
             config = self._connection_config(sock, credentials)
             conn = self.service._connect(Channel(SocketStream(sock)), config)
+            self._track(sock, conn)
             self._handle_connection(conn)
         finally:
+            self._untrack(sock)
             self.logger.info("goodbye %s", addrinfo)
 
     def _handle_connection(self, conn: Any) -> None:
@@ -257,7 +351,8 @@ class Server:
     def _bg_register(self) -> None:
         from rpyc.utils.registry import REREGISTER_INTERVAL
 
-        interval = REREGISTER_INTERVAL
+        # (a registrar may renew more often, e.g. an etcd lease every ttl/3)
+        interval = getattr(self.registrar, "REREGISTER_INTERVAL", REREGISTER_INTERVAL)
         aliases = self.service.get_service_aliases()
         try:
             while self.active:
@@ -287,7 +382,7 @@ class Server:
 
     def _register(self) -> None:
         if self.auto_register:
-            spawn(self._bg_register)
+            self._register_thread = spawn(self._bg_register)
 
     def start(self) -> None:
         """Serve until :meth:`close` (or Ctrl-C)."""
@@ -363,8 +458,8 @@ class ThreadedServer(Server):
             threads = self._threads = ReusableThreads(self.max_idle_threads, self.thread_idle_timeout)
         threads.run(self._authenticate_and_serve_client, sock)
 
-    def close(self) -> None:
-        super().close()
+    def close(self, drain: Optional[float] = None) -> None:
+        super().close(drain)
         if self._threads is not None:
             self._threads.stop()
 
@@ -389,10 +484,11 @@ class ThreadPoolServer(Server):
         if self._poller_thread is None:
             self._poller_thread = spawn(self._poll_loop)
 
-    def close(self) -> None:
+    def close(self, drain: Optional[float] = None) -> None:
         if self._closed:
+            super().close(drain)  # (waits for a close under way)
             return
-        super().close()
+        super().close(drain)
         self._wake()
         with self._poll_lock:
             conns = list(self._fd_to_conn.values())
@@ -411,7 +507,8 @@ class ThreadPoolServer(Server):
             pass
 
     def _poll_loop(self) -> None:
-        while self.active:
+        # (goes on while draining: a connection's end of stream is noticed here)
+        while self.active or self._draining:
             with self._poll_lock:
                 fds = list(self._fd_to_conn)
             try:
@@ -457,6 +554,7 @@ class ThreadPoolServer(Server):
             pass
         sock = getattr(conn, "_rpyc_pool_sock", None)
         if sock is not None:
+            self._untrack(sock)
             self.clients.discard(sock)
             try:
                 sock.close()
@@ -487,6 +585,7 @@ class ThreadPoolServer(Server):
             config["connid"] = str(_peername(sock2))
             conn = self.service._connect(Channel(SocketStream(sock2)), config)
             conn._rpyc_pool_sock = sock
+            self._track(sock, conn)
         except Exception:
             self.logger.exception("failed to set up client connection")
             self.clients.discard(sock)
@@ -506,8 +605,8 @@ class ForkingServer(Server):
         super().__init__(*args, **kwargs)
         self._prevhandler = signal.signal(signal.SIGCHLD, self._handle_sigchld)
 
-    def close(self) -> None:
-        super().close()
+    def close(self, drain: Optional[float] = None) -> None:
+        super().close(drain)
         signal.signal(signal.SIGCHLD, self._prevhandler)
 
     @classmethod
