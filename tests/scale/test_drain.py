@@ -12,12 +12,23 @@ from rpyc.utils.registry import EtcdRegistryClient
 from rpyc.utils.server import ThreadedServer, ThreadPoolServer
 
 
+ENTERED = threading.Semaphore(0)  # released by each call when it starts on the server
+
+
+@pytest.fixture(autouse=True)
+def _fresh_entered():
+    while ENTERED.acquire(blocking=False):  # (a previous test's leftovers)
+        pass
+
+
 class SlowService(rpyc.Service):
     def exposed_sleep(self, seconds):
+        ENTERED.release()
         time.sleep(seconds)
         return "slept"
 
     def exposed_sleep_then_call(self, seconds, callback):
+        ENTERED.release()
         time.sleep(seconds)
         return callback()  # the answer must be read from the connection being drained
 
@@ -28,6 +39,9 @@ class Call:
     def __init__(self, conn, seconds, callback=None):
         self.result = self.error = None
         self.callback = callback
+        # The root first: a drain that began between GETROOT and the call would (rightly)
+        # end the then idle connection, which is not what these tests look at.
+        conn.root
         self.thread = threading.Thread(target=self._run, args=(conn, seconds), daemon=True)
         self.thread.start()
 
@@ -46,16 +60,13 @@ class Call:
         return self
 
 
-def _serving(server, count=1, timeout=5.0):
-    """Wait until the server has ``count`` calls being served (the call reached it)."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        with server._conns_lock:
-            busy = sum(getattr(c, "_engine_serving", 0) for c in server._conns.values())
-        if busy >= count:
-            return
-        time.sleep(0.01)
-    raise AssertionError("the call never reached the server")
+def _serving(server, timeout=5.0):
+    """Wait until the call started on the server, and check that its connection counts it
+    as being served."""
+    assert ENTERED.acquire(timeout=timeout), "the call never reached the server"
+    with server._conns_lock:
+        busy = sum(getattr(c, "_engine_serving", 0) for c in server._conns.values())
+    assert busy == 1
 
 
 def _closer(server, drain):
@@ -111,14 +122,13 @@ def test_drain_waits_for_a_call_that_calls_back():
     server = ThreadedServer(SlowService, hostname="127.0.0.1", port=0)
     server._start_in_thread()
     conn = rpyc.connect("127.0.0.1", server.port)
-    bg = rpyc.BgServingThread(conn)
+    # (the calling thread serves the callback while it waits for its answer)
     call = Call(conn, 1.0, callback=lambda: "called back")
     _serving(server)
     closer, _ = _closer(server, drain=10)
     assert call.wait().result == "called back", call.error
     closer.join(10)
     assert not closer.is_alive()
-    bg.stop()
     conn.close()
 
 
@@ -184,3 +194,17 @@ def test_sigterm_drains(procs):
     assert server.proc.wait(10) == 0
     assert "STOPPED" in server.log.read_text()
     conn.close()
+
+
+@pytest.mark.parametrize("server_class", [ThreadedServer, ThreadPoolServer])
+def test_drain_ends_backlog_connections_cleanly(server_class):
+    """Connections the kernel completed but the server never accepted end with a FIN, not
+    the reset that closing the listener would send them."""
+    server = server_class(SlowService, hostname="127.0.0.1", port=0)
+    server._listen()  # listening, but nothing accepts
+    waiting = [socket.create_connection(("127.0.0.1", server.port), timeout=5) for _ in range(3)]
+    time.sleep(0.1)
+    server.close(drain=5)
+    for sock in waiting:
+        assert sock.recv(1) == b""  # (a reset raises ConnectionResetError)
+        sock.close()

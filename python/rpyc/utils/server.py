@@ -77,9 +77,10 @@ class Server:
         self._listener_timeout = listener_timeout
         self._acceptor: Any = None
         self._loopback_by_default = False
-        # Graceful drain (close(drain=...)): the connection of each served socket, so that
-        # close can tell an idle connection from one serving a call.
-        self._conns: Dict[socket.socket, Any] = {}
+        # Graceful drain (close(drain=...)): the connection served on each socket (by file
+        # descriptor: an authenticator may wrap the accepted socket), so that close can tell
+        # an idle connection from one serving a call.
+        self._conns: Dict[int, Any] = {}
         self._conns_lock = threading.Lock()
         self._draining = False
         self._close_lock = threading.Lock()
@@ -166,7 +167,9 @@ class Server:
         deadline = time.monotonic() + drain if drain else None
         self._draining = deadline is not None
         self.active = False
-        if self._acceptor is not None:
+        # (a drain stops the native acceptor only after taking over the backlog: stopping
+        # shuts the listening socket, which resets the connections waiting in it)
+        if self._acceptor is not None and deadline is None:
             self._acceptor.stop()
         if deadline is not None:
             # A registration under way must not re-announce the server after it left.
@@ -179,6 +182,11 @@ class Server:
                 self.registrar.unregister(self.port)
             except Exception:
                 self.logger.exception("error unregistering services")
+        if deadline is not None:
+            if self._drain_backlog:
+                self._accept_backlog()
+            if self._acceptor is not None:
+                self._acceptor.stop()
         try:
             self.listener.shutdown(socket.SHUT_RDWR)
         except (EnvironmentError, socket.error):
@@ -198,42 +206,65 @@ class Server:
             c.close()
         self.clients.clear()
 
+    #: whether a drain serves the connections waiting in the listen backlog (which closing
+    #: the listener would reset) before it closes them cleanly
+    _drain_backlog = True
+
+    def _accept_backlog(self) -> None:
+        """Hand over the connections the kernel completed but the server has not accepted
+        yet: closing the listener would reset them; drained, they end with a clean FIN."""
+        try:
+            self.listener.setblocking(False)
+        except OSError:
+            return
+        for _ in range(max(int(self.backlog), 1)):
+            try:
+                sock, _ = self.listener.accept()
+            except OSError:  # (BlockingIOError: the backlog is empty)
+                return
+            sock.setblocking(True)
+            self.clients.add(sock)
+            try:
+                self._accept_method(sock)
+            except Exception:
+                self.logger.exception("failed to hand over a connection of the backlog")
+                self.clients.discard(sock)
+                sock.close()
+
     def _drain(self, deadline: float) -> None:
         """Close each connection once it serves no call, until none is left or ``deadline``
         (``time.monotonic()``) passes."""
         started = time.monotonic()
-        ended: Set[socket.socket] = set()
+        ended: Set[int] = set()
         while True:
             with self._conns_lock:
-                pending = list(self._conns.items())
+                conns = dict(self._conns)
+            # Accepted sockets whose connection is not set up yet (authenticating) are
+            # waited for too: the client may already have sent its first call.
+            pending = set(conns) | {fd for fd in (_fileno(c) for c in set(self.clients)) if fd >= 0}
             if not pending:
                 self.logger.info("drained in %.3fs", time.monotonic() - started)
                 return
-            for sock, conn in pending:
-                if sock in ended or getattr(conn, "_engine_serving", 0):
+            for fd, conn in conns.items():
+                if fd in ended or getattr(conn, "_engine_serving", 0):
                     continue
-                ended.add(sock)
-                # Ending the read side wakes the connection's reader with end-of-stream;
-                # the engine then shuts the socket (the peer sees a clean FIN) and the
-                # serving thread closes the connection. A call that began meanwhile still
-                # has its write side to answer on.
-                try:
-                    sock.shutdown(socket.SHUT_RD)
-                except OSError:
-                    pass
+                ended.add(fd)
+                _end_reading(fd)
             if time.monotonic() >= deadline:
-                self.logger.warning("drain deadline passed with %d connection(s) still serving: closing them",
+                self.logger.warning("drain deadline passed with %d connection(s) still open: closing them",
                                     len(pending))
                 return
             time.sleep(0.02)
 
-    def _track(self, sock: socket.socket, conn: Any) -> None:
+    def _track(self, sock: socket.socket, conn: Any) -> int:
+        fd = sock.fileno()
         with self._conns_lock:
-            self._conns[sock] = conn
+            self._conns[fd] = conn
+        return fd
 
-    def _untrack(self, sock: socket.socket) -> None:
+    def _untrack(self, fd: int) -> None:
         with self._conns_lock:
-            self._conns.pop(sock, None)
+            self._conns.pop(fd, None)
 
     def handle_sigterm(self, drain: float = 30.0) -> Any:
         """Make SIGTERM (what ``kill``, systemd and Kubernetes send before a deploy) close
@@ -278,7 +309,7 @@ class Server:
         return self._listener_timeout if self._listener_timeout else 0.5
 
     def _on_accepted(self, sock: socket.socket) -> None:
-        if not self.active:
+        if not self.active and not self._draining:  # (a draining server ends it cleanly)
             sock.close()
             return
         sock.setblocking(True)
@@ -336,13 +367,15 @@ class Server:
             self.logger.info("welcome %s (%r)", addrinfo, credentials)
         else:
             self.logger.info("welcome %s", addrinfo)
+        fd = None
         try:
             config = self._connection_config(sock, credentials)
             conn = self.service._connect(Channel(SocketStream(sock)), config)
-            self._track(sock, conn)
+            fd = self._track(sock, conn)
             self._handle_connection(conn)
         finally:
-            self._untrack(sock)
+            if fd is not None:
+                self._untrack(fd)
             self.logger.info("goodbye %s", addrinfo)
 
     def _handle_connection(self, conn: Any) -> None:
@@ -415,6 +448,26 @@ class Server:
         return spawn(self.start)
 
 
+def _fileno(sock: Any) -> int:
+    try:
+        return int(sock.fileno())
+    except (OSError, ValueError):
+        return -1
+
+
+def _end_reading(fd: int) -> None:
+    """End the read side of the socket ``fd``: its connection's reader wakes with
+    end-of-stream, the engine then shuts the socket (the peer sees a clean FIN) and the
+    serving thread closes the connection; a call that began meanwhile can still answer on
+    the write side. Done on a duplicate of the descriptor so that no wrapper (TLS) of the
+    served socket is touched."""
+    try:
+        with socket.socket(fileno=os.dup(fd)) as dup:
+            dup.shutdown(socket.SHUT_RD)
+    except OSError:
+        pass
+
+
 def _peername(sock: Any) -> Any:
     try:
         return sock.getpeername()
@@ -424,6 +477,8 @@ def _peername(sock: Any) -> Any:
 
 class OneShotServer(Server):
     """Serves a single connection in the accepting thread, then closes itself."""
+
+    _drain_backlog = False  # (it serves one connection only)
 
     def _accept_method(self, sock: socket.socket) -> None:
         try:
@@ -548,13 +603,14 @@ class ThreadPoolServer(Server):
         self._wake()
 
     def _forget(self, conn: Any) -> None:
+        # (untracked before its socket closes: a new connection may get the same fd)
+        self._untrack(getattr(conn, "_rpyc_pool_fd", -1))
         try:
             conn.close()
         except Exception:
             pass
         sock = getattr(conn, "_rpyc_pool_sock", None)
         if sock is not None:
-            self._untrack(sock)
             self.clients.discard(sock)
             try:
                 sock.close()
@@ -585,7 +641,7 @@ class ThreadPoolServer(Server):
             config["connid"] = str(_peername(sock2))
             conn = self.service._connect(Channel(SocketStream(sock2)), config)
             conn._rpyc_pool_sock = sock
-            self._track(sock, conn)
+            conn._rpyc_pool_fd = self._track(sock, conn)
         except Exception:
             self.logger.exception("failed to set up client connection")
             self.clients.discard(sock)
