@@ -101,6 +101,9 @@ class Engine:
     def _local_object_by_key(self, class_id: int, instance_id: int) -> Any: ...
     def _decref_local(self, obj: Any, count: int) -> None: ...
     @property
+    def _engine_serving(self) -> int:
+        """Requests of the peer being served now (handed to Python, not yet answered)."""
+    @property
     def _engine_closed(self) -> bool: ...
     @property
     def _engine_dead(self) -> bool:

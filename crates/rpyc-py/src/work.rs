@@ -8,8 +8,27 @@
 use crate::threads;
 use pyo3::exceptions::PyRuntimeError;
 use pyo3::prelude::*;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+
+/// One request handed to Python and not yet answered, counted in its engine's
+/// `in_flight` until it is answered or its `Work` is dropped unanswered. A draining server
+/// reads the count (`Engine._engine_serving`) to tell an idle connection, which it may
+/// close, from one still serving a call.
+pub struct InFlight(Arc<AtomicUsize>);
+
+impl InFlight {
+    pub fn new(count: &Arc<AtomicUsize>) -> Self {
+        count.fetch_add(1, Ordering::AcqRel);
+        InFlight(Arc::clone(count))
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
+    }
+}
 
 pub enum WorkKind {
     /// A request from the peer: run handler `handler` on `args` and answer `seq`.
@@ -20,6 +39,8 @@ pub enum WorkKind {
         args: Mutex<Option<PyResult<Py<PyAny>>>>,
         /// The peer thread that sent it (`bind_threads`): the recipient of the answer.
         peer: u64,
+        /// Counts the request as in flight until `answered` (or the work is dropped).
+        in_flight: Mutex<Option<InFlight>>,
     },
     /// An answer for an asynchronous request: call `callback(is_exc, obj)`.
     Deliver {
@@ -132,6 +153,14 @@ impl Work {
     fn begin(&self, py: Python<'_>) -> PyResult<Py<PyAny>> {
         self.enter();
         self.args(py)
+    }
+
+    /// The request's answer was sent (or could not be): it no longer counts as in flight.
+    pub fn answered(&self) {
+        if let WorkKind::Request { in_flight, .. } = &self.kind {
+            let ticket = in_flight.lock().unwrap_or_else(|p| p.into_inner()).take();
+            drop(ticket);
+        }
     }
 
     /// End the mark of `enter`; a no-op when not marked (so replying may always call it).

@@ -2,6 +2,7 @@
 ``rpyc.utils.factory``)."""
 
 import os
+import random
 import socket
 import subprocess
 import sys
@@ -246,13 +247,29 @@ def list_services(registrar: Any = None, filter_host: Optional[str] = None, time
 
 def connect_by_service(service_name: str, host: Optional[str] = None, registrar: Any = None,
                        timeout: float = 2, service: Any = VoidService,
-                       config: Dict[str, Any] = {}, authenticator: Any = None) -> Connection:
-    """Connect to the first reachable server offering ``service_name``."""
-    last_error: Optional[BaseException] = None
-    for h, p in discover(service_name, host, registrar, timeout):
-        try:
-            return connect(h, p, service, config=config, authenticator=authenticator)
-        except OSError as exc:
-            last_error = exc
-    raise DiscoveryError(f"all servers exposing {service_name!r} refused connections: {last_error}")
+                       config: Dict[str, Any] = {}, authenticator: Any = None,
+                       connect_timeout: float = 1.0) -> Connection:
+    """Connect to one of the servers offering ``service_name``, spreading new connections
+    across them (docs/scaling.md#balancing).
 
+    The discovered servers are tried in random order (each server equally likely to be
+    first), or in the registrar's own order when it has one (``registrar.ordered``, as DNS
+    SRV's priorities and weights). A server that refuses, or does not accept within
+    ``connect_timeout`` seconds, is skipped for the next one; :class:`DiscoveryError` when
+    none accepts. Connections, not calls, are balanced: every call of a connection goes to
+    the server it connected to.
+    """
+    addrs = list(discover(service_name, host, registrar, timeout))
+    if not getattr(registrar, "ordered", False):
+        random.shuffle(addrs)
+    failures = []
+    for h, p in addrs:
+        try:
+            family = socket.AF_INET6 if ":" in str(h) else socket.AF_INET
+            stream = SocketStream.connect(h, p, family=family, timeout=connect_timeout, attempts=1)
+        except OSError as exc:
+            failures.append(f"{h}:{p}: {exc}")
+            continue
+        return connect_stream(stream, service, config, authenticator=authenticator)
+    raise DiscoveryError(f"all {len(addrs)} servers exposing {service_name!r} refused connections "
+                         f"(or did not accept within {connect_timeout}s): {'; '.join(failures)}")

@@ -17,6 +17,11 @@ Two transports: UDP (the default client broadcasts to ``255.255.255.255`` on the
 network, and the server listens on every interface) and TCP (for networks where broadcasts do
 not pass; the client names the registry host). Nothing is authenticated: anyone who can reach
 the registry can register or unregister services, so run it only on networks you trust.
+
+Two more registrars use existing engines instead of a registry server
+(docs/scaling.md): :class:`EtcdRegistryClient` (servers register under an etcd lease) and
+:class:`DNSSRVRegistryClient` (clients read DNS SRV records, as Kubernetes headless
+services and Consul publish them).
 """
 
 import logging
@@ -34,6 +39,7 @@ __all__ = [
     "DEFAULT_PRUNING_TIMEOUT", "MAX_DGRAM_SIZE", "REGISTRY_PORT", "REREGISTER_INTERVAL",
     "RegistryServer", "UDPRegistryServer", "TCPRegistryServer",
     "RegistryClient", "UDPRegistryClient", "TCPRegistryClient",
+    "RegistryError", "EtcdRegistryClient", "DNSSRVRegistryClient",
 ]
 
 DEFAULT_PRUNING_TIMEOUT = 4 * 60
@@ -47,6 +53,11 @@ _POLL_INTERVAL = 0.2
 _MAGIC = "RPYC"
 
 Address = Tuple[str, int]
+
+
+class RegistryError(Exception):
+    """A registrar could not do what was asked (its engine is unreachable, refused, or
+    cannot do it); the message names the engine and the cause."""
 
 
 # ------------------------------------------------------------------------------------------
@@ -549,3 +560,8 @@ class TCPRegistryClient(RegistryClient):
                 sock.sendall(self._request("UNREGISTER", (port,)))
             except OSError:
                 pass
+
+
+# Registrars on other engines (imported last: they subclass RegistryClient).
+from rpyc.utils.discovery_etcd import EtcdRegistryClient  # noqa: E402
+from rpyc.utils.discovery_dns import DNSSRVRegistryClient  # noqa: E402

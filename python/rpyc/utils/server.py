@@ -79,6 +79,16 @@ class Server:
         self._loopback_by_default = False
         #: the unix socket's path (None for TCP servers)
         self.socket_path = socket_path
+        # Graceful drain (close(drain=...)): the connection served on each socket (by file
+        # descriptor: an authenticator may wrap the accepted socket), so that close can tell
+        # an idle connection from one serving a call.
+        self._conns: Dict[int, Any] = {}
+        self._conns_lock = threading.Lock()
+        self._draining = False
+        self._close_lock = threading.Lock()
+        self._close_done = threading.Event()
+        self._closing_thread: Optional[threading.Thread] = None
+        self._register_thread: Optional[threading.Thread] = None
 
         if socket_path is not None:
             if hostname is not None or port != 0 or ipv6:
@@ -132,25 +142,65 @@ class Server:
         cls = svc if isinstance(svc, type) else type(svc)
         return issubclass(cls, SlaveService)
 
-    def close(self) -> None:
-        """Stop accepting, unregister, close the listener and every client socket."""
-        if self._closed:
+    def close(self, drain: Optional[float] = None) -> None:
+        """Stop accepting, unregister, close the listener and every client socket.
+
+        ``drain`` (seconds) closes gracefully instead (docs/scaling.md#graceful-drain):
+        after the listener is closed and the server unregistered, each connection is closed
+        once it serves no call (its peer sees a clean end of stream), and calls in flight
+        may finish until the deadline; then whatever remains is closed as without
+        ``drain``. A call that arrives while its connection is being closed fails on the
+        client with ``EOFError``. A second ``close`` waits for the first to finish.
+        """
+        with self._close_lock:
+            first = not self._closed
+            self._closed = True
+            if first:
+                self._closing_thread = threading.current_thread()
+        if not first:
+            if self._closing_thread is not threading.current_thread():
+                self._close_done.wait()
             return
-        self._closed = True
+        try:
+            self._close(drain)
+        finally:
+            self._close_done.set()
+
+    def _close(self, drain: Optional[float]) -> None:
+        deadline = time.monotonic() + drain if drain else None
+        self._draining = deadline is not None
         self.active = False
-        if self._acceptor is not None:
+        # (a drain stops the native acceptor only after taking over the backlog: stopping
+        # shuts the listening socket, which resets the connections waiting in it)
+        if self._acceptor is not None and deadline is None:
             self._acceptor.stop()
+        if deadline is not None:
+            # A registration under way must not re-announce the server after it left.
+            thread = self._register_thread
+            if thread is not None and thread is not threading.current_thread():
+                thread.join(max(0.0, min(deadline - time.monotonic(),
+                                         float(getattr(self.registrar, "timeout", 2) or 2) + 1)))
         if self.auto_register and self.registrar is not None:
             try:
                 self.registrar.unregister(self.port)
             except Exception:
                 self.logger.exception("error unregistering services")
+        if deadline is not None:
+            if self._drain_backlog:
+                self._accept_backlog()
+            if self._acceptor is not None:
+                self._acceptor.stop()
         try:
             self.listener.shutdown(socket.SHUT_RDWR)
         except (EnvironmentError, socket.error):
             pass
         self.listener.close()
         self.logger.info("listener closed")
+        if deadline is not None:
+            try:
+                self._drain(deadline)
+            finally:
+                self._draining = False
         for c in set(self.clients):
             try:
                 c.shutdown(socket.SHUT_RDWR)
@@ -158,6 +208,79 @@ class Server:
                 pass
             c.close()
         self.clients.clear()
+
+    #: whether a drain serves the connections waiting in the listen backlog (which closing
+    #: the listener would reset) before it closes them cleanly
+    _drain_backlog = True
+
+    def _accept_backlog(self) -> None:
+        """Hand over the connections the kernel completed but the server has not accepted
+        yet: closing the listener would reset them; drained, they end with a clean FIN."""
+        try:
+            self.listener.setblocking(False)
+        except OSError:
+            return
+        for _ in range(max(int(self.backlog), 1)):
+            try:
+                sock, _ = self.listener.accept()
+            except OSError:  # (BlockingIOError: the backlog is empty)
+                return
+            sock.setblocking(True)
+            self.clients.add(sock)
+            try:
+                self._accept_method(sock)
+            except Exception:
+                self.logger.exception("failed to hand over a connection of the backlog")
+                self.clients.discard(sock)
+                sock.close()
+
+    def _drain(self, deadline: float) -> None:
+        """Close each connection once it serves no call, until none is left or ``deadline``
+        (``time.monotonic()``) passes."""
+        started = time.monotonic()
+        ended: Set[int] = set()
+        while True:
+            with self._conns_lock:
+                conns = dict(self._conns)
+            # Accepted sockets whose connection is not set up yet (authenticating) are
+            # waited for too: the client may already have sent its first call.
+            pending = set(conns) | {fd for fd in (_fileno(c) for c in set(self.clients)) if fd >= 0}
+            if not pending:
+                self.logger.info("drained in %.3fs", time.monotonic() - started)
+                return
+            for fd, conn in conns.items():
+                if fd in ended or getattr(conn, "_engine_serving", 0):
+                    continue
+                ended.add(fd)
+                _end_reading(fd)
+            if time.monotonic() >= deadline:
+                self.logger.warning("drain deadline passed with %d connection(s) still open: closing them",
+                                    len(pending))
+                return
+            time.sleep(0.02)
+
+    def _track(self, sock: socket.socket, conn: Any) -> int:
+        fd = sock.fileno()
+        with self._conns_lock:
+            self._conns[fd] = conn
+        return fd
+
+    def _untrack(self, fd: int) -> None:
+        with self._conns_lock:
+            self._conns.pop(fd, None)
+
+    def handle_sigterm(self, drain: float = 30.0) -> Any:
+        """Make SIGTERM (what ``kill``, systemd and Kubernetes send before a deploy) close
+        this server with ``close(drain=drain)``. Call from the main thread (Python runs
+        signal handlers there); returns the handler it replaced."""
+        if threading.current_thread() is not threading.main_thread():
+            raise ValueError("handle_sigterm must be called from the main thread (Python delivers signals there)")
+
+        def on_sigterm(signum: int, frame: Any) -> None:
+            self.logger.info("SIGTERM: draining for up to %ss", drain)
+            self.close(drain=drain)
+
+        return signal.signal(signal.SIGTERM, on_sigterm)
 
     def fileno(self) -> int:
         return self.listener.fileno()
@@ -189,7 +312,7 @@ class Server:
         return self._listener_timeout if self._listener_timeout else 0.5
 
     def _on_accepted(self, sock: socket.socket) -> None:
-        if not self.active:
+        if not self.active and not self._draining:  # (a draining server ends it cleanly)
             sock.close()
             return
         sock.setblocking(True)
@@ -247,11 +370,15 @@ class Server:
             self.logger.info("welcome %s (%r)", addrinfo, credentials)
         else:
             self.logger.info("welcome %s", addrinfo)
+        fd = None
         try:
             config = self._connection_config(sock, credentials)
             conn = self.service._connect(Channel(SocketStream(sock)), config)
+            fd = self._track(sock, conn)
             self._handle_connection(conn)
         finally:
+            if fd is not None:
+                self._untrack(fd)
             self.logger.info("goodbye %s", addrinfo)
 
     def _handle_connection(self, conn: Any) -> None:
@@ -260,7 +387,8 @@ class Server:
     def _bg_register(self) -> None:
         from rpyc.utils.registry import REREGISTER_INTERVAL
 
-        interval = REREGISTER_INTERVAL
+        # (a registrar may renew more often, e.g. an etcd lease every ttl/3)
+        interval = getattr(self.registrar, "REREGISTER_INTERVAL", REREGISTER_INTERVAL)
         aliases = self.service.get_service_aliases()
         try:
             while self.active:
@@ -290,7 +418,7 @@ class Server:
 
     def _register(self) -> None:
         if self.auto_register:
-            spawn(self._bg_register)
+            self._register_thread = spawn(self._bg_register)
 
     def start(self) -> None:
         """Serve until :meth:`close` (or Ctrl-C)."""
@@ -323,6 +451,26 @@ class Server:
         return spawn(self.start)
 
 
+def _fileno(sock: Any) -> int:
+    try:
+        return int(sock.fileno())
+    except (OSError, ValueError):
+        return -1
+
+
+def _end_reading(fd: int) -> None:
+    """End the read side of the socket ``fd``: its connection's reader wakes with
+    end-of-stream, the engine then shuts the socket (the peer sees a clean FIN) and the
+    serving thread closes the connection; a call that began meanwhile can still answer on
+    the write side. Done on a duplicate of the descriptor so that no wrapper (TLS) of the
+    served socket is touched."""
+    try:
+        with socket.socket(fileno=os.dup(fd)) as dup:
+            dup.shutdown(socket.SHUT_RD)
+    except OSError:
+        pass
+
+
 def _peername(sock: Any) -> Any:
     try:
         return sock.getpeername()
@@ -332,6 +480,8 @@ def _peername(sock: Any) -> Any:
 
 class OneShotServer(Server):
     """Serves a single connection in the accepting thread, then closes itself."""
+
+    _drain_backlog = False  # (it serves one connection only)
 
     def _accept_method(self, sock: socket.socket) -> None:
         try:
@@ -366,8 +516,8 @@ class ThreadedServer(Server):
             threads = self._threads = ReusableThreads(self.max_idle_threads, self.thread_idle_timeout)
         threads.run(self._authenticate_and_serve_client, sock)
 
-    def close(self) -> None:
-        super().close()
+    def close(self, drain: Optional[float] = None) -> None:
+        super().close(drain)
         if self._threads is not None:
             self._threads.stop()
 
@@ -392,10 +542,11 @@ class ThreadPoolServer(Server):
         if self._poller_thread is None:
             self._poller_thread = spawn(self._poll_loop)
 
-    def close(self) -> None:
+    def close(self, drain: Optional[float] = None) -> None:
         if self._closed:
+            super().close(drain)  # (waits for a close under way)
             return
-        super().close()
+        super().close(drain)
         self._wake()
         with self._poll_lock:
             conns = list(self._fd_to_conn.values())
@@ -414,7 +565,8 @@ class ThreadPoolServer(Server):
             pass
 
     def _poll_loop(self) -> None:
-        while self.active:
+        # (goes on while draining: a connection's end of stream is noticed here)
+        while self.active or self._draining:
             with self._poll_lock:
                 fds = list(self._fd_to_conn)
             try:
@@ -454,6 +606,8 @@ class ThreadPoolServer(Server):
         self._wake()
 
     def _forget(self, conn: Any) -> None:
+        # (untracked before its socket closes: a new connection may get the same fd)
+        self._untrack(getattr(conn, "_rpyc_pool_fd", -1))
         try:
             conn.close()
         except Exception:
@@ -490,6 +644,7 @@ class ThreadPoolServer(Server):
             config["connid"] = str(_peername(sock2))
             conn = self.service._connect(Channel(SocketStream(sock2)), config)
             conn._rpyc_pool_sock = sock
+            conn._rpyc_pool_fd = self._track(sock, conn)
         except Exception:
             self.logger.exception("failed to set up client connection")
             self.clients.discard(sock)
@@ -509,8 +664,8 @@ class ForkingServer(Server):
         super().__init__(*args, **kwargs)
         self._prevhandler = signal.signal(signal.SIGCHLD, self._handle_sigchld)
 
-    def close(self) -> None:
-        super().close()
+    def close(self, drain: Optional[float] = None) -> None:
+        super().close(drain)
         signal.signal(signal.SIGCHLD, self._prevhandler)
 
     @classmethod

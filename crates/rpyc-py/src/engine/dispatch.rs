@@ -5,7 +5,7 @@
 use super::{netref_base, Engine, Slot};
 use crate::codec::py_sink::{from_value, PySink};
 use crate::errors::{wire_err, ProtocolError};
-use crate::work::WorkKind;
+use crate::work::{InFlight, WorkKind};
 use pyo3::exceptions::PyKeyError;
 use pyo3::intern;
 use pyo3::prelude::*;
@@ -73,6 +73,7 @@ impl Engine {
             handler: handler_id,
             args: Mutex::new(Some(args)),
             peer: r.thread,
+            in_flight: Mutex::new(Some(InFlight::new(&self.in_flight))),
         }))
     }
 

@@ -42,7 +42,7 @@ use rpyc_wire::conn::Session;
 use rpyc_wire::frame::FrameDecoder;
 use rustc_hash::FxHashMap as HashMap;
 use std::cell::RefCell;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock};
 use std::time::{Duration, Instant};
 
@@ -89,6 +89,8 @@ pub struct Engine {
     shared: Mutex<Shared>,
     progress: Condvar,
     closed: AtomicBool,
+    /// Requests handed to Python and not yet answered (see `work::InFlight`).
+    in_flight: Arc<AtomicUsize>,
 }
 
 impl Engine {
@@ -230,6 +232,7 @@ impl Engine {
             }),
             progress: Condvar::new(),
             closed: AtomicBool::new(false),
+            in_flight: Arc::new(AtomicUsize::new(0)),
         }
     }
 
@@ -300,8 +303,11 @@ impl Engine {
         let this = slf.get();
         work.get().leave();
         let (seq, peer) = Self::request_of(work.get())?;
-        let framed = this.reply_frame(slf.as_any(), peer, seq, value)?;
-        this.write_frame(py, &framed)
+        let framed = this.reply_frame(slf.as_any(), peer, seq, value);
+        // Written (or failed): the request is over either way.
+        let res = framed.and_then(|f| this.write_frame(py, &f));
+        work.get().answered();
+        res
     }
 
     /// Answer the request `work` with the exception `exc`.
@@ -314,8 +320,10 @@ impl Engine {
         let this = slf.get();
         work.get().leave();
         let (seq, peer) = Self::request_of(work.get())?;
-        let framed = this.exception_frame(slf.as_any(), peer, seq, exc)?;
-        this.write_frame(py, &framed)
+        let framed = this.exception_frame(slf.as_any(), peer, seq, exc);
+        let res = framed.and_then(|f| this.write_frame(py, &f));
+        work.get().answered();
+        res
     }
 
     /// Send a request whose answer is passed to `callback(is_exc, obj)`; `None` drops it.
@@ -498,6 +506,13 @@ impl Engine {
         self.objects()?
             .get(py, (class_id, instance_id))
             .ok_or_else(|| pyo3::exceptions::PyKeyError::new_err(((class_id, instance_id),)))
+    }
+
+    /// Requests of the peer being served now (handed to Python, not yet answered): a
+    /// draining server closes a connection only when this is 0.
+    #[getter]
+    fn _engine_serving(&self) -> usize {
+        self.in_flight.load(Ordering::Acquire)
     }
 
     #[getter]
