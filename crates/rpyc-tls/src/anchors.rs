@@ -5,6 +5,7 @@ use crate::der;
 use rustls::pki_types::CertificateDer;
 use rustls::RootCertStore;
 use std::sync::Arc;
+use x509_parser::extensions::ParsedExtension;
 use x509_parser::prelude::{FromDer, X509Certificate, X509Version};
 
 /// One anchor as the fallback path sees it.
@@ -19,6 +20,9 @@ pub(crate) struct Anchor {
     /// with `basicConstraints CA:TRUE` (and `keyCertSign` if it has a keyUsage), or a
     /// self-signed v1 certificate.
     pub may_issue: bool,
+    /// It carries nameConstraints, which only webpki enforces: the fallback path does not
+    /// use such an anchor.
+    pub constrained: bool,
 }
 
 impl Anchor {
@@ -39,7 +43,12 @@ impl Anchor {
                 ca && signs
             }
         };
+        let constrained = cert.extensions().iter().any(|e| {
+            matches!(e.parsed_extension(), ParsedExtension::NameConstraints(_))
+                || e.oid.to_id_string() == "2.5.29.30"
+        });
         Some(Anchor {
+            constrained,
             subject: cert.subject().as_raw().to_vec(),
             spki: cert.public_key().raw.to_vec(),
             not_before: cert.validity().not_before.timestamp(),

@@ -176,6 +176,14 @@ pub(crate) fn verify(
             // OpenSSL: "invalid CA certificate", sent as an "unknown ca" alert.
             continue;
         }
+        if !itself && anchor.constrained {
+            error = refused(
+                "its CA has nameConstraints, which rpyc enforces only for v3 certificates \
+                 verified by webpki: re-issue the certificate as v3 with a subjectAltName"
+                    .to_owned(),
+            );
+            continue;
+        }
         match anchor.signed(cert, algs) {
             Ok(()) if itself => return Ok(()),
             Ok(()) => return check_validity(anchor.not_before, anchor.not_after, now),
@@ -214,16 +222,20 @@ pub(crate) fn handshake_signature(
     }
 }
 
-/// webpki's refusal of a leaf that is a CA certificate but not one of the trust anchors
+/// webpki's refusal of a self-signed CA certificate that is not one of the trust anchors
 /// (`CaUsedAsEndEntity`, an opaque "other" error) said as OpenSSL says it: the issuer is
 /// unknown (a self-signed certificate that was not passed as ca_certs). Other errors pass.
 pub(crate) fn explain(error: Error, cert: &[u8]) -> Error {
-    match &error {
-        Error::InvalidCertificate(CertificateError::Other(_))
-            if parse(cert).is_some_and(|p| p.is_ca()) =>
-        {
-            Error::InvalidCertificate(CertificateError::UnknownIssuer)
-        }
-        _ => error,
+    let ca_as_leaf = matches!(
+        &error,
+        Error::InvalidCertificate(CertificateError::Other(other))
+            if other.0.to_string() == "CaUsedAsEndEntity"
+    );
+    let self_issued =
+        || parse(cert).is_some_and(|p| p.is_ca() && p.subject().as_raw() == p.issuer().as_raw());
+    if ca_as_leaf && self_issued() {
+        Error::InvalidCertificate(CertificateError::UnknownIssuer)
+    } else {
+        error
     }
 }

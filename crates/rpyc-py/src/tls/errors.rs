@@ -32,6 +32,11 @@ fn certificate_hint(e: &CertificateError) -> &'static str {
             "the certificate's extendedKeyUsage does not allow this use (serverAuth for a \
              server, clientAuth for a client)"
         }
+        CertificateError::Other(other) if other.0.to_string() == "CaUsedAsEndEntity" => {
+            "the peer's certificate is a CA certificate (basicConstraints CA:TRUE) used as a \
+             leaf: accepted only when that very certificate is in ca_certs; otherwise re-issue \
+             it without CA:TRUE"
+        }
         _ => "check the peer's certificate against ca_certs",
     }
 }
