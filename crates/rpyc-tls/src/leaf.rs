@@ -49,7 +49,7 @@ fn refused(reason: String) -> Error {
 
 fn parse(cert: &[u8]) -> Option<X509Certificate<'_>> {
     match X509Certificate::from_der(cert) {
-        Ok((rest, parsed)) if rest.is_empty() => Some(parsed),
+        Ok(([], parsed)) => Some(parsed),
         _ => None,
     }
 }
