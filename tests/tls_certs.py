@@ -8,10 +8,16 @@
 * ``rogue-client.pem`` / ``rogue-client.key`` — a client certificate signed by the other CA
 * ``expired.pem`` / ``expired.key`` — a server certificate that expired yesterday
 * ``wrong-host.pem`` / ``wrong-host.key`` — a server certificate for ``example.invalid`` only
+
+``make_openssl_pki(directory)`` makes certificates the way users make them with the openssl
+CLI: upstream RPyC's test_ssl.py recipe (a self-signed ``server.crt`` that is also the CA, v1
+``client.crt``...) and negative shapes; see ``scripts/openssl-recipe-certs.sh`` for the list.
 """
 
 import datetime
 import ipaddress
+import shutil
+import subprocess
 from pathlib import Path
 from typing import Dict, Optional
 
@@ -103,6 +109,21 @@ def make_pki(directory: Path) -> Dict[str, str]:
     _leaf(directory, "rogue-client", other, "rogue client", client=True)
     _leaf(directory, "expired", ca, "localhost", hosts=["localhost", "127.0.0.1"], expired=True)
     _leaf(directory, "wrong-host", ca, "example.invalid", hosts=["example.invalid"])
+    return {p.name: str(p) for p in directory.iterdir()}
+
+
+OPENSSL_RECIPE = Path(__file__).resolve().parents[1] / "scripts" / "openssl-recipe-certs.sh"
+
+
+def have_openssl_cli() -> bool:
+    return shutil.which("openssl") is not None and shutil.which("bash") is not None
+
+
+def make_openssl_pki(directory: Path) -> Dict[str, str]:
+    """Run the openssl-CLI recipe into ``directory``; returns ``{file name: path}``. Needs the
+    ``openssl`` command (callers skip when :func:`have_openssl_cli` is false)."""
+    directory = Path(directory)
+    subprocess.run(["bash", str(OPENSSL_RECIPE), str(directory)], check=True, timeout=300)
     return {p.name: str(p) for p in directory.iterdir()}
 
 

@@ -1,7 +1,9 @@
 """TLS against the real upstream rpyc 6.0.2 (Python ``ssl``/OpenSSL) in both directions:
 our rustls client <-> upstream SSLAuthenticator server and upstream's ssl_connect <-> our
 rustls server, with and without client certificates, plus the refusals (wrong CA, missing
-client certificate). Certificates are generated for the session (tests/tls_certs.py)."""
+client certificate). Certificates are generated for the session (tests/tls_certs.py): by
+`cryptography`, and by the openssl CLI the way users make them (upstream's test_ssl.py
+recipe: a self-signed server certificate that is also the CA, X.509 v1 clients)."""
 
 import json
 import os
@@ -14,7 +16,7 @@ from pathlib import Path
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from tls_certs import make_pki  # noqa: E402
+from tls_certs import have_openssl_cli, make_openssl_pki, make_pki  # noqa: E402
 
 pytestmark = [pytest.mark.interop, pytest.mark.timeout(120)]
 
@@ -24,6 +26,13 @@ DIRECTIONS = [("ours", "upstream"), ("upstream", "ours"), ("ours", "ours")]
 @pytest.fixture(scope="module")
 def pki(tmp_path_factory):
     return make_pki(tmp_path_factory.mktemp("pki"))
+
+
+@pytest.fixture(scope="module")
+def recipe(tmp_path_factory):
+    if not have_openssl_cli():
+        pytest.skip("needs the openssl command")
+    return make_openssl_pki(tmp_path_factory.mktemp("openssl-recipe"))
 
 
 def _stop(proc):
@@ -38,11 +47,11 @@ def _stop(proc):
 
 
 class TlsServer:
-    def __init__(self, interop, role, pki, mutual):
+    def __init__(self, interop, role, certfile, keyfile, ca=None):
         cmd = [interop.python(role), "-u", str(interop.peers / "tls_peer.py"), "server",
-               "--certfile", pki["server.pem"], "--keyfile", pki["server.key"]]
-        if mutual:
-            cmd += ["--ca", pki["ca.pem"]]
+               "--certfile", certfile, "--keyfile", keyfile]
+        if ca:
+            cmd += ["--ca", ca]
         self.proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                      stderr=subprocess.DEVNULL, cwd=str(interop.peers),
                                      env=interop.peer_env(role), start_new_session=True)
@@ -63,8 +72,11 @@ class TlsServer:
 def tls_server(interop, pki):
     started = []
 
-    def start(role, mutual=False):
-        srv = TlsServer(interop, role, pki, mutual)
+    def start(role, mutual=False, files=None):
+        """files: (certfile, keyfile, ca or None) instead of the cryptography-made set."""
+        if files is None:
+            files = (pki["server.pem"], pki["server.key"], pki["ca.pem"] if mutual else None)
+        srv = TlsServer(interop, role, *files)
         started.append(srv)
         return srv
 
@@ -74,12 +86,19 @@ def tls_server(interop, pki):
 
 
 def run_client(interop, role, port, pki, ca=None, client_cert=None, calls=0):
+    return run_client_files(
+        interop, role, port, ca=pki[ca + ".pem"] if ca else None,
+        cert=(pki[client_cert + ".pem"], pki[client_cert + ".key"]) if client_cert else None,
+        calls=calls)
+
+
+def run_client_files(interop, role, port, ca=None, cert=None, calls=0):
     cmd = [interop.python(role), "-u", str(interop.peers / "tls_peer.py"), "client",
            "--port", str(port), "--calls", str(calls)]
     if ca:
-        cmd += ["--ca", pki[ca + ".pem"]]
-    if client_cert:
-        cmd += ["--certfile", pki[client_cert + ".pem"], "--keyfile", pki[client_cert + ".key"]]
+        cmd += ["--ca", ca]
+    if cert:
+        cmd += ["--certfile", cert[0], "--keyfile", cert[1]]
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=60, cwd=str(interop.peers),
                           env=interop.peer_env(role), start_new_session=True)
     lines = [line for line in proc.stdout.splitlines() if line.startswith("{")]
@@ -134,3 +153,33 @@ def test_our_client_keeps_calling_an_upstream_tls_server(interop, tls_server, pk
     result = run_client(interop, "ours", srv.port, pki, ca="ca", calls=300)
     assert result["ok"], result
     assert result["calls_s"] < 30, result
+
+
+@pytest.mark.parametrize("client,server", DIRECTIONS)
+@pytest.mark.parametrize("mutual", [False, True], ids=["server-cert", "mutual"])
+def test_openssl_recipe_certificates_across_implementations(
+        interop, tls_server, recipe, client, server, mutual):
+    """Upstream's own recipe: the server's self-signed CA:TRUE certificate is the client's
+    ca_certs, the v1 client certificate is checked against the bundle it is in."""
+    srv = tls_server(server, files=(recipe["server.crt"], recipe["server.key"],
+                                    recipe["client-server.bundle.crt"] if mutual else None))
+    result = run_client_files(interop, client, srv.port, ca=recipe["server.crt"],
+                              cert=(recipe["client.crt"], recipe["client.key"]) if mutual else None)
+    assert result == {"ok": True, "add": 5, "echo_ok": True, "callback": 42,
+                      "client_cn": "client" if mutual else None}, result
+
+
+@pytest.mark.parametrize("client,server", [("upstream", "ours"), ("ours", "upstream")])
+@pytest.mark.parametrize("client_cert", ["client2", "stranger-client", "forged-client",
+                                         "expired-client"])
+def test_bad_v1_client_certificates_are_refused_by_both(
+        interop, tls_server, recipe, client, server, client_cert):
+    """What OpenSSL refuses, ours refuses too (and the other way round)."""
+    srv = tls_server(server, files=(recipe["server.crt"], recipe["server.key"],
+                                    recipe["client-server.bundle.crt"]))
+    result = run_client_files(interop, client, srv.port, ca=recipe["server.crt"],
+                              cert=(recipe[client_cert + ".crt"], recipe[client_cert + ".key"]))
+    assert not result["ok"], result
+    good = run_client_files(interop, client, srv.port, ca=recipe["server.crt"],
+                            cert=(recipe["client.crt"], recipe["client.key"]))
+    assert good["ok"], good

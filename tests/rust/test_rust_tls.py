@@ -116,3 +116,69 @@ def test_python_tls_client_against_rust_server(role, interop, pki, rust_tls_serv
                           timeout=30, env=interop.peer_env(role), cwd=str(PEERS))
     assert rc != 0
     assert rust_tls_server.alive()
+
+
+@pytest.fixture(scope="module")
+def recipe(tmp_path_factory):
+    sys.path.insert(0, str(ROOT / "tests"))
+    import tls_certs
+    if not tls_certs.have_openssl_cli():
+        pytest.skip("needs the openssl command")
+    return tls_certs.make_openssl_pki(tmp_path_factory.mktemp("openssl-recipe"))
+
+
+@pytest.mark.timeout(120)
+@pytest.mark.parametrize("role", ["ours", "upstream"])
+def test_openssl_recipe_certificates_rust_server_mutual_tls(role, interop, recipe, rust_examples):
+    """Upstream's test_ssl.py recipe against the Rust crate (the same verifiers as the Python
+    extension, crates/rpyc-tls): the Rust server's certificate is the self-signed CA:TRUE
+    server.crt, the Python client presents the v1 client.crt; a v1 client signed by another
+    CA is refused."""
+    srv = RustServer(rust_examples["server"], [
+        "--tls-cert", recipe["server.crt"], "--tls-key", recipe["server.key"],
+        "--tls-client-ca", recipe["client-server.bundle.crt"]])
+    try:
+        def client(stem):
+            rc, out, err, _ = run([interop.python(role), "-u", PEERS / "tls_peer.py", "client",
+                                   "--port", srv.port, "--ca", recipe["server.crt"],
+                                   "--certfile", recipe[stem + ".crt"],
+                                   "--keyfile", recipe[stem + ".key"]],
+                                  timeout=60, env=interop.peer_env(role), cwd=str(PEERS))
+            return json_line(out), err
+        res, err = client("client")
+        assert res and res["ok"], err
+        assert (res["add"], res["echo_ok"], res["callback"]) == (5, True, 42)
+        res, err = client("stranger-client")
+        assert res and not res["ok"], res
+        assert srv.alive()
+    finally:
+        srv.stop()
+
+
+@pytest.mark.timeout(120)
+def test_openssl_recipe_certificates_rust_client(interop, recipe, rust_examples):
+    """The Rust client trusts server.crt (self-signed, CA:TRUE, name in CN only) as the
+    upstream server's certificate and presents the v1 client.crt."""
+    proc = subprocess.Popen(
+        [interop.python("upstream"), "-u", str(PEERS / "tls_peer.py"), "server",
+         "--certfile", recipe["server.crt"], "--keyfile", recipe["server.key"],
+         "--ca", recipe["client-server.bundle.crt"]],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+        cwd=str(PEERS), env=interop.peer_env("upstream"), start_new_session=True)
+    try:
+        line = proc.stdout.readline()
+        assert line.startswith(b"PORT"), line
+        port = int(line.split()[1])
+        client = rust_examples["tls_client"]
+        rc, out, err, _ = run([client, "localhost:%d" % port, "--ca", recipe["server.crt"],
+                               "--cert", recipe["client.crt"], "--key", recipe["client.key"]],
+                              timeout=60)
+        res = json_line(out)
+        assert rc == 0 and res and res["ok"], (out, err)
+        rc, out, err, _ = run([client, "localhost:%d" % port, "--ca", recipe["stranger.crt"]],
+                              timeout=30)
+        assert rc == 1 and "UnknownIssuer" in out, out
+    finally:
+        stop_group(proc)
+        for f in (proc.stdin, proc.stdout):
+            f.close()

@@ -9,9 +9,11 @@ pub use enabled::*;
 #[cfg(feature = "tls")]
 mod enabled {
     use crate::error::{Error, Result};
+    use rpyc_tls::{certified_key, ClientVerifier, ServerVerifier, TrustAnchors};
     use rustls::pki_types::pem::PemObject;
     use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
-    use rustls::{ClientConfig, RootCertStore, ServerConfig};
+    use rustls::sign::SingleCertAndKey;
+    use rustls::{ClientConfig, ServerConfig};
     use std::io::{self, Read, Write};
     use std::path::{Path, PathBuf};
     use std::sync::{Arc, Mutex};
@@ -81,41 +83,43 @@ mod enabled {
         })
     }
 
-    fn roots(ca_file: Option<&Path>) -> Result<RootCertStore> {
-        let mut roots = RootCertStore::empty();
-        match ca_file {
-            Some(path) => {
-                for c in certs(path)? {
-                    roots
-                        .add(c)
-                        .map_err(|e| tls_error(&format!("bad CA in {}", path.display()), e))?;
-                }
-            }
-            None => {
-                for c in rustls_native_certs::load_native_certs().certs {
-                    let _ = roots.add(c);
-                }
-                if roots.is_empty() {
-                    return Err(tls_error(
-                        "no trusted CA",
-                        "the system has no CA certificates; give TlsClient::ca_file",
-                    ));
-                }
-            }
+    /// The trust anchors: `ca_file`, else the system's store. Verification is webpki's plus
+    /// the self-signed and v1 certificate shapes OpenSSL accepts (`rpyc-tls`, docs/tls.md).
+    fn anchors(ca_file: Option<&Path>) -> Result<Arc<TrustAnchors>> {
+        let (anchors, rejected) = match ca_file {
+            Some(path) => TrustAnchors::from_certs(certs(path)?),
+            None => TrustAnchors::from_certs(rustls_native_certs::load_native_certs().certs),
+        };
+        if anchors.is_empty() {
+            return Err(match ca_file {
+                Some(path) => tls_error(
+                    &format!("bad CA in {}", path.display()),
+                    format!("none of its {rejected} certificate(s) can be a trust anchor"),
+                ),
+                None => tls_error(
+                    "no trusted CA",
+                    "the system has no CA certificates; give TlsClient::ca_file",
+                ),
+            });
         }
-        Ok(roots)
+        Ok(Arc::new(anchors))
     }
 
     impl TlsClient {
         pub(crate) fn session(&self, host: &str) -> Result<rustls::Connection> {
+            let verifier = ServerVerifier::new(anchors(self.ca_file.as_deref())?, provider(), true)
+                .map_err(|e| tls_error("CA", e))?;
             let builder = ClientConfig::builder_with_provider(provider())
                 .with_safe_default_protocol_versions()
                 .map_err(|e| tls_error("TLS setup", e))?
-                .with_root_certificates(roots(self.ca_file.as_deref())?);
+                .dangerous()
+                .with_custom_certificate_verifier(Arc::new(verifier));
             let config = match (&self.cert_file, &self.key_file) {
-                (Some(c), Some(k)) => builder
-                    .with_client_auth_cert(certs(c)?, key(k)?)
-                    .map_err(|e| tls_error("client certificate and key do not match", e))?,
+                (Some(c), Some(k)) => {
+                    let identity = certified_key(certs(c)?, key(k)?, &provider())
+                        .map_err(|e| tls_error("client certificate and key do not match", e))?;
+                    builder.with_client_cert_resolver(Arc::new(SingleCertAndKey::from(identity)))
+                }
                 (None, None) => builder.with_no_client_auth(),
                 _ => {
                     return Err(tls_error(
@@ -140,19 +144,16 @@ mod enabled {
                 .map_err(|e| tls_error("TLS setup", e))?;
             let builder = match &self.client_ca_file {
                 Some(ca) => {
-                    let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(
-                        Arc::new(roots(Some(ca))?),
-                        provider(),
-                    )
-                    .build()
-                    .map_err(|e| tls_error("client CA", e))?;
-                    builder.with_client_cert_verifier(verifier)
+                    let verifier = ClientVerifier::new(anchors(Some(ca))?, provider(), false)
+                        .map_err(|e| tls_error("client CA", e))?;
+                    builder.with_client_cert_verifier(Arc::new(verifier))
                 }
                 None => builder.with_no_client_auth(),
             };
-            let config = builder
-                .with_single_cert(certs(&self.cert_file)?, key(&self.key_file)?)
-                .map_err(|e| tls_error("server certificate and key do not match", e))?;
+            let identity =
+                certified_key(certs(&self.cert_file)?, key(&self.key_file)?, &provider())
+                    .map_err(|e| tls_error("server certificate and key do not match", e))?;
+            let config = builder.with_cert_resolver(Arc::new(SingleCertAndKey::from(identity)));
             Ok(Arc::new(config))
         }
     }

@@ -6,16 +6,16 @@ use super::errors::handshake_error;
 use super::pipe::TlsPipe;
 use super::session::TlsSession;
 use super::socket::TlsSocket;
-use super::verify::{AcceptAnyServerCert, IgnoreHostName};
+use super::verify::AcceptAnyServerCert;
 use pyo3::exceptions::{PyFileNotFoundError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::PyDict;
-use rustls::client::WebPkiServerVerifier;
+use rpyc_tls::{certified_key, ClientVerifier, ServerVerifier, TrustAnchors};
 use rustls::crypto::CryptoProvider;
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
-use rustls::server::WebPkiClientVerifier;
-use rustls::{ClientConfig, RootCertStore, ServerConfig, SupportedProtocolVersion};
+use rustls::sign::SingleCertAndKey;
+use rustls::{ClientConfig, ServerConfig, SupportedProtocolVersion};
 use std::net::{IpAddr, Ipv4Addr};
 use std::sync::Arc;
 use std::time::Duration;
@@ -107,32 +107,33 @@ impl Options {
         Ok(Arc::new(provider))
     }
 
-    fn roots(&self) -> PyResult<RootCertStore> {
-        let mut roots = RootCertStore::empty();
-        match &self.ca_certs {
+    /// The trust anchors: `ca_certs`, else the system's store.
+    fn anchors(&self) -> PyResult<Arc<TrustAnchors>> {
+        let anchors = match &self.ca_certs {
             Some(path) => {
-                let certs = read_certs(path, "ca_certs")?;
-                let (_, rejected) = roots.add_parsable_certificates(certs);
-                if roots.is_empty() {
+                let (anchors, rejected) = TrustAnchors::from_certs(read_certs(path, "ca_certs")?);
+                if anchors.is_empty() {
                     return Err(PyValueError::new_err(format!(
                         "ca_certs {path:?}: none of its {rejected} certificate(s) can be used as a trust anchor"
                     )));
                 }
+                anchors
             }
             None => {
                 // Verification without a CA file: the operating system's trust store, as
                 // Python's default context does.
                 let found = rustls_native_certs::load_native_certs();
-                roots.add_parsable_certificates(found.certs);
-                if roots.is_empty() {
+                let (anchors, _) = TrustAnchors::from_certs(found.certs);
+                if anchors.is_empty() {
                     return Err(PyValueError::new_err(
                         "certificate verification requested but no ca_certs given and the \
                          system trust store is empty: pass ca_certs=<CA bundle>",
                     ));
                 }
+                anchors
             }
-        }
-        Ok(roots)
+        };
+        Ok(Arc::new(anchors))
     }
 
     /// The local certificate chain and key, when `certfile` is given (the key may be in
@@ -213,24 +214,23 @@ fn client_config(opts: &Options) -> PyResult<Side> {
     let builder = if !verifies {
         builder
             .dangerous()
-            .with_custom_certificate_verifier(Arc::new(AcceptAnyServerCert::new(provider)))
+            .with_custom_certificate_verifier(Arc::new(AcceptAnyServerCert::new(Arc::clone(
+                &provider,
+            ))))
     } else {
-        let roots = Arc::new(opts.roots()?);
-        let webpki = WebPkiServerVerifier::builder_with_provider(roots, Arc::clone(&provider))
-            .build()
-            .map_err(|e| PyValueError::new_err(format!("ca_certs: {e}")))?;
-        if opts.check_hostname {
-            builder.with_webpki_verifier(webpki)
-        } else {
-            builder
-                .dangerous()
-                .with_custom_certificate_verifier(Arc::new(IgnoreHostName::new(webpki)))
-        }
+        // webpki's verification, plus the self-signed and v1 shapes OpenSSL accepts
+        // (docs/tls.md); without check_hostname the chain is verified but not the name.
+        let verifier =
+            ServerVerifier::new(opts.anchors()?, Arc::clone(&provider), opts.check_hostname)
+                .map_err(|e| PyValueError::new_err(format!("ca_certs: {e}")))?;
+        builder
+            .dangerous()
+            .with_custom_certificate_verifier(Arc::new(verifier))
     };
     let config = match opts.identity()? {
-        Some((chain, key)) => builder
-            .with_client_auth_cert(chain, key)
-            .map_err(config_error)?,
+        Some((chain, key)) => builder.with_client_cert_resolver(Arc::new(SingleCertAndKey::from(
+            certified_key(chain, key, &provider).map_err(config_error)?,
+        ))),
         None => builder.with_no_client_auth(),
     };
     Ok(Side::Client {
@@ -251,22 +251,19 @@ fn server_config(opts: &Options) -> PyResult<Side> {
     } else {
         // Without ca_certs, client certificates are checked against the system trust store,
         // as Python's default server context does.
-        let roots = Arc::new(opts.roots()?);
-        let mut verifier = WebPkiClientVerifier::builder_with_provider(roots, provider);
-        if opts.verify == Verify::Optional {
-            verifier = verifier.allow_unauthenticated();
-        }
-        let verifier = verifier
-            .build()
+        let optional = opts.verify == Verify::Optional;
+        let verifier = ClientVerifier::new(opts.anchors()?, Arc::clone(&provider), optional)
             .map_err(|e| PyValueError::new_err(format!("ca_certs: {e}")))?;
-        builder.with_client_cert_verifier(verifier)
+        builder.with_client_cert_verifier(Arc::new(verifier))
     };
     let Some((chain, key)) = opts.identity()? else {
         return Err(PyValueError::new_err(
             "a TLS server needs certfile= (and keyfile= unless the key is in certfile)",
         ));
     };
-    let config = builder.with_single_cert(chain, key).map_err(config_error)?;
+    // (a v1 certificate too: rustls's own key check cannot parse those)
+    let identity = certified_key(chain, key, &provider).map_err(config_error)?;
+    let config = builder.with_cert_resolver(Arc::new(SingleCertAndKey::from(identity)));
     Ok(Side::Server {
         config: Arc::new(config),
         verifies,

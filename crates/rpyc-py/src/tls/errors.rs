@@ -11,7 +11,8 @@ use std::io;
 fn certificate_hint(e: &CertificateError) -> &'static str {
     match e {
         CertificateError::UnknownIssuer => {
-            "pass ca_certs= the CA certificate that signed the peer's certificate"
+            "pass ca_certs= the CA certificate that signed the peer's certificate (for a \
+             self-signed certificate: the certificate itself)"
         }
         CertificateError::NotValidForName | CertificateError::NotValidForNameContext { .. } => {
             "connect using a host name the certificate was issued for, or pass \
@@ -22,6 +23,19 @@ fn certificate_hint(e: &CertificateError) -> &'static str {
         }
         CertificateError::NotValidYet | CertificateError::NotValidYetContext { .. } => {
             "the certificate is not valid yet: check both clocks"
+        }
+        CertificateError::BadSignature => {
+            "the certificate names a CA in ca_certs as its issuer but was not signed by that \
+             CA's key: re-issue it with the right CA, or pass the CA that signed it"
+        }
+        CertificateError::InvalidPurpose | CertificateError::InvalidPurposeContext { .. } => {
+            "the certificate's extendedKeyUsage does not allow this use (serverAuth for a \
+             server, clientAuth for a client)"
+        }
+        CertificateError::Other(other) if other.0.to_string() == "CaUsedAsEndEntity" => {
+            "the peer's certificate is a CA certificate (basicConstraints CA:TRUE) used as a \
+             leaf: accepted only when that very certificate is in ca_certs; otherwise re-issue \
+             it without CA:TRUE"
         }
         _ => "check the peer's certificate against ca_certs",
     }
@@ -74,6 +88,14 @@ pub fn describe(e: &io::Error) -> String {
         .get_ref()
         .and_then(|inner| inner.downcast_ref::<rustls::Error>())
     {
+        // rustls shows these through Debug (`Other(OtherError(..))`): the reason alone reads better.
+        Some(rustls::Error::InvalidCertificate(c @ CertificateError::Other(other))) => {
+            format!(
+                "certificate verify failed: {} ({})",
+                other.0,
+                certificate_hint(c)
+            )
+        }
         Some(rustls::Error::InvalidCertificate(c)) => {
             format!("certificate verify failed: {e} ({})", certificate_hint(c))
         }

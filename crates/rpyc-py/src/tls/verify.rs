@@ -1,13 +1,12 @@
-//! Server-certificate verifiers for the two relaxed modes upstream's `ssl_connect` offers:
-//! no verification at all (`cert_reqs=CERT_NONE`, which warns), and chain verification
-//! without the host-name check (`check_hostname=False`). Handshake signatures are always
-//! checked: even an unverified certificate must belong to the peer we talk to.
+//! The server-certificate "verifier" of `cert_reqs=CERT_NONE` (which warns): no verification
+//! at all, but handshake signatures are still checked: even an unverified certificate must
+//! belong to the peer we talk to. Verification proper (with or without the host name) is
+//! `rpyc_tls::ServerVerifier`.
 
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
-use rustls::client::WebPkiServerVerifier;
 use rustls::crypto::{verify_tls12_signature, verify_tls13_signature, CryptoProvider};
 use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
-use rustls::{CertificateError, DigitallySignedStruct, Error, SignatureScheme};
+use rustls::{DigitallySignedStruct, Error, SignatureScheme};
 use std::sync::Arc;
 
 /// Accepts any server certificate (after checking the handshake signatures).
@@ -66,65 +65,5 @@ impl ServerCertVerifier for AcceptAnyServerCert {
         self.provider
             .signature_verification_algorithms
             .supported_schemes()
-    }
-}
-
-/// Full chain verification, but a certificate issued for another name is accepted.
-#[derive(Debug)]
-pub struct IgnoreHostName {
-    inner: Arc<WebPkiServerVerifier>,
-}
-
-impl IgnoreHostName {
-    pub fn new(inner: Arc<WebPkiServerVerifier>) -> Self {
-        IgnoreHostName { inner }
-    }
-}
-
-impl ServerCertVerifier for IgnoreHostName {
-    fn verify_server_cert(
-        &self,
-        end_entity: &CertificateDer<'_>,
-        intermediates: &[CertificateDer<'_>],
-        server_name: &ServerName<'_>,
-        ocsp_response: &[u8],
-        now: UnixTime,
-    ) -> Result<ServerCertVerified, Error> {
-        // webpki checks the chain (trust, validity period, usage) before the name, so a
-        // name mismatch means everything else passed.
-        match self.inner.verify_server_cert(
-            end_entity,
-            intermediates,
-            server_name,
-            ocsp_response,
-            now,
-        ) {
-            Err(Error::InvalidCertificate(
-                CertificateError::NotValidForName | CertificateError::NotValidForNameContext { .. },
-            )) => Ok(ServerCertVerified::assertion()),
-            other => other,
-        }
-    }
-
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, Error> {
-        self.inner.verify_tls12_signature(message, cert, dss)
-    }
-
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, Error> {
-        self.inner.verify_tls13_signature(message, cert, dss)
-    }
-
-    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.inner.supported_verify_schemes()
     }
 }
