@@ -19,6 +19,7 @@ from typing import Any, Callable, Dict, FrozenSet, Optional, Tuple
 from rpyc import _core
 from rpyc._core import Work as _Work
 from rpyc.core import brine, consts, extensions, netref, vinegar  # noqa: F401 (brine: upstream's name)
+from rpyc.core import green
 from rpyc.core.async_ import AsyncResult, AsyncResultTimeout  # noqa: F401 (re-exported; patched by tests)
 from rpyc.lib import Timeout, get_id_pack, get_methods, hasattr_static, spawn  # noqa: F401
 from rpyc.lib.colls import RefCountingColl, WeakValueDict  # noqa: F401 (upstream's names)
@@ -153,6 +154,12 @@ def _proxy_forgetter(cache: Dict[Any, Any]) -> Callable[[Any], None]:
 class Connection(_core.Engine):
     """An RPyC connection: serves ``root`` (the local service) to the peer and gives access to
     the peer's root through :attr:`root`."""
+
+    def __new__(cls, root: Any, channel: Any, config: Dict[str, Any] = {}) -> "Connection":
+        # Over a gevent socket the connection is driven greenlet-friendly (rpyc.core.green).
+        if green.is_green_stream(getattr(channel, "stream", None)):
+            cls = green.connection_class(cls)
+        return super().__new__(cls, root, channel, config)  # type: ignore[no-any-return]
 
     def __init__(self, root: Any, channel: Any, config: Dict[str, Any] = {}) -> None:
         self._closed = True
@@ -351,10 +358,7 @@ class Connection(_core.Engine):
     def serve_all(self) -> None:
         """Serve requests until the peer disconnects, then close."""
         try:
-            while not self._closed:
-                work = self._serve(None, True, None)  # (serve() inlined: the hot loop)
-                if type(work) is _Work:
-                    self._run_work(work)
+            self._serve_until_closed()
         except (_core.TruncatedFrame, _core.SendStalled) as exc:
             self._logger().error("%s: %s", self._config["connid"], exc)
         except EOFError:
@@ -366,6 +370,12 @@ class Connection(_core.Engine):
                 raise
         finally:
             self.close()
+
+    def _serve_until_closed(self) -> None:
+        while not self._closed:
+            work = self._serve(None, True, None)  # (serve() inlined: the hot loop)
+            if type(work) is _Work:
+                self._run_work(work)
 
     def serve_threaded(self, thread_count: int = 10) -> None:
         """Serve with ``thread_count`` threads until the peer disconnects."""

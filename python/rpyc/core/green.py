@@ -1,0 +1,283 @@
+"""Connections over gevent sockets (docs/gevent.md).
+
+The native engine reads and writes a socket itself, with the GIL released, and a thread that
+waits for another thread's progress sleeps on a native lock. Under gevent every greenlet runs
+on one OS thread: a native wait there stops them all, and the hub (which runs every other
+greenlet, the server's accept loop included) never gets control back.
+
+A connection whose socket is a gevent socket (``gevent.monkey.patch_all()`` patches
+``socket.socket``; sockets made with ``gevent.socket`` too) is therefore driven from Python:
+
+- the engine reads through :class:`GreenStream` (the patched socket's ``recv``, gevent's
+  ``select``), so a greenlet that waits for bytes lets the others run;
+- writes never wait while the engine holds its send gate (a native lock): what the socket
+  does not take at once goes to a writer greenlet;
+- one greenlet at a time reads the connection, holding a gevent ``RLock`` (reentrant: a
+  request served while reading may itself wait for an answer), one frame per hold; the
+  others wait for an ``Event`` set whenever a frame was processed, then look at their answer.
+
+Nothing here imports gevent unless a gevent socket is in use (gevent is then imported).
+"""
+
+import os
+import socket
+import sys
+import time
+from collections import deque
+from typing import Any, Callable, Dict, Optional
+
+from rpyc import _core
+
+# A send that waits for room in the socket sends at most this much at a time, so that
+# ``send_stall_timeout`` counts from the last progress.
+_PIECE = 256 * 1024
+
+
+def is_green_socket(sock: Any) -> bool:
+    """Whether ``sock`` is a gevent socket (its blocking calls switch greenlets). Never
+    imports gevent: without it loaded there are no gevent sockets."""
+    if "gevent" not in sys.modules or sock is None:
+        return False
+    return any(c.__module__.startswith("gevent.") for c in type(sock).__mro__)
+
+
+def is_green_stream(stream: Any) -> bool:
+    """Whether a connection over ``stream`` must be driven greenlet-friendly (see module doc)."""
+    return "gevent" in sys.modules and is_green_socket(getattr(stream, "sock", None))
+
+
+def _gevent() -> Any:
+    import gevent  # (already imported: a gevent socket exists)
+    import gevent.event
+    import gevent.lock
+    import gevent.select
+
+    return gevent
+
+
+class GreenStream:
+    """What the engine drives for a connection over a gevent socket (a ``SocketStream``):
+    reads wait in the hub; writes never wait with the engine's send gate held."""
+
+    __slots__ = ("stream", "_fd", "_pending", "_writer", "_error", "_stall", "_gevent")
+
+    def __init__(self, stream: Any, stall: Optional[float]) -> None:
+        self.stream = stream
+        self._fd = stream.sock.fileno()
+        # gevent keeps its sockets non-blocking: a write below then never blocks the hub.
+        os.set_blocking(self._fd, False)
+        self._pending: deque = deque()
+        self._writer: Any = None
+        self._error: Optional[BaseException] = None
+        self._stall = stall
+        self._gevent = _gevent()
+
+    @property
+    def closed(self) -> bool:
+        return bool(self.stream.closed)
+
+    def fileno(self) -> int:
+        return self.stream.fileno()
+
+    def wait_readable(self, timeout: Optional[float]) -> bool:
+        """Wait (switching greenlets) until the socket has bytes or EOF, at most ``timeout``
+        seconds (None: forever)."""
+        if self._error is not None:
+            raise self._error
+        if self.stream.closed:
+            raise EOFError("stream has been closed")
+        try:
+            readable, _, _ = self._gevent.select.select([self._fd], [], [], timeout)
+        except (OSError, ValueError):
+            return True  # (closed meanwhile: reading says so)
+        return bool(readable)
+
+    poll = wait_readable
+
+    def read(self, count: int) -> bytes:
+        if self._error is not None:
+            raise self._error
+        return self.stream.read(count)  # (the gevent socket's recv switches while it waits)
+
+    def write(self, data: bytes) -> None:
+        """Send ``data`` after what is already queued. Called by the engine with its send
+        gate held, so it must not switch greenlets: another greenlet would block the whole
+        thread on that gate. What the socket does not take now, a writer greenlet sends."""
+        if self._error is not None:
+            raise self._error
+        if not self._pending:
+            try:
+                sent = os.write(self._fd, data)
+            except BlockingIOError:
+                sent = 0
+            except OSError as exc:
+                self._fail(EOFError(f"connection lost: {exc}"))
+                raise self._error from exc  # type: ignore[misc]
+            if sent == len(data):
+                return
+            data = memoryview(data)[sent:]
+        self._pending.append(data)
+        if self._writer is None:
+            self._writer = self._gevent.spawn(self._send_pending)
+
+    def _send_pending(self) -> None:
+        sock = self.stream.sock
+        gevent = self._gevent
+        try:
+            while self._pending:
+                view = memoryview(self._pending[0])
+                while view:
+                    if self._stall is None:
+                        sent = sock.send(view[:_PIECE])
+                    else:
+                        with gevent.Timeout(self._stall):
+                            sent = sock.send(view[:_PIECE])
+                    view = view[sent:]
+                self._pending.popleft()
+        except gevent.Timeout:
+            self._fail(_core.SendStalled(
+                f"the peer read nothing for send_stall_timeout={self._stall} s; raise the "
+                f"send_stall_timeout config key to wait longer; connection closed"))
+        except Exception as exc:
+            self._fail(EOFError(f"connection lost: {exc}"))
+        finally:
+            self._writer = None
+
+    def _fail(self, error: BaseException) -> None:
+        """The socket cannot be written any more: remember why (reads and writes raise it)
+        and shut it, so that the reading greenlet wakes up."""
+        if self._error is None:
+            self._error = error
+        self._pending.clear()
+        try:
+            self.stream.sock.shutdown(socket.SHUT_RDWR)
+        except Exception:
+            pass
+
+    def close(self) -> None:
+        self._pending.clear()
+        self.stream.close()
+
+
+class _Answer:
+    """Receives the answer to one request made by a greenlet (the engine's async callback)."""
+
+    __slots__ = ("done", "is_exc", "obj")
+
+    def __init__(self) -> None:
+        self.done = False
+        self.is_exc = False
+        self.obj: Any = None
+
+    def __call__(self, is_exc: bool, obj: Any) -> None:
+        self.done = True
+        self.is_exc = is_exc
+        self.obj = obj
+
+    def waiting(self) -> bool:
+        return not self.done
+
+
+class GreenConnection:
+    """Put in front of a ``Connection`` class (see :func:`connection_class`) for connections
+    over gevent sockets: requests wait, and serving reads, the greenlet-friendly way."""
+
+    def _engine_start(self, stream: Any, config: Dict[str, Any], native: Any = None,
+                      compress: bool = True) -> None:
+        # (With bind_threads, every greenlet of this thread is one thread to the peer.)
+        gevent = _gevent()
+        self._green_reading = gevent.lock.RLock()
+        self._green_progress = gevent.event.Event()
+        self._green_stream = GreenStream(stream, config.get("send_stall_timeout"))
+        super()._engine_start(self._green_stream, config, None, compress)  # type: ignore[misc]
+
+    def _green_advance(self) -> None:
+        """A frame was processed (or the reader left): wake the greenlets waiting for that."""
+        progress = self._green_progress
+        self._green_progress = _gevent().event.Event()
+        progress.set()
+
+    def _green_dead(self) -> None:
+        """Raise why the connection ended (it has)."""
+        _core.Engine._serve(self, 0, False, None)  # (a dead engine raises its reason first)
+        raise EOFError("connection closed")
+
+    def serve(self, timeout: Any = 1, wait_for_lock: bool = True,
+              waiting: Optional[Callable[[], bool]] = None) -> bool:
+        """Serve one frame if it arrives within ``timeout`` seconds (see ``Connection.serve``);
+        when another greenlet reads, wait for its progress instead (``wait_for_lock``)."""
+        reading = self._green_reading
+        if not reading.acquire(blocking=False):
+            if self._engine_dead:
+                self._green_dead()
+            if wait_for_lock:
+                self._green_progress.wait(timeout)
+            return False
+        held = True
+        try:
+            if waiting is not None and not waiting():
+                return False
+            if self._engine_dead:
+                self._green_dead()
+            # Wait for the first bytes here, not inside the engine: a greenlet killed or timed
+            # out (gevent.Timeout) while it waits must not end the connection, which an error
+            # raised under the engine's read does. (No complete frame is ever left buffered.)
+            if not self._green_stream.wait_readable(timeout):
+                return False
+            res = _core.Engine._serve(self, timeout, False, None)
+            if type(res) is _core.Work:
+                if res.is_request:
+                    # Requests are served without the reading role, so that other greenlets
+                    # read (and get their answers) while a handler waits.
+                    reading.release()
+                    held = False
+                    self._green_advance()
+                self._run_work(res)  # type: ignore[attr-defined]
+                return True
+            return bool(res)
+        finally:
+            if held:
+                reading.release()
+                self._green_advance()
+
+    def _sync_request(self, handler: int, args: Any) -> Any:
+        """Send a request and wait (switching greenlets) for its answer."""
+        answer = _Answer()
+        seq = self._async_request(handler, args, answer)  # type: ignore[attr-defined]
+        timeout = self._config["sync_request_timeout"]  # type: ignore[attr-defined]
+        deadline = None if timeout is None else time.monotonic() + timeout
+        try:
+            while not answer.done:
+                left = None if deadline is None else deadline - time.monotonic()
+                if left is not None and left <= 0:
+                    raise TimeoutError("result expired")
+                self.serve(left, True, answer.waiting)
+        except BaseException:
+            if not answer.done:
+                self._forget_request(seq)  # type: ignore[attr-defined]
+            raise
+        if answer.is_exc:
+            raise answer.obj
+        return answer.obj
+
+    def _serve_until_closed(self) -> None:
+        while not self._closed:  # type: ignore[attr-defined]
+            self.serve(None)
+
+
+_CLASSES: Dict[type, type] = {}
+
+
+def connection_class(cls: type) -> type:
+    """``cls`` with :class:`GreenConnection` in front (one class per ``cls``, kept)."""
+    if issubclass(cls, GreenConnection):
+        return cls
+    green = _CLASSES.get(cls)
+    if green is None:
+        green = type(cls.__name__, (GreenConnection, cls), {
+            "__module__": cls.__module__,
+            "__qualname__": cls.__qualname__,
+            "__doc__": cls.__doc__,
+        })
+        _CLASSES[cls] = green
+    return green
