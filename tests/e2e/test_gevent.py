@@ -224,6 +224,13 @@ GEVENT_CLIENT = """
         gevent.sleep(0.02)
     bg.stop()
     out["bg"] = got
+    pending = rpyc.async_(c.modules.time.sleep)(0.2)
+    ready_at_once = pending.ready
+    pending.wait()
+    out["async"] = [ready_at_once, pending.ready, pending.value]
+    killed = gevent.spawn(conns[2].modules.time.sleep, 1)
+    gevent.sleep(0.2)
+    killed.kill()
     # sync_request_timeout, and a gevent.Timeout around a call, leave the connection usable
     c._config["sync_request_timeout"] = 0.2
     try:
@@ -239,7 +246,7 @@ GEVENT_CLIENT = """
     except gevent.Timeout:
         out["gevent_timeout"] = "Timeout"
     gevent.sleep(1)
-    out["after_timeouts"] = [c.eval("1+1"), conns[1].eval("2+2")]
+    out["after_timeouts"] = [c.eval("1+1"), conns[1].eval("2+2"), conns[2].eval("3+3")]
     try:
         c.eval("1/0")
     except ZeroDivisionError:
@@ -259,7 +266,8 @@ def _check_gevent_client(res):
     assert res["ticks"] >= 10, "the hub did not run while the greenlets waited for answers"
     assert res["shared"] and res["callback"] == 5 and res["bg"] == ["late"]
     assert res["timeout"] == "TimeoutError" and res["gevent_timeout"] == "Timeout"
-    assert res["after_timeouts"] == [2, 4] and res["exception"] and res["big"] and res["closed"]
+    assert res["async"] == [False, True, None]
+    assert res["after_timeouts"] == [2, 4, 6] and res["exception"] and res["big"] and res["closed"]
 
 
 def test_gevent_client_against_plain_server(procs):
@@ -273,26 +281,62 @@ def test_gevent_client_against_gevent_server(procs):
 
 
 def test_gevent_server_closes_cleanly(procs):
-    """close() stops the accept loop and every connection; the process has nothing left."""
+    """close() stops the accept loop and ends every connection it serves (their greenlets
+    wake up although their sockets were closed under them), over TCP and unix sockets."""
     res = procs.run("""
         from gevent import monkey; monkey.patch_all()
-        import json, time, gevent, rpyc
+        import json, os, tempfile, time, gevent, rpyc
         from rpyc.utils.server import GeventServer
-        server = GeventServer(rpyc.SlaveService, port=0, auto_register=False)
-        server._listen()
-        runner = gevent.spawn(server.start)
-        c = rpyc.classic.connect("127.0.0.1", server.port)
-        assert c.eval("1") == 1
-        server.close()
-        runner.join(5)
-        try:
-            c.eval("2")
-            after = "answered"
-        except EOFError:
-            after = "EOFError"
-        print(json.dumps({"stopped": runner.dead, "after": after}))
+        ended = []
+        class Service(rpyc.SlaveService):
+            def on_disconnect(self, conn):
+                ended.append(1)
+        out = {}
+        path = os.path.join(tempfile.mkdtemp(), "sock")
+        for kind, server in (("tcp", GeventServer(Service, port=0, auto_register=False)),
+                             ("unix", GeventServer(Service, socket_path=path, auto_register=False))):
+            del ended[:]
+            server._listen()
+            runner = gevent.spawn(server.start)
+            if kind == "tcp":
+                conns = [rpyc.classic.connect("127.0.0.1", server.port) for _ in range(3)]
+            else:
+                conns = [rpyc.classic.unix_connect(path) for _ in range(3)]
+            assert [c.eval("1") for c in conns] == [1, 1, 1]
+            server.close()
+            runner.join(5)
+            deadline = time.monotonic() + 5
+            while len(ended) < 3 and time.monotonic() < deadline:
+                gevent.sleep(0.05)
+            try:
+                conns[0].eval("2")
+                after = "answered"
+            except EOFError:
+                after = "EOFError"
+            out[kind] = {"stopped": runner.dead, "ended": len(ended), "after": after}
+        print(json.dumps(out))
     """)
-    assert res == {"stopped": True, "after": "EOFError"}
+    for kind in ("tcp", "unix"):
+        assert res[kind] == {"stopped": True, "ended": 3, "after": "EOFError"}, res
+
+
+def test_gevent_server_without_patching(procs):
+    """GeventServer in an unpatched process still reads its connections through gevent: a
+    client that keeps its connection open and idle does not keep others from being served."""
+    port = procs.server(GEVENT_SERVER.replace("from gevent import monkey; monkey.patch_all()", ""))
+    idle = rpyc.classic.connect("127.0.0.1", port)
+    try:
+        assert idle.eval("1") == 1
+        res = procs.run("""
+            import json, sys, rpyc
+            c = rpyc.classic.connect("127.0.0.1", int(sys.argv[1]))
+            print(json.dumps({"eval": c.eval("6 * 7")}))
+            c.close()
+        """, port, timeout=20)
+        assert res == {"eval": 42}
+        assert idle.eval("2") == 2
+    finally:
+        idle.close()
 
 
 # -- upstream peers -----------------------------------------------------------------------
