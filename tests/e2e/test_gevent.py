@@ -150,10 +150,24 @@ def test_gevent_server_in_process_like_upstreams_test(procs):
         for c in conns:
             c.close()
         server.close()
+        # a ThreadedServer in a patched process: its threads are greenlets, it accepts
+        # through gevent, and its connections are driven the same way
+        from rpyc.utils.server import ThreadedServer
+        server = ThreadedServer(rpyc.SlaveService, port=0, auto_register=False)
+        server._listen()
+        gevent.spawn(server.start)
+        conns = [rpyc.classic.connect("localhost", port=server.port) for _ in range(5)]
+        t0 = time.monotonic()
+        gevent.joinall([gevent.spawn(c.modules.time.sleep, 0.5) for c in conns], raise_error=True)
+        out["threaded_parallel"] = time.monotonic() - t0
+        for c in conns:
+            c.close()
+        server.close()
         print(json.dumps(out))
     """)
     assert res["x"] == 5 and res["eval"] == 6 and res["same_thread"]
     assert res["parallel"] < 1.5, res  # 20 x 0.5 s one after the other would be 10 s
+    assert res["threaded_parallel"] < 1.5, res
 
 
 def test_gevent_server_serves_concurrent_plain_clients(procs):

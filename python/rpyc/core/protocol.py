@@ -155,11 +155,13 @@ class Connection(_core.Engine):
     """An RPyC connection: serves ``root`` (the local service) to the peer and gives access to
     the peer's root through :attr:`root`."""
 
-    def __new__(cls, root: Any, channel: Any, config: Dict[str, Any] = {}) -> "Connection":
+    def __new__(cls, *args: Any, **kwargs: Any) -> "Connection":
         # Over a gevent socket the connection is driven greenlet-friendly (rpyc.core.green).
+        # (Subclasses may take other arguments: the channel is the second, if any.)
+        channel = args[1] if len(args) > 1 else kwargs.get("channel")
         if green.is_green_stream(getattr(channel, "stream", None)):
             cls = green.connection_class(cls)
-        return super().__new__(cls, root, channel, config)  # type: ignore[no-any-return]
+        return super().__new__(cls, *args, **kwargs)  # type: ignore[no-any-return]
 
     def __init__(self, root: Any, channel: Any, config: Dict[str, Any] = {}) -> None:
         self._closed = True

@@ -562,6 +562,15 @@ class GeventServer(Server):
             self.listener = gevent.socket.socket(plain.family, plain.type, plain.proto, fileno=plain.detach())
             self.listener.settimeout(self._listener_timeout)
 
+    def _serve_client(self, sock: Any, credentials: Any) -> None:
+        if not green.is_green_socket(sock) and not getattr(self, "_warned_native", False):
+            self._warned_native = True
+            self.logger.warning(
+                "%s connection from %s is not a gevent socket (TLS from SSLAuthenticator is "
+                "not): it is read natively, and while it waits no other greenlet runs; "
+                "see docs/gevent.md", type(sock).__name__, _peername(sock))
+        super()._serve_client(sock, credentials)
+
     def _register(self) -> None:
         if self.auto_register:
             import gevent
