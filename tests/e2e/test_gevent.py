@@ -353,6 +353,98 @@ def test_gevent_server_without_patching(procs):
         idle.close()
 
 
+GEVENT_TLS_SERVER = """
+from gevent import monkey; monkey.patch_all()
+import sys, rpyc
+from rpyc.utils.server import GeventServer
+from rpyc.utils.authenticators import SSLAuthenticator
+d = sys.argv[1] + "/"
+auth = SSLAuthenticator(d + "server.key", d + "server.pem", ca_certs=d + "ca.pem")
+server = GeventServer(rpyc.SlaveService, port=0, auto_register=False, authenticator=auth)
+print("PORT", server.port, flush=True)
+server.start()
+"""
+
+# A patched TLS client (mutual TLS): three connections wait concurrently, the server (in the
+# same process or not) rejects a certificate of another CA, naming the alert.
+GEVENT_TLS_CLIENT = """
+    from gevent import monkey; monkey.patch_all()
+    import json, sys, time, gevent, rpyc
+    d = sys.argv[1] + "/"
+    out = {}
+    port = int(sys.argv[2])
+    if port == 0:  # the server in this process
+        from rpyc.utils.server import GeventServer
+        from rpyc.utils.authenticators import SSLAuthenticator
+        auth = SSLAuthenticator(d + "server.key", d + "server.pem", ca_certs=d + "ca.pem")
+        server = GeventServer(rpyc.SlaveService, port=0, auto_register=False, authenticator=auth)
+        server._listen()
+        gevent.spawn(server.start)
+        port = server.port
+    def connect(stem):
+        return rpyc.classic.ssl_connect("localhost", port, keyfile=d + stem + ".key",
+                                        certfile=d + stem + ".pem", ca_certs=d + "ca.pem")
+    conns = [connect("client") for _ in range(3)]
+    sock = conns[0]._channel.stream.sock
+    out["version"] = sock.version()
+    out["peer"] = dict(x[0] for x in sock.getpeercert()["subject"])["commonName"]
+    out["eval"] = conns[0].eval("6 * 7")
+    t0 = time.monotonic()
+    gevent.joinall([gevent.spawn(c.modules.time.sleep, 1) for c in conns], raise_error=True)
+    out["three_sleeps"] = time.monotonic() - t0
+    big = b"x" * (4 << 20)
+    out["big"] = conns[1].modules.builtins.len(big) == len(big)
+    try:
+        connect("rogue-client").eval("1")
+        out["rogue"] = "accepted"
+    except EOFError as exc:
+        out["rogue"] = str(exc)
+    for c in conns:
+        c.close()
+    print(json.dumps(out))
+"""
+
+
+@pytest.fixture(scope="module")
+def pki(tmp_path_factory):
+    from tests.tls_certs import make_pki
+
+    directory = tmp_path_factory.mktemp("gevent-pki")
+    make_pki(directory)
+    return str(directory)
+
+
+def _check_tls_client(res):
+    assert res["version"] == "TLSv1.3" and res["peer"] == "localhost" and res["eval"] == 42
+    assert res["three_sleeps"] < 1.8, res
+    assert res["big"] and "unknown ca" in res["rogue"], res
+
+
+def test_gevent_tls_in_one_process(procs, pki):
+    """TLS under gevent is fed from the gevent socket (rustls in memory): the server and its
+    clients in one patched process do their handshakes and calls concurrently."""
+    _check_tls_client(procs.run(GEVENT_TLS_CLIENT, pki, 0))
+
+
+def test_gevent_tls_server_and_plain_tls_clients(procs, pki):
+    port = procs.server(GEVENT_TLS_SERVER.replace("sys.argv[1]", repr(pki)))
+    d = pki + "/"
+    conns = [rpyc.classic.ssl_connect("localhost", port, keyfile=d + "client.key", certfile=d + "client.pem",
+                                      ca_certs=d + "ca.pem") for _ in range(3)]
+    try:
+        threads = [threading.Thread(target=c.modules.time.sleep, args=(1,)) for c in conns]
+        t0 = time.monotonic()
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(10)
+        assert time.monotonic() - t0 < 1.8
+    finally:
+        for c in conns:
+            c.close()
+    _check_tls_client(procs.run(GEVENT_TLS_CLIENT, pki, port))
+
+
 # -- upstream peers -----------------------------------------------------------------------
 
 
@@ -390,6 +482,29 @@ def test_our_gevent_client_against_upstream_plain_server(procs):
     python = _upstream_python()
     port = procs.server(PLAIN_SERVER, python=python, env=_upstream_env())
     _check_gevent_client(procs.run(GEVENT_CLIENT, port))
+
+
+UPSTREAM_TLS_CLIENT = """
+    import json, sys, threading, time, rpyc
+    d = sys.argv[1] + "/"
+    conns = [rpyc.classic.ssl_connect("localhost", int(sys.argv[2]), keyfile=d + "client.key",
+                                      certfile=d + "client.pem", ca_certs=d + "ca.pem") for _ in range(3)]
+    out = {"eval": conns[0].eval("6 * 7"), "calls": [conns[1].eval(f"{n} + 1") for n in range(200)] == list(range(1, 201))}
+    threads = [threading.Thread(target=c.modules.time.sleep, args=(1,)) for c in conns]
+    t0 = time.monotonic()
+    for t in threads: t.start()
+    for t in threads: t.join()
+    out["three_sleeps"] = time.monotonic() - t0
+    for c in conns: c.close()
+    print(json.dumps(out))
+"""
+
+
+def test_upstream_tls_client_against_our_gevent_server(procs, pki):
+    python = _upstream_python()
+    port = procs.server(GEVENT_TLS_SERVER.replace("sys.argv[1]", repr(pki)))
+    res = procs.run(UPSTREAM_TLS_CLIENT, pki, port, python=python, env=_upstream_env())
+    assert res["eval"] == 42 and res["calls"] and res["three_sleeps"] < 1.8, res
 
 
 def test_our_gevent_client_against_upstream_gevent_server(procs):

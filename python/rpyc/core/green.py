@@ -38,6 +38,8 @@ def is_green_socket(sock: Any) -> bool:
     imports gevent: without it loaded there are no gevent sockets."""
     if "gevent" not in sys.modules or sock is None:
         return False
+    if isinstance(sock, GreenTlsSocket):
+        return True
     return any(c.__module__.startswith("gevent.") for c in type(sock).__mro__)
 
 
@@ -55,21 +57,200 @@ def _gevent() -> Any:
     return gevent
 
 
-class GreenStream:
-    """What the engine drives for a connection over a gevent socket (a ``SocketStream``):
-    reads wait in the hub; writes never wait with the engine's send gate held."""
+class _Writer:
+    """Writes to a gevent socket that never switch greenlets: what the socket does not take
+    at once is sent, in order, by a writer greenlet (see ``GreenStream.write``)."""
 
-    __slots__ = ("stream", "_fd", "_pending", "_writer", "_error", "_stall", "_gevent")
+    __slots__ = ("sock", "stall", "error", "_fd", "_pending", "_greenlet", "_gevent")
 
-    def __init__(self, stream: Any, stall: Optional[float]) -> None:
-        self.stream = stream
-        self._fd = stream.sock.fileno()
+    def __init__(self, sock: Any) -> None:
+        self.sock = sock
+        self.stall: Optional[float] = None
+        self.error: Optional[BaseException] = None
+        self._fd = sock.fileno()
         # gevent keeps its sockets non-blocking: a write below then never blocks the hub.
         os.set_blocking(self._fd, False)
         self._pending: deque = deque()
-        self._writer: Any = None
-        self._error: Optional[BaseException] = None
-        self._stall = stall
+        self._greenlet: Any = None
+        self._gevent = _gevent()
+
+    def write(self, data: bytes) -> None:
+        if self.error is not None:
+            raise self.error
+        if not data:
+            return
+        if not self._pending:
+            try:
+                sent = os.write(self._fd, data)
+            except BlockingIOError:
+                sent = 0
+            except OSError as exc:
+                self.fail(EOFError(f"connection lost: {exc}"))
+                raise self.error from exc  # type: ignore[misc]
+            if sent == len(data):
+                return
+            data = memoryview(data)[sent:]
+        self._pending.append(data)
+        if self._greenlet is None:
+            self._greenlet = self._gevent.spawn(self._send_pending)
+
+    def _send_pending(self) -> None:
+        sock = self.sock
+        gevent = self._gevent
+        try:
+            while self._pending:
+                view = memoryview(self._pending[0])
+                while view:
+                    if self.stall is None:
+                        sent = sock.send(view[:_PIECE])
+                    else:
+                        with gevent.Timeout(self.stall):
+                            sent = sock.send(view[:_PIECE])
+                    view = view[sent:]
+                self._pending.popleft()
+        except gevent.Timeout:
+            self.fail(_core.SendStalled(
+                f"the peer read nothing for send_stall_timeout={self.stall} s; raise the "
+                f"send_stall_timeout config key to wait longer; connection closed"))
+        except Exception as exc:
+            self.fail(EOFError(f"connection lost: {exc}"))
+        finally:
+            self._greenlet = None
+
+    def flush(self, timeout: float) -> None:
+        """Wait (switching greenlets) until everything queued is sent, at most ``timeout``."""
+        greenlet = self._greenlet
+        if greenlet is not None:
+            greenlet.join(timeout)
+        if self.error is not None:
+            raise self.error
+
+    def fail(self, error: BaseException) -> None:
+        """The socket cannot be written any more: remember why (reads and writes raise it)
+        and shut it, so that the reading greenlet wakes up."""
+        if self.error is None:
+            self.error = error
+        self._pending.clear()
+        try:
+            self.sock.shutdown(socket.SHUT_RDWR)
+        except Exception:
+            pass
+
+
+class GreenTlsSocket:
+    """TLS over a gevent socket: rustls without a socket (``_core.TlsPipe``, as ``rpyc.aio``
+    uses), fed from the gevent socket, so that a TLS connection waits like any other under
+    gevent. Has the socket methods servers, streams and user code call."""
+
+    def __init__(self, sock: Any, pipe: Any) -> None:
+        self._sock = sock
+        self._pipe = pipe
+        self._plain = bytearray()
+        self._writer = _Writer(sock)
+
+    @classmethod
+    def handshake(cls, sock: Any, pipe: Any, timeout: float) -> "GreenTlsSocket":
+        """Run the handshake (switching greenlets while it waits); ``sock`` is closed if it
+        fails."""
+        self = cls(sock, pipe)
+        gevent = _gevent()
+        try:
+            peer = "%s:%s" % tuple(sock.getpeername()[:2]) if sock.family != socket.AF_UNIX else "peer"
+        except OSError:
+            peer = "peer"
+        try:
+            with gevent.Timeout(timeout, TimeoutError(
+                    f"TLS handshake with {peer} failed: not completed within {timeout:g} s")):
+                self._writer.write(pipe.outgoing())  # (a client's hello)
+                while pipe.handshaking:
+                    data = sock.recv(_PIECE)
+                    if not data:
+                        raise ConnectionError(f"TLS handshake with {peer} failed: the peer closed the connection")
+                    self._plain += pipe.receive(data)
+                    self._writer.write(pipe.outgoing())
+                self._writer.flush(timeout)
+        except BaseException:
+            try:  # the alert that says why, if rustls made one (e.g. "unknown ca")
+                self._writer.write(pipe.outgoing())
+                self._writer.flush(1.0)
+            except BaseException:
+                pass
+            sock.close()
+            raise
+        return self
+
+    def recv(self, bufsize: int) -> bytes:
+        while not self._plain:
+            if self._writer.error is not None:
+                raise self._writer.error
+            if self._pipe.peer_closed:
+                return b""
+            data = self._sock.recv(_PIECE)  # (switches greenlets while it waits)
+            if not data:
+                return b""
+            self._plain += self._pipe.receive(data)
+            self._writer.write(self._pipe.outgoing())  # (e.g. a KeyUpdate's answer)
+        chunk = bytes(self._plain[:bufsize])
+        del self._plain[:bufsize]
+        return chunk
+
+    def send_nowait(self, data: bytes) -> None:
+        """Encrypt and send ``data`` without switching greenlets (see ``_Writer``)."""
+        self._pipe.send(data)
+        self._writer.write(self._pipe.outgoing())
+
+    def sendall(self, data: bytes) -> None:
+        self.send_nowait(data)
+
+    def send(self, data: bytes) -> int:
+        self.send_nowait(data)
+        return len(data)
+
+    def pending(self) -> int:
+        return len(self._plain)
+
+    def shutdown(self, how: int) -> None:
+        try:
+            self._pipe.close()  # (close_notify)
+            self._writer.write(self._pipe.outgoing())
+        except Exception:
+            pass
+        self._sock.shutdown(how)
+
+    def __getattr__(self, name: str) -> Any:
+        # the rest from the socket (fileno, close, getpeername, timeouts...) or the TLS
+        # session (getpeercert, version, cipher, server_hostname, server_side)
+        if name in ("getpeercert", "version", "cipher", "server_hostname", "server_side"):
+            return getattr(self._pipe, name)
+        if name.startswith("_"):
+            raise AttributeError(name)
+        return getattr(self._sock, name)
+
+
+def tls_client(context: Any, sock: Any, host: str, timeout: float) -> GreenTlsSocket:
+    """``tls.wrap_client`` for a gevent socket."""
+    return GreenTlsSocket.handshake(sock, context.pipe(host, host), timeout)
+
+
+def tls_server(context: Any, sock: Any, timeout: float) -> GreenTlsSocket:
+    """``TlsContext.wrap`` on the server side, for a gevent socket."""
+    return GreenTlsSocket.handshake(sock, context.pipe(None, str(sock.getpeername())), timeout)
+
+
+class GreenStream:
+    """What the engine drives for a connection over a gevent socket (a ``SocketStream``,
+    over TCP, a unix socket, or TLS through :class:`GreenTlsSocket`): reads wait in the hub;
+    writes never wait with the engine's send gate held."""
+
+    __slots__ = ("stream", "_fd", "_writer", "_tls", "_gevent")
+
+    def __init__(self, stream: Any, stall: Optional[float]) -> None:
+        self.stream = stream
+        sock = stream.sock
+        self._fd = sock.fileno()
+        self._tls = sock if isinstance(sock, GreenTlsSocket) else None
+        self._writer = self._tls._writer if self._tls is not None else _Writer(sock)
+        self._writer.stall = stall
         self._gevent = _gevent()
 
     @property
@@ -82,10 +263,12 @@ class GreenStream:
     def wait_readable(self, timeout: Optional[float]) -> bool:
         """Wait (switching greenlets) until the socket has bytes or EOF, at most ``timeout``
         seconds (None: forever)."""
-        if self._error is not None:
-            raise self._error
+        if self._writer.error is not None:
+            raise self._writer.error
         if self.stream.closed:
             raise EOFError("stream has been closed")
+        if self._tls is not None and self._tls.pending():
+            return True
         try:
             readable, _, _ = self._gevent.select.select([self._fd], [], [], timeout)
         except (OSError, ValueError):
@@ -95,67 +278,20 @@ class GreenStream:
     poll = wait_readable
 
     def read(self, count: int) -> bytes:
-        if self._error is not None:
-            raise self._error
+        if self._writer.error is not None:
+            raise self._writer.error
         return self.stream.read(count)  # (the gevent socket's recv switches while it waits)
 
     def write(self, data: bytes) -> None:
         """Send ``data`` after what is already queued. Called by the engine with its send
         gate held, so it must not switch greenlets: another greenlet would block the whole
         thread on that gate. What the socket does not take now, a writer greenlet sends."""
-        if self._error is not None:
-            raise self._error
-        if not self._pending:
-            try:
-                sent = os.write(self._fd, data)
-            except BlockingIOError:
-                sent = 0
-            except OSError as exc:
-                self._fail(EOFError(f"connection lost: {exc}"))
-                raise self._error from exc  # type: ignore[misc]
-            if sent == len(data):
-                return
-            data = memoryview(data)[sent:]
-        self._pending.append(data)
-        if self._writer is None:
-            self._writer = self._gevent.spawn(self._send_pending)
-
-    def _send_pending(self) -> None:
-        sock = self.stream.sock
-        gevent = self._gevent
-        try:
-            while self._pending:
-                view = memoryview(self._pending[0])
-                while view:
-                    if self._stall is None:
-                        sent = sock.send(view[:_PIECE])
-                    else:
-                        with gevent.Timeout(self._stall):
-                            sent = sock.send(view[:_PIECE])
-                    view = view[sent:]
-                self._pending.popleft()
-        except gevent.Timeout:
-            self._fail(_core.SendStalled(
-                f"the peer read nothing for send_stall_timeout={self._stall} s; raise the "
-                f"send_stall_timeout config key to wait longer; connection closed"))
-        except Exception as exc:
-            self._fail(EOFError(f"connection lost: {exc}"))
-        finally:
-            self._writer = None
-
-    def _fail(self, error: BaseException) -> None:
-        """The socket cannot be written any more: remember why (reads and writes raise it)
-        and shut it, so that the reading greenlet wakes up."""
-        if self._error is None:
-            self._error = error
-        self._pending.clear()
-        try:
-            self.stream.sock.shutdown(socket.SHUT_RDWR)
-        except Exception:
-            pass
+        if self._tls is not None:
+            self._tls.send_nowait(data)
+        else:
+            self._writer.write(data)
 
     def close(self) -> None:
-        self._pending.clear()
         self.stream.close()
 
 

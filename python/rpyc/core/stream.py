@@ -7,7 +7,6 @@ through the ``read``/``write``/``poll`` methods below.
 
 import errno
 import ipaddress
-import logging
 import os
 import select
 import socket
@@ -166,10 +165,8 @@ class SocketStream(Stream):
         if not context.verifies:
             tls.warn_unverified(host, port)
         sock = cls._connect(host, port, **kwargs)
-        if green.is_green_socket(sock):
-            logging.getLogger("rpyc").warning(
-                "TLS to %s:%s under gevent is not cooperative: the connection is read natively "
-                "and while it waits no other greenlet runs (see docs/gevent.md)", host, port)
+        if green.is_green_socket(sock):  # (TLS fed from the gevent socket: docs/gevent.md)
+            return cls(green.tls_client(context, sock, host, handshake_timeout))
         return cls(tls.wrap_client(context, sock, host, handshake_timeout))
 
     @property

@@ -566,9 +566,9 @@ class GeventServer(Server):
         if not green.is_green_socket(sock) and not getattr(self, "_warned_native", False):
             self._warned_native = True
             self.logger.warning(
-                "%s connection from %s is not a gevent socket (TLS from SSLAuthenticator is "
-                "not): it is read natively, and while it waits no other greenlet runs; "
-                "see docs/gevent.md", type(sock).__name__, _peername(sock))
+                "%s connection from %s is not a gevent socket (an authenticator replaced it): "
+                "it is read natively, and while it waits no other greenlet runs; see "
+                "docs/gevent.md", type(sock).__name__, _peername(sock))
         super()._serve_client(sock, credentials)
 
     def _register(self) -> None:
