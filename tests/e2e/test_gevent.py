@@ -35,6 +35,7 @@ import sys, rpyc
 from rpyc.utils.server import GeventServer
 server = GeventServer(rpyc.SlaveService, port=0, auto_register=False,
                       protocol_config={"allow_all_attrs": True})
+server._listen()  # (listening before the port is announced)
 print("PORT", server.port, flush=True)
 server.start()
 """
@@ -44,6 +45,7 @@ PLAIN_SERVER = """
 import rpyc
 from rpyc.utils.server import ThreadedServer
 server = ThreadedServer(rpyc.SlaveService, port=0, auto_register=False)
+server._listen()  # (listening before the port is announced)
 print("PORT", server.port, flush=True)
 server.start()
 """
@@ -365,6 +367,7 @@ from rpyc.utils.authenticators import SSLAuthenticator
 d = sys.argv[1] + "/"
 auth = SSLAuthenticator(d + "server.key", d + "server.pem", ca_certs=d + "ca.pem")
 server = GeventServer(rpyc.SlaveService, port=0, auto_register=False, authenticator=auth)
+server._listen()  # (listening before the port is announced)
 print("PORT", server.port, flush=True)
 server.start()
 """

@@ -28,6 +28,14 @@ from rpyc.utils.registry import UDPRegistryClient
 
 __all__ = ["Server", "OneShotServer", "ThreadedServer", "ThreadPoolServer", "ForkingServer", "GeventServer"]
 
+def __getattr__(name: str) -> Any:
+    # Upstream's module attribute ``gevent`` (the module, or a MissingModule), imported only
+    # when asked for: importing rpyc must not import gevent.
+    if name == "gevent":
+        return safe_import("gevent")
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
 # The loopback default is announced once per process (the first server started without a
 # hostname), through the "rpyc" logger: with no logging configured, Python's last-resort
 # handler still prints warnings to stderr.
