@@ -340,6 +340,37 @@ def test_gevent_server_closes_cleanly(procs):
         assert res[kind] == {"stopped": True, "ended": 3, "after": "EOFError"}, res
 
 
+def test_gevent_client_send_stall(procs):
+    """send_stall_timeout holds for the writer greenlet: a peer that reads nothing ends the
+    connection with SendStalled, and the other greenlets keep running meanwhile."""
+    res = procs.run("""
+        from gevent import monkey; monkey.patch_all()
+        import json, os, socket, time, gevent, rpyc
+        from rpyc.core import consts
+        listener = socket.socket()
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(1)
+        held = []
+        gevent.spawn(lambda: held.append(listener.accept()))  # accepts, never reads
+        conn = rpyc.connect("127.0.0.1", listener.getsockname()[1],
+                            config={"send_stall_timeout": 0.5, "rpyc_rs_extensions": False})
+        ticks = []
+        ticker = gevent.spawn(lambda: [ticks.append(gevent.sleep(0.05)) for _ in range(1000)])
+        t0 = time.monotonic()
+        try:
+            # (incompressible: compressed, a repetitive value would fit the socket's buffers)
+            conn.async_request(consts.HANDLE_PING, os.urandom(32 << 20)).wait()
+            error = "none"
+        except EOFError as exc:
+            error = type(exc).__name__ + ": " + str(exc)
+        ticker.kill()
+        print(json.dumps({"error": error, "took": time.monotonic() - t0, "ticks": len(ticks),
+                          "closed": conn.closed}))
+    """)
+    assert res["error"].startswith("SendStalled") and "send_stall_timeout" in res["error"], res
+    assert res["took"] < 5 and res["ticks"] >= 5 and res["closed"], res
+
+
 def test_gevent_server_without_patching(procs):
     """GeventServer in an unpatched process still reads its connections through gevent: a
     client that keeps its connection open and idle does not keep others from being served."""

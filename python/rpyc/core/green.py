@@ -14,7 +14,9 @@ A connection whose socket is a gevent socket (``gevent.monkey.patch_all()`` patc
   does not take at once goes to a writer greenlet;
 - one greenlet at a time reads the connection, holding a gevent ``RLock`` (reentrant: a
   request served while reading may itself wait for an answer), one frame per hold; the
-  others wait for an ``Event`` set whenever a frame was processed, then look at their answer.
+  others wait for an ``Event`` set whenever a frame was processed, then look at their answer;
+- TLS runs through rustls without a socket (``_core.TlsPipe``, as in ``rpyc.aio``), fed from
+  the gevent socket (:class:`GreenTlsSocket`).
 
 Nothing here imports gevent unless a gevent socket is in use (gevent is then imported).
 """
@@ -36,8 +38,8 @@ _PIECE = 256 * 1024
 
 
 def is_green_socket(sock: Any) -> bool:
-    """Whether ``sock`` is a gevent socket (its blocking calls switch greenlets). Never
-    imports gevent: without it loaded there are no gevent sockets."""
+    """Whether ``sock`` is a gevent socket (its blocking calls switch greenlets), or TLS over
+    one. Never imports gevent: without it loaded there are no gevent sockets."""
     if "gevent" not in sys.modules or sock is None:
         return False
     if isinstance(sock, GreenTlsSocket):
