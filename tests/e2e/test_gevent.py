@@ -25,7 +25,6 @@ pytestmark = pytest.mark.skipif(importlib.util.find_spec("gevent") is None,
                                 reason="gevent is not installed in this interpreter (pip install gevent)")
 
 ROOT = Path(__file__).resolve().parents[2]
-UPSTREAM_PYTHON = os.environ.get("RPYC_UPSTREAM_PYTHON")
 RUN_TIMEOUT = 60.0
 
 # A GeventServer in a monkey-patched process; prints its port, then serves until killed.
@@ -486,12 +485,6 @@ def test_gevent_tls_server_and_plain_tls_clients(procs, pki):
 # -- upstream peers -----------------------------------------------------------------------
 
 
-def _upstream_python():
-    if not UPSTREAM_PYTHON:
-        pytest.skip("RPYC_UPSTREAM_PYTHON is not set (the upstream rpyc 6.0.2 interpreter)")
-    return UPSTREAM_PYTHON
-
-
 UPSTREAM_CLIENT = """
     import json, sys, threading, time, rpyc
     port = int(sys.argv[1])
@@ -508,16 +501,16 @@ UPSTREAM_CLIENT = """
 """
 
 
-def test_upstream_client_against_our_gevent_server(procs):
-    python = _upstream_python()
+def test_upstream_client_against_our_gevent_server(procs, upstream_python):
+    python = upstream_python  # (tests/conftest.py: skips when there is none)
     port = procs.server(GEVENT_SERVER)
     res = procs.run(UPSTREAM_CLIENT, port, python=python, env=_upstream_env())
     assert res["version"] == "6.0.2" and res["eval"] == 42 and res["callback"] == 9
     assert res["three_sleeps"] < 1.8, res
 
 
-def test_our_gevent_client_against_upstream_plain_server(procs):
-    python = _upstream_python()
+def test_our_gevent_client_against_upstream_plain_server(procs, upstream_python):
+    python = upstream_python  # (tests/conftest.py: skips when there is none)
     port = procs.server(PLAIN_SERVER, python=python, env=_upstream_env())
     res = procs.run(GEVENT_CLIENT, port)
     _check_gevent_client(res)
@@ -542,15 +535,15 @@ UPSTREAM_TLS_CLIENT = """
 """
 
 
-def test_upstream_tls_client_against_our_gevent_server(procs, pki):
-    python = _upstream_python()
+def test_upstream_tls_client_against_our_gevent_server(procs, pki, upstream_python):
+    python = upstream_python  # (tests/conftest.py: skips when there is none)
     port = procs.server(GEVENT_TLS_SERVER.replace("sys.argv[1]", repr(pki)))
     res = procs.run(UPSTREAM_TLS_CLIENT, pki, port, python=python, env=_upstream_env())
     assert res["eval"] == 42 and res["calls"] and res["three_sleeps"] < 1.8, res
 
 
-def test_our_gevent_client_against_upstream_gevent_server(procs):
-    python = _upstream_python()
+def test_our_gevent_client_against_upstream_gevent_server(procs, upstream_python):
+    python = upstream_python  # (tests/conftest.py: skips when there is none)
     probe = subprocess.run([python, "-c", "import gevent"], capture_output=True, env=_upstream_env(), timeout=60)
     if probe.returncode != 0:
         pytest.skip(f"gevent is not installed in the upstream interpreter {python}")
