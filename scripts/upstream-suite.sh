@@ -23,8 +23,8 @@
 #   --keep             keep the temporary directory and the logs
 #
 # Excluded, because upstream itself cannot run them here: test_deploy and test_ssh (need an
-# SSH server on localhost), test_gevent_server (gevent, monkey-patches the process),
-# test_gdb (gdb), test_numpy and test_service_pickle (numpy/pandas), test_win32pipes
+# SSH server on localhost), test_gevent_server when the tested interpreter has no gevent (it
+# runs, monkey-patching only its own process, when gevent is importable), test_gdb (gdb), test_numpy and test_service_pickle (numpy/pandas), test_win32pipes
 # (Windows). test_registry's UDP case is rewritten to use 127.0.0.1 instead of broadcasting
 # (the suite must not send traffic off this machine). test_classic runs with tests.test_magic
 # imported first, as in upstream's full-suite run (its test_modules relies on that).
@@ -67,12 +67,16 @@ done
 declare -A EXCLUDED=(
   [test_deploy]="needs an SSH server on localhost"
   [test_ssh]="needs an SSH server on localhost"
-  [test_gevent_server]="needs gevent (and monkey-patches the whole process)"
   [test_gdb]="needs gdb (always skipped upstream)"
   [test_numpy]="needs numpy"
   [test_service_pickle]="needs numpy and pandas"
   [test_win32pipes]="Windows only"
 )
+
+# test_gevent_server runs when the tested interpreter can import gevent (the file patches
+# only its own process); without gevent it is excluded, as upstream's own run skips it.
+gevent_missing() { ! "$1" -c 'import gevent' >/dev/null 2>&1; }
+GEVENT_REASON="needs gevent in the tested interpreter (pip install gevent)"
 
 work=$(mktemp -d "${TMPDIR:-/tmp}/rpyc-upstream-suite.XXXXXX")
 cleanup() { if [ "$keep" = 1 ]; then echo "kept: $work" >&2; else rm -rf "$work"; fi; }
@@ -179,6 +183,10 @@ for impl in $impls; do
     for name in "${files[@]}"; do
       if [ -n "${EXCLUDED[$name]:-}" ]; then
         printf '%-28s %5s %5s %5s %5s  %s\n' "$name" - - - - "excluded: ${EXCLUDED[$name]}"
+        continue
+      fi
+      if [ "$name" = test_gevent_server ] && gevent_missing "$py"; then
+        printf '%-28s %5s %5s %5s %5s  %s\n' "$name" - - - - "excluded: $GEVENT_REASON"
         continue
       fi
       preload=""

@@ -20,6 +20,7 @@ from typing import Any, Callable, Dict, FrozenSet, List, Optional, Tuple
 from rpyc import _core
 from rpyc._core import Work as _Work
 from rpyc.core import brine, consts, extensions, netref, vinegar  # noqa: F401 (brine: upstream's name)
+from rpyc.core import green
 from rpyc.core.async_ import AsyncResult, AsyncResultTimeout  # noqa: F401 (re-exported; patched by tests)
 from rpyc.lib import Timeout, get_id_pack, get_methods, hasattr_static, spawn  # noqa: F401
 from rpyc.lib.colls import RefCountingColl, WeakValueDict  # noqa: F401 (upstream's names)
@@ -167,6 +168,14 @@ class Connection(_core.Engine):
     namespace: Any
     teleport: Callable[..., Any]
     proc: Any
+
+    def __new__(cls, *args: Any, **kwargs: Any) -> "Connection":
+        # Over a gevent socket the connection is driven greenlet-friendly (rpyc.core.green).
+        # (Subclasses may take other arguments: the channel is the second, if any.)
+        channel = args[1] if len(args) > 1 else kwargs.get("channel")
+        if green.is_green_stream(getattr(channel, "stream", None)):
+            cls = green.connection_class(cls)
+        return super().__new__(cls, *args, **kwargs)  # type: ignore[no-any-return]
 
     def __init__(self, root: Any, channel: Any, config: Dict[str, Any] = {}) -> None:
         self._closed = True
@@ -365,10 +374,7 @@ class Connection(_core.Engine):
     def serve_all(self) -> None:
         """Serve requests until the peer disconnects, then close."""
         try:
-            while not self._closed:
-                work = self._serve(None, True, None)  # (serve() inlined: the hot loop)
-                if type(work) is _Work:
-                    self._run_work(work)
+            self._serve_until_closed()
         except (_core.TruncatedFrame, _core.SendStalled) as exc:
             self._logger().error("%s: %s", self._config["connid"], exc)
         except EOFError:
@@ -380,6 +386,12 @@ class Connection(_core.Engine):
                 raise
         finally:
             self.close()
+
+    def _serve_until_closed(self) -> None:
+        while not self._closed:
+            work = self._serve(None, True, None)  # (serve() inlined: the hot loop)
+            if type(work) is _Work:
+                self._run_work(work)
 
     def serve_threaded(self, thread_count: int = 10) -> None:
         """Serve with ``thread_count`` threads until the peer disconnects."""

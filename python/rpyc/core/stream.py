@@ -14,6 +14,7 @@ import sys
 from typing import Any, Dict, Optional, Tuple
 
 from rpyc import _core
+from rpyc.core import green
 from rpyc.core.consts import STREAM_CHUNK
 from rpyc.lib import Timeout, safe_import, socket_backoff_connect
 from rpyc.lib.compat import BYTES_LITERAL, get_exc_errno, maxint, poll, select_error  # noqa: F401 (upstream's names)
@@ -163,7 +164,10 @@ class SocketStream(Stream):
         context = tls.client_context(**options)
         if not context.verifies:
             tls.warn_unverified(host, port)
-        return cls(tls.wrap_client(context, cls._connect(host, port, **kwargs), host, handshake_timeout))
+        sock = cls._connect(host, port, **kwargs)
+        if green.is_green_socket(sock):  # (TLS fed from the gevent socket: docs/gevent.md)
+            return cls(green.tls_client(context, sock, host, handshake_timeout))
+        return cls(tls.wrap_client(context, sock, host, handshake_timeout))
 
     @property
     def closed(self) -> bool:

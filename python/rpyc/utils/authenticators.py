@@ -35,6 +35,7 @@ import socket
 import time
 from typing import Any, Dict, Optional, Tuple
 
+from rpyc.core import green
 from rpyc.lib import safe_import  # noqa: F401 (upstream's name)
 
 __all__ = ["AuthenticationError", "SSLAuthenticator", "SharedSecretAuthenticator"]
@@ -90,7 +91,10 @@ class SSLAuthenticator:
 
     def __call__(self, sock: Any) -> Tuple[Any, Optional[Dict[str, Any]]]:
         try:
-            tls_sock = self._context.wrap(sock.fileno(), None, self.handshake_timeout)
+            if green.is_green_socket(sock):  # (TLS fed from the gevent socket: docs/gevent.md)
+                tls_sock = green.tls_server(self._context, sock, self.handshake_timeout)
+            else:
+                tls_sock = self._context.wrap(sock.fileno(), None, self.handshake_timeout)
         except OSError as exc:  # ssl.SSLError, timeouts, resets
             raise AuthenticationError(str(exc)) from exc
         return tls_sock, tls_sock.getpeercert()

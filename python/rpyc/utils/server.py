@@ -17,6 +17,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Dict, Optional, Set
 
 from rpyc import _core
+from rpyc.core import green
 from rpyc.core.channel import Channel
 from rpyc.core.stream import SocketStream
 from rpyc.lib import safe_import, spawn, spawn_waitready  # noqa: F401 (spawn_waitready: upstream's name)
@@ -27,7 +28,13 @@ from rpyc.utils.registry import UDPRegistryClient
 
 __all__ = ["Server", "OneShotServer", "ThreadedServer", "ThreadPoolServer", "ForkingServer", "GeventServer"]
 
-gevent = safe_import("gevent")
+def __getattr__(name: str) -> Any:
+    # Upstream's module attribute ``gevent`` (the module, or a MissingModule), imported only
+    # when asked for: importing rpyc must not import gevent.
+    if name == "gevent":
+        return safe_import("gevent")
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 # The loopback default is announced once per process (the first server started without a
 # hostname), through the "rpyc" logger: with no logging configured, Python's last-resort
@@ -405,10 +412,15 @@ class Server:
         if self.active:
             return
         self.listener.listen(self.backlog)
-        try:
-            self._acceptor = _core.Acceptor(self.listener.fileno())
-        except NotImplementedError:  # no native sockets on this platform
+        if green.is_green_socket(self.listener):
+            # A gevent listener (monkey-patched process, GeventServer) accepts through gevent:
+            # the native accept would block the thread every greenlet runs on.
             self._acceptor = None
+        else:
+            try:
+                self._acceptor = _core.Acceptor(self.listener.fileno())
+            except NotImplementedError:  # no native sockets on this platform
+                self._acceptor = None
         if self.socket_path is None:
             self.port = self.listener.getsockname()[1]
         self.logger.info("server started on [%s]:%s", self.host, self.socket_path or self.port)
@@ -700,7 +712,38 @@ class ForkingServer(Server):
 
 
 class GeventServer(Server):
-    """One greenlet per connection; requires ``gevent`` with monkey patching."""
+    """One greenlet per connection (docs/gevent.md). Needs ``gevent``; run it in a process
+    patched with ``gevent.monkey.patch_all()`` so that handlers that block (``time.sleep``,
+    sockets) let the other greenlets run. The listening socket, and so every accepted one,
+    is a gevent socket even without patching: connections are read greenlet by greenlet."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        try:
+            import gevent.socket
+        except ImportError as exc:
+            raise ImportError(f"GeventServer needs gevent ({exc}): pip install gevent") from None
+        super().__init__(*args, **kwargs)
+        if not green.is_green_socket(self.listener):
+            plain = self.listener
+            self.listener = gevent.socket.socket(plain.family, plain.type, plain.proto, fileno=plain.detach())
+            self.listener.settimeout(self._listener_timeout)
+
+    def _serve_client(self, sock: Any, credentials: Any) -> None:
+        if not green.is_green_socket(sock) and not getattr(self, "_warned_native", False):
+            self._warned_native = True
+            self.logger.warning(
+                "%s connection from %s is not a gevent socket (an authenticator replaced it): "
+                "it is read natively, and while it waits no other greenlet runs; see "
+                "docs/gevent.md", type(sock).__name__, _peername(sock))
+        super()._serve_client(sock, credentials)
+
+    def _register(self) -> None:
+        if self.auto_register:
+            import gevent
+
+            gevent.spawn(self._bg_register)
 
     def _accept_method(self, sock: socket.socket) -> None:
+        import gevent
+
         gevent.spawn(self._authenticate_and_serve_client, sock)
