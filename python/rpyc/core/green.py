@@ -48,8 +48,10 @@ def is_green_socket(sock: Any) -> bool:
 
 
 def is_green_stream(stream: Any) -> bool:
-    """Whether a connection over ``stream`` must be driven greenlet-friendly (see module doc)."""
-    return "gevent" in sys.modules and is_green_socket(getattr(stream, "sock", None))
+    """Whether a connection over ``stream`` must be driven greenlet-friendly (see module doc;
+    POSIX: the writes rely on ``os.write`` to a non-blocking socket)."""
+    return ("gevent" in sys.modules and os.name == "posix"
+            and is_green_socket(getattr(stream, "sock", None)))
 
 
 def _gevent() -> Any:
