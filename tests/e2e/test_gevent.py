@@ -41,6 +41,7 @@ server.start()
 # A plain (no gevent) ThreadedServer; prints its port, then serves until killed.
 PLAIN_SERVER = """
 import rpyc
+from rpyc.utils.server import ThreadedServer
 server = ThreadedServer(rpyc.SlaveService, port=0, auto_register=False)
 server._listen()  # (listening before the port is announced)
 print("PORT", server.port, flush=True)
