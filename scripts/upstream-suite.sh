@@ -23,8 +23,8 @@
 #   --keep             keep the temporary directory and the logs
 #
 # Excluded, because upstream itself cannot run them here: test_deploy and test_ssh (need an
-# SSH server on localhost), test_gevent_server when the tested interpreter has no gevent (it
-# runs, monkey-patching only its own process, when gevent is importable), test_gdb (gdb), test_numpy and test_service_pickle (numpy/pandas), test_win32pipes
+# SSH server on localhost), test_gevent_server (only when the interpreter lacks gevent),
+# test_gdb (gdb), test_numpy and test_service_pickle (numpy/pandas), test_win32pipes
 # (Windows). test_registry's UDP case is rewritten to use 127.0.0.1 instead of broadcasting
 # (the suite must not send traffic off this machine). test_classic runs with tests.test_magic
 # imported first, as in upstream's full-suite run (its test_modules relies on that).

@@ -17,7 +17,6 @@ from pathlib import Path
 import pytest
 
 import rpyc
-from rpyc.utils.server import ThreadedServer
 
 from tests.procs import stop_group
 

@@ -40,8 +40,8 @@ _PIECE = 256 * 1024
 def is_green_socket(sock: Any) -> bool:
     """Whether ``sock`` is a gevent socket (its blocking calls switch greenlets), or TLS over
     one. Never imports gevent: without it loaded there are no gevent sockets."""
-    if "gevent" not in sys.modules or sock is None:
-        return False
+    if "gevent" not in sys.modules or sock is None or os.name != "posix":
+        return False  # (POSIX only: the writes rely on os.write to a non-blocking socket)
     if isinstance(sock, GreenTlsSocket):
         return True
     return any(c.__module__.startswith("gevent.") for c in type(sock).__mro__)
