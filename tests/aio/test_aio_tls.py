@@ -13,7 +13,7 @@ import rpyc
 import rpyc.aio
 from rpyc.utils.authenticators import SSLAuthenticator
 from rpyc.utils.server import ThreadedServer
-from tls_certs import make_pki
+from tls_certs import have_openssl_cli, make_openssl_pki, make_pki
 
 from aio_support import run
 
@@ -137,3 +137,30 @@ def test_blocking_tls_peers_both_ways(pki):
     finally:
         server.close()
         thread.join(5)
+
+
+@pytest.mark.skipif(not have_openssl_cli(), reason="needs the openssl command")
+def test_openssl_recipe_certificates(tmp_path):
+    """Upstream's test_ssl.py recipe over rpyc.aio: the self-signed CA:TRUE server.crt as the
+    client's ca_certs, the v1 client.crt checked against the bundle; client2 (signed by the
+    v1 client.crt, which may not issue) refused."""
+    recipe = make_openssl_pki(tmp_path / "openssl-recipe")
+
+    async def main():
+        auth = SSLAuthenticator(recipe["server.key"], recipe["server.crt"],
+                                ca_certs=recipe["client-server.bundle.crt"])
+        async with await rpyc.aio.serve(Who, port=0, ssl=auth) as server:
+            async with rpyc.aio.ssl_connect("localhost", server.port, ca_certs=recipe["server.crt"],
+                                            keyfile=recipe["client.key"],
+                                            certfile=recipe["client.crt"]) as conn:
+                assert await conn.root.peer_subject() == "client"
+            # (TLS 1.3: the refusal can arrive after the client's half of the handshake)
+            with pytest.raises((ssl.SSLError, EOFError, ConnectionError),
+                               match="unknown ca|closed"):
+                async with rpyc.aio.ssl_connect("localhost", server.port,
+                                                ca_certs=recipe["server.crt"],
+                                                keyfile=recipe["client2.key"],
+                                                certfile=recipe["client2.crt"]) as conn:
+                    await conn.root.add(1, 1)
+
+    run(main)

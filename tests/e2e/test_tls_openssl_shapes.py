@@ -9,6 +9,7 @@ import socket
 import ssl
 import sys
 import threading
+import warnings
 from pathlib import Path
 
 import pytest
@@ -230,3 +231,13 @@ def test_server_accepts_the_recipes_client_from_openssl(recipe):
             s.close()
         a.close()
         b.close()
+
+
+def test_unverified_client_accepts_a_v1_server_certificate(harness, recipe):
+    """No ca_certs (upstream's default): nothing is verified, but the handshake signature of
+    the v1 certificate's key still is, which webpki alone cannot read."""
+    srv = serve(harness, recipe, stem="v1-self")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", rpyc.SecurityWarning)  # (warned once per process)
+        conn = connect(harness, srv)
+    assert conn.root.add(2, 2) == 4

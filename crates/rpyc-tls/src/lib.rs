@@ -31,3 +31,21 @@ pub use anchors::TrustAnchors;
 pub use client::ClientVerifier;
 pub use identity::certified_key;
 pub use server::ServerVerifier;
+
+/// A handshake signature by `cert`'s key, as rustls checks it, and by a v1 certificate's key
+/// too: for a verifier that checks nothing else (`cert_reqs=CERT_NONE`), so that an
+/// unverified v1 certificate still has to belong to the peer.
+pub fn verify_handshake_signature(
+    tls13: bool,
+    message: &[u8],
+    cert: &rustls::pki_types::CertificateDer<'_>,
+    dss: &rustls::DigitallySignedStruct,
+    algs: &rustls::crypto::WebPkiSupportedAlgorithms,
+) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+    let webpki = if tls13 {
+        rustls::crypto::verify_tls13_signature(message, cert, dss, algs)
+    } else {
+        rustls::crypto::verify_tls12_signature(message, cert, dss, algs)
+    };
+    leaf::handshake_signature(webpki, tls13, message, cert, dss, algs)
+}

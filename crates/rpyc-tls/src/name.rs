@@ -7,6 +7,7 @@ use rustls::client::verify_server_name;
 use rustls::pki_types::{CertificateDer, ServerName};
 use rustls::server::ParsedCertificate;
 use rustls::{CertificateError, Error};
+use std::net::IpAddr;
 use x509_parser::extensions::GeneralName;
 use x509_parser::prelude::X509Certificate;
 
@@ -42,7 +43,7 @@ fn mismatch(parsed: &X509Certificate<'_>, name: &ServerName<'_>) -> Error {
         for n in &san.value.general_names {
             match n {
                 GeneralName::DNSName(d) => presented.push(format!("DNS:{d}")),
-                GeneralName::IPAddress(ip) => presented.push(format!("IP:{ip:?}")),
+                GeneralName::IPAddress(ip) => presented.push(format!("IP:{}", ip_text(ip))),
                 _ => {}
             }
         }
@@ -56,6 +57,16 @@ fn mismatch(parsed: &X509Certificate<'_>, name: &ServerName<'_>) -> Error {
         expected: name.to_owned(),
         presented,
     })
+}
+
+fn ip_text(raw: &[u8]) -> String {
+    if let Ok(v4) = <[u8; 4]>::try_from(raw) {
+        IpAddr::from(v4).to_string()
+    } else if let Ok(v6) = <[u8; 16]>::try_from(raw) {
+        IpAddr::from(v6).to_string()
+    } else {
+        format!("<{} bytes>", raw.len())
+    }
 }
 
 /// OpenSSL's commonName fallback: only without DNS subjectAltNames, only for DNS names.

@@ -1,10 +1,11 @@
 //! The server-certificate "verifier" of `cert_reqs=CERT_NONE` (which warns): no verification
 //! at all, but handshake signatures are still checked: even an unverified certificate must
-//! belong to the peer we talk to. Verification proper (with or without the host name) is
+//! belong to the peer we talk to (a v1 one too: `rpyc_tls::verify_handshake_signature`).
+//! Verification proper (with or without the host name) is
 //! `rpyc_tls::ServerVerifier`.
 
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
-use rustls::crypto::{verify_tls12_signature, verify_tls13_signature, CryptoProvider};
+use rustls::crypto::CryptoProvider;
 use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
 use rustls::{DigitallySignedStruct, Error, SignatureScheme};
 use std::sync::Arc;
@@ -39,12 +40,8 @@ impl ServerCertVerifier for AcceptAnyServerCert {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, Error> {
-        verify_tls12_signature(
-            message,
-            cert,
-            dss,
-            &self.provider.signature_verification_algorithms,
-        )
+        let algs = &self.provider.signature_verification_algorithms;
+        rpyc_tls::verify_handshake_signature(false, message, cert, dss, algs)
     }
 
     fn verify_tls13_signature(
@@ -53,12 +50,8 @@ impl ServerCertVerifier for AcceptAnyServerCert {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, Error> {
-        verify_tls13_signature(
-            message,
-            cert,
-            dss,
-            &self.provider.signature_verification_algorithms,
-        )
+        let algs = &self.provider.signature_verification_algorithms;
+        rpyc_tls::verify_handshake_signature(true, message, cert, dss, algs)
     }
 
     fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
