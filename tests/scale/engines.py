@@ -13,9 +13,7 @@ import urllib.request
 from pathlib import Path
 
 import pytest
-
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from procs import stop_group  # noqa: E402
+from procs import stop_group  # (tests/, on the path through its conftest)
 
 ROOT = Path(__file__).resolve().parent.parent.parent
 START_TIMEOUT = 20.0

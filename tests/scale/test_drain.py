@@ -208,3 +208,29 @@ def test_drain_ends_backlog_connections_cleanly(server_class):
     for sock in waiting:
         assert sock.recv(1) == b""  # (a reset raises ConnectionResetError)
         sock.close()
+
+
+def test_drain_over_tls(tmp_path):
+    """Over TLS (SSLAuthenticator: the served socket is a wrapper of the accepted one) the
+    call in flight finishes and the idle connection ends."""
+    from tls_certs import make_pki
+
+    from rpyc.utils.authenticators import SSLAuthenticator
+
+    pki = make_pki(tmp_path / "pki")
+    server = ThreadedServer(SlowService, hostname="127.0.0.1", port=0,
+                            authenticator=SSLAuthenticator(pki["server.key"], pki["server.pem"]))
+    server._start_in_thread()
+    busy = rpyc.ssl_connect("127.0.0.1", server.port, ca_certs=pki["ca.pem"])
+    idle = rpyc.ssl_connect("127.0.0.1", server.port, ca_certs=pki["ca.pem"])
+    idle.root  # (set up on the server)
+    call = Call(busy, 1.0)
+    _serving(server)
+    closer, timing = _closer(server, drain=10)
+    assert call.wait().result == "slept", call.error
+    closer.join(10)
+    assert not closer.is_alive() and timing["took"] < 5
+    with pytest.raises(EOFError):
+        idle.root.sleep(0)
+    busy.close()
+    idle.close()

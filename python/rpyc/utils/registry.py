@@ -562,6 +562,20 @@ class TCPRegistryClient(RegistryClient):
                 pass
 
 
-# Registrars on other engines (imported last: they subclass RegistryClient).
-from rpyc.utils.discovery_etcd import EtcdRegistryClient  # noqa: E402
-from rpyc.utils.discovery_dns import DNSSRVRegistryClient  # noqa: E402
+# Registrars on other engines, in their own modules, loaded on first use (``import rpyc``
+# need not load http.client, ssl and json for them).
+_LAZY = {
+    "EtcdRegistryClient": "rpyc.utils.discovery_etcd",
+    "DNSSRVRegistryClient": "rpyc.utils.discovery_dns",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    import importlib
+
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
