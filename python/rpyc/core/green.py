@@ -26,7 +26,7 @@ import socket
 import sys
 import time
 from collections import deque
-from typing import Any, Callable, Dict, Optional
+from typing import TYPE_CHECKING, Any, Callable, Deque, Dict, Optional, Union
 
 from rpyc import _core
 
@@ -75,7 +75,7 @@ class _Writer:
         self._fd = sock.fileno()
         # gevent keeps its sockets non-blocking: a write below then never blocks the hub.
         os.set_blocking(self._fd, False)
-        self._pending: deque = deque()
+        self._pending: Deque[Union[bytes, memoryview]] = deque()
         self._greenlet: Any = None
         self._gevent = _gevent()
 
@@ -84,6 +84,7 @@ class _Writer:
             raise self.error
         if not data:
             return
+        rest: Union[bytes, memoryview] = data
         if not self._pending:
             try:
                 sent = os.write(self._fd, data)
@@ -94,8 +95,8 @@ class _Writer:
                 raise self.error from exc  # type: ignore[misc]
             if sent == len(data):
                 return
-            data = memoryview(data)[sent:]
-        self._pending.append(data)
+            rest = memoryview(data)[sent:]
+        self._pending.append(rest)
         if self._greenlet is None:
             self._greenlet = self._gevent.spawn(self._send_pending)
 
@@ -338,7 +339,13 @@ class _Answer:
         return not self.done
 
 
-class GreenConnection:
+if TYPE_CHECKING:  # the mixin is only ever put in front of a Connection (an Engine)
+    _MixinBase = _core.Engine
+else:
+    _MixinBase = object
+
+
+class GreenConnection(_MixinBase):
     """Put in front of a ``Connection`` class (see :func:`connection_class`) for connections
     over gevent sockets: requests wait, and serving reads, the greenlet-friendly way."""
 
@@ -349,7 +356,7 @@ class GreenConnection:
         self._green_reading = gevent.lock.RLock()
         self._green_progress = gevent.event.Event()
         self._green_stream = GreenStream(stream, config.get("send_stall_timeout"))
-        super()._engine_start(self._green_stream, config, None, compress)  # type: ignore[misc]
+        super()._engine_start(self._green_stream, config, None, compress)
 
     def _set_quick_ack(self, on: bool) -> None:
         self._green_stream.quick_ack = self._green_stream.quick_ack and on
@@ -406,7 +413,7 @@ class GreenConnection:
     def _sync_request(self, handler: int, args: Any) -> Any:
         """Send a request and wait (switching greenlets) for its answer."""
         answer = _Answer()
-        seq = self._async_request(handler, args, answer)  # type: ignore[attr-defined]
+        seq = self._async_request(handler, args, answer)
         timeout = self._config["sync_request_timeout"]  # type: ignore[attr-defined]
         deadline = None if timeout is None else time.monotonic() + timeout
         try:
@@ -417,7 +424,7 @@ class GreenConnection:
                 self.serve(left, True, answer.waiting)
         except BaseException:
             if not answer.done:
-                self._forget_request(seq)  # type: ignore[attr-defined]
+                self._forget_request(seq)
             raise
         if answer.is_exc:
             raise answer.obj

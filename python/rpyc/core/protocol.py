@@ -175,7 +175,7 @@ class Connection(_core.Engine):
         channel = args[1] if len(args) > 1 else kwargs.get("channel")
         if green.is_green_stream(getattr(channel, "stream", None)):
             cls = green.connection_class(cls)
-        return super().__new__(cls, *args, **kwargs)  # type: ignore[no-any-return]
+        return super().__new__(cls, *args, **kwargs)
 
     def __init__(self, root: Any, channel: Any, config: Dict[str, Any] = {}) -> None:
         self._closed = True

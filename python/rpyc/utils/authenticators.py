@@ -91,6 +91,7 @@ class SSLAuthenticator:
 
     def __call__(self, sock: Any) -> Tuple[Any, Optional[Dict[str, Any]]]:
         try:
+            tls_sock: Any
             if green.is_green_socket(sock):  # (TLS fed from the gevent socket: docs/gevent.md)
                 tls_sock = green.tls_server(self._context, sock, self.handshake_timeout)
             else:

@@ -138,7 +138,7 @@ class DNSSRVRegistryClient(RegistryClient):
         if not found:
             # Not in this DNS server: maybe in /etc/hosts or the system's resolver.
             try:
-                found = sorted({ai[4][0] for ai in socket.getaddrinfo(target, None, 0, socket.SOCK_STREAM)})
+                found = sorted({str(ai[4][0]) for ai in socket.getaddrinfo(target, None, 0, socket.SOCK_STREAM)})
             except OSError:
                 self.logger.warning("SRV target %s has no address", target)
         return found

@@ -176,7 +176,7 @@ class EtcdRegistryClient(RegistryClient):
             "key": _b64(prefix), "range_end": _prefix_end(prefix), "limit": MAX_KEYS,
         })
         kvs = answer.get("kvs") or []
-        entries = []
+        entries: List[Tuple[str, Optional[str]]] = []
         if not isinstance(kvs, list):
             return entries
         for kv in kvs[:MAX_KEYS]:

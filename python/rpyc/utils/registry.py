@@ -376,7 +376,7 @@ class RegistryClient:
     clients to discover. ``timeout`` bounds every wait for an answer (seconds)."""
 
     #: seconds between a server's re-registrations
-    REREGISTER_INTERVAL = REREGISTER_INTERVAL
+    REREGISTER_INTERVAL: float = REREGISTER_INTERVAL
 
     def __init__(self, ip: str, port: int, timeout: float, logger: Optional[logging.Logger] = None) -> None:
         self.ip = ip

@@ -256,7 +256,7 @@ class Server:
                 self.logger.info("drained in %.3fs", time.monotonic() - started)
                 return
             for fd, conn in conns.items():
-                if fd in ended or getattr(conn, "_engine_serving", 0):
+                if fd in ended or getattr(conn, "_engine_serving", False):
                     continue
                 ended.add(fd)
                 _end_reading(fd)
