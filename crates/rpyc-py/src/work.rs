@@ -81,6 +81,14 @@ impl Work {
             }
         }
     }
+
+    /// The request's answer was sent (or could not be): it no longer counts as in flight.
+    pub fn answered(&self) {
+        if let WorkKind::Request { in_flight, .. } = &self.kind {
+            let ticket = in_flight.lock().unwrap_or_else(|p| p.into_inner()).take();
+            drop(ticket);
+        }
+    }
 }
 
 #[pymethods]
@@ -153,14 +161,6 @@ impl Work {
     fn begin(&self, py: Python<'_>) -> PyResult<Py<PyAny>> {
         self.enter();
         self.args(py)
-    }
-
-    /// The request's answer was sent (or could not be): it no longer counts as in flight.
-    pub fn answered(&self) {
-        if let WorkKind::Request { in_flight, .. } = &self.kind {
-            let ticket = in_flight.lock().unwrap_or_else(|p| p.into_inner()).take();
-            drop(ticket);
-        }
     }
 
     /// End the mark of `enter`; a no-op when not marked (so replying may always call it).
