@@ -18,8 +18,9 @@
 # Environment:
 #   PYTHON              main interpreter (default python3)
 #   RPYC_PYTHONS        versions for stage 3 (default "3.9 3.10 3.11 3.12 3.13"; "" for none)
-#   RPYC_UPSTREAM_SRC   directory with upstream rpyc 6.0.2's tests/ and bin/ (a checkout of
-#                       tag 6.0.2) for its test suite; default .upstream-src when present.
+#   RPYC_UPSTREAM_SRC   upstream rpyc 6.0.2's tests/ and bin/ for its test suite: a directory
+#                       holding them (a checkout of tag 6.0.2), or a git repository of
+#                       upstream with that tag; default .upstream-src when present.
 #                       PyPI's sdist of 6.0.2 has neither, so it cannot be fetched from there.
 #   RPYC_FUZZ_SECONDS   seconds per fuzz target (default 30; 0 skips fuzzing)
 set -uo pipefail
@@ -114,6 +115,13 @@ find_python() {  # find_python X.Y: an interpreter of that version, or nothing
 }
 upstream_src=${RPYC_UPSTREAM_SRC:-}
 [ -z "$upstream_src" ] && [ -d .upstream-src/tests ] && upstream_src=.upstream-src
+if [ -n "$upstream_src" ] && [ ! -d "$upstream_src/tests" ] &&
+    git -C "$upstream_src" rev-parse -q --verify 6.0.2^{commit} >/dev/null 2>&1; then
+    # a git repository of upstream (bare or not): take tag 6.0.2's tests/ and bin/
+    rm -rf target/upstream-src && mkdir -p target/upstream-src &&
+        git -C "$upstream_src" archive 6.0.2 tests bin | tar -x -C target/upstream-src &&
+        upstream_src=$root/target/upstream-src
+fi
 oldest=$(echo "$versions" | tr ' ' '\n' | grep . | sort -V | head -n 1)
 newest=$(echo "$versions" | tr ' ' '\n' | grep . | sort -V | tail -n 1)
 for v in $versions; do
