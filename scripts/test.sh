@@ -106,11 +106,10 @@ fi
 # --- 3. the other interpreters ------------------------------------------------------------
 find_python() {  # find_python X.Y: an interpreter of that version, or nothing
     local v=$1 c
-    if command -v pyenv >/dev/null; then
-        for c in "$(pyenv root)/versions/$v".*/bin/python; do
-            [ -x "$c" ] && { echo "$c"; return; }
-        done
-    fi
+    # pyenv's interpreters, found without needing pyenv's shims on PATH
+    for c in "${PYENV_ROOT:-$HOME/.pyenv}/versions/$v".*/bin/python; do
+        [ -x "$c" ] && { echo "$c"; return; }
+    done
     command -v "python$v" || true
 }
 upstream_src=${RPYC_UPSTREAM_SRC:-}
