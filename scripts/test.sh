@@ -37,7 +37,7 @@ rm -f "$logs"/*.log
 t_start=$(date +%s)
 
 need_cargo
-main_version=$(check_python "$py")
+main_version=$(check_python "$py") || exit 1
 
 summary=()  # one line per stage
 failed=0
