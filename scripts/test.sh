@@ -41,8 +41,11 @@ main_version=$(check_python "$py") || exit 1
 
 summary=()  # one line per stage
 failed=0
-record() {  # record STATUS NAME DETAIL
-    summary+=("$(printf '%-4s %-34s %s' "$1" "$2" "$3")")
+last_mark=$t_start
+record() {  # record STATUS NAME DETAIL (with the time since the previous record)
+    local now; now=$(date +%s)
+    summary+=("$(printf '%-4s %-34s %4ss  %s' "$1" "$2" "$((now - last_mark))" "$3")")
+    last_mark=$now
     [ "$1" = ok ] || [ "$1" = skip ] || failed=1
 }
 
