@@ -53,7 +53,9 @@ record() {  # record STATUS NAME DETAIL (with the time since the previous record
 # pytest's closing line.
 run_pytest() {
     local name=$1 log=$2 python=$3 rc last; shift 3
-    "$python" -m pytest -q -p no:cacheprovider "$@" 2>&1 | tee "$log"
+    # The venv's bin/ first on PATH, as when it is activated: zerodeploy's tests start
+    # `pythonX.Y` of the test's own version (ours ships an extension built for one version).
+    PATH="$(dirname "$python"):$PATH" "$python" -m pytest -q -p no:cacheprovider "$@" 2>&1 | tee "$log"
     rc=${PIPESTATUS[0]}
     last=$(grep -E '[0-9]+ (passed|failed|error)' "$log" | tail -n 1 | sed 's/=//g; s/^ *//; s/ *$//')
     record "$([ "$rc" = 0 ] && echo ok || echo FAIL)" "$name" "${last:-no summary (status $rc)}"
@@ -149,9 +151,16 @@ for v in $versions; do
             continue
         fi
         dirs=(tests/unit tests/e2e)
-        [ "$extreme" = 1 ] && dirs+=(tests/interop)
+        vup=""
+        if [ "$extreme" = 1 ]; then
+            dirs+=(tests/interop)
+            # The upstream peer on the same Python version: teleported functions carry
+            # bytecode, which only the same version can run (upstream to upstream too).
+            say "upstream rpyc 6.0.2 venv for Python $v (.venv-upstream-py$v)"
+            vup=$(RPYC_UPSTREAM_VENV=$root/.venv-upstream-py$v PYTHON=$vpy scripts/upstream-venv.sh) || vup=""
+        fi
         say "pytest ${dirs[*]} on Python $v"
-        RPYC_TEST_WHEEL=$wheel run_pytest "pytest ${dirs[*]#tests/} (py$v)" "$logs/pytest-py$v.log" \
+        RPYC_UPSTREAM_PYTHON=${vup:-${RPYC_UPSTREAM_PYTHON:-}} RPYC_TEST_WHEEL=$wheel run_pytest "pytest ${dirs[*]#tests/} (py$v)" "$logs/pytest-py$v.log" \
             "$venv/bin/python" "${dirs[@]}"
     fi
     if [ "$extreme" = 1 ]; then
