@@ -4,8 +4,9 @@
 #   scripts/fuzz.sh [seconds_per_target] [target...]
 #
 # Targets (fuzz/fuzz_targets/, described in docs/fuzzing.md): brine_decode, frame_decode,
-# message_decode, connection; all four by default, for 60 s each. Installs cargo-fuzz if missing,
-# seeds fuzz/corpus/<target>/ from the spec vectors, builds once, runs each target.
+# message_decode, connection; all four by default, for 60 s each.
+# Seeds fuzz/corpus/<target>/ from the spec vectors, builds once, runs each target.
+# Installs cargo-fuzz into .tools/cargo-fuzz when it is not on PATH.
 # A crash, panic, failed invariant, hang (-timeout) or RSS blow-up stops the run with a
 # non-zero status and leaves the input in fuzz/artifacts/<target>/; reproduce it with
 #   cargo +nightly fuzz run --sanitizer none <target> fuzz/artifacts/<target>/<file>
@@ -47,8 +48,13 @@ if [[ ${#targets[@]} -eq 0 ]]; then
     targets=(brine_decode frame_decode message_decode connection)
 fi
 
+# cargo-fuzz: the one on PATH if any, else built once into .tools/cargo-fuzz (git-ignored),
+# never into ~/.cargo.
+tools=$(pwd)/.tools/cargo-fuzz
+export PATH="$tools/bin:$PATH"
 if ! cargo fuzz --version >/dev/null 2>&1; then
-    cargo install cargo-fuzz --locked
+    echo "fuzz: installing cargo-fuzz into .tools/cargo-fuzz (cargo install, ~2 min)"
+    cargo install -q cargo-fuzz --locked --root "$tools"
 fi
 
 toolchain=${FUZZ_TOOLCHAIN:-}

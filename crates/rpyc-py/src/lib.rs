@@ -75,7 +75,11 @@ fn local_id_pack(obj: &Bound<'_, PyAny>) -> PyResult<(String, u64, u64)> {
     Ok((name.to_str()?.to_owned(), key.0, key.1))
 }
 
-#[pymodule]
+// The engine's threads, caches and unsafe FFI were written for an interpreter with a GIL
+// and have not been audited for free-threaded CPython (3.13t): declaring the GIL as used
+// makes such an interpreter turn it back on (with a warning) when `rpyc._core` is imported,
+// instead of running this code without it. (PyO3 >= 0.28 assumes the opposite by default.)
+#[pymodule(gil_used = true)]
 fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     // PyO3 checks once per process, when it first attaches from a detached state, that the
     // interpreter is initialized. Run that check now: if it first ran while the interpreter
