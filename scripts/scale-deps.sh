@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
 # Install what the scaling tests (tests/scale) need when it is missing: etcd, HAProxy and
-# dnsmasq from Debian, dnspython from PyPI into $PYTHON (default python3). Prints one line per
-# package installed and nothing when all are present. Without root or apt-get it installs
-# nothing and says which tests will be skipped.
+# dnsmasq from Debian (dnspython comes with the test extras, pyproject.toml). Prints one line
+# per package installed and nothing when all are present; without root or apt-get it
+# installs nothing and says which tests will be skipped. The tests start their own servers
+# on 127.0.0.1 with ports chosen at run time.
 set -euo pipefail
-py=${PYTHON:-python3}
+cd "$(dirname "$0")/.."
+. scripts/lib.sh
 
 # Debian package -> the binary it provides
 declare -A binaries=([etcd-server]=etcd [haproxy]=haproxy [dnsmasq]=dnsmasq)
@@ -15,33 +17,16 @@ for pkg in etcd-server haproxy dnsmasq; do
         missing+=("$pkg")
     fi
 done
+[ ${#missing[@]} -gt 0 ] || exit 0
 
-if [ ${#missing[@]} -gt 0 ]; then
-    if [ "$(id -u)" != 0 ] || ! command -v apt-get >/dev/null 2>&1; then
-        echo "scale-deps: cannot install ${missing[*]} (needs root and apt-get): their tests in tests/scale will be skipped"
-    else
-        apt-get update -qq >/dev/null 2>&1 || true
-        for pkg in "${missing[@]}"; do
-            if DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "$pkg" >/dev/null 2>&1; then
-                echo "scale-deps: installed $pkg"
-            else
-                echo "scale-deps: could not install $pkg: its tests in tests/scale will be skipped"
-            fi
+if apt_install "the scaling tests (tests/scale)" "${missing[@]}"; then
+    # Debian starts the packaged services where an init system runs: the tests start their
+    # own, so stop the system-wide ones (never needed here).
+    if command -v systemctl >/dev/null 2>&1 && [ -d /run/systemd/system ]; then
+        for svc in etcd haproxy dnsmasq; do
+            systemctl disable --now "$svc" >/dev/null 2>&1 || true
         done
-        # Debian starts the packaged services where an init system runs: the tests start
-        # their own on run-time ports, so stop the system-wide ones (never needed here).
-        if command -v systemctl >/dev/null 2>&1 && [ -d /run/systemd/system ]; then
-            for svc in etcd haproxy dnsmasq; do
-                systemctl disable --now "$svc" >/dev/null 2>&1 || true
-            done
-        fi
     fi
-fi
-
-if ! "$py" -c "import dns.resolver" >/dev/null 2>&1; then
-    if "$py" -m pip install -q --disable-pip-version-check dnspython >/dev/null 2>&1; then
-        echo "scale-deps: installed dnspython"
-    else
-        echo "scale-deps: could not install dnspython: the DNS SRV tests will be skipped"
-    fi
+else
+    echo "note: the tests of tests/scale that need ${missing[*]} will be skipped"
 fi

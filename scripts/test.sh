@@ -83,6 +83,8 @@ if [ ! -x /usr/sbin/sshd ]; then
     apt_install "the SSH tests' local sshd" openssh-server openssh-client ||
         echo "note: SSH tests will be skipped"
 fi
+# etcd, HAProxy and dnsmasq for tests/scale (each test starts its own on 127.0.0.1).
+scripts/scale-deps.sh
 
 # --- 1. Rust ------------------------------------------------------------------------------
 say "Rust: rustfmt, clippy, cargo test, the examples tests/rust uses (the first build compiles every crate: a few minutes)"

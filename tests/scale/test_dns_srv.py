@@ -18,7 +18,7 @@ from .engines import free_port
 
 HAVE_DNSPYTHON = importlib.util.find_spec("dns") is not None
 needs_dnspython = pytest.mark.skipif(
-    not HAVE_DNSPYTHON, reason="dnspython is not installed (pip install 'rpyc-rs[dns]')")
+    not HAVE_DNSPYTHON, reason="dnspython is not installed (pip install dnspython)")
 ZONE = "rpyc.test"
 
 
@@ -121,7 +121,7 @@ def test_missing_dnspython_names_the_extra(monkeypatch):
     monkeypatch.setitem(sys.modules, "dns", None)  # makes `import dns...` fail
     from rpyc.utils.registry import DNSSRVRegistryClient
 
-    with pytest.raises(ImportError, match=r"rpyc-rs\[dns\]"):
+    with pytest.raises(ImportError, match=r"pip install dnspython"):
         DNSSRVRegistryClient("example.test")
 
 

@@ -8,7 +8,7 @@ tried first) and a weight (the share of connections among records of one priorit
 RFC 2782). This registrar is read-only: the DNS server, not the RPyC servers, owns the
 records, so servers do not register through it.
 
-Resolution uses dnspython (the optional extra ``rpyc-rs[dns]``): DNS answers are peer
+Resolution uses dnspython (the optional extra ``dns`` of this package): DNS answers are peer
 input, and a well-kept parser is the safer choice than a home-made one.
 """
 
@@ -22,8 +22,8 @@ from rpyc.utils.registry import Address, RegistryClient, RegistryError
 __all__ = ["DNSSRVRegistryClient", "srv_order"]
 
 _MISSING_DNSPYTHON = (
-    "DNSSRVRegistryClient needs dnspython, which is not installed: install the extra with "
-    "`pip install 'rpyc-rs[dns]'` (or `pip install dnspython`)"
+    "DNSSRVRegistryClient needs dnspython, which is not installed: "
+    "`pip install dnspython` (or, from this checkout, `pip install '.[dns]'`)"
 )
 
 
