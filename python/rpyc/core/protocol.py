@@ -18,7 +18,7 @@ from typing import Any, Callable, Dict, FrozenSet, Optional, Tuple
 
 from rpyc import _core
 from rpyc._core import Work as _Work
-from rpyc.core import brine, consts, extensions, netref, vinegar  # noqa: F401 (brine: upstream's name)
+from rpyc.core import brine, byvalue, consts, extensions, netref, vinegar  # noqa: F401 (brine: upstream's name)
 from rpyc.core.async_ import AsyncResult, AsyncResultTimeout  # noqa: F401 (re-exported; patched by tests)
 from rpyc.lib import Timeout, get_id_pack, get_methods, hasattr_static, spawn  # noqa: F401
 from rpyc.lib.colls import RefCountingColl, WeakValueDict  # noqa: F401 (upstream's names)
@@ -82,6 +82,9 @@ DEFAULT_CONFIG: Dict[str, Any] = dict(
     # rpyc-rs: negotiate extensions with rpyc-rs peers (rpyc.core.extensions); upstream
     # peers never see them
     rpyc_rs_extensions=True,
+    # rpyc-rs: types whose instances always travel by value to an rpyc-rs peer (exact
+    # types, e.g. (list, dict) or (numpy.ndarray,)); see docs/by-value.md
+    by_value_types=(),
     # exceptions (docs/protocol.md#exceptions-vinegar)
     include_local_traceback=True,
     include_local_version=True,
@@ -545,11 +548,17 @@ class Connection(_core.Engine):
 
     def _handle_call(self, obj: Any, args: Any, kwargs: Any = ()) -> Any:
         # (most calls have no keyword arguments: skip building an empty dict)
-        return obj(*args, **dict(kwargs)) if kwargs else obj(*args)
+        res = obj(*args, **dict(kwargs)) if kwargs else obj(*args)
+        return byvalue.wants_by_value(obj, res)  # (@rpyc.returns_by_value)
 
     def _handle_callattr(self, obj: Any, name: Any, args: Any, kwargs: Any = ()) -> Any:
         method = self._handle_getattr(obj, name)
-        return method(*args, **dict(kwargs)) if kwargs else method(*args)
+        res = method(*args, **dict(kwargs)) if kwargs else method(*args)
+        return byvalue.wants_by_value(method, res)
+
+    def _handle_obtain(self, obj: Any) -> Any:
+        # rpyc-rs by_value: the object as a copy, or ByValueError if it is not data
+        return byvalue.ByValue(obj, strict=True)
 
     def _handle_repr(self, obj: Any) -> str:
         return repr(obj)
@@ -655,6 +664,7 @@ class Connection(_core.Engine):
             consts.HANDLE_INSTANCECHECK: cls._handle_instancecheck,
             consts.HANDLE_ITER_BATCH: cls._handle_iter_batch,
             consts.HANDLE_CANCEL: cls._handle_cancel,
+            consts.HANDLE_OBTAIN: cls._handle_obtain,
         }
 
 
