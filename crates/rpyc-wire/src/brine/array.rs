@@ -183,3 +183,87 @@ mod tests {
         assert!(check("<f8", &[1; 33], &[8; 33], 8).is_err());
     }
 }
+
+#[cfg(test)]
+mod reader_tests {
+    //! The reader in by-value mode (with [`crate::brine::SkipByValue`]) and without it.
+    use crate::brine::{read, Cursor, Skip, SkipByValue};
+    use crate::error::WireError;
+
+    fn by_value(data: &[u8]) -> Result<(), WireError> {
+        let mut cur = Cursor::new(data);
+        read(&mut cur, 0, 64, &mut SkipByValue)?;
+        cur.finish()
+    }
+
+    fn plain(data: &[u8]) -> Result<(), WireError> {
+        let mut cur = Cursor::new(data);
+        read(&mut cur, 0, 64, &mut Skip)?;
+        cur.finish()
+    }
+
+    fn hex(s: &str) -> Vec<u8> {
+        s.split_whitespace()
+            .map(|b| u8::from_str_radix(b, 16).unwrap())
+            .collect()
+    }
+
+    fn array(shape: &str, strides: &str, data_len: u8) -> Vec<u8> {
+        let mut v = hex(&format!("1f 13 08 0c 3c 66 38 {shape} {strides} 0e"));
+        v.push(data_len);
+        v.extend(std::iter::repeat_n(0, usize::from(data_len)));
+        v
+    }
+
+    #[test]
+    fn containers_nest() {
+        // [1, {"a": 2}, {3}]
+        let v = hex("1c 12 51 1d 11 08 0a 61 52 1e 10 53");
+        assert_eq!(by_value(&v), Ok(()));
+        assert!(matches!(plain(&v), Err(WireError::UnknownTag { tag: 0x1c, .. })));
+    }
+
+    #[test]
+    fn odd_dicts_and_wrong_shapes_are_malformed() {
+        assert!(matches!(
+            by_value(&hex("1d 12 51 52 53")),
+            Err(WireError::BadContainer { what: "DICT", .. })
+        ));
+        assert!(matches!(
+            by_value(&hex("1f 12 51 52 53")),
+            Err(WireError::BadContainer { what: "ARRAY", .. })
+        ));
+        assert!(matches!(
+            by_value(&hex("f1 11 51 52")),
+            Err(WireError::BadContainer { .. })
+        ));
+        assert!(matches!(
+            by_value(&hex("1c 51")),
+            Err(WireError::BadContainer { .. })
+        ));
+    }
+
+    #[test]
+    fn a_list_longer_than_its_input_is_truncated_not_allocated() {
+        assert!(matches!(
+            by_value(&hex("1c 15 40 00 00 00 51")),
+            Err(WireError::Truncated { .. })
+        ));
+    }
+
+    #[test]
+    fn nesting_counts_by_value_containers() {
+        let mut v = hex(&"1c 10 ".repeat(70));
+        v.push(0x51);
+        assert!(matches!(by_value(&v), Err(WireError::NestingTooDeep { .. })));
+    }
+
+    #[test]
+    fn arrays_are_checked() {
+        assert_eq!(by_value(&array("11 52 52", "11 60 58", 32)), Ok(()));
+        let outside = by_value(&array("11 52 52", "11 16 04 31 30 30 30 58", 32));
+        assert!(matches!(outside, Err(WireError::BadMessage(m)) if m.contains("outside")));
+        let short = by_value(&array("11 52 52", "11 60 58", 31));
+        assert!(matches!(short, Err(WireError::BadMessage(m)) if m.contains("truncated")));
+    }
+}
