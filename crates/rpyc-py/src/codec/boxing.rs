@@ -109,13 +109,18 @@ impl<'py> BoxCtx<'_, 'py> {
         level: usize,
     ) -> PyResult<()> {
         write_box_head(&mut out.buf, LABEL_BY_VALUE);
-        ByValueWriter {
+        let mut writer = ByValueWriter {
             enc: Encoder::splicing(out, self.max_depth),
             refs: self,
             strict,
             max_bytes: self.max_frame,
+            wrote_array: false,
+        };
+        writer.value(obj, level + 1)?;
+        if writer.wrote_array {
+            out.raw_data = true;
         }
-        .value(obj, level + 1)
+        Ok(())
     }
 
     fn classify<'py2>(&self, obj: &Bound<'py2, PyAny>) -> PyResult<Ref<'py2>> {

@@ -68,6 +68,8 @@ pub struct ByValueWriter<'e, 'a> {
     pub strict: bool,
     /// The largest array data accepted (the frame limit): refused before it is copied.
     pub max_bytes: usize,
+    /// An array was written (its frame goes uncompressed).
+    pub wrote_array: bool,
 }
 
 impl ByValueWriter<'_, '_> {
@@ -186,6 +188,7 @@ impl ByValueWriter<'_, '_> {
         self.plain(&strides, level + 1)?;
         let data = data.cast_into::<PyBytes>()?;
         self.enc.bytes(&data);
+        self.wrote_array = true;
         Ok(())
     }
 
