@@ -76,6 +76,18 @@ impl ByValueWriter<'_, '_> {
     /// Write `obj` at `level` (the containers open around it).
     pub fn value(&mut self, obj: &Bound<'_, PyAny>, level: usize) -> PyResult<()> {
         let py = obj.py();
+        // The usual leaves first (a record is mostly str, int and float).
+        // SAFETY: live object; the checks only read its type.
+        let leaf = unsafe {
+            let p = obj.as_ptr();
+            pyo3::ffi::PyUnicode_CheckExact(p) != 0
+                || pyo3::ffi::PyLong_CheckExact(p) != 0
+                || pyo3::ffi::PyFloat_CheckExact(p) != 0
+                || obj.is_none()
+        };
+        if leaf {
+            return self.plain(obj, level);
+        }
         if let Ok(list) = obj.cast_exact::<PyList>() {
             self.open(level, tag::LIST, list.len())?;
             // (A list changed by another thread while it is written: the snapshot keeps
@@ -100,6 +112,8 @@ impl ByValueWriter<'_, '_> {
             return Ok(());
         }
         if let Ok(d) = obj.cast_exact::<PyDict>() {
+            // (A snapshot: writing may run Python code, e.g. for an array, and the count
+            // written in the header must stay right.)
             let pairs: Vec<(Bound<'_, PyAny>, Bound<'_, PyAny>)> = d.iter().collect();
             // Keys travel as plain brine values: a proxy as a key would have to be hashed
             // by the receiver (a request in the middle of reading a message).

@@ -56,6 +56,40 @@ pub struct PySink<'a, 'py> {
     /// The first array refused while reading a by-value value: reported once the value is
     /// read (the message stays intact, so the connection goes on).
     deferred: Option<PyErr>,
+    /// Short strings of by-value values, shared (made on first use).
+    strs: Option<Box<StrCache>>,
+}
+
+/// Short ASCII strings already made while reading by-value values: a list of dicts repeats
+/// its keys in every dict, and one shared `str` (its hash computed once) saves an object
+/// and a hash per key. A direct-mapped table: a collision only costs a new object.
+struct StrCache {
+    slots: Vec<Option<([u8; STR_CACHE_LEN], u8, Py<PyAny>)>>,
+}
+
+/// Longest string shared through [`StrCache`], and the number of its slots.
+const STR_CACHE_LEN: usize = 24;
+const STR_CACHE_SLOTS: usize = 256;
+
+impl StrCache {
+    fn get_or_make(&mut self, py: Python<'_>, raw: &[u8]) -> R {
+        // FNV-1a over the bytes picks the slot.
+        let h = raw.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, &b| {
+            (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3)
+        });
+        let slot = &mut self.slots[(h as usize) % STR_CACHE_SLOTS];
+        if let Some((bytes, len, obj)) = slot {
+            if &bytes[..usize::from(*len)] == raw {
+                return Ok(obj.clone_ref(py));
+            }
+        }
+        let obj = text_to_py(py, Text::Ascii(raw))?;
+        let mut bytes = [0u8; STR_CACHE_LEN];
+        bytes[..raw.len()].copy_from_slice(raw);
+        // (raw.len() <= STR_CACHE_LEN < 256)
+        *slot = Some((bytes, raw.len() as u8, obj.clone_ref(py)));
+        Ok(obj)
+    }
 }
 
 impl<'a, 'py> PySink<'a, 'py> {
@@ -67,6 +101,7 @@ impl<'a, 'py> PySink<'a, 'py> {
             refs: None,
             refs_made: 0,
             deferred: None,
+            strs: None,
         }
     }
 
@@ -79,6 +114,7 @@ impl<'a, 'py> PySink<'a, 'py> {
             refs: Some(refs),
             refs_made: 0,
             deferred: None,
+            strs: None,
         }
     }
 
@@ -169,7 +205,17 @@ impl<'py> Sink for PySink<'_, 'py> {
     }
     #[inline]
     fn str(&mut self, text: Text<'_>) -> R {
-        text_to_py(self.py, text)
+        match text {
+            Text::Ascii(raw) if self.by_value && raw.len() <= STR_CACHE_LEN => self
+                .strs
+                .get_or_insert_with(|| {
+                    Box::new(StrCache {
+                        slots: (0..STR_CACHE_SLOTS).map(|_| None).collect(),
+                    })
+                })
+                .get_or_make(self.py, raw),
+            _ => text_to_py(self.py, text),
+        }
     }
 
     #[inline]

@@ -220,7 +220,10 @@ mod reader_tests {
         // [1, {"a": 2}, {3}]
         let v = hex("1c 12 51 1d 11 08 0a 61 52 1e 10 53");
         assert_eq!(by_value(&v), Ok(()));
-        assert!(matches!(plain(&v), Err(WireError::UnknownTag { tag: 0x1c, .. })));
+        assert!(matches!(
+            plain(&v),
+            Err(WireError::UnknownTag { tag: 0x1c, .. })
+        ));
     }
 
     #[test]
@@ -255,7 +258,10 @@ mod reader_tests {
     fn nesting_counts_by_value_containers() {
         let mut v = hex(&"1c 10 ".repeat(70));
         v.push(0x51);
-        assert!(matches!(by_value(&v), Err(WireError::NestingTooDeep { .. })));
+        assert!(matches!(
+            by_value(&v),
+            Err(WireError::NestingTooDeep { .. })
+        ));
     }
 
     #[test]
