@@ -64,8 +64,11 @@ pub struct PySink<'a, 'py> {
 /// its keys in every dict, and one shared `str` (its hash computed once) saves an object
 /// and a hash per key. A direct-mapped table: a collision only costs a new object.
 struct StrCache {
-    slots: Vec<Option<([u8; STR_CACHE_LEN], u8, Py<PyAny>)>>,
+    slots: Vec<Option<CachedStr>>,
 }
+
+/// A cached string: its bytes (padded), their length, the object.
+type CachedStr = ([u8; STR_CACHE_LEN], u8, Py<PyAny>);
 
 /// Longest string shared through [`StrCache`], and the number of its slots.
 const STR_CACHE_LEN: usize = 24;
