@@ -59,3 +59,15 @@ SCRIPT = textwrap.dedent(
 def test_by_value_without_numpy():
     proc = subprocess.run([sys.executable, "-c", SCRIPT], capture_output=True, text=True, timeout=60)
     assert proc.returncode == 0 and proc.stdout.strip().endswith("OK"), proc.stdout + proc.stderr
+
+
+def test_containers_by_value_never_import_numpy():
+    # numpy may be installed here: sending and receiving containers must not import it
+    script = SCRIPT.replace('sys.modules["numpy"] = None', "pass").replace(
+        'assert sys.modules.get("numpy") is None', 'assert "numpy" not in sys.modules, "numpy was imported"'
+    )
+    # (no buffer: an array arriving would import numpy, as it should)
+    script = "\n".join(line for line in script.splitlines() if "buf" not in line)
+    assert "c.root.buffer()" not in script
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0 and proc.stdout.strip().endswith("OK"), proc.stdout + proc.stderr
