@@ -549,12 +549,13 @@ class Connection(_core.Engine):
     def _handle_call(self, obj: Any, args: Any, kwargs: Any = ()) -> Any:
         # (most calls have no keyword arguments: skip building an empty dict)
         res = obj(*args, **dict(kwargs)) if kwargs else obj(*args)
-        return byvalue.wants_by_value(obj, res)  # (@rpyc.returns_by_value)
+        # (@rpyc.returns_by_value; checked only once something was decorated)
+        return byvalue.wants_by_value(obj, res) if byvalue.MARKED else res
 
     def _handle_callattr(self, obj: Any, name: Any, args: Any, kwargs: Any = ()) -> Any:
         method = self._handle_getattr(obj, name)
         res = method(*args, **dict(kwargs)) if kwargs else method(*args)
-        return byvalue.wants_by_value(method, res)
+        return byvalue.wants_by_value(method, res) if byvalue.MARKED else res
 
     def _handle_obtain(self, obj: Any) -> Any:
         # rpyc-rs by_value: the object as a copy, or ByValueError if it is not data
