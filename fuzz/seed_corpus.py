@@ -41,6 +41,16 @@ def split_frames(stream):
     return out
 
 
+# By-value values (docs/by-value.md#wire-format), read by brine_decode's by-value pass:
+# [1, {"a": 2}, {3}], a 2x2 float64 array, one with strides outside its data, a reference.
+BY_VALUE_SEEDS = [
+    bytes.fromhex("1c 12 51 1d 11 08 0a 61 52 1e 10 53"),
+    bytes.fromhex("1f 13 08 0c 3c 66 38 11 52 52 11 60 58 0e 20") + bytes(32),
+    bytes.fromhex("1f 13 08 0c 3c 66 38 11 52 52 11 16 04 31 30 30 30 58 0e 20") + bytes(32),
+    bytes.fromhex("1c 11 f1 12 08 0c 61 2e 62 57 58 f0 12 08 0a 78 51 52"),
+]
+
+
 def main():
     vectors = sys.argv[1] if len(sys.argv) > 1 else os.path.join(REPO, "crates/rpyc-wire/tests/vectors")
     corpus = sys.argv[2] if len(sys.argv) > 2 else os.path.join(HERE, "corpus")
@@ -52,6 +62,7 @@ def main():
 
     for name in ("brine.json", "brine-negative.json", "brine-lenient.json"):
         seeds["brine_decode"] += [bytes.fromhex(v["hex"]) for v in load(name)]
+    seeds["brine_decode"] += BY_VALUE_SEEDS
 
     index = load("sessions-index.json")
     for session in index:

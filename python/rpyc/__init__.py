@@ -36,6 +36,7 @@ from rpyc.utils.factory import (  # noqa: F401
     unix_connect,
 )
 from rpyc.core.tls import SecurityWarning  # noqa: F401
+from rpyc.core.byvalue import ByValueError, by_value, returns_by_value  # noqa: F401
 from rpyc.utils.helpers import BgServingThread, async_, buffiter, classpartial, restricted, timed  # noqa: F401
 from rpyc.utils.server import (  # noqa: F401
     ForkingServer,

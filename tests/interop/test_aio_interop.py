@@ -52,7 +52,7 @@ AIO_SERVER = PEERS / "aio_server.py"
 AIO_CLIENT = PEERS / "aio_client.py"
 SYNC_CLIENT = PEERS / "aio_sync_client.py"
 CLIENT_TIMEOUT = 60.0  # per scenario, inside the client; the process gets 20 s more
-OUR_FEATURES = ["cancel", "iter_batch", "quiet_del", "root_class"]
+OUR_FEATURES = ["by_value", "cancel", "iter_batch", "quiet_del", "root_class"]
 HANDLE_CANCEL = 65
 
 

@@ -36,4 +36,4 @@ def test_our_client_negotiates_only_with_rpyc_rs(interop, peer_server, server):
     assert proc.returncode == 0, proc.stderr[-3000:]
     result = json.loads(proc.stdout.strip().splitlines()[-1])
     assert result["ok"] and result["mapping"] == ["x", "y"]
-    assert result["features"] == ([] if server == "upstream" else ["cancel", "iter_batch", "quiet_del", "root_class"])
+    assert result["features"] == ([] if server == "upstream" else ["by_value", "cancel", "iter_batch", "quiet_del", "root_class"])

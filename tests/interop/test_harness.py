@@ -62,7 +62,7 @@ wire = _load_wire_recorder()
 WIRE_MODES = ("default", "bind_threads")
 WIRE_CLIENT_TIMEOUT = 30  # seconds for tests/peers/wire_client.py (it needs about 1 s)
 WIRE_MARKER = "wire-check:end-of-workload"  # wire_client.py's last ping
-OUR_FEATURES = ["cancel", "iter_batch", "quiet_del", "root_class"]
+OUR_FEATURES = ["by_value", "cancel", "iter_batch", "quiet_del", "root_class"]
 
 
 class WireRun:

@@ -38,7 +38,7 @@ import rpyc  # noqa: E402  (must be ours: rpyc.aio)
 import rpyc.aio  # noqa: E402
 
 SYNC_TIMEOUT = 10  # sync_request_timeout of every connection unless a scenario says otherwise
-OUR_FEATURES = ["cancel", "iter_batch", "quiet_del", "root_class"]
+OUR_FEATURES = ["by_value", "cancel", "iter_batch", "quiet_del", "root_class"]
 
 
 class AioClientService(rpyc.Service):

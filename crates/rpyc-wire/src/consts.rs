@@ -28,6 +28,17 @@ pub mod tag {
     pub const SLICE: u8 = 0x19;
     pub const FSET: u8 = 0x1a;
     pub const COMPLEX: u8 = 0x1b;
+    /// By-value tags (rpyc-rs, docs/by-value.md): valid only inside a `LABEL_BY_VALUE`
+    /// box, which only a peer that negotiated `by_value` sends. Each prefixes a tuple, as
+    /// FSET does: a list's members, a dict's keys and values alternating, a set's members,
+    /// an array's `(dtype, shape, strides, data)`, a reference's id_pack.
+    pub const LIST: u8 = 0x1c;
+    pub const DICT: u8 = 0x1d;
+    pub const SET: u8 = 0x1e;
+    pub const ARRAY: u8 = 0x1f;
+    /// "Your object" / "my object" inside a by-value value (as labels 3 and 4 say of a box).
+    pub const LOCAL_REF: u8 = 0xf0;
+    pub const REMOTE_REF: u8 = 0xf1;
     /// First tag of the immediate-integer range; the value is `tag - IMM_BIAS`.
     pub const IMM_FIRST: u8 = 0x20;
     pub const IMM_LAST: u8 = 0xef;
@@ -47,6 +58,8 @@ pub const LABEL_VALUE: i64 = 1;
 pub const LABEL_TUPLE: i64 = 2;
 pub const LABEL_LOCAL_REF: i64 = 3;
 pub const LABEL_REMOTE_REF: i64 = 4;
+/// rpyc-rs extension `by_value`: the value uses the by-value tags (docs/by-value.md).
+pub const LABEL_BY_VALUE: i64 = 5;
 
 /// Request handler ids (docs/protocol.md#handler-table).
 pub mod handler {
@@ -70,6 +83,8 @@ pub mod handler {
     pub const OLDSLICING: i64 = 18;
     pub const CTXEXIT: i64 = 19;
     pub const INSTANCECHECK: i64 = 20;
+    /// rpyc-rs extension `by_value`: `(obj)` answered by value or with an error.
+    pub const OBTAIN: i64 = 66;
 }
 
 /// Exception body that stands for a bare `StopIteration` (docs/protocol.md#the-exception-body).

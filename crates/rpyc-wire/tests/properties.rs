@@ -88,6 +88,24 @@ proptest! {
         prop_assert_eq!(used, bytes.len());
     }
 
+    /// By-value mode (docs/by-value.md) only adds tags: every plain value reads there too,
+    /// also wrapped in a by-value list; a plain reader refuses that list.
+    #[test]
+    fn by_value_mode_accepts_every_plain_value(v in value()) {
+        use rpyc_wire::brine::{read, Cursor, Skip, SkipByValue};
+        let plain = brine::to_vec(&v);
+        let mut listed = vec![0x1c, 0x10];
+        listed.extend_from_slice(&plain);
+        for data in [&plain, &listed] {
+            let mut cur = Cursor::new(data);
+            prop_assert!(read(&mut cur, 0, 256, &mut SkipByValue).is_ok());
+            prop_assert!(cur.at_end());
+        }
+        let mut cur = Cursor::new(&listed);
+        let refused = matches!(read(&mut cur, 0, 256, &mut Skip), Err(WireError::UnknownTag { tag: 0x1c, .. }));
+        prop_assert!(refused);
+    }
+
     #[test]
     fn decode_arbitrary_bytes_never_panics(data in prop::collection::vec(any::<u8>(), 0..512)) {
         let _ = brine::decode(&data, &small_limits());

@@ -10,6 +10,8 @@ LABEL_VALUE = 1
 LABEL_TUPLE = 2
 LABEL_LOCAL_REF = 3
 LABEL_REMOTE_REF = 4
+#: rpyc-rs extension ``by_value`` (docs/by-value.md): the value uses the by-value tags
+LABEL_BY_VALUE = 5
 
 # Request handler identifiers (section 6).
 HANDLE_PING = 1
@@ -36,6 +38,8 @@ HANDLE_INSTANCECHECK = 20
 HANDLE_ITER_BATCH = 64
 #: rpyc-rs extension: stop serving request ``seq`` (sent only to a peer that announced ``cancel``)
 HANDLE_CANCEL = 65
+#: rpyc-rs extension: ``(obj)`` answered by value, or ``ByValueError`` (peer announced ``by_value``)
+HANDLE_OBTAIN = 66
 
 # Compact body of an EXCEPTION message whose exception is exactly ``StopIteration``.
 EXC_STOP_ITERATION = 1

@@ -30,6 +30,11 @@ Features:
     out) sends ``HANDLE_CANCEL(seq)``; an ``rpyc.aio`` owner cancels the task serving that
     request, a blocking owner cannot interrupt its handler and ignores it. Either way the
     late answer, if any, is dropped by the requester.
+``by_value``
+    lists, dicts, sets and arrays marked with ``rpyc.by_value`` (or listed in config
+    ``by_value_types``) travel as copies in a ``LABEL_BY_VALUE`` box; ``HANDLE_OBTAIN(obj)``
+    answers with such a copy (``obtain``, ``numpy.asarray(proxy)``) without pickle. See
+    docs/by-value.md.
 ``no_quickack``
     (implicit in any rpyc-rs peer) it sends with Nagle's algorithm off, so reads need not
     force immediate TCP acknowledgements (one system call less per read).
@@ -50,6 +55,7 @@ FEATURE_ITER_BATCH = "iter_batch"
 FEATURE_ROOT_CLASS = "root_class"
 FEATURE_QUIET_DEL = "quiet_del"
 FEATURE_CANCEL = "cancel"
+FEATURE_BY_VALUE = "by_value"
 #: what this implementation offers
 FEATURES: FrozenSet[str] = frozenset(_HELLO_PAYLOAD[2])
 #: most items one ``HANDLE_ITER_BATCH`` returns
@@ -135,6 +141,8 @@ def peer_is_rpyc_rs(conn: Any, features: Tuple[str, ...]) -> None:
     """The core recorded the peer as rpyc-rs using ``features`` (quiet_del among them decides
     whether its releases are answered); what Python keeps of it."""
     conn._peer_features = frozenset(features)
+    if FEATURE_BY_VALUE in conn._peer_features:
+        conn._enable_by_value(tuple(conn._config.get("by_value_types") or ()))
     try:
         conn._set_quick_ack(False)
     except EOFError:  # closed meanwhile

@@ -59,6 +59,14 @@ def _require_local_pickle(proxy: Any, what: str) -> None:
         )
 
 
+def _local_array(array: Any, dtype: Any = None, copy: Any = None) -> Any:
+    """What ``__array__(dtype, copy)`` returns for an array fetched by value (ours alone:
+    no copy is ever shared with anyone)."""
+    import numpy
+
+    return numpy.asarray(array, dtype=dtype)
+
+
 def asyncreq(proxy: Any, handler: int, *args: Any) -> Any:
     """Like :func:`syncreq` but return an ``AsyncResult`` at once."""
     conn = _getattribute(proxy, "____conn__")
@@ -222,6 +230,11 @@ def _make_method(name: str, doc: Optional[str]) -> Any:
     elif name == "__array__":
 
         def method(_self: Any, *args: Any, **kwargs: Any) -> Any:
+            conn = _getattribute(_self, "____conn__")
+            if extensions.FEATURE_BY_VALUE in conn._peer_features:
+                # rpyc-rs peer: the array by value in one round trip, no pickle
+                # (docs/by-value.md)
+                return _local_array(syncreq(_self, consts.HANDLE_OBTAIN), *args, **kwargs)
             # The local side decides whether it unpickles peer data (CVE-2024-27758).
             _require_local_pickle(_self, "__array__ (e.g. numpy.array(proxy))")
             array = pickle.loads(syncreq(_self, consts.HANDLE_PICKLE, -1))

@@ -19,7 +19,7 @@ from typing import Any, Callable, Dict, FrozenSet, List, Optional, Tuple
 
 from rpyc import _core
 from rpyc._core import Work as _Work
-from rpyc.core import brine, consts, extensions, netref, vinegar  # noqa: F401 (brine: upstream's name)
+from rpyc.core import brine, byvalue, consts, extensions, netref, vinegar  # noqa: F401 (brine: upstream's name)
 from rpyc.core import green
 from rpyc.core.async_ import AsyncResult, AsyncResultTimeout  # noqa: F401 (re-exported; patched by tests)
 from rpyc.lib import Timeout, get_id_pack, get_methods, hasattr_static, spawn  # noqa: F401
@@ -84,6 +84,9 @@ DEFAULT_CONFIG: Dict[str, Any] = dict(
     # rpyc-rs: negotiate extensions with rpyc-rs peers (rpyc.core.extensions); upstream
     # peers never see them
     rpyc_rs_extensions=True,
+    # rpyc-rs: types whose instances always travel by value to an rpyc-rs peer (exact
+    # types, e.g. (list, dict) or (numpy.ndarray,)); see docs/by-value.md
+    by_value_types=(),
     # exceptions (docs/protocol.md#exceptions-vinegar)
     include_local_traceback=True,
     include_local_version=True,
@@ -571,11 +574,18 @@ class Connection(_core.Engine):
 
     def _handle_call(self, obj: Any, args: Any, kwargs: Any = ()) -> Any:
         # (most calls have no keyword arguments: skip building an empty dict)
-        return obj(*args, **dict(kwargs)) if kwargs else obj(*args)
+        res = obj(*args, **dict(kwargs)) if kwargs else obj(*args)
+        # (@rpyc.returns_by_value; checked only once something was decorated)
+        return byvalue.wants_by_value(obj, res) if byvalue.MARKED else res
 
     def _handle_callattr(self, obj: Any, name: Any, args: Any, kwargs: Any = ()) -> Any:
         method = self._handle_getattr(obj, name)
-        return method(*args, **dict(kwargs)) if kwargs else method(*args)
+        res = method(*args, **dict(kwargs)) if kwargs else method(*args)
+        return byvalue.wants_by_value(method, res) if byvalue.MARKED else res
+
+    def _handle_obtain(self, obj: Any) -> Any:
+        # rpyc-rs by_value: the object as a copy, or ByValueError if it is not data
+        return byvalue.ByValue(obj, strict=True)
 
     def _handle_repr(self, obj: Any) -> str:
         return repr(obj)
@@ -681,6 +691,7 @@ class Connection(_core.Engine):
             consts.HANDLE_INSTANCECHECK: cls._handle_instancecheck,
             consts.HANDLE_ITER_BATCH: cls._handle_iter_batch,
             consts.HANDLE_CANCEL: cls._handle_cancel,
+            consts.HANDLE_OBTAIN: cls._handle_obtain,
         }
 
 

@@ -188,7 +188,9 @@ def _find_class(
             __import__(modname)
         except Exception:
             pass
-    if instantiate_custom:
+    if (modname, clsname) in _OWN_CLASSES:
+        candidate = _OWN_CLASSES[(modname, clsname)]()
+    elif instantiate_custom:
         module = sys.modules.get(modname)
         candidate = getattr(module, clsname, None) if module is not None else None
     elif modname == builtins.__name__:
@@ -198,6 +200,17 @@ def _find_class(
     if isinstance(candidate, type) and issubclass(candidate, BaseException):
         return candidate
     return None
+
+
+def _by_value_error() -> type:
+    from rpyc.core.byvalue import ByValueError
+
+    return ByValueError
+
+
+#: rpyc's own exceptions an rpyc-rs peer raises for its protocol extensions: rebuilt as
+#: themselves whatever the configuration says (they carry no peer-chosen class)
+_OWN_CLASSES = {("rpyc.core.byvalue", "ByValueError"): _by_value_error}
 
 
 def _generic_class(modname: str, clsname: str) -> Type[BaseException]:

@@ -282,17 +282,50 @@ class _GatedPickler(pickle.Pickler):
         return NotImplemented
 
 
+_NOT_BY_VALUE = object()
+
+
+def _obtain_by_value(proxy: Any) -> Any:
+    """The copy of ``proxy``'s object by value (rpyc-rs peers that negotiated ``by_value``;
+    docs/by-value.md), or ``_NOT_BY_VALUE`` when pickle must do (an upstream peer, a local
+    object, or an object that is not data while this side allows pickle)."""
+    from rpyc.core import consts, extensions
+    from rpyc.core.byvalue import ByValueError
+    from rpyc.core.netref import BaseNetref, syncreq
+
+    if not issubclass(type(proxy), BaseNetref):
+        return _NOT_BY_VALUE
+    conn = object.__getattribute__(proxy, "____conn__")
+    if extensions.FEATURE_BY_VALUE not in conn._peer_features:
+        return _NOT_BY_VALUE
+    try:
+        return syncreq(proxy, consts.HANDLE_OBTAIN)
+    except ByValueError as exc:
+        if conn._config.get("allow_pickle"):
+            return _NOT_BY_VALUE
+        raise ByValueError(
+            f"{exc.args[0] if exc.args else exc}; obtain() would need pickle for it, which is "
+            f"disabled on this connection (allow_pickle)"
+        ) from None
+
+
 def obtain(proxy: Any) -> Any:
     """A local copy of the remote object behind ``proxy`` (also of proxies nested in a local
-    container), made by pickling it on the peer and unpickling it here: changes to the copy
-    do not reach the original.
+    container): changes to the copy do not reach the original.
 
-    The peer must allow pickling, and so must this side: unpickling runs code chosen by the
+    From an rpyc-rs peer, data (tuples, lists, dicts, sets, str, bytes, numbers, plain
+    arrays, nested) is copied by value, without pickle (docs/by-value.md). Anything else,
+    and everything from an upstream peer, is pickled on the peer and unpickled here.
+
+    For pickle, the peer must allow pickling, and so must this side: unpickling runs code chosen by the
     peer, so it is only done on connections whose local configuration has ``allow_pickle``
     (true for classic connections). The object must be picklable on the peer.
     """
     import io
 
+    copy = _obtain_by_value(proxy)
+    if copy is not _NOT_BY_VALUE:
+        return copy
     buffer = io.BytesIO()
     _GatedPickler(buffer, pickle.HIGHEST_PROTOCOL).dump(proxy)
     return pickle.loads(buffer.getvalue())

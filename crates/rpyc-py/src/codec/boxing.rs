@@ -3,9 +3,10 @@
 //! boxes, or by reference through the local object table (ours) or the peer's (its proxies
 //! handed back). Unboxing is `rpyc_wire`'s one unboxer with a Python [`BoxSink`].
 
+use super::by_value::{unwrap_marker, ByValueWriter, RefWriter};
 use super::id_pack::id_pack_of;
 use super::py_encode::{EncodeError, Encoder};
-use super::py_sink::PySink;
+use super::py_sink::{PySink, ResolveRef};
 use crate::errors::ProtocolError;
 use crate::io::outgoing::Outgoing;
 use crate::objects::Objects;
@@ -15,7 +16,9 @@ use pyo3::prelude::*;
 use pyo3::types::{PyString, PyTuple, PyType};
 use rpyc_wire::brine::{write, Cursor};
 use rpyc_wire::conn::ObjKey;
-use rpyc_wire::consts::{LABEL_LOCAL_REF, LABEL_REMOTE_REF, LABEL_TUPLE, LABEL_VALUE};
+use rpyc_wire::consts::{
+    tag, LABEL_BY_VALUE, LABEL_LOCAL_REF, LABEL_REMOTE_REF, LABEL_TUPLE, LABEL_VALUE,
+};
 use rpyc_wire::message::{self, write_box_head, write_id_pack, BadBox, BoxSink, IdNum, IdPackRef};
 use std::cell::RefCell;
 
@@ -30,6 +33,19 @@ pub struct BoxCtx<'a, 'py> {
     /// Table entries added while boxing this message, undone by `undo` if it is not sent
     /// (the peer never learns of them, so it would never release them).
     pub added: RefCell<Vec<ObjKey>>,
+    /// The peer negotiated `by_value`: the types that always travel by value (config
+    /// `by_value_types`). `None`: no by-value data either way.
+    pub by_value: Option<&'a Bound<'py, PyTuple>>,
+    /// The largest frame either side accepts (by-value arrays beyond it are refused first).
+    pub max_frame: usize,
+}
+
+/// How an object travels by reference.
+enum Ref<'py> {
+    /// A proxy of this connection: the peer's own object, named by its id_pack.
+    Local(Bound<'py, PyAny>),
+    /// Ours, entered in the table.
+    Remote,
 }
 
 impl<'py> BoxCtx<'_, 'py> {
@@ -42,6 +58,18 @@ impl<'py> BoxCtx<'_, 'py> {
     ) -> PyResult<()> {
         write::container_level(level, self.max_depth)
             .map_err(|e| PyValueError::new_err(e.to_string()))?;
+        if let Some(types) = self.by_value {
+            if let Some((inner, strict)) = unwrap_marker(obj)? {
+                return self.put_by_value(out, &inner, strict, level);
+            }
+            if !types.is_empty() && types.contains(obj.get_type())? {
+                return self.put_by_value(out, obj, false, level);
+            }
+        } else if let Some((inner, _)) = unwrap_marker(obj)? {
+            // A peer without by-value data (upstream): the value as it would travel
+            // unmarked (brine if it can, else a reference), never a new frame.
+            return self.put_boxed(out, &inner, level);
+        }
         let start = out.buf.len();
         write_box_head(&mut out.buf, LABEL_VALUE);
         match Encoder::splicing(out, self.max_depth).value(obj, level + 1) {
@@ -62,19 +90,64 @@ impl<'py> BoxCtx<'_, 'py> {
         // A reference: its id_pack is one level further in.
         write::container_level(level + 1, self.max_depth)
             .map_err(|e| PyValueError::new_err(e.to_string()))?;
-        let buf = &mut out.buf;
+        let r = self.classify(obj)?;
+        let label = match r {
+            Ref::Local(_) => LABEL_LOCAL_REF,
+            Ref::Remote => LABEL_REMOTE_REF,
+        };
+        write_box_head(&mut out.buf, label);
+        self.write_ref(&mut out.buf, obj, r, level + 1)
+    }
+
+    /// A `LABEL_BY_VALUE` box (docs/by-value.md); `strict`: refuse what would travel by
+    /// reference (`obtain`).
+    fn put_by_value(
+        &self,
+        out: &mut Outgoing,
+        obj: &Bound<'_, PyAny>,
+        strict: bool,
+        level: usize,
+    ) -> PyResult<()> {
+        write_box_head(&mut out.buf, LABEL_BY_VALUE);
+        let mut writer = ByValueWriter {
+            enc: Encoder::splicing(out, self.max_depth),
+            refs: self,
+            strict,
+            max_bytes: self.max_frame,
+            wrote_array: false,
+        };
+        writer.value(obj, level + 1)?;
+        if writer.wrote_array {
+            out.raw_data = true;
+        }
+        Ok(())
+    }
+
+    fn classify<'py2>(&self, obj: &Bound<'py2, PyAny>) -> PyResult<Ref<'py2>> {
         if is_netref(obj, self.netref_base) {
             let owner = slot(obj, intern!(obj.py(), "____conn__"))?;
-            let id_pack = slot(obj, intern!(obj.py(), "____id_pack__"))?;
             if owner.is(self.conn) {
-                write_box_head(buf, LABEL_LOCAL_REF);
-                return Encoder::new(buf, self.max_depth)
-                    .value(&id_pack, level + 1)
-                    .map_err(|e| e.into_pyerr(&id_pack));
+                return Ok(Ref::Local(slot(obj, intern!(obj.py(), "____id_pack__"))?));
             }
             // A proxy of another connection is re-exported as our own object (chaining).
         }
-        write_box_head(buf, LABEL_REMOTE_REF);
+        Ok(Ref::Remote)
+    }
+
+    /// The id_pack of a reference at `level`: the peer's for its own object, ours (entered
+    /// in the table) for any other.
+    fn write_ref(
+        &self,
+        buf: &mut Vec<u8>,
+        obj: &Bound<'_, PyAny>,
+        r: Ref<'_>,
+        level: usize,
+    ) -> PyResult<()> {
+        if let Ref::Local(id_pack) = r {
+            return Encoder::new(buf, self.max_depth)
+                .value(&id_pack, level)
+                .map_err(|e| e.into_pyerr(&id_pack));
+        }
         let (name, key) = id_pack_of(obj)?;
         self.table
             .add(key, || obj.clone().unbind())
@@ -99,7 +172,7 @@ impl<'py> BoxCtx<'_, 'py> {
     pub fn unbox(&self, cur: &mut Cursor<'_>, level: usize) -> PyResult<Py<PyAny>> {
         let mut sink = PyUnboxer {
             ctx: self,
-            values: PySink::new(self.conn.py()),
+            values: PySink::with_refs(self.conn.py(), self),
         };
         message::unbox(cur, level, self.max_depth, &mut sink)
     }
@@ -109,7 +182,41 @@ impl<'py> BoxCtx<'_, 'py> {
 /// the table.
 struct PyUnboxer<'a, 'b, 'py> {
     ctx: &'a BoxCtx<'b, 'py>,
-    values: PySink<'py>,
+    values: PySink<'a, 'py>,
+}
+
+impl RefWriter for BoxCtx<'_, '_> {
+    fn put_ref(&self, out: &mut Vec<u8>, obj: &Bound<'_, PyAny>) -> PyResult<()> {
+        let r = self.classify(obj)?;
+        out.push(match r {
+            Ref::Local(_) => tag::LOCAL_REF,
+            Ref::Remote => tag::REMOTE_REF,
+        });
+        // (The id_pack's own nesting was checked with the container holding the ref.)
+        self.write_ref(out, obj, r, 0)
+    }
+}
+
+impl<'py> ResolveRef<'py> for BoxCtx<'_, 'py> {
+    fn resolve(&self, local: bool, id_pack: Bound<'py, PyTuple>) -> PyResult<Py<PyAny>> {
+        let py = id_pack.py();
+        if local {
+            let key = (
+                id_pack.get_item(1)?.extract::<u64>().ok(),
+                id_pack.get_item(2)?.extract::<u64>().ok(),
+            );
+            if let (Some(c), Some(i)) = key {
+                if let Some(obj) = self.table.get(py, (c, i)) {
+                    return Ok(obj);
+                }
+            }
+            return Err(PyKeyError::new_err((id_pack.unbind(),)));
+        }
+        Ok(self
+            .conn
+            .call_method1(intern!(py, "_netref_factory"), (id_pack,))?
+            .unbind())
+    }
 }
 
 impl<'py> PyUnboxer<'_, '_, 'py> {
@@ -135,12 +242,27 @@ impl<'py> PyUnboxer<'_, '_, 'py> {
     }
 }
 
-impl<'py> BoxSink for PyUnboxer<'_, '_, 'py> {
+impl<'a, 'py> BoxSink for PyUnboxer<'a, '_, 'py> {
     type Object = Py<PyAny>;
-    type Values = PySink<'py>;
+    type Values = PySink<'a, 'py>;
 
-    fn values(&mut self) -> &mut PySink<'py> {
+    fn values(&mut self) -> &mut PySink<'a, 'py> {
         &mut self.values
+    }
+
+    fn by_value(&mut self, on: bool) -> bool {
+        if self.ctx.by_value.is_none() {
+            return false;
+        }
+        self.values.set_by_value(on);
+        true
+    }
+
+    fn by_value_done(&mut self, v: Py<PyAny>) -> PyResult<Py<PyAny>> {
+        match self.values.take_deferred() {
+            Some(e) => Err(e),
+            None => Ok(v),
+        }
     }
 
     fn plain(&mut self, v: Py<PyAny>) -> Py<PyAny> {

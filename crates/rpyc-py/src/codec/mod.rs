@@ -2,6 +2,7 @@
 //! the id_packs of local objects. The format itself (one reader, one writer) is `rpyc_wire`'s.
 
 pub mod boxing;
+pub mod by_value;
 pub mod id_pack;
 pub mod py_encode;
 pub mod py_sink;

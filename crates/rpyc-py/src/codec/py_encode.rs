@@ -76,8 +76,8 @@ fn put_pyint(out: &mut Vec<u8>, obj: &Bound<'_, PyAny>) -> Result<(), EncodeErro
 
 /// Writes Python values as brine; `max_depth` bounds container nesting.
 pub struct Encoder<'a> {
-    out: &'a mut Vec<u8>,
-    max_depth: usize,
+    pub(super) out: &'a mut Vec<u8>,
+    pub(super) max_depth: usize,
     /// Where large `bytes` values go by reference instead of being copied into `out`
     /// (`None`: always copied).
     splices: Option<&'a mut Vec<Splice>>,
@@ -147,7 +147,7 @@ impl<'a> Encoder<'a> {
         Ok(())
     }
 
-    fn bytes(&mut self, b: &Bound<'_, PyBytes>) {
+    pub(super) fn bytes(&mut self, b: &Bound<'_, PyBytes>) {
         let data = b.as_bytes();
         match self.splices.as_deref_mut() {
             Some(splices) if data.len() >= SPLICE_MIN => {

@@ -86,6 +86,9 @@ pub struct Engine {
     config: OnceLock<Py<PyDict>>,
     link: OnceLock<Arc<Link>>,
     objects: OnceLock<Objects>,
+    /// Set once the peer negotiated `by_value`: config `by_value_types`
+    /// (docs/by-value.md).
+    by_value: OnceLock<Py<PyTuple>>,
     shared: Mutex<Shared>,
     progress: Condvar,
     closed: AtomicBool,
@@ -131,6 +134,8 @@ impl Engine {
             netref_base: base,
             max_depth: self.settings()?.core.limits.max_nesting_depth,
             added: RefCell::new(Vec::new()),
+            by_value: self.by_value.get().map(|t| t.bind(conn.py())),
+            max_frame: self.settings()?.core.limits.max_frame_size,
         })
     }
 
@@ -222,6 +227,7 @@ impl Engine {
             config: OnceLock::new(),
             link: OnceLock::new(),
             objects: OnceLock::new(),
+            by_value: OnceLock::new(),
             shared: Mutex::new(Shared {
                 session: Session::new(Default::default()),
                 outcomes: HashMap::default(),
@@ -381,6 +387,12 @@ impl Engine {
 
     /// Whether reads force immediate TCP acknowledgements (off for rpyc-rs peers, which
     /// send with Nagle's algorithm off; see `rpyc.core.extensions`).
+    /// The peer negotiated `by_value` (docs/by-value.md): from now on by-value data may be
+    /// sent (`types`: the config's `by_value_types`) and is accepted.
+    fn _enable_by_value(&self, types: Bound<'_, PyTuple>) {
+        let _ = self.by_value.set(types.unbind());
+    }
+
     fn _set_quick_ack(&self, py: Python<'_>, on: bool) -> PyResult<()> {
         self.transport(py)?.set_quick_ack(on);
         Ok(())

@@ -39,8 +39,7 @@ impl Engine {
     fn seal_frame(&self, py: Python<'_>, mut out: Outgoing) -> PyResult<Outgoing> {
         let sealer = Sealer::new(&self.settings()?.core);
         let payload_len = out.len() - FRAME_HEADER_LEN;
-        let compressed = sealer
-            .compresses(payload_len)
+        let compressed = (sealer.compresses(payload_len) && !out.raw_data)
             .then(|| Self::compress_payload(py, &mut out, sealer.level()))
             .flatten();
         let header = match &compressed {

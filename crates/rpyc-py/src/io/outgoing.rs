@@ -31,6 +31,9 @@ impl Splice {
 pub struct Outgoing {
     pub buf: Vec<u8>,
     pub splices: Vec<Splice>,
+    /// Holds array data sent by value (docs/by-value.md): sent uncompressed, as numeric
+    /// data seldom shrinks enough to pay for zlib's time.
+    pub raw_data: bool,
 }
 
 impl From<Vec<u8>> for Outgoing {
@@ -39,6 +42,7 @@ impl From<Vec<u8>> for Outgoing {
         Outgoing {
             buf,
             splices: Vec::new(),
+            raw_data: false,
         }
     }
 }
@@ -48,6 +52,7 @@ impl Outgoing {
         Outgoing {
             buf: Vec::with_capacity(capacity),
             splices: Vec::new(),
+            raw_data: false,
         }
     }
 

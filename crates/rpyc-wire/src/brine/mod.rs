@@ -7,6 +7,7 @@
 //! layout of the encoder side, byte-exact with upstream's `brine.dump`; [`encode`] walks a
 //! [`Value`] through it.
 
+pub mod array;
 mod cursor;
 mod encode;
 pub mod int;
@@ -21,6 +22,6 @@ pub use cursor::{is_bytes_tag, is_tuple_tag, Cursor};
 pub use encode::{encode, encode_checked, to_vec, try_encode};
 pub use int::MAX_INT_DIGITS;
 pub use reader::read;
-pub use sink::{Container, Sink, Skip, Text};
+pub use sink::{Container, Sink, Skip, SkipByValue, Text};
 pub use value::Value;
 pub use value_sink::{decode, decode_prefix, ValueBuilder, ValueSink};

@@ -188,12 +188,61 @@ impl<B> Reader<'_, '_, B> {
                 }
                 return self.open(sink, kind, inner, start);
             }
+            tag::LIST..=tag::ARRAY | tag::LOCAL_REF | tag::REMOTE_REF if sink.by_value() => {
+                return self.by_value(sink, t, start);
+            }
             _ => Err(sink.wire_error(WireError::UnknownTag {
                 tag: t,
                 offset: start,
             })),
         };
         value.map(Item::Done)
+    }
+
+    /// A by-value container (docs/by-value.md#wire-format): its tag, then a tuple of the
+    /// shape the kind calls for.
+    #[inline(never)]
+    fn by_value<S: Sink<Builder = B>>(
+        &mut self,
+        sink: &mut S,
+        t: u8,
+        start: usize,
+    ) -> Result<Item<S::Value>, S::Error> {
+        let (kind, what) = match t {
+            tag::LIST => (Container::List, "LIST"),
+            tag::DICT => (Container::Dict, "DICT"),
+            tag::SET => (Container::Set, "SET"),
+            tag::ARRAY => (Container::Array, "ARRAY"),
+            tag::LOCAL_REF => (Container::LocalRef, "LOCAL_REF"),
+            _ => (Container::RemoteRef, "REMOTE_REF"),
+        };
+        let inner = self.cur.byte(what).map_err(|e| sink.wire_error(e))?;
+        let fits = match kind {
+            Container::Array => inner == tag::TUP4,
+            Container::LocalRef | Container::RemoteRef => inner == tag::TUP3,
+            _ => inner == tag::EMPTY_TUPLE || (tag::TUP1..=tag::TUP_L4).contains(&inner),
+        };
+        if !fits {
+            return Err(sink.wire_error(WireError::BadContainer {
+                what,
+                offset: start,
+            }));
+        }
+        if kind == Container::Dict {
+            // Keys and values alternate: an odd count is no dict.
+            let n = self
+                .cur
+                .clone()
+                .tuple_len(inner, start)
+                .map_err(|e| sink.wire_error(e))?;
+            if n % 2 != 0 {
+                return Err(sink.wire_error(WireError::BadContainer {
+                    what,
+                    offset: start,
+                }));
+            }
+        }
+        self.open(sink, kind, inner, start)
     }
 
     #[inline]

@@ -15,6 +15,16 @@ pub enum Container {
     FrozenSet,
     /// Always exactly three members: start, stop, step.
     Slice,
+    /// By-value containers (only when [`Sink::by_value`] is on): a list, a dict (keys and
+    /// values alternating; the sink refuses duplicate keys), a set, an array (exactly
+    /// `dtype, shape, strides, data`: [`super::array`] checks them), a reference (an
+    /// id_pack: `str, int, int`) to the receiver's own object or to the sender's.
+    List,
+    Dict,
+    Set,
+    Array,
+    LocalRef,
+    RemoteRef,
 }
 
 impl Container {
@@ -23,6 +33,12 @@ impl Container {
             Container::Tuple => "tuple",
             Container::FrozenSet => "FSET",
             Container::Slice => "SLICE",
+            Container::List => "LIST",
+            Container::Dict => "DICT",
+            Container::Set => "SET",
+            Container::Array => "ARRAY",
+            Container::LocalRef => "LOCAL_REF",
+            Container::RemoteRef => "REMOTE_REF",
         }
     }
 }
@@ -84,6 +100,13 @@ pub trait Sink {
         offset: usize,
     ) -> Result<Self::Value, Self::Error>;
 
+    /// Whether the by-value tags are accepted here (inside a `LABEL_BY_VALUE` box of a
+    /// connection that negotiated `by_value`); everywhere else they are unknown tags.
+    #[inline]
+    fn by_value(&self) -> bool {
+        false
+    }
+
     /// Called every [`CHECKPOINT_ITEMS`] items or [`CHECKPOINT_BYTES`] bytes of one value
     /// (a sink that holds a lock others wait for may let them have it; an error stops the
     /// reading).
@@ -101,6 +124,90 @@ pub const CHECKPOINT_BYTES: usize = 64 * 1024;
 /// A sink that builds nothing: [`super::read`] with it validates a value (every rule the
 /// reader enforces) and skips over it.
 pub struct Skip;
+
+/// [`Skip`] for a by-value value: the by-value tags are accepted, and arrays are checked
+/// ([`super::array`]) as a building sink would.
+pub struct SkipByValue;
+
+impl Sink for SkipByValue {
+    type Value = super::array::Scalar;
+    type Builder = Vec<super::array::Scalar>;
+    type Error = WireError;
+
+    fn wire_error(&mut self, e: WireError) -> WireError {
+        e
+    }
+    fn none(&mut self) -> Result<Self::Value, WireError> {
+        Ok(super::array::Scalar::Other)
+    }
+    fn boolean(&mut self, _: bool) -> Result<Self::Value, WireError> {
+        Ok(super::array::Scalar::Other)
+    }
+    fn ellipsis(&mut self) -> Result<Self::Value, WireError> {
+        Ok(super::array::Scalar::Other)
+    }
+    fn not_implemented(&mut self) -> Result<Self::Value, WireError> {
+        Ok(super::array::Scalar::Other)
+    }
+    fn int(&mut self, v: i64) -> Result<Self::Value, WireError> {
+        Ok(super::array::Scalar::Int(v))
+    }
+    fn big_int(&mut self, _: &[u8]) -> Result<Self::Value, WireError> {
+        Ok(super::array::Scalar::Other)
+    }
+    fn float(&mut self, _: f64) -> Result<Self::Value, WireError> {
+        Ok(super::array::Scalar::Other)
+    }
+    fn complex(&mut self, _: f64, _: f64) -> Result<Self::Value, WireError> {
+        Ok(super::array::Scalar::Other)
+    }
+    fn bytes(&mut self, b: &[u8]) -> Result<Self::Value, WireError> {
+        Ok(super::array::Scalar::Bytes(b.len()))
+    }
+    fn str(&mut self, t: Text<'_>) -> Result<Self::Value, WireError> {
+        Ok(super::array::Scalar::Str(t.to_owned_string()))
+    }
+    fn begin(&mut self, kind: Container, _: usize) -> Result<Self::Builder, WireError> {
+        // Only the members of arrays and shape/strides tuples are looked at; other
+        // containers keep nothing.
+        let _ = kind;
+        Ok(Vec::new())
+    }
+    fn push(&mut self, b: &mut Self::Builder, item: Self::Value) -> Result<(), WireError> {
+        if b.len() < super::array::MAX_DIMS + 1 {
+            b.push(item);
+        } else {
+            b.push(super::array::Scalar::Other);
+            b.truncate(super::array::MAX_DIMS + 1);
+        }
+        Ok(())
+    }
+    fn end(
+        &mut self,
+        b: Self::Builder,
+        kind: Container,
+        offset: usize,
+    ) -> Result<Self::Value, WireError> {
+        match kind {
+            Container::Tuple => Ok(super::array::Scalar::Ints(
+                b.iter()
+                    .map(|s| match s {
+                        super::array::Scalar::Int(v) => Some(*v),
+                        _ => None,
+                    })
+                    .collect(),
+            )),
+            Container::Array => {
+                super::array::check_parts(&b, offset)?;
+                Ok(super::array::Scalar::Other)
+            }
+            _ => Ok(super::array::Scalar::Other),
+        }
+    }
+    fn by_value(&self) -> bool {
+        true
+    }
+}
 
 impl Sink for Skip {
     type Value = ();

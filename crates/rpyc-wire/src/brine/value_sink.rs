@@ -163,6 +163,14 @@ impl Sink for ValueSink {
                     }
                 }
             }
+            // (Never opened: this sink leaves `Sink::by_value` off, so the reader refuses
+            // the by-value tags before any reaches it.)
+            other => {
+                return Err(WireError::BadContainer {
+                    what: other.name(),
+                    offset,
+                })
+            }
         };
         self.summarize_for_parent(&value, sums.as_deref());
         Ok(value)

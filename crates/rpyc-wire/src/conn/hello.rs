@@ -19,8 +19,11 @@ pub const ROOT_CLASS: &str = "root_class";
 pub const QUIET_DEL: &str = "quiet_del";
 /// A requester that stops waiting sends `HANDLE_CANCEL(seq)`.
 pub const CANCEL: &str = "cancel";
+/// Containers and arrays may travel by value (`LABEL_BY_VALUE`, `HANDLE_OBTAIN`;
+/// docs/by-value.md).
+pub const BY_VALUE: &str = "by_value";
 /// What this implementation offers, sorted.
-pub const FEATURES: [&str; 4] = [CANCEL, ITER_BATCH, QUIET_DEL, ROOT_CLASS];
+pub const FEATURES: [&str; 5] = [BY_VALUE, CANCEL, ITER_BATCH, QUIET_DEL, ROOT_CLASS];
 
 /// The data of the hello ping: `(HELLO, VERSION, features)`.
 pub fn hello() -> Value {

@@ -4,7 +4,9 @@
 //! and proxies.
 
 use crate::brine::{self, is_bytes_tag, write, Cursor, Sink, Skip, Text, Value, ValueSink};
-use crate::consts::{tag, LABEL_LOCAL_REF, LABEL_REMOTE_REF, LABEL_TUPLE, LABEL_VALUE};
+use crate::consts::{
+    tag, LABEL_BY_VALUE, LABEL_LOCAL_REF, LABEL_REMOTE_REF, LABEL_TUPLE, LABEL_VALUE,
+};
 use crate::error::WireError;
 use crate::limits::Limits;
 
@@ -189,6 +191,22 @@ pub trait BoxSink {
     /// Whether `e` ends the connection (malformed brine, a limit) rather than the handling
     /// of this one message (a [`BadBox`], an unknown object).
     fn is_fatal(&self, e: &<Self::Values as Sink>::Error) -> bool;
+
+    /// Switch the value sink's by-value mode for a `LABEL_BY_VALUE` box (docs/by-value.md);
+    /// false when this side does not accept one (the feature was not negotiated, or the
+    /// sink cannot build by-value data): the label is then an invalid label.
+    fn by_value(&mut self, _on: bool) -> bool {
+        false
+    }
+
+    /// A `LABEL_BY_VALUE` value, read in full: the object, or the (not fatal) error the
+    /// sink kept while building it (an array it refused).
+    fn by_value_done(
+        &mut self,
+        v: <Self::Values as Sink>::Value,
+    ) -> Result<Self::Object, <Self::Values as Sink>::Error> {
+        Ok(self.plain(v))
+    }
 }
 
 type BoxResult<B> = Result<<B as BoxSink>::Object, <<B as BoxSink>::Values as Sink>::Error>;
@@ -220,6 +238,11 @@ pub fn unbox<B: BoxSink>(
             Ok(sink.plain(v))
         }
         Some(LABEL_TUPLE) => unbox_tuple(cur, inner, max_depth, sink),
+        Some(LABEL_BY_VALUE) if sink.by_value(true) => {
+            let v = brine::read(cur, inner, max_depth, sink.values());
+            sink.by_value(false);
+            sink.by_value_done(v?)
+        }
         Some(label @ (LABEL_LOCAL_REF | LABEL_REMOTE_REF)) => {
             let start = cur.pos();
             match read_id_pack(cur, inner, max_depth) {

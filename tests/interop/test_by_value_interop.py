@@ -1,0 +1,161 @@
+"""By-value data never reaches an upstream peer (docs/by-value.md#against-upstream): every
+by-value API used against upstream rpyc 6.0.2, in both directions, falls back to today's
+behaviour (brine for tuples of simple values, proxies for the rest, pickle for ``obtain``
+where allowed), and a recording relay proves that no frame carries the by-value label, the
+by-value tags or ``HANDLE_OBTAIN``. Between two rpyc-rs peers the same relay sees them."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import wire_recorder as wire  # noqa: E402
+
+from procs import stop_group  # noqa: E402
+
+pytestmark = [pytest.mark.interop, pytest.mark.timeout(120)]
+
+HANDLE_OBTAIN = 66
+
+SERVER = r"""
+import sys
+import rpyc
+from rpyc.utils.server import ThreadedServer
+
+returns_by_value = getattr(rpyc, "returns_by_value", lambda f: f)
+by_value = getattr(rpyc, "by_value", lambda v: v)
+
+class Svc(rpyc.Service):
+    def exposed_records(self, n):
+        return [{"id": i, "name": "r%d" % i} for i in range(n)]
+
+    @returns_by_value
+    def exposed_decorated(self):
+        return {"a": [1, 2]}
+
+    def exposed_marked(self):
+        return by_value([1, (2, 3)])
+
+    def exposed_marked_tuple(self):
+        return by_value((1, "two", 3.0))
+
+    def exposed_describe(self, value):
+        return (type(value).__name__, repr(value))
+
+srv = ThreadedServer(Svc, port=0, hostname="127.0.0.1", protocol_config={
+    "allow_pickle": True, "allow_public_attrs": True, "by_value_types": (set,)})
+print("PORT %d" % srv.port, flush=True)
+srv.start()
+"""
+
+CLIENT = r"""
+import json, sys
+import rpyc
+from rpyc.utils.classic import obtain
+
+by_value = getattr(rpyc, "by_value", lambda v: v)
+conn = rpyc.connect("127.0.0.1", int(sys.argv[1]), config={
+    "allow_pickle": True, "allow_public_attrs": True, "by_value_types": (list,)})
+conn.ping()
+conn.ping()
+root = conn.root
+out = {"features": sorted(getattr(conn, "_peer_features", ()))}
+records = root.records(3)
+out["records"] = [dict(r) for r in obtain(records)]
+out["decorated"] = sorted(root.decorated()["a"])
+out["marked"] = [root.marked()[0], tuple(root.marked()[1])]
+out["marked_tuple"] = list(root.marked_tuple())
+out["describe_list"] = root.describe(by_value([1, 2]))[0]
+out["describe_config"] = root.describe([3])[0]
+out["describe_tuple"] = list(root.describe(by_value((1, 2))))
+out["describe_dict"] = root.describe(by_value({"k": 1}))[0]
+conn.ping("end")
+conn.close()
+print(json.dumps(out))
+"""
+
+
+def _start_server(interop, role):
+    proc = subprocess.Popen([interop.python(role), "-u", "-c", SERVER], stdin=subprocess.DEVNULL,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=interop.peer_env(role),
+                            start_new_session=True)
+    line = proc.stdout.readline().decode()
+    if not line.startswith("PORT "):
+        stop_group(proc, wait=2)
+        pytest.fail("the %s server did not start: %s" % (role, proc.stderr.read().decode()[-2000:]))
+    return proc, int(line.split()[1])
+
+
+def _run(interop, client, server):
+    srv, port = _start_server(interop, server)
+    relay = wire.Relay(port)
+    try:
+        proc = subprocess.run([interop.python(client), "-c", CLIENT, str(relay.port)],
+                              capture_output=True, text=True, timeout=60, env=interop.peer_env(client))
+        relay.wait_finished(5)
+    finally:
+        stuck = relay.close()
+        stop_group(srv, wait=2)
+    assert not stuck
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    result = json.loads(proc.stdout.strip().splitlines()[-1])
+    rec = relay.recordings[0]
+    c2s, c2s_problems = wire.parse_stream(rec.c2s, 0)
+    s2c, s2c_problems = wire.parse_stream(rec.s2c, 0)
+    return result, c2s, s2c, c2s_problems + s2c_problems
+
+
+def _by_value_frames(frames):
+    """Frames carrying by-value data (a box of label 5, or by-value tags that upstream's
+    brine cannot decode) or ``HANDLE_OBTAIN``."""
+    return [f for f in frames
+            if f.error is not None or (f.mtype == 1 and f.handler == HANDLE_OBTAIN)]
+
+
+EXPECTED_COMMON = {
+    "records": [{"id": i, "name": "r%d" % i} for i in range(3)],
+    "decorated": [1, 2],
+    "marked": [1, [2, 3]],
+    "marked_tuple": [1, "two", 3.0],
+}
+
+
+def _check_common(result):
+    for key, value in EXPECTED_COMMON.items():
+        assert json.loads(json.dumps(result[key])) == value, (key, result[key])
+
+
+def test_our_client_against_upstream_server(interop):
+    result, c2s, s2c, problems = _run(interop, "ours", "upstream")
+    _check_common(result)
+    assert result["features"] == []
+    # marked arguments reach upstream as proxies (a list) or brine (a tuple)
+    assert result["describe_tuple"] == ["tuple", "(1, 2)"]
+    assert result["describe_list"] != "list" and result["describe_config"] != "list"
+    assert not problems
+    assert wire.violations_towards_upstream(c2s, hello_allowed=True) == []
+    assert _by_value_frames(c2s) == []
+
+
+def test_upstream_client_against_our_server(interop):
+    result, c2s, s2c, problems = _run(interop, "upstream", "ours")
+    _check_common(result)
+    assert result["describe_tuple"] == ["tuple", "(1, 2)"]
+    assert not problems
+    # our server's answers: upstream brine and proxies only
+    assert wire.violations_towards_upstream(s2c, hello_allowed=False) == []
+    assert _by_value_frames(s2c) == []
+
+
+def test_between_rpyc_rs_peers_by_value_is_used(interop):
+    result, c2s, s2c, problems = _run(interop, "ours", "ours")
+    _check_common(result)
+    assert "by_value" in result["features"]
+    # marked arguments and config types arrive as real containers
+    assert result["describe_list"] == "list" and result["describe_config"] == "list"
+    assert result["describe_dict"] == "dict"
+    # the relay sees the new label and HANDLE_OBTAIN (obtain without pickle)
+    assert _by_value_frames(s2c) and _by_value_frames(c2s)
