@@ -157,5 +157,7 @@ def _load_array(dtype: str, shape: Tuple[int, ...], strides: Tuple[int, ...], da
         for i in range(shape[dim]):
             walk(dim + 1, offset + i * strides[dim])
     walk(0, 0)
-    view = memoryview(bytes(out)).cast("B").cast(code, shape) if shape else memoryview(bytes(out)).cast(code)
-    return view
+    # (Any: typeshed types cast() per literal format, and this one is known only at run time)
+    flat: Any = memoryview(bytes(out)).cast("B")
+    copy: memoryview = flat.cast(code, shape) if shape else flat.cast(code)
+    return copy

@@ -188,6 +188,7 @@ def _find_class(
             __import__(modname)
         except Exception:
             pass
+    candidate: Any
     if (modname, clsname) in _OWN_CLASSES:
         candidate = _OWN_CLASSES[(modname, clsname)]()
     elif instantiate_custom:
