@@ -61,6 +61,9 @@ def _ca(directory: Path, stem: str, common_name: str):
             digital_signature=True, content_commitment=False, key_encipherment=False,
             data_encipherment=False, key_agreement=False, key_cert_sign=True, crl_sign=True,
             encipher_only=False, decipher_only=False), critical=True)
+        # Key identifiers: Python 3.13's ssl verifies strictly (VERIFY_X509_STRICT) and
+        # refuses a chain whose certificates lack them ("Missing Authority Key Identifier").
+        .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
         .sign(key, hashes.SHA256())
     )
     _write(directory, stem, cert, key)
@@ -85,6 +88,9 @@ def _leaf(directory: Path, stem: str, issuer, common_name: str, *, client: bool 
         .add_extension(x509.ExtendedKeyUsage(
             [ExtendedKeyUsageOID.CLIENT_AUTH if client else ExtendedKeyUsageOID.SERVER_AUTH]),
             critical=False)
+        .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
+        .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()),
+                       critical=False)
     )
     if hosts:
         names = []

@@ -57,13 +57,13 @@ globals()["async"] = async_  # `async` is a keyword: reachable as getattr(rpyc, 
 # What `from rpyc import *` gave without a list (every public name above), spelled out so that
 # type checkers see these names as rpyc's API (mypy --strict: no implicit re-exports).
 __all__ = [
-    "AsyncResult", "AsyncResultTimeout", "BaseNetref", "BgServingThread", "Channel",
+    "AsyncResult", "AsyncResultTimeout", "BaseNetref", "BgServingThread", "ByValueError", "Channel",
     "ClassicService", "Connection", "ForkingServer", "GenericException", "MasterService",
     "OneShotServer", "PipeStream", "SecurityWarning", "Service", "SlaveService", "SocketStream",
     "ThreadPoolServer", "ThreadedServer", "TunneledSocketStream", "VoidService", "async",
-    "async_", "buffiter", "classic", "classpartial", "cli", "connect", "connect_by_service",
+    "async_", "buffiter", "by_value", "classic", "classpartial", "cli", "connect", "connect_by_service",
     "connect_channel", "connect_pipes", "connect_stdpipes", "connect_stream", "connect_subproc",
     "connect_thread", "core", "discover", "exposed", "lib", "list_services", "restricted",
-    "service", "setup_logger", "spawn", "ssh_connect", "ssl_connect", "timed", "unix_connect",
+    "returns_by_value", "service", "setup_logger", "spawn", "ssh_connect", "ssl_connect", "timed", "unix_connect",
     "utils", "version",
 ]
