@@ -170,7 +170,9 @@ def test_server_never_unpickles_client_data(peer_python, victim_server, tmp_path
         if name == "numpy_array" and numpy is None:
             assert res == {"returned": repr("numpy not installed")}
             continue
-        assert res.get("error") == "ValueError", (name, res)
+        # (a ByValueError, the ValueError of an rpyc-rs peer that first asked for a copy by
+        # value, names both refusals)
+        assert res.get("error") in ("ValueError", "ByValueError"), (name, res)
         assert "allow_pickle" in res["message"], (name, res)
     time.sleep(0.2)  # nothing is in flight; a late request would show up here
     assert not _asked(marker), "the server asked the client for a pickle"

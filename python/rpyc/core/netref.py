@@ -13,6 +13,7 @@ from typing import Any, Callable, Dict, Iterable, List, Optional, SupportsIndex,
 from rpyc import _core
 from rpyc._core import Work as _Work
 from rpyc.core import consts, extensions
+from rpyc.core.byvalue import ByValueError
 from rpyc.lib import get_id_pack, get_methods  # noqa: F401 (get_id_pack: upstream's name)
 from rpyc.lib.compat import maxint  # noqa: F401 (upstream's name)
 
@@ -57,6 +58,21 @@ def _require_local_pickle(proxy: Any, what: str) -> None:
             f"{what}: pickling is disabled: it would unpickle data chosen by the peer here; "
             f"set allow_pickle=True in this side's config only if the peer is trusted"
         )
+
+
+def refuse_pickle_fallback(proxy: Any, what: str, refused: ByValueError) -> None:
+    """The peer could not send ``proxy``'s object by value (``refused``): upstream's pickle
+    path is the fallback, and only this side's ``allow_pickle`` opens it (CVE-2024-27758).
+    Raises a ``ByValueError`` (a ``ValueError``) naming both reasons when it is closed."""
+    conn = _getattribute(proxy, "____conn__")
+    if conn._config["allow_pickle"]:
+        return
+    reason = refused.args[0] if refused.args else str(refused)
+    raise ByValueError(
+        f"{reason}; {what} would need pickle for it, and pickling is disabled: it would "
+        f"unpickle data chosen by the peer here; set allow_pickle=True in this side's config "
+        f"only if the peer is trusted"
+    ) from None
 
 
 def _local_array(array: Any, dtype: Any = None, copy: Any = None) -> Any:
@@ -233,8 +249,13 @@ def _make_method(name: str, doc: Optional[str]) -> Any:
             conn = _getattribute(_self, "____conn__")
             if extensions.FEATURE_BY_VALUE in conn._peer_features:
                 # rpyc-rs peer: the array by value in one round trip, no pickle
-                # (docs/by-value.md)
-                return _local_array(syncreq(_self, consts.HANDLE_OBTAIN), *args, **kwargs)
+                # (docs/by-value.md). What cannot travel by value (not data, an object
+                # dtype, over the frame limit) takes upstream's pickle path below, which
+                # only a local allow_pickle opens.
+                try:
+                    return _local_array(syncreq(_self, consts.HANDLE_OBTAIN), *args, **kwargs)
+                except ByValueError as exc:
+                    refuse_pickle_fallback(_self, "__array__ (e.g. numpy.array(proxy))", exc)
             # The local side decides whether it unpickles peer data (CVE-2024-27758).
             _require_local_pickle(_self, "__array__ (e.g. numpy.array(proxy))")
             array = pickle.loads(syncreq(_self, consts.HANDLE_PICKLE, -1))

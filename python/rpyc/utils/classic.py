@@ -291,7 +291,7 @@ def _obtain_by_value(proxy: Any) -> Any:
     object, or an object that is not data while this side allows pickle)."""
     from rpyc.core import consts, extensions
     from rpyc.core.byvalue import ByValueError
-    from rpyc.core.netref import BaseNetref, syncreq
+    from rpyc.core.netref import BaseNetref, refuse_pickle_fallback, syncreq
 
     if not issubclass(type(proxy), BaseNetref):
         return _NOT_BY_VALUE
@@ -301,12 +301,8 @@ def _obtain_by_value(proxy: Any) -> Any:
     try:
         return syncreq(proxy, consts.HANDLE_OBTAIN)
     except ByValueError as exc:
-        if conn._config.get("allow_pickle"):
-            return _NOT_BY_VALUE
-        raise ByValueError(
-            f"{exc.args[0] if exc.args else exc}; obtain() would need pickle for it, which is "
-            f"disabled on this connection (allow_pickle)"
-        ) from None
+        refuse_pickle_fallback(proxy, "obtain()", exc)
+        return _NOT_BY_VALUE
 
 
 def obtain(proxy: Any) -> Any:
