@@ -357,12 +357,17 @@ def plain_description(methods: Any) -> bool:
     return True
 
 
+# The buffer protocol (PEP 688, Python 3.12+) cannot reach remote memory: a proxied
+# __buffer__ would cost a round trip and fail, and numpy asks for it before __array__.
+_NEVER_PROXIED = frozenset(["__buffer__", "__release_buffer__"])
+
+
 def _build_class(name_pack: Any, local_class: Optional[type], methods: Iterable[Tuple[str, Optional[str]]]) -> type:
     namespace: Dict[str, Any] = {"__slots__": ()}
     namespace["__class__"] = NetrefClass(local_class) if local_class is not None else None
     for name, doc in methods:
         name = str(name)
-        if name not in LOCAL_ATTRS:
+        if name not in LOCAL_ATTRS and name not in _NEVER_PROXIED:
             namespace[name] = _make_method(name, doc)
     return type(name_pack, (BaseNetref,), namespace)
 
