@@ -89,6 +89,10 @@ scripts/scale-deps.sh
 # --- 1. Rust ------------------------------------------------------------------------------
 say "Rust: rustfmt, clippy, cargo test, the examples tests/rust uses (the first build compiles every crate: a few minutes)"
 if cargo fmt --all -- --check && cargo clippy --workspace --all-targets -q -- -D warnings &&
+    # The workspace run unifies features (rpyc's dev-dependency turns on `tokio`): the library
+    # alone, with its default features and with none, shows code only `tokio` uses as dead.
+    cargo clippy -q -p rpyc --lib -- -D warnings &&
+    cargo clippy -q -p rpyc --lib --no-default-features -- -D warnings &&
     cargo test --workspace -q 2>&1 | tee "$logs/cargo-test.log" &&
     # tests/rust runs the Rust crate's examples and rpyc-cli: build them now, with the very
     # commands its fixture uses (their feature sets differ from the workspace's), so that the

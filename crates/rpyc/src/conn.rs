@@ -1145,10 +1145,10 @@ impl Shared {
                 thread,
                 args,
             } => {
-                SERVING.with(|s| s.borrow_mut().push(thread));
-                let args = serving::request_args(args, &self.netref());
-                let result = serving::dispatch(&**self, handler, args);
-                SERVING.with(|s| s.borrow_mut().pop());
+                let result = serving_thread(thread, || {
+                    let args = serving::request_args(args, &self.netref());
+                    serving::dispatch(&**self, handler, args)
+                });
                 (seq, thread, result)
             }
             Incoming::UnknownHandler {
