@@ -194,3 +194,35 @@ proptest! {
         }
     }
 }
+
+/// A box tree: values, references, tuples of them.
+fn boxed() -> impl Strategy<Value = Boxed> {
+    let base = prop_oneof![
+        4 => value().prop_map(Boxed::Value),
+        1 => (".{0,8}", any::<i64>(), any::<i64>())
+            .prop_map(|(n, c, i)| Boxed::LocalRef(rpyc_wire::message::IdPack::new(n, c, i))),
+        1 => (".{0,8}", any::<i64>(), any::<i64>())
+            .prop_map(|(n, c, i)| Boxed::RemoteRef(rpyc_wire::message::IdPack::new(n, c, i))),
+    ];
+    base.prop_recursive(3, 24, 4, |inner| {
+        prop::collection::vec(inner, 0..4).prop_map(Boxed::Tuple)
+    })
+}
+
+proptest! {
+    /// A request's argument tuple encoded in place (no clone) is byte for byte, and error
+    /// for error, what boxing a cloned tuple gives, at any level and depth limit.
+    #[test]
+    fn tuple_encoded_in_place_matches_the_boxed_tuple(
+        items in prop::collection::vec(boxed(), 0..6),
+        level in 0usize..4,
+        max_depth in 1usize..12,
+    ) {
+        let mut expected = vec![7u8];
+        let want = Boxed::tuple(items.clone()).encode_checked(level, max_depth, &mut expected);
+        let mut got = vec![7u8];
+        let have = Boxed::encode_tuple_checked(&items, level, max_depth, &mut got);
+        prop_assert_eq!(want.is_ok(), have.is_ok());
+        prop_assert_eq!(got, expected);
+    }
+}

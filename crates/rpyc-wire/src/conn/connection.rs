@@ -149,9 +149,10 @@ impl<T> Connection<T> {
         args: &[Boxed],
     ) -> Result<(), WireError> {
         let mut buf = self.payload(thread);
+        buf.reserve(args.iter().map(blob_len).sum::<usize>() + HEADS);
         write_request_head(&mut buf, seq, handler);
         let max_depth = self.session.config().limits.max_nesting_depth;
-        Boxed::tuple(args.to_vec()).encode_checked(ARGS_LEVEL, max_depth, &mut buf)?;
+        Boxed::encode_tuple_checked(args, ARGS_LEVEL, max_depth, &mut buf)?;
         self.queue(buf)
     }
 
@@ -160,6 +161,7 @@ impl<T> Connection<T> {
         self.session.check_alive()?;
         let max_depth = self.session.config().limits.max_nesting_depth;
         let mut buf = self.payload(thread);
+        buf.reserve(blob_len(result) + HEADS);
         write_answer_head(&mut buf, false, seq, max_depth)?;
         result.encode_checked(ANSWER_LEVEL, max_depth, &mut buf)?;
         self.queue(buf)
@@ -203,7 +205,13 @@ impl<T> Connection<T> {
 
     fn queue(&mut self, payload: Vec<u8>) -> Result<(), WireError> {
         let framed = self.sealer.seal(payload)?;
-        self.outgoing.extend_from_slice(&framed);
+        // Usually nothing else waits to go: the frame becomes the outgoing bytes as it is
+        // (a large one is not copied).
+        if self.outgoing.is_empty() {
+            self.outgoing = framed;
+        } else {
+            self.outgoing.extend_from_slice(&framed);
+        }
         Ok(())
     }
 
@@ -323,6 +331,19 @@ impl<T> Connection<T> {
             Boxed::Tuple(items) => items.iter().try_for_each(|b| self.release_references(b)),
             Boxed::Value(_) | Boxed::LocalRef(_) => Ok(()),
         }
+    }
+}
+
+/// Room for a message's heads, a blob's box and brine headers, and the frame's trailer.
+const HEADS: usize = 128;
+
+/// The length of a `bytes` or `str` box: room reserved (with [`HEADS`]) before encoding
+/// it, so that neither the encoding nor sealing reallocates (copies) a large payload.
+fn blob_len(b: &Boxed) -> usize {
+    match b {
+        Boxed::Value(Value::Bytes(v)) => v.len(),
+        Boxed::Value(Value::Str(v)) => v.len(),
+        _ => 0,
     }
 }
 

@@ -143,6 +143,27 @@ pub fn write_box_head(out: &mut Vec<u8>, label: i64) {
     write::int(out, label);
 }
 
+/// A tuple box at `level` (its level already checked): label 2, each member boxed; or,
+/// label 1 (every member by value), a brine tuple of the members' values, the bytes
+/// `Boxed::Value(Value::Tuple(..))` encodes to.
+fn write_tuple_members(
+    items: &[Boxed],
+    label: i64,
+    level: usize,
+    max_depth: usize,
+    out: &mut Vec<u8>,
+) -> Result<(), WireError> {
+    write::container_level(level + 1, max_depth)?;
+    write_box_head(out, label);
+    write::tuple_header(out, items.len());
+    items.iter().try_for_each(|item| match item {
+        Boxed::Value(v) if label == LABEL_VALUE => {
+            brine::encode_checked(v, level + 2, max_depth, out)
+        }
+        _ => item.write_checked(level + 2, max_depth, out),
+    })
+}
+
 /// A well-formed item that is not a valid box. Not a protocol violation (the message stays
 /// parseable): the error goes to whoever handles the message, as upstream raises it there.
 #[derive(Debug)]
@@ -496,14 +517,7 @@ impl Boxed {
                 write_box_head(out, LABEL_VALUE);
                 brine::encode_checked(v, level + 1, max_depth, out)
             }
-            Boxed::Tuple(items) => {
-                write::container_level(level + 1, max_depth)?;
-                write_box_head(out, LABEL_TUPLE);
-                write::tuple_header(out, items.len());
-                items
-                    .iter()
-                    .try_for_each(|item| item.write_checked(level + 2, max_depth, out))
-            }
+            Boxed::Tuple(items) => write_tuple_members(items, LABEL_TUPLE, level, max_depth, out),
             Boxed::LocalRef(id) => {
                 write_box_head(out, LABEL_LOCAL_REF);
                 brine::encode_checked(&id.to_value(), level + 1, max_depth, out)
@@ -513,6 +527,29 @@ impl Boxed {
                 brine::encode_checked(&id.to_value(), level + 1, max_depth, out)
             }
         }
+    }
+
+    /// [`Boxed::encode_checked`] of `Boxed::tuple(items.to_vec())`, without building it:
+    /// a request's arguments are encoded where they are (a 64 MiB `bytes` argument is not
+    /// cloned on its way to the wire).
+    pub fn encode_tuple_checked(
+        items: &[Boxed],
+        level: usize,
+        max_depth: usize,
+        out: &mut Vec<u8>,
+    ) -> Result<(), WireError> {
+        let start = out.len();
+        let label = if items.iter().all(|b| matches!(b, Boxed::Value(_))) {
+            LABEL_VALUE
+        } else {
+            LABEL_TUPLE
+        };
+        let written = write::container_level(level, max_depth)
+            .and_then(|()| write_tuple_members(items, label, level, max_depth, out));
+        if written.is_err() {
+            out.truncate(start);
+        }
+        written
     }
 
     /// Box a tuple the way upstream does: by value (label 1) when every member is by
