@@ -6,6 +6,9 @@
 //! cargo run -p rpyc --example interop_client -- --port N [--mode default|classic|bind_threads]
 //! ```
 
+#[path = "../tests/common/mod.rs"]
+mod common;
+
 use rpyc::{Args, Config, Connection, Error, NetRef, Value};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicI64, Ordering};
@@ -209,14 +212,7 @@ fn exceptions(env: &Env) -> Result<(), String> {
 
 fn callbacks(env: &Env) -> Result<(), String> {
     let r = root(env)?;
-    let times10 = rpyc::callback(|args: Args| {
-        let x: i64 = rpyc::arg(
-            "times10",
-            "x",
-            args.positional.into_iter().next().unwrap_or_default(),
-        )?;
-        Ok(Value::from(x * 10))
-    });
+    let times10 = common::int_callback("times10", |x| Ok(x * 10));
     let n: i64 = r.call_method("call_me", (times10, 21)).map_err(e)?;
     ensure(n == 420, || format!("call_me(x*10, 21) = {n}"))?;
     let kw = rpyc::callback(|args: Args| {
@@ -227,15 +223,7 @@ fn callbacks(env: &Env) -> Result<(), String> {
     ensure(got == (1, 2, 3), || format!("call_kw: {got:?}"))?;
     // a callback that calls the server while the server waits for it
     let r2 = r.clone();
-    let nested = rpyc::callback(move |args: Args| {
-        let x: i64 = rpyc::arg(
-            "nested",
-            "x",
-            args.positional.into_iter().next().unwrap_or_default(),
-        )?;
-        let y: i64 = r2.call_method("add", (x, 1))?;
-        Ok(Value::from(y))
-    });
+    let nested = common::int_callback("nested", move |x| r2.call_method("add", (x, 1)));
     let got: Value = r.call_method("map", (nested, (1, 2, 3))).map_err(e)?;
     ensure(got == Value::tuple([2, 3, 4]), || format!("map: {got:?}"))?;
     // an error in our callback is an exception for the server
@@ -263,33 +251,13 @@ fn async_callbacks(env: &Env) -> Result<(), String> {
     ensure(n == 3, || format!("{n} ticks served"))
 }
 
-/// The smallest executor: poll, park until woken.
-fn block_on<F: std::future::Future>(f: F) -> F::Output {
-    use std::task::{Context, Poll, Wake, Waker};
-    struct Unpark(std::thread::Thread);
-    impl Wake for Unpark {
-        fn wake(self: Arc<Self>) {
-            self.0.unpark();
-        }
-    }
-    let waker = Waker::from(Arc::new(Unpark(std::thread::current())));
-    let mut cx = Context::from_waker(&waker);
-    let mut f = std::pin::pin!(f);
-    loop {
-        if let Poll::Ready(v) = f.as_mut().poll(&mut cx) {
-            return v;
-        }
-        std::thread::park_timeout(Duration::from_secs(1));
-    }
-}
-
 fn awaiting(env: &Env) -> Result<(), String> {
     let r = root(env)?;
     let pending: Vec<_> = (0..20)
         .map(|i| r.call_method_async("add", (i, 1)))
         .collect::<Result<_, _>>()
         .map_err(e)?;
-    let got = block_on(async {
+    let got = common::block_on(async {
         let mut out = Vec::new();
         for p in pending {
             out.push(i64::try_from(p.await?)?);
@@ -298,15 +266,9 @@ fn awaiting(env: &Env) -> Result<(), String> {
     })
     .map_err(e)?;
     ensure(got == (1..=20).collect::<Vec<_>>(), || format!("{got:?}"))?;
-    let plus_one = rpyc::callback(|args: Args| {
-        let x: i64 = rpyc::arg(
-            "f",
-            "x",
-            args.positional.into_iter().next().unwrap_or_default(),
-        )?;
-        Ok(Value::from(x + 1))
-    });
-    let v = block_on(r.call_method_async("call_me", (plus_one, 20)).map_err(e)?).map_err(e)?;
+    let plus_one = common::int_callback("f", |x| Ok(x + 1));
+    let v =
+        common::block_on(r.call_method_async("call_me", (plus_one, 20)).map_err(e)?).map_err(e)?;
     ensure(v == Value::Int(42), || {
         format!("call_me while awaiting: {v:?}")
     })

@@ -49,6 +49,14 @@
 //! the shared connection core of `rpyc_wire::conn`; this crate moves bytes and runs calls.
 //! Everything a peer can make us hold is bounded by the same limits as the Python package
 //! (see [`Config`]); malformed bytes from a peer end the connection with an error.
+//!
+//! A [`NetRef`] belongs to the connection it came from: passed as an argument (or returned)
+//! on another connection it is refused before anything is sent, with
+//! [`Error::Conversion`]: "a reference to a `<type>` object of another connection cannot be
+//! sent (fetch its value first, or pass it on the connection it came from)". The peer of
+//! the second connection could not reach the object anyway (upstream rpyc would send a
+//! reference the other peer does not know): fetch the value (say [`NetRef::to_vec`], or the
+//! call's result as a Rust type) and send that.
 #![deny(missing_docs)]
 #![forbid(unsafe_code)]
 

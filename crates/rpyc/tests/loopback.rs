@@ -1,6 +1,8 @@
 //! A Rust server and a Rust client over loopback TCP: calls, keyword arguments, errors,
 //! callbacks both ways, releases, timeouts, and hostile bytes.
 
+mod common;
+
 use rpyc::{Args, Config, Connection, Error, NetRef, Server, ServerHandle, Value};
 use std::io::{Read, Write};
 use std::net::TcpStream;
@@ -137,29 +139,14 @@ fn callbacks_both_ways() -> rpyc::Result<()> {
     let conn = client(&h);
     let root = conn.root()?;
     // a Rust closure of the client, called by the server while the client waits
-    let double = rpyc::callback(|args: Args| {
-        let x: i64 = rpyc::arg(
-            "double",
-            "x",
-            args.positional.into_iter().next().unwrap_or_default(),
-        )?;
-        Ok(Value::from(x * 2))
-    });
+    let double = common::int_callback("double", |x| Ok(x * 2));
     assert_eq!(root.call_method::<i64>("apply", (double, 21))?, 42);
     // a closure of the server, called by the client
     let adder: NetRef = root.call_method("make_adder", (10,))?;
     assert_eq!(adder.call::<i64>((5,))?, 15);
     // nested: the server calls back a client closure that calls the server
     let r2 = root.clone();
-    let nested = rpyc::callback(move |args: Args| {
-        let x: i64 = rpyc::arg(
-            "nested",
-            "x",
-            args.positional.into_iter().next().unwrap_or_default(),
-        )?;
-        let y: i64 = r2.call_method("add", (x, 100))?;
-        Ok(Value::from(y))
-    });
+    let nested = common::int_callback("nested", move |x| r2.call_method("add", (x, 100)));
     assert_eq!(root.call_method::<i64>("apply", (nested, 1))?, 101);
     Ok(())
 }
@@ -228,17 +215,7 @@ fn sync_request_timeout() -> rpyc::Result<()> {
 fn hostile_bytes_close_that_connection_only() -> rpyc::Result<()> {
     let h = server();
     let addr = h.local_addr().expect("tcp");
-    let hostile: [&[u8]; 4] = [
-        // a frame announcing 3 GiB
-        b"\xc0\x00\x00\x00\x00",
-        // message type 9
-        b"\x00\x00\x00\x03\x00\x09\x11\x50\x0a",
-        // a corrupt zlib frame
-        b"\x00\x00\x00\x04\x01\xff\xff\xff\xff\x0a",
-        // a request whose brine is truncated
-        b"\x00\x00\x00\x04\x00\x01\x11\x50\x11\x0a",
-    ];
-    for bytes in hostile {
+    for bytes in common::HOSTILE {
         let mut s = TcpStream::connect(addr)?;
         s.set_read_timeout(Some(Duration::from_secs(5)))?;
         s.write_all(bytes)?;
@@ -439,15 +416,7 @@ fn inbound_memory_budget_waits_then_closes() -> rpyc::Result<()> {
     assert_eq!(root.call_method::<i64>("add", (1, 2))?, 3);
     let t0 = Instant::now();
     // incompressible, so that the frame stays over the budget
-    let mut x = 0x2545_F491_4F6C_DD1Du64;
-    let big: Vec<u8> = (0..1 << 20)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x as u8
-        })
-        .collect();
+    let big = common::noise(1 << 20, 0x2545_F491_4F6C_DD1D);
     let e = root
         .call_method::<Value>("echo", (Value::Bytes(big),))
         .unwrap_err();
@@ -472,26 +441,6 @@ fn connect_timeout_and_refused() {
     );
 }
 
-/// The smallest executor: poll, park until woken.
-fn block_on<F: std::future::Future>(f: F) -> F::Output {
-    use std::task::{Context, Poll, Wake, Waker};
-    struct Unpark(std::thread::Thread);
-    impl Wake for Unpark {
-        fn wake(self: Arc<Self>) {
-            self.0.unpark();
-        }
-    }
-    let waker = Waker::from(Arc::new(Unpark(std::thread::current())));
-    let mut cx = Context::from_waker(&waker);
-    let mut f = std::pin::pin!(f);
-    loop {
-        if let Poll::Ready(v) = f.as_mut().poll(&mut cx) {
-            return v;
-        }
-        std::thread::park_timeout(Duration::from_secs(1));
-    }
-}
-
 #[test]
 fn awaiting_answers() -> rpyc::Result<()> {
     let h = server();
@@ -501,7 +450,7 @@ fn awaiting_answers() -> rpyc::Result<()> {
     let futures: Vec<_> = (0..10)
         .map(|i| add.call_async((i, 1)))
         .collect::<rpyc::Result<_>>()?;
-    let results = block_on(async {
+    let results = common::block_on(async {
         let mut out = Vec::new();
         for f in futures {
             out.push(i64::try_from(f.await?)?);
@@ -510,23 +459,33 @@ fn awaiting_answers() -> rpyc::Result<()> {
     })?;
     assert_eq!(results, (1..=10).collect::<Vec<_>>());
     // the background reader serves callbacks while the task awaits
-    let double = rpyc::callback(|args: Args| {
-        let x: i64 = rpyc::arg(
-            "double",
-            "x",
-            args.positional.into_iter().next().unwrap_or_default(),
-        )?;
-        Ok(Value::from(x * 2))
-    });
-    let r = block_on(root.call_method_async("apply", (double, 21))?)?;
+    let double = common::int_callback("double", |x| Ok(x * 2));
+    let r = common::block_on(root.call_method_async("apply", (double, 21))?)?;
     assert_eq!(r, Value::Int(42));
     // remote exceptions come through the future; sync calls still work alongside
-    let e = block_on(root.call_method_async("divide", (1.0, 0.0))?).unwrap_err();
+    let e = common::block_on(root.call_method_async("divide", (1.0, 0.0))?).unwrap_err();
     assert!(e.is_remote("ZeroDivisionError"), "{e}");
     assert_eq!(root.call_method::<i64>("add", (2, 3))?, 5);
     // closing wakes whoever awaits
     let slow = root.call_method_async("sleep_ms", (2000u64,))?;
     conn.close();
-    assert!(matches!(block_on(slow), Err(Error::Closed(_))));
+    assert!(matches!(common::block_on(slow), Err(Error::Closed(_))));
+    Ok(())
+}
+
+#[test]
+fn a_netref_of_another_connection_is_refused() -> rpyc::Result<()> {
+    let (h1, h2) = (server(), server());
+    let (c1, c2) = (client(&h1), client(&h2));
+    let adder: NetRef = c1.root()?.call_method("make_adder", (1,))?;
+    let e = c2
+        .root()?
+        .call_method::<i64>("apply", (&adder, 1))
+        .unwrap_err();
+    assert!(matches!(e, Error::Conversion(_)), "{e}");
+    assert!(e.to_string().contains("of another connection cannot be sent"), "{e}");
+    // nothing was sent: both connections go on
+    assert_eq!(adder.call::<i64>((5,))?, 6);
+    assert_eq!(c2.root()?.call_method::<i64>("add", (1, 2))?, 3);
     Ok(())
 }

@@ -3,6 +3,8 @@
 //! connection, callbacks both ways (nested), releases, timeouts, hostile bytes both ways,
 //! and the tokio driver against the blocking one.
 
+mod common;
+
 use rpyc::tokio::{Connection, NetRef, Server, ServerHandle};
 use rpyc::{Args, Config, Error, Value};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -186,26 +188,11 @@ async fn callbacks_both_ways_and_nested() -> rpyc::Result<()> {
         let conn = client(&h).await;
         let root = conn.root().await?;
         // The server calls a closure of ours.
-        let double = rpyc::callback(|args: Args| {
-            let x: i64 = rpyc::arg(
-                "double",
-                "x",
-                args.positional.into_iter().next().unwrap_or_default(),
-            )?;
-            Ok(Value::from(x * 2))
-        });
+        let double = common::int_callback("double", |x| Ok(x * 2));
         assert_eq!(root.call_method::<i64>("apply", (double, 21)).await?, 42);
         // Nested: our closure, called by the server, calls the server again.
         let inner = root.inner().clone();
-        let nested = rpyc::callback(move |args: Args| {
-            let x: i64 = rpyc::arg(
-                "nested",
-                "x",
-                args.positional.into_iter().next().unwrap_or_default(),
-            )?;
-            let y: i64 = inner.call_method("add", (x, 100))?;
-            Ok(Value::from(y))
-        });
+        let nested = common::int_callback("nested", move |x| inner.call_method("add", (x, 100)));
         assert_eq!(root.call_method::<i64>("apply", (nested, 1)).await?, 101);
         // An error raised by our closure reaches the server and comes back typed.
         let fails = rpyc::callback(|_| Err::<Value, _>(Error::value_error("no thanks")));
@@ -315,19 +302,7 @@ async fn hostile_bytes_close_that_connection_only() -> rpyc::Result<()> {
     timeout(LIMIT, async {
         let h = server().await;
         let addr = h.local_addr().expect("tcp");
-        let hostile: [&[u8]; 5] = [
-            // a frame announcing 3 GiB
-            b"\xc0\x00\x00\x00\x00",
-            // message type 9
-            b"\x00\x00\x00\x03\x00\x09\x11\x50\x0a",
-            // a corrupt zlib frame
-            b"\x00\x00\x00\x04\x01\xff\xff\xff\xff\x0a",
-            // a request whose brine is truncated
-            b"\x00\x00\x00\x04\x00\x01\x11\x50\x11\x0a",
-            // noise
-            b"GET / HTTP/1.1\r\nHost: x\r\n\r\n",
-        ];
-        for bytes in hostile {
+        for bytes in common::HOSTILE {
             let mut s = tokio::net::TcpStream::connect(addr).await?;
             s.write_all(bytes).await?;
             let mut sink = Vec::new();
@@ -385,14 +360,7 @@ async fn tokio_and_blocking_drivers_talk() -> rpyc::Result<()> {
         let got = tokio::task::spawn_blocking(move || -> rpyc::Result<i64> {
             let conn = rpyc::Connection::connect(addr)?;
             let root = conn.root()?;
-            let triple = rpyc::callback(|args: Args| {
-                let x: i64 = rpyc::arg(
-                    "t",
-                    "x",
-                    args.positional.into_iter().next().unwrap_or_default(),
-                )?;
-                Ok(Value::from(x * 3))
-            });
+            let triple = common::int_callback("t", |x| Ok(x * 3));
             root.call_method("apply", (triple, 5))
         })
         .await
@@ -402,14 +370,7 @@ async fn tokio_and_blocking_drivers_talk() -> rpyc::Result<()> {
         let blocking = rpyc::Server::bind("127.0.0.1:0", Calc::default())?.spawn()?;
         let conn = Connection::connect(blocking.local_addr().expect("tcp")).await?;
         let root = conn.root().await?;
-        let neg = rpyc::callback(|args: Args| {
-            let x: i64 = rpyc::arg(
-                "n",
-                "x",
-                args.positional.into_iter().next().unwrap_or_default(),
-            )?;
-            Ok(Value::from(-x))
-        });
+        let neg = common::int_callback("n", |x| Ok(-x));
         assert_eq!(root.call_method::<i64>("apply", (neg, 7)).await?, -7);
         drop(conn);
         tokio::task::spawn_blocking(move || blocking.close())
