@@ -696,20 +696,23 @@ impl Shared {
     /// blocking (the flag is shared by both sides): "would block" is a stall only once
     /// nothing was written for `send_stall_timeout`.
     fn write_all(&self, writer: &mut Stream, mut bytes: &[u8]) -> std::io::Result<()> {
-        let mut progress = Instant::now();
+        // Since when nothing could be written (the clock is read only once a write would
+        // block: on a VM without a vDSO clock every reading is a system call).
+        let mut stalled_since: Option<Instant> = None;
         while !bytes.is_empty() {
             match writer.write(bytes) {
                 Ok(0) => return Err(ErrorKind::WriteZero.into()),
                 Ok(n) => {
                     bytes = &bytes[n..];
-                    progress = Instant::now();
+                    stalled_since = None;
                 }
                 Err(e) if e.kind() == ErrorKind::Interrupted => {}
                 Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {
+                    let since = *stalled_since.get_or_insert_with(Instant::now);
                     let stalled = self
                         .config
                         .send_stall_timeout
-                        .is_some_and(|t| progress.elapsed() >= t);
+                        .is_some_and(|t| since.elapsed() >= t);
                     if stalled {
                         return Err(e);
                     }
@@ -731,7 +734,11 @@ impl Shared {
         deadline: Option<Instant>,
         abandon: Option<u64>,
     ) -> Result<T> {
-        let started = Instant::now();
+        // The clock is read only when a deadline or TLS needs it: a server's connection
+        // waits with neither, once per request, and on a VM without a vDSO clock every
+        // reading is a system call.
+        let timed = deadline.is_some() || self.tls.is_some();
+        let started = deadline.map(|_| Instant::now());
         // (When, and how often, the reader nudges a silent TLS peer: while requests await
         // answers, whoever they belong to.)
         let mut nudge: Option<(Instant, Duration)> = None;
@@ -743,13 +750,14 @@ impl Shared {
             if let Some(why) = &st.closed {
                 return Err(Error::Closed(why.clone()));
             }
-            let now = Instant::now();
-            if let Some(d) = deadline {
+            let now = timed.then(Instant::now);
+            if let (Some(d), Some(now)) = (deadline, now) {
                 if now >= d {
                     if let Some(id) = abandon {
                         st.abandoned.insert(id);
                     }
-                    return Err(Error::Timeout(now.saturating_duration_since(started)));
+                    let waited = started.map(|s| now.saturating_duration_since(s));
+                    return Err(Error::Timeout(waited.unwrap_or_default()));
                 }
             }
             if st.reading {
@@ -757,7 +765,7 @@ impl Shared {
                 st = match deadline {
                     Some(d) => {
                         self.cond
-                            .wait_timeout(st, d.saturating_duration_since(now))
+                            .wait_timeout(st, now.map_or(Duration::ZERO, |n| d - n))
                             .unwrap_or_else(|e| e.into_inner())
                             .0
                     }
@@ -771,7 +779,7 @@ impl Shared {
             let awaited = st.core.session().requests.awaited() > 0;
             nudge = match nudge {
                 _ if self.tls.is_none() || !awaited => None,
-                None => Some((now + NUDGE_FIRST, NUDGE_FIRST)),
+                None => now.map(|n| (n + NUDGE_FIRST, NUDGE_FIRST)),
                 kept => kept,
             };
             drop(st);
