@@ -1,16 +1,20 @@
 """Benchmarks of the Rust crate (crates/rpyc) against Python peers.
 
-    python bench/rust_crate.py [--rounds N] [--quick]
+    python bench/rust_crate.py [--rounds N] [--quick] [--bin-dir DIR]
 
 1. Rust client -> our Python ThreadedServer (bench/workers/server.py): small call
    (`add(1, 2)` on a bound method) and 64 MiB echo, against our Python client doing the same
-   (bench/workers/client.py), and the pure-Rust socket floor (bench/rust-floor).
+   (bench/workers/client.py), and the pure-Rust socket floor (bench/rust-floor). The small
+   call's target is the floor plus the Python server's handler cost: the server process's
+   CPU time per call while the Rust client calls (read from /proc, see bench/README.md).
 2. 8 Python client processes (ours, bench/workers/client.py multi) -> the Rust server
    (crates/rpyc/examples/server.rs) against the same clients -> our Python ThreadedServer:
    calls per second.
 
 Release builds: `cargo build --release -p rpyc --examples` and `-p rpyc-bench-floor`
-(honours CARGO_TARGET_DIR). Medians over rounds; every process on 127.0.0.1, killed at the end.
+(honours CARGO_TARGET_DIR); `--bin-dir DIR` takes `server`, `bench_client` and
+`rpyc-bench-floor` from DIR instead, unbuilt (to compare two builds round by round).
+Medians over rounds; every process on 127.0.0.1, killed at the end.
 """
 
 import argparse
@@ -28,6 +32,11 @@ ROOT = Path(__file__).resolve().parent.parent
 WORKERS = ROOT / "bench" / "workers"
 PREFIX = "BENCH-RESULT "
 TARGET = Path(os.environ.get("CARGO_TARGET_DIR") or ROOT / "target") / "release"
+BIN = {"server": TARGET / "examples" / "server",
+       "bench_client": TARGET / "examples" / "bench_client",
+       "floor": TARGET / "rpyc-bench-floor"}
+# Calls the Rust client makes before the timed ones (warm-up, plus the check call).
+CALL_WARMUP = 1000
 LIVE = []
 
 
@@ -99,7 +108,7 @@ def py_server():
 
 
 def rust_server():
-    return Server([TARGET / "examples" / "server", "--port", "0"], "listening on")
+    return Server([BIN["server"], "--port", "0"], "listening on")
 
 
 def cpu_s(pid):
@@ -136,29 +145,37 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--quick", action="store_true")
+    ap.add_argument("--bin-dir", type=Path)
     args = ap.parse_args()
+    if args.bin_dir:
+        BIN.update({k: args.bin_dir / v.name for k, v in BIN.items()})
     n_call = 5000 if args.quick else 20000
     echo_reps = 1 if args.quick else 3
     multi_n = 1000 if args.quick else 3000
     cargo = shutil.which("cargo")
-    if cargo:
+    if cargo and not args.bin_dir:
         for what in (["-p", "rpyc", "--examples"], ["-p", "rpyc-bench-floor"]):
             subprocess.run([cargo, "build", "-q", "--release"] + what, cwd=str(ROOT),
                            check=True, timeout=1800)
-    rows = {k: [] for k in ("floor", "rust_call", "py_call", "rust_echo", "py_echo",
+    rows = {k: [] for k in ("floor", "handler", "rust_call", "py_call", "rust_echo", "py_echo",
                             "rust_srv_multi", "py_srv_multi", "rust_srv_cpu", "py_srv_cpu")}
     try:
         for r in range(args.rounds):
-            rows["floor"].append(result(run([TARGET / "rpyc-bench-floor", "--n", n_call]))["us_per_op"])
+            rows["floor"].append(result(run([BIN["floor"], "--n", n_call]))["us_per_op"])
             srv = py_server()
             try:
+                cpu0 = cpu_s(srv.pid)
                 rows["rust_call"].append(result(run(
-                    [TARGET / "examples" / "bench_client", "--port", srv.port, "--bench", "call",
-                     "--n", n_call]))["us_per_op"])
+                    [BIN["bench_client"], "--port", srv.port, "--bench", "call",
+                     "--n", n_call, "--warmup", CALL_WARMUP]))["us_per_op"])
+                # The server's CPU for every call it served (the connection's few other
+                # requests are noise at these counts)
+                calls = n_call + CALL_WARMUP + 1
+                rows["handler"].append((cpu_s(srv.pid) - cpu0) / calls * 1e6)
                 rows["py_call"].append(result(run(
                     [sys.executable, WORKERS / "client.py", "call", "--port", srv.port, "--n",
                      n_call, "--server-pid", srv.pid]))["us_per_op"])
-                res = result(run([TARGET / "examples" / "bench_client", "--port", srv.port,
+                res = result(run([BIN["bench_client"], "--port", srv.port,
                                   "--bench", "echo", "--n", echo_reps, "--size-mib", 64]))
                 rows["rust_echo"].append(64 / (res["us_per_op"] / 1e6))
                 rows["py_echo"].append(result(run(
@@ -183,7 +200,13 @@ def main():
     med = {k: statistics.median(v) for k, v in rows.items()}
     print("%-58s %12s" % ("benchmark (median of %d rounds)" % args.rounds, "value"))
     print("%-58s %9.1f us" % ("pure-Rust socket round trip (rpyc-bench-floor)", med["floor"]))
+    print("%-58s %9.1f us" % ("Python ThreadedServer's handler cost (its CPU per call)",
+                               med["handler"]))
+    target = med["floor"] + med["handler"]
+    print("%-58s %9.1f us" % ("  floor + handler cost", target))
     print("%-58s %9.1f us" % ("small call, Rust client -> Python ThreadedServer", med["rust_call"]))
+    print("ratio Rust client small call / (floor + handler cost): %.2fx (target <= 1.10x)"
+          % (med["rust_call"] / target))
     print("%-58s %9.1f us" % ("small call, our Python client -> Python ThreadedServer", med["py_call"]))
     print("%-58s %9.0f MiB/s" % ("64 MiB echo, Rust client -> Python ThreadedServer", med["rust_echo"]))
     print("%-58s %9.0f MiB/s" % ("64 MiB echo, our Python client -> Python ThreadedServer", med["py_echo"]))
