@@ -1,5 +1,6 @@
 """A Python client of the Rust server (crates/rpyc/examples/server.rs), run under our rpyc or
-upstream rpyc 6.0.2: `python py_client.py PORT`. One JSON line per check:
+upstream rpyc 6.0.2: `python py_client.py PORT [--bind-threads]` (every connection with
+`bind_threads`, as the server must be too). One JSON line per check:
 {"check": name, "ok": bool, "detail": text}."""
 
 import gc
@@ -13,10 +14,11 @@ import traceback
 import rpyc
 
 PORT = int(sys.argv[1])
+BIND_THREADS = sys.argv[2:] == ["--bind-threads"]
 
 
 def connect(**config):
-    cfg = {"sync_request_timeout": 10}
+    cfg = {"sync_request_timeout": 10, "bind_threads": BIND_THREADS}
     cfg.update(config)
     return rpyc.connect("127.0.0.1", PORT, config=cfg)
 
@@ -83,6 +85,8 @@ def check_callbacks(c):
 
     assert root.call_me_back(plus_one, 20) == 42
     assert len(seen) == 1
+    if BIND_THREADS:  # the server's callback is addressed to the thread that waits for it
+        assert seen == [threading.current_thread().name], seen
     # nested: our callback calls the server while the server waits for it
     assert root.call_me_back(lambda v: root.add(v, 100), 1) == 202
     # an exception in our callback goes through the Rust method back to us

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from rust_peers import ROOT, run
+from rust_peers import ROOT, RustServer, run
 
 HERE = Path(__file__).resolve().parent
 CHECKS = ["calls", "errors", "callbacks", "objects", "threads", "async", "many_connections"]
@@ -20,6 +20,12 @@ def test_python_client_against_rust_server(role, interop, rust_server):
     python = interop.python(role)
     rc, out, err, _ = run([python, "-u", HERE / "py_client.py", rust_server.port], timeout=60,
                           env=interop.peer_env(role), cwd=str(ROOT / "tests" / "peers"))
+    assert_checks_passed(rc, out, err)
+    assert rust_server.alive()
+
+
+def assert_checks_passed(rc, out, err):
+    """Every check of py_client.py printed a passing line, and it exited 0."""
     results = {}
     for line in out.splitlines():
         try:
@@ -32,7 +38,22 @@ def test_python_client_against_rust_server(role, interop, rust_server):
     if missing:
         problems.append("checks that printed nothing: %s" % ", ".join(missing))
     assert not problems and rc == 0, "\n".join(problems) + "\n--- stderr ---\n" + err[-3000:]
-    assert rust_server.alive()
+
+
+@pytest.mark.timeout(90)
+@pytest.mark.parametrize("role", ["ours", "upstream"])
+def test_bind_threads_clients_against_rust_server(role, interop, rust_examples):
+    """Every check again with `bind_threads` on both sides: each message names its threads,
+    and the server's callbacks (nested ones too) go to the client thread that waits."""
+    srv = RustServer(rust_examples["server"], ["--bind-threads"])
+    try:
+        rc, out, err, _ = run([interop.python(role), "-u", HERE / "py_client.py", srv.port,
+                               "--bind-threads"], timeout=60, env=interop.peer_env(role),
+                              cwd=str(ROOT / "tests" / "peers"))
+        assert srv.alive()
+    finally:
+        srv.stop()
+    assert_checks_passed(rc, out, err)
 
 
 @pytest.mark.timeout(60)

@@ -7,9 +7,10 @@
 //! ```
 //! Prints `listening on 127.0.0.1:PORT` once it accepts (`--port 0` picks a free port).
 //! `--tls-cert F --tls-key F [--tls-client-ca F]` serves over TLS. `--tokio` serves with the
-//! tokio accept loop (feature `tokio`; TCP and Unix sockets).
+//! tokio accept loop (feature `tokio`; TCP and Unix sockets). `--bind-threads` serves TCP
+//! with `bind_threads` (for clients that use it too).
 
-use rpyc::{Error, NetRef, Server, Value};
+use rpyc::{Config, Error, NetRef, Server, Value};
 use std::sync::atomic::{AtomicI64, Ordering};
 
 /// The service: every `&self` method is callable from Python as `conn.root.<name>(...)`.
@@ -108,25 +109,32 @@ fn main() -> rpyc::Result<()> {
     let mut unix = None;
     let mut tls = rpyc::TlsServer::default();
     let mut tokio = false;
+    let mut bind_threads = false;
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
         match a.as_str() {
             "--port" => port = args.next().unwrap_or_default(),
             "--unix" => unix = args.next(),
             "--tokio" => tokio = true,
+            "--bind-threads" => bind_threads = true,
             "--tls-cert" => tls.cert_file = args.next().unwrap_or_default().into(),
             "--tls-key" => tls.key_file = args.next().unwrap_or_default().into(),
             "--tls-client-ca" => tls.client_ca_file = args.next().map(Into::into),
             other => {
                 eprintln!(
                     "usage: server [--port N] [--unix PATH] [--tls-cert F --tls-key F \
-                     [--tls-client-ca F]] [--tokio] (unknown argument {other})"
+                     [--tls-client-ca F]] [--tokio | --bind-threads] (unknown argument \
+                     {other})"
                 );
                 std::process::exit(2);
             }
         }
     }
     if tokio {
+        if bind_threads {
+            eprintln!("--bind-threads is for the threaded server only");
+            std::process::exit(2);
+        }
         return serve_tokio(&port, unix.as_deref());
     }
     let server = match &unix {
@@ -134,6 +142,12 @@ fn main() -> rpyc::Result<()> {
         Some(path) => Server::bind_unix(path, Calc)?,
         _ if !tls.cert_file.as_os_str().is_empty() => {
             Server::bind_tls(format!("127.0.0.1:{port}"), Calc, &tls)?
+        }
+        // The peers' `bind_threads` (both sides must use it): the threaded TCP server.
+        _ if bind_threads => {
+            let mut config = Config::with_service(Calc);
+            config.wire.bind_threads = true;
+            Server::bind_with(format!("127.0.0.1:{port}"), config)?
         }
         _ => Server::bind(format!("127.0.0.1:{port}"), Calc)?,
     };
