@@ -483,7 +483,11 @@ fn a_netref_of_another_connection_is_refused() -> rpyc::Result<()> {
         .call_method::<i64>("apply", (&adder, 1))
         .unwrap_err();
     assert!(matches!(e, Error::Conversion(_)), "{e}");
-    assert!(e.to_string().contains("of another connection cannot be sent"), "{e}");
+    assert!(
+        e.to_string()
+            .contains("of another connection cannot be sent"),
+        "{e}"
+    );
     // nothing was sent: both connections go on
     assert_eq!(adder.call::<i64>((5,))?, 6);
     assert_eq!(c2.root()?.call_method::<i64>("add", (1, 2))?, 3);
