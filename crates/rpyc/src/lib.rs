@@ -43,7 +43,8 @@
 //!   executor;
 //! - TLS (feature `tls`, default): `Connection::connect_tls`, `Server::bind_tls` (rustls).
 //! - `rpyc::tokio` (feature `tokio`): connections driven by a tokio task, with async
-//!   `NetRef` operations, and a tokio accept loop (`rpyc::tokio::Server`).
+//!   `NetRef` operations, and a tokio accept loop (`rpyc::tokio::Server`); over TCP, Unix
+//!   sockets and TLS.
 //!
 //! The protocol state (frames, brine, boxing, sequence numbers, the object table, limits) is
 //! the shared connection core of `rpyc_wire::conn`; this crate moves bytes and runs calls.

@@ -25,18 +25,27 @@
 //! answer is dropped and the references it holds released. Dropping the last handle on a
 //! remote object sends `HANDLE_DEL` through the driver (batched with what it sends next).
 //! Bytes that break the protocol end the connection with an error for every waiter.
+//!
+//! TLS (feature `tls`): [`Connection::connect_tls`] and [`Server::bind_tls`] take the
+//! blocking driver's [`crate::TlsClient`] and [`crate::TlsServer`] and check certificates
+//! the same way. The handshake is awaited on the socket; after it the driver encrypts each
+//! frame as its own record and, while answers are awaited from a silent peer, asks it for a
+//! key update (1 ms, doubling up to 1 s), as the blocking driver does for OpenSSL peers.
 
 mod server;
+#[cfg(feature = "tls")]
+mod tls;
 
 pub use server::{Server, ServerHandle};
 
 use crate::config::Config;
 use crate::conn::{budget, current_peer_thread, serving_thread, BUDGET_RETRY, BUDGET_WAIT};
-use crate::conn::{ITER_CHUNK, READ_CHUNK};
+use crate::conn::{ITER_CHUNK, NUDGE_FIRST, NUDGE_MAX, READ_CHUNK};
 use crate::error::{Error, RemoteError, Result};
 use crate::expose::{Exposed, Void};
 use crate::netref::{kwargs_value, Link};
 use crate::serving::{self, Core, Host, Resolved};
+use crate::tls::Session;
 use crate::value::{mismatch, FromValue, IntoArgs, Value};
 use ::tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadBuf};
 use ::tokio::net::{TcpStream, ToSocketAddrs};
@@ -268,23 +277,37 @@ impl Connection {
 
     /// Connect over TCP (within `config.connect_timeout`).
     pub async fn connect_with(addr: impl ToSocketAddrs, config: Config) -> Result<Connection> {
-        let connecting = TcpStream::connect(addr);
-        let stream = match config.connect_timeout {
-            Some(t) => timeout(t, connecting).await.map_err(|_| {
-                Error::Io(std::io::Error::new(
-                    std::io::ErrorKind::TimedOut,
-                    format!("cannot connect within connect_timeout={t:?}"),
-                ))
-            })?,
-            None => connecting.await,
-        }
-        .map_err(|e| {
-            Error::Io(std::io::Error::new(
-                e.kind(),
-                format!("cannot connect (is an RPyC server listening there?): {e}"),
-            ))
-        })?;
+        let stream = tcp_connect(addr, &config).await?;
         Connection::from_tcp(stream, config)
+    }
+
+    /// Connect over TCP and TLS (`addr` is `host:port`; the host is the name the server's
+    /// certificate must carry unless [`crate::TlsClient::server_name`] says otherwise). The
+    /// certificates are checked as [`crate::Connection::connect_tls`] checks them: the chain
+    /// up to `ca_file` (or the system's CAs) and the host name, always. The handshake is
+    /// bounded by `sync_request_timeout` (30 s when unset).
+    ///
+    /// ```no_run
+    /// # async fn run() -> rpyc::Result<()> {
+    /// let tls = rpyc::TlsClient { ca_file: Some("ca.pem".into()), ..Default::default() };
+    /// let conn = rpyc::tokio::Connection::connect_tls("localhost:18821", &tls, rpyc::Config::default()).await?;
+    /// # Ok(())
+    /// # }
+    /// ```
+    #[cfg(feature = "tls")]
+    pub async fn connect_tls(
+        addr: &str,
+        tls: &crate::TlsClient,
+        config: Config,
+    ) -> Result<Connection> {
+        let mut session = tls.session_for(addr)?;
+        let mut stream = tcp_connect(addr, &config).await?;
+        if config.nodelay {
+            stream.set_nodelay(true)?;
+        }
+        let limit = config.sync_request_timeout;
+        let initial = tls::handshake(&mut session, &mut stream, limit).await?;
+        Connection::start(stream, config, true, Some(Session::new(session)), initial)
     }
 
     /// Connect to a Unix domain socket with the default [`Config`].
@@ -318,17 +341,25 @@ impl Connection {
         if config.nodelay {
             stream.set_nodelay(true)?;
         }
-        Connection::start(stream, config, true)
+        Connection::start(stream, config, true, None, Vec::new())
     }
 
     /// A connection over a connected Unix domain socket (this side sends the hello).
     #[cfg(unix)]
     pub fn from_unix(stream: ::tokio::net::UnixStream, config: Config) -> Result<Connection> {
-        Connection::start(stream, config, true)
+        Connection::start(stream, config, true, None, Vec::new())
     }
 
-    /// Start the driver task on `stream`; `connecting`: send the rpyc-rs hello.
-    pub(crate) fn start<S>(stream: S, config: Config, connecting: bool) -> Result<Connection>
+    /// Start the driver task on `stream`; `connecting`: send the rpyc-rs hello. Over TLS,
+    /// `tls` is the session after its handshake and `initial` the plaintext that came with
+    /// it.
+    pub(crate) fn start<S>(
+        stream: S,
+        config: Config,
+        connecting: bool,
+        tls: Option<Session>,
+        initial: Vec<u8>,
+    ) -> Result<Connection>
     where
         S: AsyncRead + AsyncWrite + Send + 'static,
     {
@@ -356,6 +387,7 @@ impl Connection {
             written: 0,
             serving: 0,
             backlog: false,
+            tls,
         };
         if connecting && shared.config.rpyc_rs_extensions {
             let mut graveyard = Vec::new();
@@ -370,7 +402,7 @@ impl Connection {
             )?;
             driver.hello = Some(id);
         }
-        runtime.spawn(driver.run(stream, rx));
+        runtime.spawn(driver.run(stream, rx, initial));
         Ok(Connection {
             shared,
             root: OnceLock::new(),
@@ -444,6 +476,26 @@ impl Connection {
     }
 }
 
+/// A TCP connection to an RPyC server, within `config.connect_timeout`.
+async fn tcp_connect(addr: impl ToSocketAddrs, config: &Config) -> Result<TcpStream> {
+    let connecting = TcpStream::connect(addr);
+    match config.connect_timeout {
+        Some(t) => timeout(t, connecting).await.map_err(|_| {
+            Error::Io(std::io::Error::new(
+                std::io::ErrorKind::TimedOut,
+                format!("cannot connect within connect_timeout={t:?}"),
+            ))
+        })?,
+        None => connecting.await,
+    }
+    .map_err(|e| {
+        Error::Io(std::io::Error::new(
+            e.kind(),
+            format!("cannot connect (is an RPyC server listening there?): {e}"),
+        ))
+    })
+}
+
 impl Drop for Connection {
     fn drop(&mut self) {
         self.close();
@@ -475,6 +527,8 @@ struct Driver {
     serving: usize,
     /// Frames read but not processed yet (`MAX_SERVING` requests were in service).
     backlog: bool,
+    /// The TLS session, for connections over TLS.
+    tls: Option<Session>,
 }
 
 /// What woke the driver.
@@ -483,10 +537,12 @@ enum Wake {
     Cmd(Option<Cmd>),
     Write(std::io::Error),
     Stalled,
+    /// A TLS peer was silent while we await answers: time to ask for a key update.
+    Nudge,
 }
 
 impl Driver {
-    async fn run<S>(mut self, stream: S, mut rx: mpsc::UnboundedReceiver<Cmd>)
+    async fn run<S>(mut self, stream: S, mut rx: mpsc::UnboundedReceiver<Cmd>, initial: Vec<u8>)
     where
         S: AsyncRead + AsyncWrite + Send + 'static,
     {
@@ -495,8 +551,35 @@ impl Driver {
         let stall_limit = self.shared.config.send_stall_timeout;
         let mut stall: Pin<Box<Sleep>> = Box::pin(sleep(stall_limit.unwrap_or_default()));
         let mut stall_armed = false;
+        // While our requests await answers over TLS, a silent peer is asked for a key
+        // update after 1 ms, then at doubling intervals up to 1 s (as the blocking driver:
+        // an OpenSSL peer may hold a frame it read along with the previous one, unseen by
+        // its poll; the record makes its socket readable). `None`: not armed.
+        let mut nudge: Pin<Box<Sleep>> = Box::pin(sleep(NUDGE_FIRST));
+        let mut nudge_every: Option<Duration> = None;
+        // (Plaintext that came with the last handshake records.)
+        let mut first = if initial.is_empty() {
+            Ok(())
+        } else {
+            self.received(&initial).await
+        };
         let why = loop {
-            self.take_outgoing();
+            if let Err(why) = std::mem::replace(&mut first, Ok(())) {
+                break why;
+            }
+            if let Err(why) = self.take_outgoing() {
+                break why;
+            }
+            let awaited = self.tls.is_some() && self.core.session().requests.awaited() > 0;
+            match (awaited, nudge_every) {
+                (true, None) => {
+                    nudge.as_mut().reset(Instant::now() + NUDGE_FIRST);
+                    nudge_every = Some(NUDGE_FIRST);
+                }
+                (false, _) => nudge_every = None,
+                (true, Some(_)) => {}
+            }
+            let nudging = nudge_every.is_some();
             if !self.out.is_empty() && !stall_armed {
                 if let Some(t) = stall_limit {
                     stall.as_mut().reset(Instant::now() + t);
@@ -539,6 +622,9 @@ impl Driver {
                 if stall_armed && stall.as_mut().poll(cx).is_ready() {
                     return Poll::Ready(Wake::Stalled);
                 }
+                if nudging && nudge.as_mut().poll(cx).is_ready() {
+                    return Poll::Ready(Wake::Nudge);
+                }
                 Poll::Pending
             })
             .await;
@@ -566,7 +652,11 @@ impl Driver {
                     step
                 }
                 Wake::Read(Ok(0)) => Err("connection closed by the peer".to_owned()),
-                Wake::Read(Ok(n)) => self.received(&buf[..n]).await,
+                Wake::Read(Ok(n)) => {
+                    // (The peer spoke: a nudge, if one is due, starts over at 1 ms.)
+                    nudge_every = None;
+                    self.incoming(&buf[..n]).await
+                }
                 Wake::Read(Err(e)) => Err(format!("socket error: {e}")),
                 Wake::Write(e) => Err(format!("sending failed: {e}")),
                 Wake::Stalled => Err(format!(
@@ -574,12 +664,22 @@ impl Driver {
                      Config::send_stall_timeout if it is just slow)",
                     stall_limit.unwrap_or_default()
                 )),
+                Wake::Nudge => {
+                    let every = (nudge_every.unwrap_or(NUDGE_FIRST) * 2).min(NUDGE_MAX);
+                    nudge.as_mut().reset(Instant::now() + every);
+                    nudge_every = Some(every);
+                    // (TLS 1.2 has no key update: nothing to send, the timer just runs.)
+                    if let Some(t) = &self.tls {
+                        t.nudge();
+                    }
+                    Ok(())
+                }
             };
             self.publish();
             if let Err(why) = step {
                 if why == CLOSED {
                     // Our HANDLE_CLOSE (and what was queued before it), within a second.
-                    self.take_outgoing();
+                    let _ = self.take_outgoing();
                     let rest = &self.out[self.written..];
                     let _ = timeout(CLOSE_FLUSH, async {
                         wr.write_all(rest).await?;
@@ -600,11 +700,36 @@ impl Driver {
         }
     }
 
-    fn take_outgoing(&mut self) {
+    /// Move what the core queued to the bytes to write (encrypted over TLS, one record per
+    /// frame, with what the session owes the peer: the answer to its key update).
+    fn take_outgoing(&mut self) -> std::result::Result<(), String> {
         let more = self.core.take_outgoing();
-        if !more.is_empty() {
-            self.out.extend_from_slice(&more);
+        match &self.tls {
+            Some(t) if !more.is_empty() || t.wants_write() => {
+                let sealed = t.encrypt(&more).map_err(|e| format!("TLS: {e}"))?;
+                self.out.extend_from_slice(&sealed);
+            }
+            Some(_) => {}
+            None if !more.is_empty() => self.out.extend_from_slice(&more),
+            None => {}
         }
+        Ok(())
+    }
+
+    /// Bytes read from the socket (decrypted over TLS).
+    async fn incoming(&mut self, bytes: &[u8]) -> std::result::Result<(), String> {
+        let Some(t) = &self.tls else {
+            return self.received(bytes).await;
+        };
+        let mut plain = Vec::new();
+        let closed = t.decrypt(bytes, &mut plain)?;
+        if !plain.is_empty() {
+            self.received(&plain).await?;
+        }
+        if closed {
+            return Err("connection closed by the peer".into());
+        }
+        Ok(())
     }
 
     fn core_close(&mut self) {
