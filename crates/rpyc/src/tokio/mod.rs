@@ -18,7 +18,10 @@
 //! callback) runs on the runtime's blocking pool (`spawn_blocking`): [`crate::Exposed`]
 //! methods are synchronous, and one may call the peer back through a [`crate::NetRef`] of
 //! this connection with its blocking methods (they wait on that blocking thread, never on
-//! the driver). The blocking methods of a [`crate::NetRef`] of a tokio connection also work
+//! the driver). A call of an `async fn` method ([`crate::Exposed::async_method`], written by
+//! `#[rpyc::service]`) is awaited as a task instead, holding no thread while it waits; it
+//! calls the peer back by awaiting a [`NetRef`]. Awaiting a [`NetRef`] never blocks a
+//! thread, so the peer's callbacks run while a task awaits, on any runtime flavour. The blocking methods of a [`crate::NetRef`] of a tokio connection also work
 //! from any thread outside the runtime; on a runtime's worker they block the worker.
 //!
 //! `sync_request_timeout` bounds every awaited request (`tokio::time::timeout`); a late
@@ -905,6 +908,27 @@ impl Driver {
                 });
                 let shared = self.shared.clone();
                 self.serving += 1;
+                if let Some((obj, name)) = async_call(handler, &args) {
+                    // An `async fn` of a service: awaited as a task of its own, so it holds
+                    // no thread while it waits.
+                    let call = AsyncCall {
+                        handler,
+                        obj,
+                        name,
+                        args,
+                        thread,
+                    };
+                    let served = call.serve(shared.clone());
+                    self.shared.runtime.spawn(async move {
+                        let result = served.await;
+                        let _ = shared.cmds.send(Cmd::Answer {
+                            seq,
+                            thread,
+                            result,
+                        });
+                    });
+                    return;
+                }
                 self.shared.runtime.spawn_blocking(move || {
                     let netref = |id| crate::NetRef::new(Link::Tokio(shared.clone()), id);
                     let served = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
@@ -955,6 +979,86 @@ impl Driver {
         }
         drop(self.core.objects_mut().take_all());
         self.publish();
+    }
+}
+
+/// The `async fn` a request calls, if it calls one: `obj.name(...)` (`HANDLE_CALLATTR`),
+/// or `obj(...)` (`HANDLE_CALL`, as method `"__call__"`: a bound method read with
+/// `getattr`), where `obj` is one of ours whose [`Exposed::async_method`] names it.
+fn async_call(
+    handler: i64,
+    args: &std::result::Result<Vec<Resolved>, WireError>,
+) -> Option<(Arc<dyn Exposed>, String)> {
+    let (obj, name) = match (handler, args.as_deref().ok()?) {
+        (handler::CALLATTR, [Resolved::Local(_, Some(obj)), Resolved::Value(name), ..]) => {
+            let name = match name {
+                Wire::Str(s) => s.clone(),
+                Wire::Bytes(b) => String::from_utf8(b.clone()).ok()?,
+                _ => return None,
+            };
+            (obj, name)
+        }
+        (handler::CALL, [Resolved::Local(_, Some(obj)), ..]) => (obj, "__call__".to_owned()),
+        _ => return None,
+    };
+    obj.async_method(&name).then(|| (obj.clone(), name))
+}
+
+/// A request of the peer that calls an `async fn` of ours.
+struct AsyncCall {
+    handler: i64,
+    obj: Arc<dyn Exposed>,
+    name: String,
+    args: std::result::Result<Vec<Resolved>, WireError>,
+    /// The peer thread that asked (`bind_threads`: our callbacks go to it).
+    thread: u64,
+}
+
+impl AsyncCall {
+    /// Convert the arguments and await the method; a panic in it is the peer's
+    /// `RuntimeError` (it runs as a task of its own, whose panic tokio catches).
+    async fn serve(self, shared: Arc<Shared>) -> Result<Value> {
+        let netref = |id| crate::NetRef::new(Link::Tokio(shared.clone()), id);
+        let mut args = serving::request_args(self.args, &netref)?.into_iter();
+        // (The target, and for CALLATTR the name, were read by `async_call`.)
+        let skip = if self.handler == handler::CALLATTR {
+            2
+        } else {
+            1
+        };
+        let mut args = args.by_ref().skip(skip);
+        let call = serving::call_args(
+            args.next().unwrap_or_default(),
+            args.next().unwrap_or_default(),
+        )?;
+        let method = InPeerThread {
+            thread: self.thread,
+            fut: self.obj.call_method_async(self.name, call),
+        };
+        match shared.runtime.spawn(method).await {
+            Ok(result) => result,
+            Err(_) => Err(Error::raise(
+                "RuntimeError",
+                "the Rust service method panicked",
+            )),
+        }
+    }
+}
+
+/// A future polled as serving a request of peer thread `thread`: the requests it makes
+/// (callbacks) are addressed to that thread under `bind_threads`, as the blocking pool's
+/// `serving_thread` does for synchronous methods.
+struct InPeerThread {
+    thread: u64,
+    fut: crate::MethodFuture,
+}
+
+impl Future for InPeerThread {
+    type Output = Result<Value>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut std::task::Context<'_>) -> Poll<Self::Output> {
+        let thread = self.thread;
+        serving_thread(thread, || self.fut.as_mut().poll(cx))
     }
 }
 
