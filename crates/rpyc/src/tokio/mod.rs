@@ -939,12 +939,7 @@ impl Driver {
                     }));
                     // (A service method that panicked: the peer gets an exception, and
                     // the connection goes on.)
-                    let result = served.unwrap_or_else(|_| {
-                        Err(Error::raise(
-                            "RuntimeError",
-                            "the Rust service method panicked",
-                        ))
-                    });
+                    let result = served.unwrap_or_else(|_| Err(panicked()));
                     let _ = shared.cmds.send(Cmd::Answer {
                         seq,
                         thread,
@@ -1037,12 +1032,14 @@ impl AsyncCall {
         };
         match shared.runtime.spawn(method).await {
             Ok(result) => result,
-            Err(_) => Err(Error::raise(
-                "RuntimeError",
-                "the Rust service method panicked",
-            )),
+            Err(_) => Err(panicked()),
         }
     }
+}
+
+/// What the peer gets for a service method that panicked (the connection goes on).
+fn panicked() -> Error {
+    Error::raise("RuntimeError", "the Rust service method panicked")
 }
 
 /// A future polled as serving a request of peer thread `thread`: the requests it makes

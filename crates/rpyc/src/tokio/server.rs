@@ -25,7 +25,8 @@ type Live = Arc<Mutex<Option<Vec<Weak<Shared>>>>>;
 
 /// Serves one object (the root each client gets: `conn.root` on the Python side) to every
 /// client, each connection driven by its own task; requests run on the runtime's blocking
-/// pool. The limits are those of [`Config`] (the defaults are the Python servers').
+/// pool, except calls of `async fn` methods, awaited as tasks. The limits are those of
+/// [`Config`] (the defaults are the Python servers').
 ///
 /// ```no_run
 /// struct Calc;
