@@ -55,6 +55,11 @@ impl Sleeper {
     fn add(&self, x: i64, y: i64) -> i64 {
         x + y
     }
+
+    /// Returns nothing (`None` for the peer).
+    async fn touch(&self) {
+        self.running.load(Ordering::SeqCst);
+    }
 }
 
 /// A runtime with one thread and a blocking pool of one thread.
@@ -195,6 +200,14 @@ fn errors_and_panics_of_async_methods_reach_the_caller() {
         }
         let r: i64 = root.call_method("add", (1, 2)).await.unwrap();
         assert_eq!(r, 3);
+        // Keyword arguments bind by name; a unit result is None.
+        let r: f64 = root
+            .call_method_kw("slow", (), [("secs", 0.01)])
+            .await
+            .unwrap();
+        assert_eq!(r, 0.01);
+        let none: Value = root.call_method("touch", ()).await.unwrap();
+        assert_eq!(none, Value::None);
     });
 }
 
