@@ -35,15 +35,17 @@
 //! frame as its own record and, while answers are awaited from a silent peer, asks it for a
 //! key update (1 ms, doubling up to 1 s), as the blocking driver does for OpenSSL peers.
 
+mod iter;
 mod server;
 #[cfg(feature = "tls")]
 mod tls;
 
+pub use iter::Iter;
 pub use server::{Server, ServerHandle};
 
 use crate::config::Config;
 use crate::conn::{budget, current_peer_thread, serving_thread, BUDGET_RETRY, BUDGET_WAIT};
-use crate::conn::{ITER_CHUNK, NUDGE_FIRST, NUDGE_MAX, READ_CHUNK};
+use crate::conn::{NUDGE_FIRST, NUDGE_MAX, READ_CHUNK};
 use crate::error::{Error, RemoteError, Result};
 use crate::expose::{Exposed, Void};
 use crate::netref::{kwargs_value, Link};
@@ -1220,30 +1222,47 @@ impl NetRef {
         self.call_method("__contains__", (item.into(),)).await
     }
 
+    /// Iterate a remote iterable (`iter(obj)`), awaiting batches of up to 128 items
+    /// (`HANDLE_BUFFITER`).
+    pub async fn iter(&self) -> Result<Iter> {
+        let it: Value = self.call_method("__iter__", ()).await?;
+        match NetRef::from_value(it) {
+            Ok(it) => Ok(Iter::new(it)),
+            Err(_) => Err(Error::Conversion(
+                "__iter__ of the remote object did not return an iterator reference".into(),
+            )),
+        }
+    }
+
     /// The items of a remote iterable, fetched in batches of 128 (`HANDLE_BUFFITER`).
     pub async fn to_vec<T: FromValue>(&self) -> Result<Vec<T>> {
-        let it: Value = self.call_method("__iter__", ()).await?;
-        let Value::Remote(it) = it else {
-            return Err(mismatch("an iterator from __iter__", &it));
-        };
+        let mut it = self.iter().await?;
         let mut out = Vec::new();
-        loop {
-            let args = vec![Value::Remote(it.clone()), Value::Int(ITER_CHUNK)];
-            match self.shared().request(handler::BUFFITER, args).await? {
-                Value::Tuple(items) if items.is_empty() => return Ok(out),
-                Value::Tuple(items) => {
-                    for item in items {
-                        out.push(T::from_value(item)?);
-                    }
-                }
-                other => {
-                    return Err(Error::Conversion(format!(
-                        "the peer answered an iteration request with {}",
-                        other.describe()
-                    )))
-                }
-            }
+        while let Some(item) = it.next().await? {
+            out.push(item);
         }
+        Ok(out)
+    }
+
+    /// The `(key, value)` pairs of a mapping: `obj.items()` if the peer lets us call it,
+    /// else its keys and `obj[key]` for each (as [`crate::NetRef::items`]).
+    pub async fn items(&self) -> Result<Vec<(Value, Value)>> {
+        let pairs: Vec<Value> = match self.call_method::<Value>("items", ()).await {
+            Ok(Value::Remote(view)) => NetRef::from_value(Value::Remote(view))?.to_vec().await?,
+            Ok(Value::Tuple(kvs)) => kvs,
+            Ok(other) => return Err(mismatch("an items view", &other)),
+            Err(e) if e.is_remote("AttributeError") => {
+                let mut out = Vec::new();
+                let mut keys = self.iter().await?;
+                while let Some(key) = keys.next::<Value>().await? {
+                    let value = self.getitem(key.clone()).await?;
+                    out.push((key, value));
+                }
+                return Ok(out);
+            }
+            Err(e) => return Err(e),
+        };
+        pairs.into_iter().map(crate::netref::pair).collect()
     }
 }
 
