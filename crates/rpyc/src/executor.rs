@@ -34,30 +34,31 @@ pub fn block_on<F: Future>(fut: F) -> Result<F::Output> {
 /// The process's runtime for async methods called outside any runtime.
 #[cfg(feature = "tokio")]
 fn background() -> Result<::tokio::runtime::Handle> {
-    use std::sync::OnceLock;
-    static HANDLE: OnceLock<::tokio::runtime::Handle> = OnceLock::new();
-    if let Some(h) = HANDLE.get() {
+    use std::sync::Mutex;
+    static HANDLE: Mutex<Option<::tokio::runtime::Handle>> = Mutex::new(None);
+    let mut handle = HANDLE.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some(h) = handle.as_ref() {
         return Ok(h.clone());
     }
+    let failed = |what: &str, e: std::io::Error| {
+        crate::Error::Io(std::io::Error::new(
+            e.kind(),
+            format!("cannot start the {what} of async service methods: {e}"),
+        ))
+    };
     let rt = ::tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
-        .map_err(|e| {
-            crate::Error::Io(std::io::Error::new(
-                e.kind(),
-                format!("cannot start the runtime of async service methods: {e}"),
-            ))
-        })?;
-    let handle = HANDLE.get_or_init(|| rt.handle().clone()).clone();
+        .map_err(|e| failed("runtime", e))?;
+    let h = rt.handle().clone();
     // (A current-thread runtime's timers and sockets only advance while some thread is in
-    // its Runtime::block_on; Handle::block_on callers then make progress. If another
-    // thread won the race above, this runtime is simply dropped.)
-    if handle.id() == rt.handle().id() {
-        std::thread::Builder::new()
-            .name("rpyc-async".into())
-            .spawn(move || rt.block_on(std::future::pending::<()>()))?;
-    }
-    Ok(handle)
+    // its Runtime::block_on; the Handle::block_on of the callers then makes progress.)
+    std::thread::Builder::new()
+        .name("rpyc-async".into())
+        .spawn(move || rt.block_on(std::future::pending::<()>()))
+        .map_err(|e| failed("thread", e))?;
+    *handle = Some(h.clone());
+    Ok(h)
 }
 
 #[cfg(not(feature = "tokio"))]

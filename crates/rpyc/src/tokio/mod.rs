@@ -21,8 +21,9 @@
 //! the driver). A call of an `async fn` method ([`crate::Exposed::async_method`], written by
 //! `#[rpyc::service]`) is awaited as a task instead, holding no thread while it waits; it
 //! calls the peer back by awaiting a [`NetRef`]. Awaiting a [`NetRef`] never blocks a
-//! thread, so the peer's callbacks run while a task awaits, on any runtime flavour. The blocking methods of a [`crate::NetRef`] of a tokio connection also work
-//! from any thread outside the runtime; on a runtime's worker they block the worker.
+//! thread, so the peer's callbacks run while a task awaits, on any runtime flavour. The
+//! blocking methods of a [`crate::NetRef`] of a tokio connection also work from any thread
+//! outside the runtime; on a runtime's worker they block the worker.
 //!
 //! `sync_request_timeout` bounds every awaited request (`tokio::time::timeout`); a late
 //! answer is dropped and the references it holds released. Dropping the last handle on a
