@@ -42,7 +42,8 @@ fn pki() -> Option<&'static Path> {
             eprintln!("tokio_tls: the openssl command is missing; nothing checked");
             return None;
         }
-        let dir = std::env::temp_dir().join(format!("rpyc-tokio-tls-{}", std::process::id()));
+        // (Under target/: remade by every run, never left in the system's temp dir.)
+        let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("tokio-tls-pki");
         let script =
             Path::new(env!("CARGO_MANIFEST_DIR")).join("../../scripts/openssl-recipe-certs.sh");
         let made = Command::new("bash")
