@@ -16,7 +16,7 @@ from procs import stop_group  # noqa: E402
 ROOT = Path(__file__).resolve().parents[2]
 BUILD_TIMEOUT = 600  # seconds; a no-op when `cargo test --workspace` built them already
 EXAMPLES = ("client", "server", "callback", "classic", "interop_client", "tls_client",
-            "tokio_client")
+            "tokio_client", "tokio_tls_client", "async_server", "tokio_iter")
 
 
 def build_examples():

@@ -26,6 +26,9 @@ struct Method {
     name: syn::Ident,
     params: Vec<(syn::Ident, Type)>,
     returns_result: bool,
+    /// An `async fn`: awaited by the tokio server, run to completion by `rpyc::block_on`
+    /// for synchronous callers (the threaded server).
+    is_async: bool,
 }
 
 fn expand(attr: TokenStream2, imp: ItemImpl) -> syn::Result<TokenStream2> {
@@ -89,10 +92,10 @@ fn expand(attr: TokenStream2, imp: ItemImpl) -> syn::Result<TokenStream2> {
             }
             _ => continue, // an associated function: not exposed
         }
-        if sig.asyncness.is_some() || !sig.generics.params.is_empty() {
+        if !sig.generics.params.is_empty() {
             return Err(syn::Error::new(
                 sig.span(),
-                "an exposed method cannot be async or generic (name it with a leading _ to keep it private)",
+                "an exposed method cannot be generic (name it with a leading _ to keep it private)",
             ));
         }
         let mut params = Vec::new();
@@ -112,38 +115,68 @@ fn expand(attr: TokenStream2, imp: ItemImpl) -> syn::Result<TokenStream2> {
             name,
             params,
             returns_result,
+            is_async: sig.asyncness.is_some(),
         });
     }
 
     let names: Vec<String> = methods.iter().map(|m| m.name.to_string()).collect();
     let arms = methods.iter().map(|m| {
-        let fname = &m.name;
-        let fstr = fname.to_string();
-        let pnames: Vec<String> = m.params.iter().map(|(p, _)| p.to_string()).collect();
-        let idents: Vec<syn::Ident> = (0..m.params.len()).map(|i| format_ident!("__a{}", i)).collect();
-        let convs = m.params.iter().zip(&idents).zip(&pnames).map(|(((_, ty), id), pn)| {
-            quote! {
-                let #id: #ty = ::rpyc::arg::<#ty>(#fstr, #pn, __it.next().unwrap_or_default())?;
-            }
-        });
-        let call = if m.returns_result {
-            quote! {
-                let __r = self.#fname(#(#idents),*).map_err(::std::convert::Into::<::rpyc::Error>::into)?;
-                ::std::result::Result::Ok(::rpyc::Value::from(__r))
-            }
+        let fstr = m.name.to_string();
+        let (bind, idents) = binding(m);
+        let call = invoke(m, &idents, quote!(self));
+        let call = if m.is_async {
+            // (Synchronous callers: run the future to completion on this thread.)
+            quote!(::rpyc::block_on(async { #call })?)
         } else {
-            quote! {
-                ::std::result::Result::Ok(::rpyc::Value::from(self.#fname(#(#idents),*)))
-            }
+            call
         };
         quote! {
             #fstr => {
-                let mut __it = __args.bind(#fstr, &[#(#pnames),*])?.into_iter();
-                #(#convs)*
+                #bind
                 #call
             }
         }
     });
+    let async_names: Vec<String> = methods
+        .iter()
+        .filter(|m| m.is_async)
+        .map(|m| m.name.to_string())
+        .collect();
+    let async_items = if async_names.is_empty() {
+        quote!()
+    } else {
+        let async_arms = methods.iter().filter(|m| m.is_async).map(|m| {
+            let fstr = m.name.to_string();
+            let (bind, idents) = binding(m);
+            let call = invoke(m, &idents, quote!(__this));
+            quote! {
+                #fstr => ::std::boxed::Box::pin(async move {
+                    let __this = &*self;
+                    #bind
+                    #call
+                }),
+            }
+        });
+        quote! {
+            fn async_method(&self, __name: &str) -> bool {
+                ::std::matches!(__name, #(#async_names)|*)
+            }
+
+            #[allow(unused_mut, unused_variables, clippy::let_unit_value, clippy::unit_arg)]
+            fn call_method_async(
+                self: ::std::sync::Arc<Self>,
+                __name: ::std::string::String,
+                __args: ::rpyc::Args,
+            ) -> ::rpyc::MethodFuture {
+                match __name.as_str() {
+                    #(#async_arms)*
+                    _ => ::std::boxed::Box::pin(async move {
+                        ::rpyc::Exposed::call_method(&*self, &__name, __args)
+                    }),
+                }
+            }
+        }
+    };
     let (impl_generics, _, where_clause) = imp.generics.split_for_impl();
 
     Ok(quote! {
@@ -171,8 +204,58 @@ fn expand(attr: TokenStream2, imp: ItemImpl) -> syn::Result<TokenStream2> {
                     )),
                 }
             }
+
+            #async_items
         }
     })
+}
+
+/// The statements that bind `__args` to the method's parameters (converted with
+/// `FromValue`; a mismatch is the caller's `TypeError`), and the names they bind.
+fn binding(m: &Method) -> (TokenStream2, Vec<syn::Ident>) {
+    let fstr = m.name.to_string();
+    let pnames: Vec<String> = m.params.iter().map(|(p, _)| p.to_string()).collect();
+    let idents: Vec<syn::Ident> = (0..m.params.len())
+        .map(|i| format_ident!("__a{}", i))
+        .collect();
+    let convs = m
+        .params
+        .iter()
+        .zip(&idents)
+        .zip(&pnames)
+        .map(|(((_, ty), id), pn)| {
+            quote! {
+                let #id: #ty = ::rpyc::arg::<#ty>(#fstr, #pn, __it.next().unwrap_or_default())?;
+            }
+        });
+    let bind = quote! {
+        let mut __it = __args.bind(#fstr, &[#(#pnames),*])?.into_iter();
+        #(#convs)*
+    };
+    (bind, idents)
+}
+
+/// The call of the method on `recv` and the conversion of what it returns into
+/// `rpyc::Result<rpyc::Value>` (awaited, for an `async fn`).
+fn invoke(m: &Method, idents: &[syn::Ident], recv: TokenStream2) -> TokenStream2 {
+    let fname = &m.name;
+    let called = if m.is_async {
+        quote!(#recv.#fname(#(#idents),*).await)
+    } else {
+        quote!(#recv.#fname(#(#idents),*))
+    };
+    if m.returns_result {
+        quote! {
+            {
+                let __r = #called.map_err(::std::convert::Into::<::rpyc::Error>::into)?;
+                ::std::result::Result::<::rpyc::Value, ::rpyc::Error>::Ok(::rpyc::Value::from(__r))
+            }
+        }
+    } else {
+        quote! {
+            ::std::result::Result::<::rpyc::Value, ::rpyc::Error>::Ok(::rpyc::Value::from(#called))
+        }
+    }
 }
 
 /// Whether a return type is a `Result<..>` (by its last path segment: `Result`,

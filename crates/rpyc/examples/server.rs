@@ -7,7 +7,7 @@
 //! ```
 //! Prints `listening on 127.0.0.1:PORT` once it accepts (`--port 0` picks a free port).
 //! `--tls-cert F --tls-key F [--tls-client-ca F]` serves over TLS. `--tokio` serves with the
-//! tokio accept loop (feature `tokio`; TCP and Unix sockets). `--bind-threads` serves TCP
+//! tokio accept loop (feature `tokio`; TCP, TLS and Unix sockets). `--bind-threads` serves TCP
 //! with `bind_threads` (for clients that use it too).
 
 use rpyc::{Config, Error, NetRef, Server, Value};
@@ -135,7 +135,7 @@ fn main() -> rpyc::Result<()> {
             eprintln!("--bind-threads is for the threaded server only");
             std::process::exit(2);
         }
-        return serve_tokio(&port, unix.as_deref());
+        return serve_tokio(&port, unix.as_deref(), &tls);
     }
     let server = match &unix {
         #[cfg(unix)]
@@ -161,7 +161,7 @@ fn main() -> rpyc::Result<()> {
 
 /// The same service on the tokio accept loop.
 #[cfg(feature = "tokio")]
-fn serve_tokio(port: &str, unix: Option<&str>) -> rpyc::Result<()> {
+fn serve_tokio(port: &str, unix: Option<&str>, tls: &rpyc::TlsServer) -> rpyc::Result<()> {
     use rpyc::tokio::Server;
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -170,6 +170,9 @@ fn serve_tokio(port: &str, unix: Option<&str>) -> rpyc::Result<()> {
         let server = match unix {
             #[cfg(unix)]
             Some(path) => Server::bind_unix(path, Calc)?,
+            _ if !tls.cert_file.as_os_str().is_empty() => {
+                Server::bind_tls(format!("127.0.0.1:{port}"), Calc, tls).await?
+            }
             _ => Server::bind(format!("127.0.0.1:{port}"), Calc).await?,
         };
         match (server.local_addr(), unix) {
@@ -182,7 +185,7 @@ fn serve_tokio(port: &str, unix: Option<&str>) -> rpyc::Result<()> {
 }
 
 #[cfg(not(feature = "tokio"))]
-fn serve_tokio(_: &str, _: Option<&str>) -> rpyc::Result<()> {
+fn serve_tokio(_: &str, _: Option<&str>, _: &rpyc::TlsServer) -> rpyc::Result<()> {
     eprintln!("--tokio needs the feature tokio (cargo run --features tokio ...)");
     std::process::exit(2)
 }

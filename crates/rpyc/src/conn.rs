@@ -173,8 +173,8 @@ pub(crate) struct Shared {
 /// How long a thread waiting for an answer over TLS lets the peer be silent before it asks
 /// for a key update, then doubling up to [`NUDGE_MAX`] (docs/architecture.md: an OpenSSL
 /// peer may hold a second frame it read along with the first, unseen by its poll).
-const NUDGE_FIRST: Duration = Duration::from_millis(1);
-const NUDGE_MAX: Duration = Duration::from_secs(1);
+pub(crate) const NUDGE_FIRST: Duration = Duration::from_millis(1);
+pub(crate) const NUDGE_MAX: Duration = Duration::from_secs(1);
 
 /// A connection to an RPyC peer (client or server side; after the connection is made both
 /// sides are the same).
@@ -289,11 +289,7 @@ impl Connection {
     /// certificate must carry unless [`crate::TlsClient::server_name`] says otherwise).
     #[cfg(feature = "tls")]
     pub fn connect_tls(addr: &str, tls: &crate::TlsClient, config: Config) -> Result<Connection> {
-        let host = addr
-            .rsplit_once(':')
-            .map(|(h, _)| h.trim_start_matches('[').trim_end_matches(']'))
-            .unwrap_or(addr);
-        let session = tls.session(host)?;
+        let session = tls.session_for(addr)?;
         let s = tcp_connect(addr, &config)?;
         if config.nodelay {
             s.set_nodelay(true)?;

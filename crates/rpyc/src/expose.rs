@@ -4,8 +4,13 @@
 use crate::error::{Error, Result};
 use crate::value::{FromValue, Value};
 use std::fmt;
+use std::future::Future;
 use std::hash::{Hash, Hasher};
+use std::pin::Pin;
 use std::sync::Arc;
+
+/// The future of an `async fn` service method ([`Exposed::call_method_async`]).
+pub type MethodFuture = Pin<Box<dyn Future<Output = Result<Value>> + Send + 'static>>;
 
 /// The arguments of a call from the peer: positional, then keyword.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -146,6 +151,26 @@ pub trait Exposed: Send + Sync + 'static {
     fn str(&self) -> String {
         self.repr()
     }
+
+    /// Whether method `name` is an `async fn` (`"__call__"`: calling the object itself).
+    /// The tokio server awaits those ([`Exposed::call_method_async`]) on the runtime
+    /// instead of running them on its blocking pool; `#[rpyc::service]` writes both.
+    fn async_method(&self, name: &str) -> bool {
+        let _ = name;
+        false
+    }
+
+    /// Method `name` as a future, for a method [`Exposed::async_method`] names. The
+    /// default runs [`Exposed::call_method`] (or [`Exposed::call`] for `"__call__"`) when
+    /// polled.
+    fn call_method_async(self: Arc<Self>, name: String, args: Args) -> MethodFuture {
+        Box::pin(async move {
+            match name.as_str() {
+                "__call__" => self.call(args),
+                _ => self.call_method(&name, args),
+            }
+        })
+    }
 }
 
 /// An object of ours that travels by reference (see [`Value::Local`]).
@@ -204,6 +229,14 @@ impl Exposed for BoundMethod {
     }
     fn call(&self, args: Args) -> Result<Value> {
         self.target.call_method(&self.name, args)
+    }
+    fn async_method(&self, name: &str) -> bool {
+        name == "__call__" && self.target.async_method(&self.name)
+    }
+    fn call_method_async(self: Arc<Self>, _: String, args: Args) -> MethodFuture {
+        self.target
+            .clone()
+            .call_method_async(self.name.clone(), args)
     }
     fn repr(&self) -> String {
         format!(

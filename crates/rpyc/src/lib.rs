@@ -43,7 +43,8 @@
 //!   executor;
 //! - TLS (feature `tls`, default): `Connection::connect_tls`, `Server::bind_tls` (rustls).
 //! - `rpyc::tokio` (feature `tokio`): connections driven by a tokio task, with async
-//!   `NetRef` operations, and a tokio accept loop (`rpyc::tokio::Server`).
+//!   `NetRef` operations, and a tokio accept loop (`rpyc::tokio::Server`); over TCP, Unix
+//!   sockets and TLS.
 //!
 //! The protocol state (frames, brine, boxing, sequence numbers, the object table, limits) is
 //! the shared connection core of `rpyc_wire::conn`; this crate moves bytes and runs calls.
@@ -66,6 +67,7 @@ pub mod classic;
 mod config;
 mod conn;
 mod error;
+mod executor;
 mod expose;
 mod netref;
 mod server;
@@ -79,7 +81,9 @@ mod value;
 pub use config::Config;
 pub use conn::{AsyncResult, Connection};
 pub use error::{Error, RemoteError, Result};
-pub use expose::{arg, callback, Args, Callback, Exposed, Local};
+#[doc(hidden)]
+pub use executor::block_on;
+pub use expose::{arg, callback, Args, Callback, Exposed, Local, MethodFuture};
 pub use netref::{NetRef, RemoteIter};
 pub use server::{Server, ServerHandle};
 #[cfg(feature = "tls")]
@@ -95,6 +99,11 @@ pub use value::{Bytes, FromValue, IntoArgs, Value};
 ///
 /// `#[rpyc::service(name = "calc.Calc")]` sets the class name the peer sees (default: the
 /// type's name).
+///
+/// A method may be an `async fn` (its future must be `Send`): the tokio server awaits it as
+/// a task, holding no thread while it waits; the threaded server, and any synchronous
+/// caller of [`Exposed::call_method`], runs it to completion on the calling thread (with
+/// the `tokio` feature inside a tokio runtime, so tokio timers and sockets work there).
 pub use rpyc_macros::service;
 
 /// The protocol core this crate drives (limits, consts, the brine codec).

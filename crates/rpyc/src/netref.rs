@@ -310,7 +310,7 @@ impl NetRef {
     }
 }
 
-fn pair(v: Value) -> Result<(Value, Value)> {
+pub(crate) fn pair(v: Value) -> Result<(Value, Value)> {
     match v {
         Value::Tuple(kv) if kv.len() == 2 => {
             let mut kv = kv.into_iter();

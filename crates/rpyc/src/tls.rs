@@ -106,7 +106,17 @@ mod enabled {
     }
 
     impl TlsClient {
-        pub(crate) fn session(&self, host: &str) -> Result<rustls::Connection> {
+        /// A client session for `addr` (`host:port`, `[v6]:port`): the host is the name the
+        /// server's certificate must carry unless `server_name` says otherwise.
+        pub(crate) fn session_for(&self, addr: &str) -> Result<rustls::Connection> {
+            let host = addr
+                .rsplit_once(':')
+                .map(|(h, _)| h.trim_start_matches('[').trim_end_matches(']'))
+                .unwrap_or(addr);
+            self.session(host)
+        }
+
+        fn session(&self, host: &str) -> Result<rustls::Connection> {
             let verifier = ServerVerifier::new(anchors(self.ca_file.as_deref())?, provider(), true)
                 .map_err(|e| tls_error("CA", e))?;
             let builder = ClientConfig::builder_with_provider(provider())
@@ -171,15 +181,7 @@ mod enabled {
         sock: &mut S,
     ) -> Result<Vec<u8>> {
         while conn.is_handshaking() {
-            conn.complete_io(sock).map_err(|e| {
-                Error::Io(io::Error::new(
-                    e.kind(),
-                    format!(
-                        "TLS handshake failed: {e} (check the CA, the server name and the \
-                         certificates on both sides)"
-                    ),
-                ))
-            })?;
+            conn.complete_io(sock).map_err(handshake_failed)?;
         }
         while conn.wants_write() {
             conn.write_tls(sock)?;
@@ -189,8 +191,19 @@ mod enabled {
         Ok(plain)
     }
 
+    /// Why a handshake failed, with what to check (both drivers say it the same way).
+    pub(crate) fn handshake_failed(e: io::Error) -> Error {
+        Error::Io(io::Error::new(
+            e.kind(),
+            format!(
+                "TLS handshake failed: {e} (check the CA, the server name and the \
+                 certificates on both sides)"
+            ),
+        ))
+    }
+
     /// Plaintext rustls holds; `Ok(true)` once the peer closed the TLS session.
-    fn drain(conn: &mut rustls::Connection, out: &mut Vec<u8>) -> io::Result<bool> {
+    pub(crate) fn drain(conn: &mut rustls::Connection, out: &mut Vec<u8>) -> io::Result<bool> {
         let mut chunk = [0u8; 16 * 1024];
         loop {
             match conn.reader().read(&mut chunk) {

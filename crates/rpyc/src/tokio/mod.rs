@@ -18,25 +18,40 @@
 //! callback) runs on the runtime's blocking pool (`spawn_blocking`): [`crate::Exposed`]
 //! methods are synchronous, and one may call the peer back through a [`crate::NetRef`] of
 //! this connection with its blocking methods (they wait on that blocking thread, never on
-//! the driver). The blocking methods of a [`crate::NetRef`] of a tokio connection also work
-//! from any thread outside the runtime; on a runtime's worker they block the worker.
+//! the driver). A call of an `async fn` method ([`crate::Exposed::async_method`], written by
+//! `#[rpyc::service]`) is awaited as a task instead, holding no thread while it waits; it
+//! calls the peer back by awaiting a [`NetRef`]. Awaiting a [`NetRef`] never blocks a
+//! thread, so the peer's callbacks run while a task awaits, on any runtime flavour. The
+//! blocking methods of a [`crate::NetRef`] of a tokio connection also work from any thread
+//! outside the runtime; on a runtime's worker they block the worker.
 //!
 //! `sync_request_timeout` bounds every awaited request (`tokio::time::timeout`); a late
 //! answer is dropped and the references it holds released. Dropping the last handle on a
 //! remote object sends `HANDLE_DEL` through the driver (batched with what it sends next).
 //! Bytes that break the protocol end the connection with an error for every waiter.
+//!
+//! TLS (feature `tls`): [`Connection::connect_tls`] and [`Server::bind_tls`] take the
+//! blocking driver's [`crate::TlsClient`] and [`crate::TlsServer`] and check certificates
+//! the same way. The handshake is awaited on the socket; after it the driver encrypts each
+//! frame as its own record and, while answers are awaited from a silent peer, asks it for a
+//! key update (1 ms, doubling up to 1 s), as the blocking driver does for OpenSSL peers.
 
+mod iter;
 mod server;
+#[cfg(feature = "tls")]
+mod tls;
 
+pub use iter::Iter;
 pub use server::{Server, ServerHandle};
 
 use crate::config::Config;
 use crate::conn::{budget, current_peer_thread, serving_thread, BUDGET_RETRY, BUDGET_WAIT};
-use crate::conn::{ITER_CHUNK, READ_CHUNK};
+use crate::conn::{NUDGE_FIRST, NUDGE_MAX, READ_CHUNK};
 use crate::error::{Error, RemoteError, Result};
 use crate::expose::{Exposed, Void};
 use crate::netref::{kwargs_value, Link};
 use crate::serving::{self, Core, Host, Resolved};
+use crate::tls::Session;
 use crate::value::{mismatch, FromValue, IntoArgs, Value};
 use ::tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadBuf};
 use ::tokio::net::{TcpStream, ToSocketAddrs};
@@ -268,23 +283,37 @@ impl Connection {
 
     /// Connect over TCP (within `config.connect_timeout`).
     pub async fn connect_with(addr: impl ToSocketAddrs, config: Config) -> Result<Connection> {
-        let connecting = TcpStream::connect(addr);
-        let stream = match config.connect_timeout {
-            Some(t) => timeout(t, connecting).await.map_err(|_| {
-                Error::Io(std::io::Error::new(
-                    std::io::ErrorKind::TimedOut,
-                    format!("cannot connect within connect_timeout={t:?}"),
-                ))
-            })?,
-            None => connecting.await,
-        }
-        .map_err(|e| {
-            Error::Io(std::io::Error::new(
-                e.kind(),
-                format!("cannot connect (is an RPyC server listening there?): {e}"),
-            ))
-        })?;
+        let stream = tcp_connect(addr, &config).await?;
         Connection::from_tcp(stream, config)
+    }
+
+    /// Connect over TCP and TLS (`addr` is `host:port`; the host is the name the server's
+    /// certificate must carry unless [`crate::TlsClient::server_name`] says otherwise). The
+    /// certificates are checked as [`crate::Connection::connect_tls`] checks them: the chain
+    /// up to `ca_file` (or the system's CAs) and the host name, always. The handshake is
+    /// bounded by `sync_request_timeout` (30 s when unset).
+    ///
+    /// ```no_run
+    /// # async fn run() -> rpyc::Result<()> {
+    /// let tls = rpyc::TlsClient { ca_file: Some("ca.pem".into()), ..Default::default() };
+    /// let conn = rpyc::tokio::Connection::connect_tls("localhost:18821", &tls, rpyc::Config::default()).await?;
+    /// # Ok(())
+    /// # }
+    /// ```
+    #[cfg(feature = "tls")]
+    pub async fn connect_tls(
+        addr: &str,
+        tls: &crate::TlsClient,
+        config: Config,
+    ) -> Result<Connection> {
+        let mut session = tls.session_for(addr)?;
+        let mut stream = tcp_connect(addr, &config).await?;
+        if config.nodelay {
+            stream.set_nodelay(true)?;
+        }
+        let limit = config.sync_request_timeout;
+        let initial = tls::handshake(&mut session, &mut stream, limit).await?;
+        Connection::start(stream, config, true, Some(Session::new(session)), initial)
     }
 
     /// Connect to a Unix domain socket with the default [`Config`].
@@ -318,17 +347,25 @@ impl Connection {
         if config.nodelay {
             stream.set_nodelay(true)?;
         }
-        Connection::start(stream, config, true)
+        Connection::start(stream, config, true, None, Vec::new())
     }
 
     /// A connection over a connected Unix domain socket (this side sends the hello).
     #[cfg(unix)]
     pub fn from_unix(stream: ::tokio::net::UnixStream, config: Config) -> Result<Connection> {
-        Connection::start(stream, config, true)
+        Connection::start(stream, config, true, None, Vec::new())
     }
 
-    /// Start the driver task on `stream`; `connecting`: send the rpyc-rs hello.
-    pub(crate) fn start<S>(stream: S, config: Config, connecting: bool) -> Result<Connection>
+    /// Start the driver task on `stream`; `connecting`: send the rpyc-rs hello. Over TLS,
+    /// `tls` is the session after its handshake and `initial` the plaintext that came with
+    /// it.
+    pub(crate) fn start<S>(
+        stream: S,
+        config: Config,
+        connecting: bool,
+        tls: Option<Session>,
+        initial: Vec<u8>,
+    ) -> Result<Connection>
     where
         S: AsyncRead + AsyncWrite + Send + 'static,
     {
@@ -356,6 +393,7 @@ impl Connection {
             written: 0,
             serving: 0,
             backlog: false,
+            tls,
         };
         if connecting && shared.config.rpyc_rs_extensions {
             let mut graveyard = Vec::new();
@@ -370,7 +408,7 @@ impl Connection {
             )?;
             driver.hello = Some(id);
         }
-        runtime.spawn(driver.run(stream, rx));
+        runtime.spawn(driver.run(stream, rx, initial));
         Ok(Connection {
             shared,
             root: OnceLock::new(),
@@ -444,6 +482,26 @@ impl Connection {
     }
 }
 
+/// A TCP connection to an RPyC server, within `config.connect_timeout`.
+async fn tcp_connect(addr: impl ToSocketAddrs, config: &Config) -> Result<TcpStream> {
+    let connecting = TcpStream::connect(addr);
+    match config.connect_timeout {
+        Some(t) => timeout(t, connecting).await.map_err(|_| {
+            Error::Io(std::io::Error::new(
+                std::io::ErrorKind::TimedOut,
+                format!("cannot connect within connect_timeout={t:?}"),
+            ))
+        })?,
+        None => connecting.await,
+    }
+    .map_err(|e| {
+        Error::Io(std::io::Error::new(
+            e.kind(),
+            format!("cannot connect (is an RPyC server listening there?): {e}"),
+        ))
+    })
+}
+
 impl Drop for Connection {
     fn drop(&mut self) {
         self.close();
@@ -475,6 +533,8 @@ struct Driver {
     serving: usize,
     /// Frames read but not processed yet (`MAX_SERVING` requests were in service).
     backlog: bool,
+    /// The TLS session, for connections over TLS.
+    tls: Option<Session>,
 }
 
 /// What woke the driver.
@@ -483,10 +543,12 @@ enum Wake {
     Cmd(Option<Cmd>),
     Write(std::io::Error),
     Stalled,
+    /// A TLS peer was silent while we await answers: time to ask for a key update.
+    Nudge,
 }
 
 impl Driver {
-    async fn run<S>(mut self, stream: S, mut rx: mpsc::UnboundedReceiver<Cmd>)
+    async fn run<S>(mut self, stream: S, mut rx: mpsc::UnboundedReceiver<Cmd>, initial: Vec<u8>)
     where
         S: AsyncRead + AsyncWrite + Send + 'static,
     {
@@ -495,8 +557,35 @@ impl Driver {
         let stall_limit = self.shared.config.send_stall_timeout;
         let mut stall: Pin<Box<Sleep>> = Box::pin(sleep(stall_limit.unwrap_or_default()));
         let mut stall_armed = false;
+        // While our requests await answers over TLS, a silent peer is asked for a key
+        // update after 1 ms, then at doubling intervals up to 1 s (as the blocking driver:
+        // an OpenSSL peer may hold a frame it read along with the previous one, unseen by
+        // its poll; the record makes its socket readable). `None`: not armed.
+        let mut nudge: Pin<Box<Sleep>> = Box::pin(sleep(NUDGE_FIRST));
+        let mut nudge_every: Option<Duration> = None;
+        // (Plaintext that came with the last handshake records.)
+        let mut first = if initial.is_empty() {
+            Ok(())
+        } else {
+            self.received(&initial).await
+        };
         let why = loop {
-            self.take_outgoing();
+            if let Err(why) = std::mem::replace(&mut first, Ok(())) {
+                break why;
+            }
+            if let Err(why) = self.take_outgoing() {
+                break why;
+            }
+            let awaited = self.tls.is_some() && self.core.session().requests.awaited() > 0;
+            match (awaited, nudge_every) {
+                (true, None) => {
+                    nudge.as_mut().reset(Instant::now() + NUDGE_FIRST);
+                    nudge_every = Some(NUDGE_FIRST);
+                }
+                (false, _) => nudge_every = None,
+                (true, Some(_)) => {}
+            }
+            let nudging = nudge_every.is_some();
             if !self.out.is_empty() && !stall_armed {
                 if let Some(t) = stall_limit {
                     stall.as_mut().reset(Instant::now() + t);
@@ -539,6 +628,9 @@ impl Driver {
                 if stall_armed && stall.as_mut().poll(cx).is_ready() {
                     return Poll::Ready(Wake::Stalled);
                 }
+                if nudging && nudge.as_mut().poll(cx).is_ready() {
+                    return Poll::Ready(Wake::Nudge);
+                }
                 Poll::Pending
             })
             .await;
@@ -566,7 +658,11 @@ impl Driver {
                     step
                 }
                 Wake::Read(Ok(0)) => Err("connection closed by the peer".to_owned()),
-                Wake::Read(Ok(n)) => self.received(&buf[..n]).await,
+                Wake::Read(Ok(n)) => {
+                    // (The peer spoke: a nudge, if one is due, starts over at 1 ms.)
+                    nudge_every = None;
+                    self.incoming(&buf[..n]).await
+                }
                 Wake::Read(Err(e)) => Err(format!("socket error: {e}")),
                 Wake::Write(e) => Err(format!("sending failed: {e}")),
                 Wake::Stalled => Err(format!(
@@ -574,12 +670,22 @@ impl Driver {
                      Config::send_stall_timeout if it is just slow)",
                     stall_limit.unwrap_or_default()
                 )),
+                Wake::Nudge => {
+                    let every = (nudge_every.unwrap_or(NUDGE_FIRST) * 2).min(NUDGE_MAX);
+                    nudge.as_mut().reset(Instant::now() + every);
+                    nudge_every = Some(every);
+                    // (TLS 1.2 has no key update: nothing to send, the timer just runs.)
+                    if let Some(t) = &self.tls {
+                        t.nudge();
+                    }
+                    Ok(())
+                }
             };
             self.publish();
             if let Err(why) = step {
                 if why == CLOSED {
                     // Our HANDLE_CLOSE (and what was queued before it), within a second.
-                    self.take_outgoing();
+                    let _ = self.take_outgoing();
                     let rest = &self.out[self.written..];
                     let _ = timeout(CLOSE_FLUSH, async {
                         wr.write_all(rest).await?;
@@ -600,11 +706,36 @@ impl Driver {
         }
     }
 
-    fn take_outgoing(&mut self) {
+    /// Move what the core queued to the bytes to write (encrypted over TLS, one record per
+    /// frame, with what the session owes the peer: the answer to its key update).
+    fn take_outgoing(&mut self) -> std::result::Result<(), String> {
         let more = self.core.take_outgoing();
-        if !more.is_empty() {
-            self.out.extend_from_slice(&more);
+        match &self.tls {
+            Some(t) if !more.is_empty() || t.wants_write() => {
+                let sealed = t.encrypt(&more).map_err(|e| format!("TLS: {e}"))?;
+                self.out.extend_from_slice(&sealed);
+            }
+            Some(_) => {}
+            None if !more.is_empty() => self.out.extend_from_slice(&more),
+            None => {}
         }
+        Ok(())
+    }
+
+    /// Bytes read from the socket (decrypted over TLS).
+    async fn incoming(&mut self, bytes: &[u8]) -> std::result::Result<(), String> {
+        let Some(t) = &self.tls else {
+            return self.received(bytes).await;
+        };
+        let mut plain = Vec::new();
+        let closed = t.decrypt(bytes, &mut plain)?;
+        if !plain.is_empty() {
+            self.received(&plain).await?;
+        }
+        if closed {
+            return Err("connection closed by the peer".into());
+        }
+        Ok(())
     }
 
     fn core_close(&mut self) {
@@ -780,6 +911,27 @@ impl Driver {
                 });
                 let shared = self.shared.clone();
                 self.serving += 1;
+                if let Some((obj, name)) = async_call(handler, &args) {
+                    // An `async fn` of a service: awaited as a task of its own, so it holds
+                    // no thread while it waits.
+                    let call = AsyncCall {
+                        handler,
+                        obj,
+                        name,
+                        args,
+                        thread,
+                    };
+                    let served = call.serve(shared.clone());
+                    self.shared.runtime.spawn(async move {
+                        let result = served.await;
+                        let _ = shared.cmds.send(Cmd::Answer {
+                            seq,
+                            thread,
+                            result,
+                        });
+                    });
+                    return;
+                }
                 self.shared.runtime.spawn_blocking(move || {
                     let netref = |id| crate::NetRef::new(Link::Tokio(shared.clone()), id);
                     let served = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
@@ -790,12 +942,7 @@ impl Driver {
                     }));
                     // (A service method that panicked: the peer gets an exception, and
                     // the connection goes on.)
-                    let result = served.unwrap_or_else(|_| {
-                        Err(Error::raise(
-                            "RuntimeError",
-                            "the Rust service method panicked",
-                        ))
-                    });
+                    let result = served.unwrap_or_else(|_| Err(panicked()));
                     let _ = shared.cmds.send(Cmd::Answer {
                         seq,
                         thread,
@@ -830,6 +977,88 @@ impl Driver {
         }
         drop(self.core.objects_mut().take_all());
         self.publish();
+    }
+}
+
+/// The `async fn` a request calls, if it calls one: `obj.name(...)` (`HANDLE_CALLATTR`),
+/// or `obj(...)` (`HANDLE_CALL`, as method `"__call__"`: a bound method read with
+/// `getattr`), where `obj` is one of ours whose [`Exposed::async_method`] names it.
+fn async_call(
+    handler: i64,
+    args: &std::result::Result<Vec<Resolved>, WireError>,
+) -> Option<(Arc<dyn Exposed>, String)> {
+    let (obj, name) = match (handler, args.as_deref().ok()?) {
+        (handler::CALLATTR, [Resolved::Local(_, Some(obj)), Resolved::Value(name), ..]) => {
+            let name = match name {
+                Wire::Str(s) => s.clone(),
+                Wire::Bytes(b) => String::from_utf8(b.clone()).ok()?,
+                _ => return None,
+            };
+            (obj, name)
+        }
+        (handler::CALL, [Resolved::Local(_, Some(obj)), ..]) => (obj, "__call__".to_owned()),
+        _ => return None,
+    };
+    obj.async_method(&name).then(|| (obj.clone(), name))
+}
+
+/// A request of the peer that calls an `async fn` of ours.
+struct AsyncCall {
+    handler: i64,
+    obj: Arc<dyn Exposed>,
+    name: String,
+    args: std::result::Result<Vec<Resolved>, WireError>,
+    /// The peer thread that asked (`bind_threads`: our callbacks go to it).
+    thread: u64,
+}
+
+impl AsyncCall {
+    /// Convert the arguments and await the method; a panic in it is the peer's
+    /// `RuntimeError` (it runs as a task of its own, whose panic tokio catches).
+    async fn serve(self, shared: Arc<Shared>) -> Result<Value> {
+        let netref = |id| crate::NetRef::new(Link::Tokio(shared.clone()), id);
+        let mut args = serving::request_args(self.args, &netref)?.into_iter();
+        // (The target, and for CALLATTR the name, were read by `async_call`.)
+        let skip = if self.handler == handler::CALLATTR {
+            2
+        } else {
+            1
+        };
+        let mut args = args.by_ref().skip(skip);
+        let call = serving::call_args(
+            args.next().unwrap_or_default(),
+            args.next().unwrap_or_default(),
+        )?;
+        let method = InPeerThread {
+            thread: self.thread,
+            fut: self.obj.call_method_async(self.name, call),
+        };
+        match shared.runtime.spawn(method).await {
+            Ok(result) => result,
+            Err(_) => Err(panicked()),
+        }
+    }
+}
+
+/// What the peer gets for a service method that panicked (the connection goes on).
+fn panicked() -> Error {
+    Error::raise("RuntimeError", "the Rust service method panicked")
+}
+
+/// A future polled as serving a request of peer thread `thread`: the requests it makes
+/// (callbacks) are addressed to that thread under `bind_threads`, as the blocking pool's
+/// `serving_thread` does for synchronous methods.
+struct InPeerThread {
+    thread: u64,
+    fut: crate::MethodFuture,
+}
+
+impl Future for InPeerThread {
+    type Output = Result<Value>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut std::task::Context<'_>) -> Poll<Self::Output> {
+        let thread = self.thread;
+        serving_thread(thread, || self.fut.as_mut().poll(cx))
     }
 }
 
@@ -994,30 +1223,47 @@ impl NetRef {
         self.call_method("__contains__", (item.into(),)).await
     }
 
+    /// Iterate a remote iterable (`iter(obj)`), awaiting batches of up to 128 items
+    /// (`HANDLE_BUFFITER`).
+    pub async fn iter(&self) -> Result<Iter> {
+        let it: Value = self.call_method("__iter__", ()).await?;
+        match NetRef::from_value(it) {
+            Ok(it) => Ok(Iter::new(it)),
+            Err(_) => Err(Error::Conversion(
+                "__iter__ of the remote object did not return an iterator reference".into(),
+            )),
+        }
+    }
+
     /// The items of a remote iterable, fetched in batches of 128 (`HANDLE_BUFFITER`).
     pub async fn to_vec<T: FromValue>(&self) -> Result<Vec<T>> {
-        let it: Value = self.call_method("__iter__", ()).await?;
-        let Value::Remote(it) = it else {
-            return Err(mismatch("an iterator from __iter__", &it));
-        };
+        let mut it = self.iter().await?;
         let mut out = Vec::new();
-        loop {
-            let args = vec![Value::Remote(it.clone()), Value::Int(ITER_CHUNK)];
-            match self.shared().request(handler::BUFFITER, args).await? {
-                Value::Tuple(items) if items.is_empty() => return Ok(out),
-                Value::Tuple(items) => {
-                    for item in items {
-                        out.push(T::from_value(item)?);
-                    }
-                }
-                other => {
-                    return Err(Error::Conversion(format!(
-                        "the peer answered an iteration request with {}",
-                        other.describe()
-                    )))
-                }
-            }
+        while let Some(item) = it.next().await? {
+            out.push(item);
         }
+        Ok(out)
+    }
+
+    /// The `(key, value)` pairs of a mapping: `obj.items()` if the peer lets us call it,
+    /// else its keys and `obj[key]` for each (as [`crate::NetRef::items`]).
+    pub async fn items(&self) -> Result<Vec<(Value, Value)>> {
+        let pairs: Vec<Value> = match self.call_method::<Value>("items", ()).await {
+            Ok(Value::Remote(view)) => NetRef::from_value(Value::Remote(view))?.to_vec().await?,
+            Ok(Value::Tuple(kvs)) => kvs,
+            Ok(other) => return Err(mismatch("an items view", &other)),
+            Err(e) if e.is_remote("AttributeError") => {
+                let mut out = Vec::new();
+                let mut keys = self.iter().await?;
+                while let Some(key) = keys.next::<Value>().await? {
+                    let value = self.getitem(key.clone()).await?;
+                    out.push((key, value));
+                }
+                return Ok(out);
+            }
+            Err(e) => return Err(e),
+        };
+        pairs.into_iter().map(crate::netref::pair).collect()
     }
 }
 

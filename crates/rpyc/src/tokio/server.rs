@@ -6,6 +6,7 @@ use crate::config::Config;
 use crate::error::{Error, Result};
 use crate::expose::Exposed;
 use crate::server::is_transient;
+use ::tokio::io::{AsyncRead, AsyncWrite};
 use ::tokio::net::{TcpListener, ToSocketAddrs};
 use ::tokio::task::JoinHandle;
 use std::net::SocketAddr;
@@ -18,12 +19,14 @@ enum Listener {
     Unix(::tokio::net::UnixListener),
 }
 
-/// The connections being served, to close them with the server.
-type Live = Arc<Mutex<Vec<Weak<Shared>>>>;
+/// The connections being served, to close them with the server (`None` once it is closed:
+/// a connection whose TLS handshake ends after that closes at once).
+type Live = Arc<Mutex<Option<Vec<Weak<Shared>>>>>;
 
 /// Serves one object (the root each client gets: `conn.root` on the Python side) to every
 /// client, each connection driven by its own task; requests run on the runtime's blocking
-/// pool. The limits are those of [`Config`] (the defaults are the Python servers').
+/// pool, except calls of `async fn` methods, awaited as tasks. The limits are those of
+/// [`Config`] (the defaults are the Python servers').
 ///
 /// ```no_run
 /// struct Calc;
@@ -43,6 +46,9 @@ type Live = Arc<Mutex<Vec<Weak<Shared>>>>;
 pub struct Server {
     listener: Listener,
     config: Config,
+    /// Over TLS: the configuration every accepted connection's session starts from.
+    #[cfg(feature = "tls")]
+    tls: Option<Arc<rustls::ServerConfig>>,
 }
 
 impl Server {
@@ -62,7 +68,36 @@ impl Server {
         Ok(Server {
             listener: Listener::Tcp(listener),
             config,
+            #[cfg(feature = "tls")]
+            tls: None,
         })
+    }
+
+    /// Listen on a TCP address and serve over TLS: the certificates are those of
+    /// [`crate::Server::bind_tls`] (a client certificate is required when
+    /// `client_ca_file` is given, and checked against it). Each client's handshake runs in
+    /// its own task, bounded by `sync_request_timeout` (30 s when unset), so a client that
+    /// stalls it delays nobody else.
+    #[cfg(feature = "tls")]
+    pub async fn bind_tls(
+        addr: impl ToSocketAddrs,
+        service: impl Exposed,
+        tls: &crate::TlsServer,
+    ) -> Result<Server> {
+        Server::bind_tls_with(addr, Config::with_service(service), tls).await
+    }
+
+    /// [`Server::bind_tls`] with these settings; the root is `config.service`.
+    #[cfg(feature = "tls")]
+    pub async fn bind_tls_with(
+        addr: impl ToSocketAddrs,
+        config: Config,
+        tls: &crate::TlsServer,
+    ) -> Result<Server> {
+        let tls = tls.config()?;
+        let mut server = Server::bind_with(addr, config).await?;
+        server.tls = Some(tls);
+        Ok(server)
     }
 
     /// Listen on a Unix domain socket (the path must not exist). Call it within a tokio
@@ -79,6 +114,8 @@ impl Server {
         Ok(Server {
             listener: Listener::Unix(listener),
             config: Config::with_service(service),
+            #[cfg(feature = "tls")]
+            tls: None,
         })
     }
 
@@ -93,7 +130,8 @@ impl Server {
 
     /// Accept and serve clients until the listener fails.
     pub async fn serve_forever(self) -> Result<()> {
-        self.accept_loop(Arc::new(Mutex::new(Vec::new()))).await
+        self.accept_loop(Arc::new(Mutex::new(Some(Vec::new()))))
+            .await
     }
 
     /// Serve on a task of the current runtime; the handle stops it.
@@ -104,52 +142,83 @@ impl Server {
             ))
         })?;
         let addr = self.local_addr();
-        let live: Live = Arc::new(Mutex::new(Vec::new()));
+        let live: Live = Arc::new(Mutex::new(Some(Vec::new())));
         let task = runtime.spawn(self.accept_loop(live.clone()));
         Ok(ServerHandle { addr, live, task })
     }
 
     async fn accept_loop(self, live: Live) -> Result<()> {
         loop {
-            let made = match &self.listener {
-                Listener::Tcp(l) => match l.accept().await {
-                    Ok((s, _)) => {
-                        if self.config.nodelay {
-                            let _ = s.set_nodelay(true);
-                        }
-                        Ok(Connection::start(s, self.config.clone(), false))
+            let accepted = match &self.listener {
+                Listener::Tcp(l) => l.accept().await.map(|(s, _)| {
+                    if self.config.nodelay {
+                        let _ = s.set_nodelay(true);
                     }
-                    Err(e) => Err(e),
-                },
+                    self.serve(s, &live)
+                }),
                 #[cfg(unix)]
-                Listener::Unix(l) => match l.accept().await {
-                    Ok((s, _)) => Ok(Connection::start(s, self.config.clone(), false)),
-                    Err(e) => Err(e),
-                },
+                Listener::Unix(l) => l.accept().await.map(|(s, _)| self.serve(s, &live)),
             };
-            let conn = match made {
-                Ok(Ok(conn)) => conn,
-                // (No runtime: cannot happen within the accept task.)
-                Ok(Err(_)) => continue,
+            match accepted {
+                Ok(()) => {}
                 // A client that gave up before we accepted it, or too many open files:
                 // keep serving the others.
                 Err(e) if is_transient(&e) => {
                     ::tokio::time::sleep(Duration::from_millis(10)).await;
-                    continue;
                 }
                 Err(e) => return Err(e.into()),
+            }
+        }
+    }
+
+    /// Serve an accepted stream in a task of its own (its TLS handshake first, if any); the
+    /// connection lives until either side ends it.
+    fn serve<S>(&self, stream: S, live: &Live)
+    where
+        S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    {
+        let config = self.config.clone();
+        #[cfg(feature = "tls")]
+        let tls = self.tls.clone();
+        let live = live.clone();
+        ::tokio::spawn(async move {
+            #[cfg(feature = "tls")]
+            let made = match tls {
+                Some(tls) => start_tls(stream, config, &tls).await,
+                None => Connection::start(stream, config, false, None, Vec::new()),
             };
+            #[cfg(not(feature = "tls"))]
+            let made = Connection::start(stream, config, false, None, Vec::new());
+            // (A failed handshake: that client is gone, the server goes on.)
+            let Ok(conn) = made else { return };
             {
                 let mut live = live.lock().unwrap_or_else(|e| e.into_inner());
+                let Some(live) = live.as_mut() else {
+                    return conn.close();
+                };
                 live.retain(|w| w.strong_count() > 0);
                 live.push(Arc::downgrade(&conn.shared));
             }
-            // The connection lives until either side ends it (its driver is its own task).
-            ::tokio::spawn(async move {
-                conn.wait_closed().await;
-            });
-        }
+            conn.wait_closed().await;
+        });
     }
+}
+
+/// The server side of a TLS connection: the handshake, then the driver.
+#[cfg(feature = "tls")]
+async fn start_tls<S>(
+    mut stream: S,
+    config: Config,
+    tls: &Arc<rustls::ServerConfig>,
+) -> Result<Connection>
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let mut session = crate::tls::server_session(tls)?;
+    let limit = config.sync_request_timeout;
+    let initial = super::tls::handshake(&mut session, &mut stream, limit).await?;
+    let session = crate::tls::Session::new(session);
+    Connection::start(stream, config, false, Some(session), initial)
 }
 
 /// A server running on a task ([`Server::spawn`]). Dropping it stops accepting and closes
@@ -170,6 +239,7 @@ impl ServerHandle {
     pub fn connections(&self) -> usize {
         let live = self.live.lock().unwrap_or_else(|e| e.into_inner());
         live.iter()
+            .flatten()
             .filter_map(Weak::upgrade)
             .filter(|s| s.closed.borrow().is_none())
             .count()
@@ -180,8 +250,8 @@ impl ServerHandle {
 
     fn shutdown(&mut self) {
         self.task.abort();
-        let live = std::mem::take(&mut *self.live.lock().unwrap_or_else(|e| e.into_inner()));
-        for s in live.iter().filter_map(Weak::upgrade) {
+        let live = self.live.lock().unwrap_or_else(|e| e.into_inner()).take();
+        for s in live.iter().flatten().filter_map(Weak::upgrade) {
             let _ = s.cmds.send(Cmd::Close);
         }
     }
