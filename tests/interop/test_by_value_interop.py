@@ -45,10 +45,21 @@ class Svc(rpyc.Service):
     def exposed_describe(self, value):
         return (type(value).__name__, repr(value))
 
-srv = ThreadedServer(Svc, port=0, hostname="127.0.0.1", protocol_config={
-    "allow_pickle": True, "allow_public_attrs": True, "by_value_types": (set,)})
-print("PORT %d" % srv.port, flush=True)
-srv.start()
+CONFIG = {"allow_pickle": True, "allow_public_attrs": True, "by_value_types": (set,)}
+if sys.argv[1:] == ["aio"]:  # (ours only) the same service on an rpyc.aio server
+    import asyncio
+    import rpyc.aio
+
+    async def main():
+        srv = await rpyc.aio.serve(Svc, hostname="127.0.0.1", port=0, protocol_config=CONFIG)
+        print("PORT %d" % srv.port, flush=True)
+        await srv.serve_forever()
+
+    asyncio.run(main())
+else:
+    srv = ThreadedServer(Svc, port=0, hostname="127.0.0.1", protocol_config=CONFIG)
+    print("PORT %d" % srv.port, flush=True)
+    srv.start()
 """
 
 CLIENT = r"""
@@ -66,6 +77,7 @@ out = {"features": sorted(getattr(conn, "_peer_features", ()))}
 records = root.records(3)
 out["records"] = [dict(r) for r in obtain(records)]
 out["decorated"] = sorted(root.decorated()["a"])
+out["decorated_is_proxy"] = isinstance(root.decorated(), rpyc.core.netref.BaseNetref)
 out["marked"] = [root.marked()[0], tuple(root.marked()[1])]
 out["marked_tuple"] = list(root.marked_tuple())
 out["describe_list"] = root.describe(by_value([1, 2]))[0]
@@ -78,8 +90,8 @@ print(json.dumps(out))
 """
 
 
-def _start_server(interop, role):
-    proc = subprocess.Popen([interop.python(role), "-u", "-c", SERVER], stdin=subprocess.DEVNULL,
+def _start_server(interop, role, kind="threaded"):
+    proc = subprocess.Popen([interop.python(role), "-u", "-c", SERVER, kind], stdin=subprocess.DEVNULL,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=interop.peer_env(role),
                             start_new_session=True)
     line = proc.stdout.readline().decode()
@@ -89,8 +101,8 @@ def _start_server(interop, role):
     return proc, int(line.split()[1])
 
 
-def _run(interop, client, server):
-    srv, port = _start_server(interop, server)
+def _run(interop, client, server, kind="threaded"):
+    srv, port = _start_server(interop, server, kind)
     relay = wire.Relay(port)
     try:
         proc = subprocess.run([interop.python(client), "-c", CLIENT, str(relay.port)],
@@ -132,6 +144,7 @@ def test_our_client_against_upstream_server(interop):
     result, c2s, s2c, problems = _run(interop, "ours", "upstream")
     _check_common(result)
     assert result["features"] == []
+    assert result["decorated_is_proxy"]
     # marked arguments reach upstream as proxies (a list) or brine (a tuple)
     assert result["describe_tuple"] == ["tuple", "(1, 2)"]
     assert result["describe_list"] != "list" and result["describe_config"] != "list"
@@ -140,20 +153,24 @@ def test_our_client_against_upstream_server(interop):
     assert _by_value_frames(c2s) == []
 
 
-def test_upstream_client_against_our_server(interop):
-    result, c2s, s2c, problems = _run(interop, "upstream", "ours")
+@pytest.mark.parametrize("kind", ["threaded", "aio"])
+def test_upstream_client_against_our_server(interop, kind):
+    result, c2s, s2c, problems = _run(interop, "upstream", "ours", kind)
     _check_common(result)
     assert result["describe_tuple"] == ["tuple", "(1, 2)"]
+    assert result["decorated_is_proxy"]  # @returns_by_value: a proxy for upstream
     assert not problems
     # our server's answers: upstream brine and proxies only
     assert wire.violations_towards_upstream(s2c, hello_allowed=False) == []
     assert _by_value_frames(s2c) == []
 
 
-def test_between_rpyc_rs_peers_by_value_is_used(interop):
-    result, c2s, s2c, problems = _run(interop, "ours", "ours")
+@pytest.mark.parametrize("kind", ["threaded", "aio"])
+def test_between_rpyc_rs_peers_by_value_is_used(interop, kind):
+    result, c2s, s2c, problems = _run(interop, "ours", "ours", kind)
     _check_common(result)
     assert "by_value" in result["features"]
+    assert not result["decorated_is_proxy"]  # @returns_by_value: a copy
     # marked arguments and config types arrive as real containers
     assert result["describe_list"] == "list" and result["describe_config"] == "list"
     assert result["describe_dict"] == "dict"
