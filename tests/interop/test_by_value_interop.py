@@ -89,6 +89,29 @@ conn.close()
 print(json.dumps(out))
 """
 
+AIO_CLIENT = r"""
+import asyncio, json, sys
+import rpyc
+import rpyc.aio
+
+async def main():
+    port = int(sys.argv[1])
+    out = {}
+    async with rpyc.aio.connect("127.0.0.1", port, config={"allow_pickle": True}) as conn:
+        await conn.root.records(0)
+        out["features"] = sorted(conn._peer_features)
+        out["records"] = await rpyc.aio.obtain(conn.root.records(3))
+    async with rpyc.aio.connect("127.0.0.1", port) as conn:
+        try:
+            await rpyc.aio.obtain(conn.root.records(1))
+            out["refused"] = None
+        except ValueError as exc:
+            out["refused"] = str(exc)
+    print(json.dumps(out))
+
+asyncio.run(main())
+"""
+
 
 def _start_server(interop, role, kind="threaded"):
     proc = subprocess.Popen([interop.python(role), "-u", "-c", SERVER, kind], stdin=subprocess.DEVNULL,
@@ -101,11 +124,11 @@ def _start_server(interop, role, kind="threaded"):
     return proc, int(line.split()[1])
 
 
-def _run(interop, client, server, kind="threaded"):
+def _run(interop, client, server, kind="threaded", script=CLIENT):
     srv, port = _start_server(interop, server, kind)
     relay = wire.Relay(port)
     try:
-        proc = subprocess.run([interop.python(client), "-c", CLIENT, str(relay.port)],
+        proc = subprocess.run([interop.python(client), "-c", script, str(relay.port)],
                               capture_output=True, text=True, timeout=60, env=interop.peer_env(client))
         relay.wait_finished(5)
     finally:
@@ -114,10 +137,15 @@ def _run(interop, client, server, kind="threaded"):
     assert not stuck
     assert proc.returncode == 0, proc.stderr[-3000:]
     result = json.loads(proc.stdout.strip().splitlines()[-1])
-    rec = relay.recordings[0]
-    c2s, c2s_problems = wire.parse_stream(rec.c2s, 0)
-    s2c, s2c_problems = wire.parse_stream(rec.s2c, 0)
-    return result, c2s, s2c, c2s_problems + s2c_problems
+    c2s, s2c, problems = [], [], []
+    for rec in relay.recordings:  # (every connection the client made)
+        frames, found = wire.parse_stream(rec.c2s, 0)
+        c2s += frames
+        problems += found
+        frames, found = wire.parse_stream(rec.s2c, 0)
+        s2c += frames
+        problems += found
+    return result, c2s, s2c, problems
 
 
 def _by_value_frames(frames):
@@ -176,3 +204,22 @@ def test_between_rpyc_rs_peers_by_value_is_used(interop, kind):
     assert result["describe_dict"] == "dict"
     # the relay sees the new label and HANDLE_OBTAIN (obtain without pickle)
     assert _by_value_frames(s2c) and _by_value_frames(c2s)
+
+
+def test_aio_obtain_against_upstream_server_takes_the_pickle_path(interop):
+    result, c2s, s2c, problems = _run(interop, "ours", "upstream", script=AIO_CLIENT)
+    assert result["features"] == []
+    assert result["records"] == EXPECTED_COMMON["records"]  # pickled: this side allows it
+    assert "allow_pickle" in result["refused"]  # and only then
+    assert not problems
+    assert wire.violations_towards_upstream(c2s, hello_allowed=True) == []
+    assert _by_value_frames(c2s) == []
+
+
+@pytest.mark.parametrize("kind", ["threaded", "aio"])
+def test_aio_obtain_between_rpyc_rs_peers_needs_no_pickle(interop, kind):
+    result, c2s, s2c, problems = _run(interop, "ours", "ours", kind, script=AIO_CLIENT)
+    assert "by_value" in result["features"]
+    assert result["records"] == EXPECTED_COMMON["records"]
+    assert result["refused"] is None  # data: by value, no pickle needed
+    assert _by_value_frames(c2s) and _by_value_frames(s2c)
