@@ -327,9 +327,23 @@ def test_numpy_dtypes(conn):
         assert (back == a).all()
 
 
-def test_numpy_scalar_is_its_value(conn):
+def test_numpy_scalars_arrive_as_numpy_scalars_of_their_dtype(conn):
     np = pytest.importorskip("numpy")
-    assert conn.root.echo_types(rpyc.by_value([np.float64(1.5)]))[1] == [1.5]
+    scalars = [np.float64(1.5), np.float32(-2.25), np.float16(0.5), np.int32(7), np.int8(-3),
+               np.uint64(2**64 - 1), np.int64(-(2**63)), np.bool_(True), np.bool_(False),
+               np.complex128(1 + 2j), np.complex64(-1j), np.bytes_(b"ab"), np.str_("h\u00e9")]
+    for value in scalars:
+        kind, back = conn.root.echo_types(rpyc.by_value(value))
+        assert kind == type(value).__name__  # a numpy scalar at the server too
+        assert type(back) is type(value) and back.dtype == value.dtype and back == value, value
+    # inside containers, and apart from a 0-d array (which stays an array)
+    kind, back = conn.root.echo_types(rpyc.by_value({"x": [np.int16(3), (np.float64(2.5),)],
+                                                     "zero_d": np.array(4.5)}))
+    assert type(back["x"][0]) is np.int16 and type(back["x"][1][0]) is np.float64
+    assert type(back["zero_d"]) is np.ndarray and back["zero_d"].shape == ()
+    # a scalar of a dtype that is not plain data travels as its Python value
+    stamp = np.datetime64("2024-01-02T03:04:05", "s")
+    assert conn.root.echo_types(rpyc.by_value([stamp]))[1] == [stamp.item()]
 
 
 def test_object_dtype_is_refused_with_a_clear_error(conn):
