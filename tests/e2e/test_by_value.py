@@ -4,15 +4,76 @@
 test_by_value_no_numpy.py for a process where numpy cannot be imported)."""
 
 import array
+import asyncio
+import threading
 
 import pytest
 
 import rpyc
+import rpyc.aio
 from rpyc.core import consts, extensions
 from rpyc.core.netref import BaseNetref
 from rpyc.utils.classic import obtain
+from rpyc.utils.server import ThreadedServer
 
 from .support import wait_until
+
+
+class AioServer:
+    """An ``rpyc.aio`` server on its own event loop in a thread, with the face the harness
+    expects of a server class (``port``, ``_start_in_thread``, ``close``): the by-value
+    tests run against it as against a ThreadedServer, and must give the same results."""
+
+    def __init__(self, service, port=0, hostname="127.0.0.1", protocol_config=None):
+        self._loop = asyncio.new_event_loop()
+        self._args = dict(hostname=hostname, port=port, protocol_config=protocol_config)
+        self._service = service
+        self._server = None
+        self._started = threading.Event()
+        self._stopped = None
+
+    def _run(self):
+        asyncio.set_event_loop(self._loop)
+
+        async def main():
+            self._stopped = asyncio.Event()
+            self._server = await rpyc.aio.serve(self._service, **self._args)
+            self._started.set()
+            await self._stopped.wait()
+            self._server.close()
+            await asyncio.wait_for(self._server.wait_closed(), 5)
+
+        try:
+            self._loop.run_until_complete(main())
+        finally:
+            self._started.set()
+            self._loop.close()
+
+    def _start_in_thread(self):
+        thread = threading.Thread(target=self._run, name="aio-server", daemon=True)
+        thread.start()
+        assert self._started.wait(10) and self._server is not None, "the rpyc.aio server did not start"
+        return thread
+
+    @property
+    def port(self):
+        return self._server.port
+
+    def close(self):
+        if not self._loop.is_closed():
+            try:
+                self._loop.call_soon_threadsafe(self._stopped.set)
+            except RuntimeError:  # (the loop closed meanwhile)
+                pass
+
+
+SERVER_KINDS = {"threaded": ThreadedServer, "aio": AioServer}
+
+
+@pytest.fixture(params=sorted(SERVER_KINDS))
+def server_cls(request):
+    """Each by-value test runs against both server kinds."""
+    return SERVER_KINDS[request.param]
 
 
 class Thing:
@@ -79,8 +140,8 @@ def negotiated(conn):
 
 
 @pytest.fixture
-def conn(harness):
-    c, _ = harness.pair(DataService)
+def conn(harness, server_cls):
+    c, _ = harness.pair(DataService, server_cls=server_cls)
     assert negotiated(c)
     return c
 
@@ -113,6 +174,34 @@ def test_decorated_method_called_locally_returns_plain_result():
     assert DataService().exposed_decorated() == {"nested": [1, [2, 3], {4, 5}], "t": (1, [2])}
 
 
+class AsyncDataService(rpyc.Service):
+    """What only an rpyc.aio server runs: coroutine handlers and plain ones called on the
+    loop; ``@rpyc.returns_by_value`` applies to each as to the executor's."""
+
+    @rpyc.returns_by_value
+    async def exposed_awaited(self):
+        await asyncio.sleep(0)
+        return [{"a": 1}, {2}]
+
+    @rpyc.aio.inline
+    @rpyc.returns_by_value
+    def exposed_inline(self):
+        return {"b": [3]}
+
+    async def exposed_unmarked(self):
+        return [1]
+
+
+def test_aio_coroutine_and_inline_handlers_return_by_value(harness):
+    c, _ = harness.pair(AsyncDataService, server_cls=AioServer)
+    assert negotiated(c)
+    res = c.root.awaited()
+    assert type(res) is list and res == [{"a": 1}, {2}] and type(res[1]) is set
+    res = c.root.inline()
+    assert type(res) is dict and type(res["b"]) is list
+    assert isinstance(c.root.unmarked(), BaseNetref)
+
+
 def test_what_is_not_data_stays_a_proxy(conn):
     res = conn.root.mixed()
     assert type(res) is dict and res["n"] == 1
@@ -132,16 +221,16 @@ def test_argument_by_value(conn):
     assert conn.root.echo_types(rpyc.by_value([1, (2, [3])])) == ("list", [1, (2, [3])])
 
 
-def test_config_types(harness):
-    srv = harness.server(DataService, protocol_config={"by_value_types": (list, dict)})
+def test_config_types(harness, server_cls):
+    srv = harness.server(DataService, server_cls, protocol_config={"by_value_types": (list, dict)})
     c = harness.connect(srv)
     assert negotiated(c)
     res = c.root.plain()
     assert type(res) is dict and type(res["a"]) is list
 
 
-def test_config_types_client_side(harness):
-    srv = harness.server(DataService)
+def test_config_types_client_side(harness, server_cls):
+    srv = harness.server(DataService, server_cls)
     c = harness.connect(srv, config={"by_value_types": (list,)})
     assert negotiated(c)
     assert c.root.store([1, 2]) == "list"
@@ -162,8 +251,8 @@ def test_obtain_of_non_data_names_the_cause(conn):
     assert conn.root.plain() is not None  # the connection lives
 
 
-def test_obtain_of_non_data_uses_pickle_when_allowed(harness):
-    srv = harness.server(rpyc.ClassicService)
+def test_obtain_of_non_data_uses_pickle_when_allowed(harness, server_cls):
+    srv = harness.server(rpyc.ClassicService, server_cls)
     c = harness.track(rpyc.classic.connect("127.0.0.1", srv.port))
     assert negotiated(c)
     remote_dict = c.eval("{'a': [1, 2]}")
@@ -172,8 +261,8 @@ def test_obtain_of_non_data_uses_pickle_when_allowed(harness):
     assert obtain(frac) == __import__("fractions").Fraction(1, 3)  # not data: pickle
 
 
-def test_upstream_behaviour_when_extensions_are_off(harness):
-    srv = harness.server(DataService, protocol_config={"rpyc_rs_extensions": False})
+def test_upstream_behaviour_when_extensions_are_off(harness, server_cls):
+    srv = harness.server(DataService, server_cls, protocol_config={"rpyc_rs_extensions": False})
     c = harness.connect(srv)
     assert c.ping() is None
     res = c.root.records_by_value(2)
@@ -187,8 +276,8 @@ def test_stdlib_buffer_travels_as_an_array(conn):
     assert isinstance(res, np.ndarray) and res.tolist() == [1, 2, 3]
 
 
-def test_nesting_limit_applies(harness):
-    srv = harness.server(DataService)
+def test_nesting_limit_applies(harness, server_cls):
+    srv = harness.server(DataService, server_cls)
     c = harness.connect(srv, config={})
     assert negotiated(c)
     deep = []
@@ -238,9 +327,23 @@ def test_numpy_dtypes(conn):
         assert (back == a).all()
 
 
-def test_numpy_scalar_is_its_value(conn):
+def test_numpy_scalars_arrive_as_numpy_scalars_of_their_dtype(conn):
     np = pytest.importorskip("numpy")
-    assert conn.root.echo_types(rpyc.by_value([np.float64(1.5)]))[1] == [1.5]
+    scalars = [np.float64(1.5), np.float32(-2.25), np.float16(0.5), np.int32(7), np.int8(-3),
+               np.uint64(2**64 - 1), np.int64(-(2**63)), np.bool_(True), np.bool_(False),
+               np.complex128(1 + 2j), np.complex64(-1j), np.bytes_(b"ab"), np.str_("h\u00e9")]
+    for value in scalars:
+        kind, back = conn.root.echo_types(rpyc.by_value(value))
+        assert kind == type(value).__name__  # a numpy scalar at the server too
+        assert type(back) is type(value) and back.dtype == value.dtype and back == value, value
+    # inside containers, and apart from a 0-d array (which stays an array)
+    kind, back = conn.root.echo_types(rpyc.by_value({"x": [np.int16(3), (np.float64(2.5),)],
+                                                     "zero_d": np.array(4.5)}))
+    assert type(back["x"][0]) is np.int16 and type(back["x"][1][0]) is np.float64
+    assert type(back["zero_d"]) is np.ndarray and back["zero_d"].shape == ()
+    # a scalar of a dtype that is not plain data travels as its Python value
+    stamp = np.datetime64("2024-01-02T03:04:05", "s")
+    assert conn.root.echo_types(rpyc.by_value([stamp]))[1] == [stamp.item()]
 
 
 def test_object_dtype_is_refused_with_a_clear_error(conn):
@@ -253,9 +356,9 @@ def test_object_dtype_is_refused_with_a_clear_error(conn):
     assert conn.root.plain() is not None
 
 
-def test_array_over_the_frame_limit_is_refused_before_copying(harness):
+def test_array_over_the_frame_limit_is_refused_before_copying(harness, server_cls):
     np = pytest.importorskip("numpy")
-    srv = harness.server(DataService, protocol_config={"max_frame_size": 1 << 20})
+    srv = harness.server(DataService, server_cls, protocol_config={"max_frame_size": 1 << 20})
     c = harness.connect(srv, config={"max_frame_size": 1 << 20})
     assert negotiated(c)
     big = np.zeros(1 << 18)  # 2 MiB

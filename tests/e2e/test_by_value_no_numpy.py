@@ -8,6 +8,8 @@ import textwrap
 
 import pytest
 
+import rpyc
+
 SCRIPT = textwrap.dedent(
     r'''
     import array, sys, time
@@ -71,3 +73,41 @@ def test_containers_by_value_never_import_numpy():
     assert "c.root.buffer()" not in script
     proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
     assert proc.returncode == 0 and proc.stdout.strip().endswith("OK"), proc.stdout + proc.stderr
+
+
+RECEIVER = textwrap.dedent(
+    r'''
+    import sys
+    sys.modules["numpy"] = None  # "import numpy" raises ImportError from here on
+    import rpyc
+    c = rpyc.connect("127.0.0.1", int(sys.argv[1]))
+    for _ in range(100):
+        if "by_value" in c._peer_features:
+            break
+        c.ping()
+    got = c.root.scalars()
+    print(repr([(type(v).__name__, v) for v in got]))
+    c.close()
+    '''
+)
+
+
+class ScalarService(rpyc.Service):
+    @rpyc.returns_by_value
+    def exposed_scalars(self):
+        import numpy as np
+
+        return [np.float64(1.5), np.int32(-7), np.uint8(200), np.bool_(True), np.complex64(1 - 2j),
+                np.float16(0.25), np.bytes_(b"ab"), np.str_("h\u00e9"), np.array(3).astype(">i2")[()]]
+
+
+def test_numpy_scalars_arrive_as_python_values_without_numpy(harness):
+    pytest.importorskip("numpy")
+    srv = harness.server(ScalarService)
+    proc = subprocess.run([sys.executable, "-c", RECEIVER, str(srv.port)], capture_output=True, text=True,
+                          timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == repr([
+        ("float", 1.5), ("int", -7), ("int", 200), ("bool", True), ("complex", 1 - 2j), ("float", 0.25),
+        ("bytes", b"ab"), ("str", "h\u00e9"), ("int", 3),
+    ])

@@ -45,10 +45,21 @@ class Svc(rpyc.Service):
     def exposed_describe(self, value):
         return (type(value).__name__, repr(value))
 
-srv = ThreadedServer(Svc, port=0, hostname="127.0.0.1", protocol_config={
-    "allow_pickle": True, "allow_public_attrs": True, "by_value_types": (set,)})
-print("PORT %d" % srv.port, flush=True)
-srv.start()
+CONFIG = {"allow_pickle": True, "allow_public_attrs": True, "by_value_types": (set,)}
+if sys.argv[1:] == ["aio"]:  # (ours only) the same service on an rpyc.aio server
+    import asyncio
+    import rpyc.aio
+
+    async def main():
+        srv = await rpyc.aio.serve(Svc, hostname="127.0.0.1", port=0, protocol_config=CONFIG)
+        print("PORT %d" % srv.port, flush=True)
+        await srv.serve_forever()
+
+    asyncio.run(main())
+else:
+    srv = ThreadedServer(Svc, port=0, hostname="127.0.0.1", protocol_config=CONFIG)
+    print("PORT %d" % srv.port, flush=True)
+    srv.start()
 """
 
 CLIENT = r"""
@@ -66,6 +77,7 @@ out = {"features": sorted(getattr(conn, "_peer_features", ()))}
 records = root.records(3)
 out["records"] = [dict(r) for r in obtain(records)]
 out["decorated"] = sorted(root.decorated()["a"])
+out["decorated_is_proxy"] = isinstance(root.decorated(), rpyc.core.netref.BaseNetref)
 out["marked"] = [root.marked()[0], tuple(root.marked()[1])]
 out["marked_tuple"] = list(root.marked_tuple())
 out["describe_list"] = root.describe(by_value([1, 2]))[0]
@@ -77,9 +89,32 @@ conn.close()
 print(json.dumps(out))
 """
 
+AIO_CLIENT = r"""
+import asyncio, json, sys
+import rpyc
+import rpyc.aio
 
-def _start_server(interop, role):
-    proc = subprocess.Popen([interop.python(role), "-u", "-c", SERVER], stdin=subprocess.DEVNULL,
+async def main():
+    port = int(sys.argv[1])
+    out = {}
+    async with rpyc.aio.connect("127.0.0.1", port, config={"allow_pickle": True}) as conn:
+        await conn.root.records(0)
+        out["features"] = sorted(conn._peer_features)
+        out["records"] = await rpyc.aio.obtain(conn.root.records(3))
+    async with rpyc.aio.connect("127.0.0.1", port) as conn:
+        try:
+            await rpyc.aio.obtain(conn.root.records(1))
+            out["refused"] = None
+        except ValueError as exc:
+            out["refused"] = str(exc)
+    print(json.dumps(out))
+
+asyncio.run(main())
+"""
+
+
+def _start_server(interop, role, kind="threaded"):
+    proc = subprocess.Popen([interop.python(role), "-u", "-c", SERVER, kind], stdin=subprocess.DEVNULL,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=interop.peer_env(role),
                             start_new_session=True)
     line = proc.stdout.readline().decode()
@@ -89,11 +124,11 @@ def _start_server(interop, role):
     return proc, int(line.split()[1])
 
 
-def _run(interop, client, server):
-    srv, port = _start_server(interop, server)
+def _run(interop, client, server, kind="threaded", script=CLIENT):
+    srv, port = _start_server(interop, server, kind)
     relay = wire.Relay(port)
     try:
-        proc = subprocess.run([interop.python(client), "-c", CLIENT, str(relay.port)],
+        proc = subprocess.run([interop.python(client), "-c", script, str(relay.port)],
                               capture_output=True, text=True, timeout=60, env=interop.peer_env(client))
         relay.wait_finished(5)
     finally:
@@ -102,10 +137,15 @@ def _run(interop, client, server):
     assert not stuck
     assert proc.returncode == 0, proc.stderr[-3000:]
     result = json.loads(proc.stdout.strip().splitlines()[-1])
-    rec = relay.recordings[0]
-    c2s, c2s_problems = wire.parse_stream(rec.c2s, 0)
-    s2c, s2c_problems = wire.parse_stream(rec.s2c, 0)
-    return result, c2s, s2c, c2s_problems + s2c_problems
+    c2s, s2c, problems = [], [], []
+    for rec in relay.recordings:  # (every connection the client made)
+        frames, found = wire.parse_stream(rec.c2s, 0)
+        c2s += frames
+        problems += found
+        frames, found = wire.parse_stream(rec.s2c, 0)
+        s2c += frames
+        problems += found
+    return result, c2s, s2c, problems
 
 
 def _by_value_frames(frames):
@@ -132,6 +172,7 @@ def test_our_client_against_upstream_server(interop):
     result, c2s, s2c, problems = _run(interop, "ours", "upstream")
     _check_common(result)
     assert result["features"] == []
+    assert result["decorated_is_proxy"]
     # marked arguments reach upstream as proxies (a list) or brine (a tuple)
     assert result["describe_tuple"] == ["tuple", "(1, 2)"]
     assert result["describe_list"] != "list" and result["describe_config"] != "list"
@@ -140,22 +181,45 @@ def test_our_client_against_upstream_server(interop):
     assert _by_value_frames(c2s) == []
 
 
-def test_upstream_client_against_our_server(interop):
-    result, c2s, s2c, problems = _run(interop, "upstream", "ours")
+@pytest.mark.parametrize("kind", ["threaded", "aio"])
+def test_upstream_client_against_our_server(interop, kind):
+    result, c2s, s2c, problems = _run(interop, "upstream", "ours", kind)
     _check_common(result)
     assert result["describe_tuple"] == ["tuple", "(1, 2)"]
+    assert result["decorated_is_proxy"]  # @returns_by_value: a proxy for upstream
     assert not problems
     # our server's answers: upstream brine and proxies only
     assert wire.violations_towards_upstream(s2c, hello_allowed=False) == []
     assert _by_value_frames(s2c) == []
 
 
-def test_between_rpyc_rs_peers_by_value_is_used(interop):
-    result, c2s, s2c, problems = _run(interop, "ours", "ours")
+@pytest.mark.parametrize("kind", ["threaded", "aio"])
+def test_between_rpyc_rs_peers_by_value_is_used(interop, kind):
+    result, c2s, s2c, problems = _run(interop, "ours", "ours", kind)
     _check_common(result)
     assert "by_value" in result["features"]
+    assert not result["decorated_is_proxy"]  # @returns_by_value: a copy
     # marked arguments and config types arrive as real containers
     assert result["describe_list"] == "list" and result["describe_config"] == "list"
     assert result["describe_dict"] == "dict"
     # the relay sees the new label and HANDLE_OBTAIN (obtain without pickle)
     assert _by_value_frames(s2c) and _by_value_frames(c2s)
+
+
+def test_aio_obtain_against_upstream_server_takes_the_pickle_path(interop):
+    result, c2s, s2c, problems = _run(interop, "ours", "upstream", script=AIO_CLIENT)
+    assert result["features"] == []
+    assert result["records"] == EXPECTED_COMMON["records"]  # pickled: this side allows it
+    assert "allow_pickle" in result["refused"]  # and only then
+    assert not problems
+    assert wire.violations_towards_upstream(c2s, hello_allowed=True) == []
+    assert _by_value_frames(c2s) == []
+
+
+@pytest.mark.parametrize("kind", ["threaded", "aio"])
+def test_aio_obtain_between_rpyc_rs_peers_needs_no_pickle(interop, kind):
+    result, c2s, s2c, problems = _run(interop, "ours", "ours", kind, script=AIO_CLIENT)
+    assert "by_value" in result["features"]
+    assert result["records"] == EXPECTED_COMMON["records"]
+    assert result["refused"] is None  # data: by value, no pickle needed
+    assert _by_value_frames(c2s) and _by_value_frames(s2c)

@@ -19,7 +19,7 @@ import types
 from typing import Any, Callable, Dict, List, NoReturn, Optional, Set, Tuple
 
 from rpyc import _core
-from rpyc.core import consts, extensions, netref
+from rpyc.core import byvalue, consts, extensions, netref
 from rpyc.core import protocol
 from rpyc.core.async_ import AsyncResultTimeout
 
@@ -153,6 +153,13 @@ def _is_async_callable(func: Any) -> bool:
             _ASYNC_CALLABLES.clear()  # (bounded: code compiled on the fly)
         _ASYNC_CALLABLES[code] = found
     return found
+
+
+def _call_result(called: Any, result: Any) -> Any:
+    """The answer to a request: ``result``, marked by value when ``called`` (the function a
+    CALL or CALLATTR called) is ``@rpyc.returns_by_value``, as the blocking connections
+    decide it (``byvalue.wants_by_value``; checked only once something was decorated)."""
+    return byvalue.wants_by_value(called, result) if called is not None and byvalue.MARKED else result
 
 
 class Connection(protocol.Connection):
@@ -456,10 +463,11 @@ class Connection(protocol.Connection):
         if handler == consts.HANDLE_CLOSE:
             self._handle_close_request()
             return
+        called = None  # the function a CALL or CALLATTR called (@rpyc.returns_by_value)
         try:
             args = work.begin()
             if handler == consts.HANDLE_CALL or handler == consts.HANDLE_CALLATTR:
-                result = self._start_call(handler, args)
+                called, result = self._start_call(handler, args)
             else:
                 func = self._HANDLERS.get(handler)
                 if func is None:
@@ -469,16 +477,17 @@ class Connection(protocol.Connection):
             self._answer_exception(work, exc)
             return
         if inspect.isawaitable(result) and not isinstance(result, AsyncNetref):
-            task = self._spawn(self._finish(work, result))
+            task = self._spawn(self._finish(work, result, called))
             seq = work.seq
             if seq is not None and not task.done():
                 self._serving[seq] = task
         else:
-            self._answer(work, result)
+            self._answer(work, _call_result(called, result))
 
-    def _start_call(self, handler: int, args: Tuple[Any, ...]) -> Any:
-        """Start a CALL or CALLATTR: a coroutine function's coroutine (run as a task), or a
-        plain function called inline or on the executor."""
+    def _start_call(self, handler: int, args: Tuple[Any, ...]) -> Tuple[Any, Any]:
+        """Start a CALL or CALLATTR: ``(the function called, its result)``, the result
+        being a coroutine function's coroutine (run as a task), or a plain function's
+        result (called inline) or future (called on the executor)."""
         if handler == consts.HANDLE_CALL:
             func, call_args = args[0], args[1]
             kwargs = args[2] if len(args) > 2 else ()
@@ -487,15 +496,14 @@ class Connection(protocol.Connection):
             kwargs = args[3] if len(args) > 3 else ()
             func = self._handle_getattr(obj, name)
         kw = dict(kwargs) if kwargs else {}
-        if _is_async_callable(func):
-            return func(*call_args, **kw)
-        if self._plain_inline or isinstance(func, _BUILTIN_CALLABLES) or getattr(func, _INLINE_MARK, False):
-            return func(*call_args, **kw)
-        if isinstance(func, type) and func.__module__ == "builtins":
-            return func(*call_args, **kw)
-        return self._loop.run_in_executor(self._executor, functools.partial(func, *call_args, **kw))
+        if (_is_async_callable(func) or self._plain_inline or isinstance(func, _BUILTIN_CALLABLES)
+                or getattr(func, _INLINE_MARK, False) or (isinstance(func, type) and func.__module__ == "builtins")):
+            return func, func(*call_args, **kw)
+        return func, self._loop.run_in_executor(self._executor, functools.partial(func, *call_args, **kw))
 
-    async def _finish(self, work: Any, pending: Any) -> None:
+    async def _finish(self, work: Any, pending: Any, called: Any = None) -> None:
+        """Answer ``work`` with what ``pending`` gives (``called``: the function a CALL or
+        CALLATTR called, else None)."""
         seq = work.seq
         try:
             result = await pending
@@ -510,7 +518,7 @@ class Connection(protocol.Connection):
         finally:
             if seq is not None:
                 self._serving.pop(seq, None)
-        self._answer(work, result)
+        self._answer(work, _call_result(called, result))
 
     def _answer(self, work: Any, result: Any) -> None:
         try:

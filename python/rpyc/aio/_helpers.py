@@ -181,17 +181,26 @@ async def _aiter(obj: Any) -> Any:
 
 
 async def obtain(obj: Any) -> Any:
-    """A local copy of a remote object, pickled by its owner (both sides' configs must
-    allow pickling: ``allow_pickle``)."""
+    """A local copy of a remote object (a local object is returned as it is), decided as
+    ``rpyc.utils.classic.obtain`` decides: from an rpyc-rs peer, data is copied by value
+    without pickle (docs/by-value.md); anything else, and everything from an upstream
+    peer, is pickled by its owner and unpickled here, only if this side's config has
+    ``allow_pickle`` (the owner's must allow it too)."""
     import pickle
+
+    from rpyc.core.byvalue import ByValueError
+    from rpyc.core.netref import refuse_pickle_fallback
+    from rpyc.utils.classic import _obtains_by_value, _require_pickle
 
     obj = await _target(obj)
     if not _remote(obj):
         return obj
-    conn = object.__getattribute__(obj, "____conn__")
-    if not conn._config["allow_pickle"]:
-        raise ValueError("obtain: pickling is disabled: it would unpickle data chosen by the peer here; set "
-                         "allow_pickle=True in this side's config only if the peer is trusted")
+    if _obtains_by_value(obj):
+        try:
+            return await request(obj, consts.HANDLE_OBTAIN)
+        except ByValueError as exc:
+            refuse_pickle_fallback(obj, "obtain()", exc)  # (raises unless pickle is allowed)
+    _require_pickle(object.__getattribute__(obj, "____conn__"), "obtain")
     return pickle.loads(await request(obj, consts.HANDLE_PICKLE, pickle.DEFAULT_PROTOCOL))
 
 

@@ -13,7 +13,7 @@ numpy is optional: it is imported only to send or rebuild an array, and only if 
 
 import sys
 from types import MethodType
-from typing import Any, Callable, Optional, Set, Tuple, TypeVar
+from typing import Any, Callable, Optional, Sequence, Set, Tuple, TypeVar
 
 __all__ = ["ByValue", "ByValueError", "by_value", "returns_by_value"]
 
@@ -98,13 +98,16 @@ def _too_big(nbytes: int, max_bytes: int) -> None:
 
 
 def _array_parts(obj: Any, max_bytes: int) -> Optional[Tuple[Any, ...]]:
-    """``(dtype, shape, strides, data)`` of an array or buffer, C-contiguous; or
-    ``(b"plain", value)`` for a numpy scalar; refusing object dtypes and data over
-    ``max_bytes`` before anything is copied."""
+    """``(dtype, shape, strides, data)`` of an array or buffer, C-contiguous, refusing
+    object dtypes and data over ``max_bytes`` before anything is copied. A numpy scalar of
+    a plain dtype is ``(dtype, None, (), data)`` (shape None: a scalar, not a 0-d array);
+    one of another dtype (datetime...) is ``(b"plain", value)``, its Python value."""
     np = sys.modules.get("numpy")  # (an ndarray exists only if numpy was imported)
     if np is not None and isinstance(obj, np.generic):
         if obj.dtype.hasobject:
             return None
+        if obj.dtype.fields is None and obj.dtype.kind in "biufcSU":
+            return (obj.dtype.str, None, (), obj.tobytes())
         return (b"plain", obj.item())
     if np is not None and isinstance(obj, np.ndarray):
         dtype = obj.dtype
@@ -134,9 +137,12 @@ def _array_parts(obj: Any, max_bytes: int) -> Optional[Tuple[Any, ...]]:
     return (dtype, tuple(shape), tuple(reversed(strides)), data)
 
 
-def _load_array(dtype: str, shape: Tuple[int, ...], strides: Tuple[int, ...], data: bytes) -> Any:
+def _load_array(dtype: str, shape: Optional[Sequence[int]], strides: Sequence[int], data: bytes) -> Any:
     """The array a peer sent (header already checked by the core: plain dtype, strides
-    inside ``data``): a writable numpy array, or without numpy a memoryview of a copy."""
+    inside ``data``): a writable numpy array, or without numpy a memoryview of a copy.
+    ``shape`` None: a numpy scalar of that dtype, or without numpy its Python value."""
+    if shape is None:
+        return _load_scalar(dtype, data)
     np = _numpy()
     if np is not None:
         view = np.ndarray(shape, dtype=np.dtype(dtype), buffer=data, strides=strides)
@@ -161,3 +167,33 @@ def _load_array(dtype: str, shape: Tuple[int, ...], strides: Tuple[int, ...], da
     flat: Any = memoryview(bytes(out)).cast("B")
     copy: memoryview = flat.cast(code, shape) if shape else flat.cast(code)
     return copy
+
+
+# struct codes of the plain kinds (a scalar read without numpy)
+_SCALAR_CODES = {"b1": "?", "i1": "b", "u1": "B", "i2": "h", "u2": "H", "i4": "i", "u4": "I",
+                 "i8": "q", "u8": "Q", "f2": "e", "f4": "f", "f8": "d", "c8": "ff", "c16": "dd"}
+
+
+def _load_scalar(dtype: str, data: bytes) -> Any:
+    """A numpy scalar a peer sent (dtype plain and ``data`` long enough, checked by the
+    core): the numpy scalar of that dtype, or without numpy its Python value (what
+    ``.item()`` gives: bool, int, float, complex, bytes, str)."""
+    np = _numpy()
+    if np is not None:
+        return np.frombuffer(data, dtype=np.dtype(dtype), count=1)[0]
+    import struct
+
+    order = ">" if dtype[0] == ">" else "<" if dtype[0] == "<" else _ORDER
+    kind, size = dtype[1], int(dtype[2:])
+    if kind == "S":
+        return data[:size].rstrip(b"\0")
+    if kind == "U":
+        return data[:size * 4].decode("utf-32-be" if order == ">" else "utf-32-le").rstrip("\0")
+    code = _SCALAR_CODES.get(dtype[1:])
+    if code is None:  # (float128, complex256: no Python type holds them exactly)
+        raise ByValueError(
+            f"a numpy scalar of dtype {dtype} arrived by value, but numpy is not installed "
+            f"here to hold it (pip install numpy)"
+        )
+    parts = struct.unpack_from(order + code, data)
+    return complex(*parts) if kind == "c" else parts[0]

@@ -262,6 +262,8 @@ upload_module = upload_package
 # -- moving objects by value -----------------------------------------------------------------
 
 def _require_pickle(conn: Any, what: str) -> None:
+    """Refuse to unpickle what ``conn``'s peer sends unless this side's config allows it
+    (shared with ``rpyc.aio.obtain``)."""
     config = getattr(conn, "_config", None)
     if isinstance(config, dict) and not config.get("allow_pickle"):
         raise ValueError(
@@ -285,18 +287,28 @@ class _GatedPickler(pickle.Pickler):
 _NOT_BY_VALUE = object()
 
 
-def _obtain_by_value(proxy: Any) -> Any:
-    """The copy of ``proxy``'s object by value (rpyc-rs peers that negotiated ``by_value``;
-    docs/by-value.md), or ``_NOT_BY_VALUE`` when pickle must do (an upstream peer, a local
-    object, or an object that is not data while this side allows pickle)."""
-    from rpyc.core import consts, extensions
-    from rpyc.core.byvalue import ByValueError
-    from rpyc.core.netref import BaseNetref, refuse_pickle_fallback, syncreq
+def _obtains_by_value(proxy: Any) -> bool:
+    """Whether ``proxy`` is a proxy whose peer negotiated ``by_value`` (docs/by-value.md):
+    then ``obtain`` asks it for a copy (``HANDLE_OBTAIN``) before any pickle. Shared with
+    ``rpyc.aio.obtain``, which awaits the same requests."""
+    from rpyc.core import extensions
+    from rpyc.core.netref import BaseNetref
 
     if not issubclass(type(proxy), BaseNetref):
-        return _NOT_BY_VALUE
+        return False
     conn = object.__getattribute__(proxy, "____conn__")
-    if extensions.FEATURE_BY_VALUE not in conn._peer_features:
+    return extensions.FEATURE_BY_VALUE in conn._peer_features
+
+
+def _obtain_by_value(proxy: Any) -> Any:
+    """The copy of ``proxy``'s object by value, or ``_NOT_BY_VALUE`` when pickle must do
+    (an upstream peer, a local object, or an object that is not data while this side allows
+    pickle: else ``refuse_pickle_fallback`` raises)."""
+    from rpyc.core import consts
+    from rpyc.core.byvalue import ByValueError
+    from rpyc.core.netref import refuse_pickle_fallback, syncreq
+
+    if not _obtains_by_value(proxy):
         return _NOT_BY_VALUE
     try:
         return syncreq(proxy, consts.HANDLE_OBTAIN)

@@ -412,7 +412,9 @@ impl PySink<'_, '_> {
     /// that fails them is kept as the value's error (the message was read in full).
     fn array(&mut self, items: Vec<Py<PyAny>>, offset: usize) -> R {
         let py = self.py;
-        let header = || -> Option<(String, Vec<i64>, Vec<i64>, usize)> {
+        // (shape None: a numpy scalar, no dimensions; docs/by-value.md#wire-format)
+        type Header = (String, Option<Vec<i64>>, Vec<i64>, usize);
+        let header = || -> Option<Header> {
             let [dtype, shape, strides, data] = &items[..] else {
                 return None;
             };
@@ -420,9 +422,14 @@ impl PySink<'_, '_> {
                 let t = v.bind(py).cast_exact::<PyTuple>().ok()?;
                 t.iter().map(|i| i.extract::<i64>().ok()).collect()
             };
+            let shape = if shape.is_none(py) {
+                None
+            } else {
+                Some(tuple_ints(shape)?)
+            };
             Some((
                 dtype.bind(py).extract::<String>().ok()?,
-                tuple_ints(shape)?,
+                shape,
                 tuple_ints(strides)?,
                 data.bind(py)
                     .cast_exact::<pyo3::types::PyBytes>()
@@ -437,7 +444,8 @@ impl PySink<'_, '_> {
                 offset,
             }));
         };
-        let built = match brine::array::check(&dtype, &shape, &strides, nbytes) {
+        let dims = shape.as_deref().unwrap_or(&[]);
+        let built = match brine::array::check(&dtype, dims, &strides, nbytes) {
             Ok(_) => byvalue_helper(py, "_load_array")
                 .and_then(|f| f.call1((dtype, shape, strides, &items[3]))),
             Err(why) => byvalue_helper(py, "ByValueError")

@@ -117,6 +117,9 @@ pub fn check(
 /// What [`super::SkipByValue`] keeps of an item: enough to check an array header.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Scalar {
+    /// `None`: as an array's shape, a numpy scalar (no dimensions; `None` rather than `()`
+    /// so that the receiver tells it from a 0-d array, docs/by-value.md#wire-format).
+    None,
     Int(i64),
     Str(String),
     Bytes(usize),
@@ -135,6 +138,15 @@ pub(crate) fn check_parts(parts: &[Scalar], offset: usize) -> Result<(), WireErr
         }
     };
     match parts {
+        [Scalar::Str(dtype), Scalar::None, strides, Scalar::Bytes(n)] => {
+            // (a numpy scalar: no dimensions)
+            let Some(strides) = ints(strides) else {
+                return Err(fail("strides must be a tuple of integers".into()));
+            };
+            check(dtype, &[], &strides, *n)
+                .map(drop)
+                .map_err(|e| fail(e.0))
+        }
         [Scalar::Str(dtype), shape, strides, Scalar::Bytes(n)] => {
             let (Some(shape), Some(strides)) = (ints(shape), ints(strides)) else {
                 return Err(fail("shape and strides must be tuples of integers".into()));
@@ -271,5 +283,19 @@ mod reader_tests {
         assert!(matches!(outside, Err(WireError::BadMessage(m)) if m.contains("outside")));
         let short = by_value(&array("11 52 52", "11 60 58", 31));
         assert!(matches!(short, Err(WireError::BadMessage(m)) if m.contains("truncated")));
+    }
+
+    #[test]
+    fn a_none_shape_is_a_scalar_of_one_item() {
+        // shape None, strides (): one float64
+        assert_eq!(by_value(&array("00", "02", 8)), Ok(()));
+        let short = by_value(&array("00", "02", 7));
+        assert!(matches!(short, Err(WireError::BadMessage(m)) if m.contains("truncated")));
+        // a scalar has no strides
+        let strided = by_value(&array("00", "10 58", 8));
+        assert!(matches!(strided, Err(WireError::BadMessage(m)) if m.contains("strides")));
+        // and None is no stride tuple
+        let bad = by_value(&array("02", "00", 8));
+        assert!(matches!(bad, Err(WireError::BadMessage(m)) if m.contains("tuples")));
     }
 }

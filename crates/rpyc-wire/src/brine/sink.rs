@@ -138,7 +138,7 @@ impl Sink for SkipByValue {
         e
     }
     fn none(&mut self) -> Result<Self::Value, WireError> {
-        Ok(super::array::Scalar::Other)
+        Ok(super::array::Scalar::None)
     }
     fn boolean(&mut self, _: bool) -> Result<Self::Value, WireError> {
         Ok(super::array::Scalar::Other)
