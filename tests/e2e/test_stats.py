@@ -1,8 +1,11 @@
 """Connection.stats() and Server.stats() (docs/metrics.md): exact counts on both ends of real
-loopback connections, for the blocking servers and rpyc.aio."""
+loopback connections, for the blocking servers (gevent in a subprocess) and rpyc.aio."""
 
 import asyncio
 import gc
+import json
+import subprocess
+import sys
 import threading
 
 import pytest
@@ -231,3 +234,46 @@ async def _eventually(predicate, timeout=5.0):
             return False
         await asyncio.sleep(0.01)
     return True
+
+
+GEVENT_SERVER = """
+from gevent import monkey; monkey.patch_all()
+import json, gevent, rpyc
+from rpyc.utils.server import GeventServer
+
+class Echo(rpyc.Service):
+    def exposed_echo(self, value):
+        return value
+
+server = GeventServer(Echo, port=0, auto_register=False)
+server._listen()
+gevent.spawn(server.start)
+conns = [rpyc.connect("127.0.0.1", server.port) for _ in range(2)]
+for c in conns:
+    echo = c.root.echo
+    for i in range(10):
+        echo(i)
+made = sum(c.stats()["calls_made"] for c in conns)
+live = server.stats()
+conns[0].close()
+for _ in range(500):
+    if server.stats()["connections_open"] == 1:
+        break
+    gevent.sleep(0.01)
+after = server.stats()
+conns[1].close()
+server.close()
+print(json.dumps({"made": made, "live": live["calls_served"], "open": live["connections_open"],
+                  "after": after["calls_served"], "after_open": after["connections_open"],
+                  "total": after["connections_total"]}))
+"""
+
+
+def test_gevent_server_stats():
+    pytest.importorskip("gevent")
+    res = subprocess.run([sys.executable, "-c", GEVENT_SERVER], capture_output=True, text=True,
+                         timeout=60, stdin=subprocess.DEVNULL)
+    assert res.returncode == 0, res.stderr[-3000:]
+    out = json.loads(res.stdout.strip().splitlines()[-1])
+    assert out["live"] == out["made"] and out["open"] == 2
+    assert out["after"] == out["made"] and out["after_open"] == 1 and out["total"] == 2

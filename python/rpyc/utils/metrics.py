@@ -121,7 +121,6 @@ class StatsCollector:
 
     def collect(self) -> Iterator[Any]:
         from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
-        from prometheus_client.utils import floatToGoString
 
         stats = self.source.stats()
         for key, doc in COUNTERS.items():
@@ -137,9 +136,14 @@ class StatsCollector:
                                      "time from a request's arrival to its answer, per handler",
                                      labels=["handler"])
         for handler, h in sorted(stats["latency"].items()):
-            buckets: List[Tuple[str, float]] = [(floatToGoString(le), n) for le, n in h["buckets"]]
+            buckets: List[Tuple[str, float]] = [(_bound(le), n) for le, n in h["buckets"]]
             hist.add_metric([handler], buckets, sum_value=h["sum"])
         yield hist
+
+
+def _bound(le: float) -> str:
+    """A bucket's upper bound as Prometheus writes it (``+Inf`` for the last)."""
+    return "+Inf" if le == float("inf") else repr(le)
 
 
 class MetricsEndpoint:
