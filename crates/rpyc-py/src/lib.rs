@@ -9,6 +9,7 @@ mod gate;
 mod gil;
 mod io;
 mod objects;
+mod stats;
 mod threads;
 mod tls;
 mod work;

@@ -5,28 +5,55 @@
 //! ended by interpreter shutdown while in user code (which may release the GIL anywhere)
 //! must not unwind through Rust frames, which aborts the process.
 
+use crate::stats::Stats;
 use crate::threads;
 use pyo3::exceptions::PyRuntimeError;
 use pyo3::prelude::*;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::Instant;
 
 /// One request handed to Python and not yet answered, counted in its engine's
 /// `in_flight` until it is answered or its `Work` is dropped unanswered. A draining server
 /// reads the count (`Engine._engine_serving`) to tell an idle connection, which it may
-/// close, from one still serving a call.
-pub struct InFlight(Arc<AtomicUsize>);
+/// close, from one still serving a call. Answering also records the request's latency
+/// (`stats::Stats::served`).
+pub struct InFlight {
+    stats: Arc<Stats>,
+    handler: i64,
+    /// When the request arrived (before its arguments were unboxed).
+    since: Instant,
+    /// Set by `answered`: the count was given back, the latency recorded. (A flag rather
+    /// than an `Option` under a mutex: the work is shared, and this is every request's cost.)
+    done: AtomicBool,
+}
 
 impl InFlight {
-    pub fn new(count: &Arc<AtomicUsize>) -> Self {
-        count.fetch_add(1, Ordering::AcqRel);
-        InFlight(Arc::clone(count))
+    pub fn new(stats: &Arc<Stats>, handler: i64, since: Instant) -> Self {
+        stats.in_flight.fetch_add(1, Ordering::AcqRel);
+        InFlight {
+            stats: Arc::clone(stats),
+            handler,
+            since,
+            done: AtomicBool::new(false),
+        }
+    }
+
+    /// The answer was sent (or could not be): record the latency once, stop counting.
+    fn answered(&self) {
+        if !self.done.swap(true, Ordering::AcqRel) {
+            self.stats.served(self.handler, self.since.elapsed());
+            self.stats.in_flight.fetch_sub(1, Ordering::AcqRel);
+        }
     }
 }
 
 impl Drop for InFlight {
     fn drop(&mut self) {
-        self.0.fetch_sub(1, Ordering::AcqRel);
+        // Dropped unanswered (a CLOSE request, a connection torn down): not a served call.
+        if !*self.done.get_mut() {
+            self.stats.in_flight.fetch_sub(1, Ordering::AcqRel);
+        }
     }
 }
 
@@ -40,7 +67,7 @@ pub enum WorkKind {
         /// The peer thread that sent it (`bind_threads`): the recipient of the answer.
         peer: u64,
         /// Counts the request as in flight until `answered` (or the work is dropped).
-        in_flight: Mutex<Option<InFlight>>,
+        in_flight: InFlight,
     },
     /// An answer for an asynchronous request: call `callback(is_exc, obj)`.
     Deliver {
@@ -85,8 +112,7 @@ impl Work {
     /// The request's answer was sent (or could not be): it no longer counts as in flight.
     pub fn answered(&self) {
         if let WorkKind::Request { in_flight, .. } = &self.kind {
-            let ticket = in_flight.lock().unwrap_or_else(|p| p.into_inner()).take();
-            drop(ticket);
+            in_flight.answered();
         }
     }
 }

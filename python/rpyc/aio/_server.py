@@ -5,9 +5,11 @@ import errno
 import logging
 import socket
 import sys
+import threading
 from typing import Any, Dict, Optional, Set
 
 from rpyc.utils.authenticators import AuthenticationError, SSLAuthenticator
+from rpyc.utils.metrics import ServerStats
 from rpyc.utils.server import announce_loopback_default
 
 from rpyc.aio._connection import Connection
@@ -33,6 +35,10 @@ class Server:
         self.executor = executor
         self.logger = logger
         self.clients: Set[Connection] = set()
+        # stats() may be called from another thread (a Prometheus scrape): a connection
+        # moves from clients to the closed totals under this lock, and is counted once.
+        self._stats = ServerStats()
+        self._stats_lock = threading.Lock()
         self._loop = asyncio.get_running_loop()
         self._server: Optional[asyncio.AbstractServer] = None
         self._accepting: Optional["asyncio.Task[None]"] = None
@@ -46,6 +52,12 @@ class Server:
         self.host: str = "" if self.unix else name[0]
         self.port: int = 0 if self.unix else name[1]
         self.socket_path: Optional[str] = name if self.unix else None
+
+    def stats(self) -> Dict[str, Any]:
+        """The server's statistics, as ``rpyc.utils.server.Server.stats()`` (docs/metrics.md);
+        callable from any thread."""
+        with self._stats_lock:
+            return self._stats.snapshot(list(self.clients))
 
     def __repr__(self) -> str:
         where = self.socket_path if self.unix else f"{self.host}:{self.port}"
@@ -86,7 +98,9 @@ class Server:
                       endpoints=(transport.get_extra_info("sockname"), transport.get_extra_info("peername")))
         root = self.service() if isinstance(self.service, type) else self.service
         conn = Connection(root, transport, config, self.executor, pipe)
-        self.clients.add(conn)
+        with self._stats_lock:
+            self.clients.add(conn)
+            self._stats.opened()
         self._gone.clear()
         conn._closed_waiter.add_done_callback(lambda _: self._forget(conn))
         if conn._starting is not None:
@@ -105,7 +119,10 @@ class Server:
         conn._resume_reading()
 
     def _forget(self, conn: Connection) -> None:
-        self.clients.discard(conn)
+        with self._stats_lock:
+            if conn in self.clients:
+                self.clients.discard(conn)
+                self._stats.closed(conn)
         if not self.clients:
             self._gone.set()
 

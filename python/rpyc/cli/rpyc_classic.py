@@ -99,6 +99,12 @@ def build_parser() -> argparse.ArgumentParser:
                       help="server certificate (needs --ssl-keyfile)")
     ssl_.add_argument("--ssl-cafile", metavar="FILE", type=_existing_file, default=None,
                       help="CA bundle; when given, clients must present a certificate it signed")
+    metrics = parser.add_argument_group("metrics")
+    metrics.add_argument("--prometheus-port", metavar="PORT", type=_port, default=None,
+                         help="serve the server's statistics to Prometheus at http://HOST:PORT/metrics "
+                              "(needs pip install 'rpyc[metrics]'; not with the stdio or forking modes)")
+    metrics.add_argument("--prometheus-host", metavar="HOST", default="127.0.0.1",
+                         help="address of the Prometheus endpoint (default 127.0.0.1, loopback only)")
     registry = parser.add_argument_group("registry")
     registry.add_argument("--register", dest="auto_register", action="store_true",
                           help="register with a registry server (off by default)")
@@ -139,6 +145,9 @@ class ClassicServer:
             self.parser.error("--ssl-cafile needs --ssl-keyfile and --ssl-certfile")
         if opts.auto_register and opts.registry_type == "TCP" and not opts.registry_host:
             self.parser.error("with a TCP registry, --registry-host is required")
+        if opts.prometheus_port is not None and opts.mode in ("stdio", "forking"):
+            # stdio has no server; a forking server's connections live in its children.
+            self.parser.error(f"--prometheus-port does not work with --mode {opts.mode}")
 
     # -- pieces -------------------------------------------------------------------------------
 
@@ -180,11 +189,25 @@ class ClassicServer:
     def _server(self, server_class: type) -> Any:
         host = self._host()
         self._warn_if_exposed(host)
-        return server_class(
+        server = server_class(
             SlaveService, hostname=host, port=self._port(), reuse_addr=True,
             ipv6=self.options.ipv6, authenticator=self._authenticator(),
             registrar=self._registrar(), auto_register=self.options.auto_register,
         )
+        self._serve_metrics(server)
+        return server
+
+    def _serve_metrics(self, server: Any) -> None:
+        opts = self.options
+        if opts.prometheus_port is None:
+            return
+        from rpyc.utils.metrics import serve_prometheus
+
+        try:
+            endpoint = serve_prometheus(server, opts.prometheus_port, opts.prometheus_host)
+        except ImportError as exc:
+            self.parser.exit(2, f"rpyc_classic: --prometheus-port: {exc}\n")
+        server.logger.info("Prometheus metrics at http://%s:%d/metrics", endpoint.host, endpoint.port)
 
     # -- modes --------------------------------------------------------------------------------
 

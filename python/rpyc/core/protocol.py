@@ -31,6 +31,14 @@ __all__ = ["Connection", "DEFAULT_CONFIG", "PingError", "TRAVERSAL_ATTRS", "UNBO
 UNBOUND_THREAD_ID = 0
 
 
+#: Handler ids as ``stats()`` names them (``HANDLE_CALLATTR`` -> ``"callattr"``); -1 is
+#: the engine's slot for handlers this side does not know.
+_HANDLER_NAMES: Dict[int, str] = {
+    value: name[len("HANDLE_"):].lower() for name, value in vars(consts).items() if name.startswith("HANDLE_")
+}
+_HANDLER_NAMES[-1] = "unknown"
+
+
 class PingError(Exception):
     """The echo of ``Connection.ping`` did not match what was sent."""
 
@@ -444,6 +452,19 @@ class Connection(_core.Engine):
         res = self.async_request(consts.HANDLE_PING, data, timeout=timeout)
         if res.value != data:
             raise PingError("echo mismatches sent data")
+
+    def stats(self) -> Dict[str, Any]:
+        """This connection's counters, a plain dict (every key: docs/metrics.md): calls and
+        releases made and served, errors, bytes and frames in and out, compressed frames,
+        requests in flight, objects held for the peer (``objects_held``) and proxies held
+        of the peer's (``proxies``), and ``latency``: per handler name, the served
+        requests' ``count``, ``sum`` (seconds) and cumulative ``buckets`` of
+        ``(upper bound in seconds, count)``. Counting is in the engine; this only reads it.
+        The counters stay readable after the connection closed."""
+        stats: Dict[str, Any] = self._engine_stats()
+        stats["latency"] = {_HANDLER_NAMES.get(h, str(h)): v for h, v in stats["latency"].items()}
+        stats["proxies"] = len(self._proxy_cache)
+        return stats
 
     @property
     def _local_objects(self) -> _LocalObjects:

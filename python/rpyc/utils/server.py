@@ -24,6 +24,7 @@ from rpyc.lib import safe_import, spawn, spawn_waitready  # noqa: F401 (spawn_wa
 from rpyc.lib.compat import get_exc_errno, poll  # noqa: F401 (upstream's names)
 from rpyc.lib.reusable_threads import ReusableThreads
 from rpyc.utils.authenticators import AuthenticationError
+from rpyc.utils.metrics import ServerStats
 from rpyc.utils.registry import UDPRegistryClient
 
 __all__ = ["Server", "OneShotServer", "ThreadedServer", "ThreadPoolServer", "ForkingServer", "GeventServer"]
@@ -91,6 +92,7 @@ class Server:
         # an idle connection from one serving a call.
         self._conns: Dict[int, Any] = {}
         self._conns_lock = threading.Lock()
+        self._stats = ServerStats()  # (updated under _conns_lock: see stats())
         self._draining = False
         self._close_lock = threading.Lock()
         self._close_done = threading.Event()
@@ -270,11 +272,22 @@ class Server:
         fd = sock.fileno()
         with self._conns_lock:
             self._conns[fd] = conn
+            self._stats.opened()
         return fd
 
     def _untrack(self, fd: int) -> None:
         with self._conns_lock:
-            self._conns.pop(fd, None)
+            conn = self._conns.pop(fd, None)
+            if conn is not None:
+                self._stats.closed(conn)
+
+    def stats(self) -> Dict[str, Any]:
+        """The server's statistics, a plain dict (docs/metrics.md): the counters of its live
+        connections plus those of the closed ones, the live ones' gauges, latency histograms
+        per handler, ``connections_open`` and ``connections_total``. A ForkingServer serves
+        each connection in a child process: its parent counts none of them."""
+        with self._conns_lock:  # (a connection moving from live to closed counts once)
+            return self._stats.snapshot(list(self._conns.values()))
 
     def handle_sigterm(self, drain: float = 30.0) -> Any:
         """Make SIGTERM (what ``kill``, systemd and Kubernetes send before a deploy) close

@@ -14,6 +14,7 @@ use rpyc_wire::conn::{Answer, Incoming, Request};
 use rpyc_wire::consts::handler;
 use rpyc_wire::message::{message_bytes, ANSWER_LEVEL, ARGS_LEVEL};
 use std::sync::Mutex;
+use std::time::Instant;
 
 impl Engine {
     /// Process one frame's payload (with the thread prefix when `bind_threads`): file a
@@ -44,6 +45,8 @@ impl Engine {
         message: &[u8],
         r: Request,
     ) -> PyResult<Option<WorkKind>> {
+        // (Served latency counts from here: unboxing the arguments is part of serving.)
+        let since = Instant::now();
         let py = slf.py();
         let max_depth = self.settings()?.core.limits.max_nesting_depth;
         let mut cur = Cursor::at(message, r.body);
@@ -73,7 +76,7 @@ impl Engine {
             handler: handler_id,
             args: Mutex::new(Some(args)),
             peer: r.thread,
-            in_flight: Mutex::new(Some(InFlight::new(&self.in_flight))),
+            in_flight: InFlight::new(&self.stats, handler_id, since),
         }))
     }
 
@@ -86,6 +89,9 @@ impl Engine {
         let py = slf.py();
         let max_depth = self.settings()?.core.limits.max_nesting_depth;
         let mut cur = Cursor::at(message, a.body);
+        if a.exception {
+            self.stats.error_received();
+        }
         let outcome = if !a.exception {
             // Unboxed even when nobody waits: the proxies it holds must be released
             // (DEL), or the peer would keep their objects.
@@ -187,6 +193,7 @@ impl Engine {
         }
         // The object whose entry goes away dies here, outside the table's lock.
         drop(objects.decref(key, count));
+        self.stats.release_served();
         if answer {
             let py = slf.py();
             let framed =

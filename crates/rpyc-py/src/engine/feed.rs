@@ -72,7 +72,10 @@ impl Engine {
                 frames.next_payload()
             };
             let payload = match next {
-                Ok(Some(p)) => p,
+                Ok(Some(p)) => {
+                    self.stats.frame_in(p.wire_len(), p.compressed());
+                    p
+                }
                 Ok(None) => return Ok(Stop::NeedBytes),
                 Err(WireError::MemoryBudget { .. }) => return Ok(Stop::Budget),
                 Err(e) => return Err(wire_err(e)),

@@ -29,6 +29,7 @@ use crate::errors::ProtocolError;
 use crate::io::link::{self, Carrier, Link};
 use crate::io::transport::{eof_error, Transport};
 use crate::objects::Objects;
+use crate::stats::Stats;
 use crate::work::{Work, WorkKind};
 use config::Settings;
 use pyo3::exceptions::PyValueError;
@@ -42,7 +43,7 @@ use rpyc_wire::conn::Session;
 use rpyc_wire::frame::FrameDecoder;
 use rustc_hash::FxHashMap as HashMap;
 use std::cell::RefCell;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock};
 use std::time::{Duration, Instant};
 
@@ -92,8 +93,8 @@ pub struct Engine {
     shared: Mutex<Shared>,
     progress: Condvar,
     closed: AtomicBool,
-    /// Requests handed to Python and not yet answered (see `work::InFlight`).
-    in_flight: Arc<AtomicUsize>,
+    /// The connection's counters, shared with the requests in flight (`work::InFlight`).
+    stats: Arc<Stats>,
 }
 
 impl Engine {
@@ -238,7 +239,7 @@ impl Engine {
             }),
             progress: Condvar::new(),
             closed: AtomicBool::new(false),
-            in_flight: Arc::new(AtomicUsize::new(0)),
+            stats: Arc::new(Stats::default()),
         }
     }
 
@@ -256,7 +257,7 @@ impl Engine {
         let settings = Settings::read(config, compress)?;
         let transport = Transport::attach(stream, native, settings.busy_poll)?;
         let core = settings.core.clone();
-        let link = Link::new(transport, settings.send_stall);
+        let link = Link::new(transport, settings.send_stall, Arc::clone(&self.stats));
         if self.settings.set(settings).is_err() {
             return Err(PyValueError::new_err("connection engine already started"));
         }
@@ -524,7 +525,17 @@ impl Engine {
     /// draining server closes a connection only when this is 0.
     #[getter]
     fn _engine_serving(&self) -> usize {
-        self.in_flight.load(Ordering::Acquire)
+        self.stats.in_flight.load(Ordering::Acquire)
+    }
+
+    /// The connection's counters as a dict (docs/metrics.md), with `objects_held` (our
+    /// objects the peer holds) and `pending` (our requests awaiting answers); `latency` is
+    /// keyed by handler id (-1: handlers this side does not know).
+    fn _engine_stats<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
+        let d = self.stats.to_dict(py)?;
+        d.set_item("objects_held", self._local_objects_len())?;
+        d.set_item("pending", self.lock().session.requests.awaited())?;
+        Ok(d)
     }
 
     #[getter]

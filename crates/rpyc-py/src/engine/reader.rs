@@ -182,7 +182,11 @@ impl Engine {
                 frames.next_payload()
             };
             match next {
-                Ok(Some(payload)) => return Ok(Some(payload)),
+                Ok(Some(payload)) => {
+                    self.stats
+                        .frame_in(payload.wire_len(), payload.compressed());
+                    return Ok(Some(payload));
+                }
                 Ok(None) => {}
                 Err(e @ WireError::MemoryBudget { .. }) => {
                     if !BudgetWait::pause(&mut budget_wait, py, e, deadline)? {

@@ -48,6 +48,7 @@ impl Engine {
         }
         .map_err(|e| PyValueError::new_err(e.to_string()))?;
         if let Some(body) = compressed {
+            self.stats.compressed_out();
             let mut framed = Vec::with_capacity(body.len() + FRAME_HEADER_LEN + 1);
             framed.extend_from_slice(&header);
             framed.extend_from_slice(&body);
@@ -138,8 +139,9 @@ impl Engine {
         let sealed = ctx
             .put_boxed(&mut out, args.as_any(), ARGS_LEVEL)
             .and_then(|()| self.seal_frame(py, out));
-        if sealed.is_err() {
-            ctx.undo();
+        match &sealed {
+            Ok(_) => self.stats.request_sent(handler_id),
+            Err(_) => ctx.undo(),
         }
         sealed
     }
@@ -221,6 +223,7 @@ impl Engine {
         exc: &Bound<'_, PyAny>,
     ) -> PyResult<Outgoing> {
         let py = conn.py();
+        self.stats.error_served();
         let first = self.begin_payload(peer).and_then(|mut out| {
             self.put_exception(conn, &mut out.buf, seq, exc)?;
             self.seal_frame(py, out)

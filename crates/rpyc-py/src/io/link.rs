@@ -2,10 +2,11 @@
 //! releases held back to travel with the next frame. The flusher thread writes through it
 //! too, without the GIL and without the engine.
 
-use super::held::{Hold, Releases};
+use super::held::{HeldFrames, Hold, Releases};
 use super::outgoing::Outgoing;
 use super::transport::{eof_error, Transport};
 use crate::gate::Gate;
+use crate::stats::Stats;
 use pyo3::prelude::*;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -32,10 +33,13 @@ pub struct Link {
     /// without the lock (asked before every read and write).
     lost: Mutex<Option<String>>,
     is_lost: AtomicBool,
+    /// The connection's counters: frames and bytes are counted here, as written (a
+    /// release held back is counted when it goes out with a later write).
+    stats: Arc<Stats>,
 }
 
 impl Link {
-    pub fn new(transport: Transport, stall: Option<Duration>) -> Arc<Link> {
+    pub fn new(transport: Transport, stall: Option<Duration>, stats: Arc<Stats>) -> Arc<Link> {
         let carrier = match &transport {
             Transport::Socket(_) => Carrier::Socket,
             Transport::Tls(_) => Carrier::Tls,
@@ -49,7 +53,13 @@ impl Link {
             stall,
             lost: Mutex::new(None),
             is_lost: AtomicBool::new(false),
+            stats,
         })
+    }
+
+    fn count_written(&self, held: &HeldFrames, framed: usize) {
+        let frames = held.len() + usize::from(framed > 0);
+        self.stats.written(frames, held.bytes().len() + framed);
     }
 
     pub fn carrier(&self) -> Carrier {
@@ -97,6 +107,7 @@ impl Link {
                 self.mark_lost(describe(py, e));
             }
             written?;
+            self.count_written(&held, framed.len());
         }
         if self.carrier == Carrier::Python {
             self.write_held_releases(py)?;
@@ -138,6 +149,7 @@ impl Link {
                 self.mark_lost(describe(py, e));
             }
             written?;
+            self.count_written(&held, 0);
         }
     }
 
@@ -164,9 +176,12 @@ impl Link {
         if held.is_empty() || self.lost().is_some() {
             return;
         }
-        if let Err(e) = transport.write_frames_native(&held, &[], self.stall) {
-            self.mark_lost(format!("connection lost: {e}"));
-            transport.shutdown_native();
+        match transport.write_frames_native(&held, &[], self.stall) {
+            Ok(()) => self.count_written(&held, 0),
+            Err(e) => {
+                self.mark_lost(format!("connection lost: {e}"));
+                transport.shutdown_native();
+            }
         }
     }
 

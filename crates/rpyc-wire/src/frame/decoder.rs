@@ -59,9 +59,22 @@ pub struct Payload {
     start: usize,
     /// What it holds of the budget (`None`: nothing, the usual small payload).
     _charge: Option<Charge>,
+    /// The frame it came in, as it was on the wire (for drivers' byte counters).
+    wire_len: usize,
+    compressed: bool,
 }
 
 impl Payload {
+    /// Bytes of its frame on the wire: header, (compressed) payload and trailer.
+    pub fn wire_len(&self) -> usize {
+        self.wire_len
+    }
+
+    /// Whether its frame was compressed.
+    pub fn compressed(&self) -> bool {
+        self.compressed
+    }
+
     pub fn bytes(&self) -> &[u8] {
         self.buf.get(self.start..).unwrap_or_default()
     }
@@ -200,8 +213,9 @@ impl FrameDecoder {
         let Some((header, range)) = self.next_frame_range()? else {
             return Ok(None);
         };
+        let wire_len = FRAME_HEADER_LEN + header.body_len();
         if header.compressed {
-            return self.inflate_frame(range).map(Some);
+            return self.inflate_frame(range, wire_len).map(Some);
         }
         let frame_end = range.end + 1;
         if range.len() >= HAND_OVER && frame_end == self.buf.len() {
@@ -213,6 +227,8 @@ impl FrameDecoder {
                 buf: whole,
                 start: range.start,
                 _charge: Some(self.charge.split_off()),
+                wire_len,
+                compressed: false,
             }));
         }
         let charge = match range.len().saturating_sub(FREE_PER_CONNECTION) {
@@ -226,6 +242,8 @@ impl FrameDecoder {
             buf: self.buf[range].to_vec(),
             start: 0,
             _charge: charge,
+            wire_len,
+            compressed: false,
         };
         self.consume(frame_end);
         Ok(Some(payload))
@@ -234,7 +252,11 @@ impl FrameDecoder {
     /// (Out of line: making an inflater takes ~50 KiB of stack, which would otherwise be
     /// reserved, and touched, on every call of `next_payload`: on every thread that reads.)
     #[inline(never)]
-    fn inflate_frame(&mut self, range: Range<usize>) -> Result<Payload, WireError> {
+    fn inflate_frame(
+        &mut self,
+        range: Range<usize>,
+        wire_len: usize,
+    ) -> Result<Payload, WireError> {
         let slot = match self.inflating.take() {
             Some(slot) => slot,
             None => InflaterSlot(Inflater::new(self.payload_charge.split_off())),
@@ -257,6 +279,8 @@ impl FrameDecoder {
                     buf,
                     start: 0,
                     _charge: Some(charge),
+                    wire_len,
+                    compressed: true,
                 })
             }
         }
@@ -311,6 +335,23 @@ mod tests {
         let mut out = Vec::new();
         encode_frame(payload, threshold, 1, &mut out).expect("frame");
         out
+    }
+
+    #[test]
+    fn payloads_tell_their_frame_length_on_the_wire_and_whether_it_was_compressed() {
+        let small = framed(b"abc", None);
+        let big = framed(&[7u8; 100_000], Some(1024));
+        let mut d = FrameDecoder::new(Limits::default());
+        d.feed(&small).expect("feed");
+        d.feed(&big).expect("feed");
+        let p = d.next_payload().expect("ok").expect("payload");
+        assert_eq!((p.wire_len(), p.compressed()), (small.len(), false));
+        let p = d.next_payload().expect("ok").expect("payload");
+        assert!(big.len() < 100_000, "the test payload must compress");
+        assert_eq!(
+            (p.wire_len(), p.compressed(), p.len()),
+            (big.len(), true, 100_000)
+        );
     }
 
     #[test]
