@@ -91,6 +91,7 @@ class PreforkServer:
         self._failures: Dict[int, int] = {}  # slot -> consecutive quick exits
         self._restart_at: Dict[int, float] = {}  # slot -> when to start it again
         self._sigterm_drain: Optional[float] = None
+        self._sigterm_requested = False
         self._registered = False
 
     @property
@@ -111,7 +112,12 @@ class PreforkServer:
 
         def on_sigterm(signum: int, frame: Any) -> None:
             self.logger.info("SIGTERM: draining the workers for up to %ss", drain)
-            self.close(drain=drain)
+            if self.active:
+                # (closed by the supervising loop: the handler may have interrupted it
+                # while it holds the lock that close takes)
+                self._sigterm_requested = True
+            else:
+                self.close(drain=drain)
 
         return signal.signal(signal.SIGTERM, on_sigterm)
 
@@ -130,6 +136,9 @@ class PreforkServer:
                 for slot in range(self.workers):
                     self._spawn(slot)
             while self.active:
+                if self._sigterm_requested:
+                    self.close(drain=self._sigterm_drain)
+                    break
                 self._supervise()
                 if self.auto_register and self.active and time.monotonic() >= next_registration:
                     next_registration = time.monotonic() + self._register()
