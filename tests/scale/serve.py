@@ -11,7 +11,7 @@ import time
 import rpyc
 from rpyc.utils.registry import EtcdRegistryClient
 from rpyc.utils.prefork import PreforkServer
-from rpyc.utils.server import ForkingServer, ThreadedServer
+from rpyc.utils.server import ForkingServer, ThreadedServer, ThreadPoolServer
 
 
 class ScaleService(rpyc.Service):
@@ -39,11 +39,17 @@ def main() -> None:
     parser.add_argument("--drain", type=float, default=0)
     parser.add_argument("--workers", type=int, default=0)
     parser.add_argument("--forking", action="store_true")
+    parser.add_argument("--max-restart-delay", type=float, default=5.0)
+    parser.add_argument("--pool", action="store_true", help="prefork workers are ThreadPoolServers")
+    parser.add_argument("--unix", help="a prefork server on this unix socket path")
     args = parser.parse_args()
     registrar = EtcdRegistryClient(args.etcd, ttl=args.ttl) if args.etcd else None
     kwargs = dict(hostname="127.0.0.1", port=0, registrar=registrar, auto_register=registrar is not None)
     if args.workers:
-        server = PreforkServer(ScaleService, workers=args.workers, **kwargs)
+        if args.unix:
+            kwargs = dict(socket_path=args.unix)
+        server = PreforkServer(ScaleService, workers=args.workers, max_restart_delay=args.max_restart_delay,
+                               server_class=ThreadPoolServer if args.pool else ThreadedServer, **kwargs)
     else:
         server = (ForkingServer if args.forking else ThreadedServer)(ScaleService, **kwargs)
     if args.drain:

@@ -106,6 +106,8 @@ class Server:
         if self._shared_listener is not None:
             # a prefork worker serves its supervisor's bound socket (rpyc.utils.prefork)
             self.listener = self._shared_listener
+            # (accepted from in Python: only a timeout lets the accept loop notice close())
+            self.listener.settimeout(listener_timeout)
             sockname = self.listener.getsockname()
             if self.listener.family == getattr(socket, "AF_UNIX", None):
                 self.host, self.port, self.socket_path = "", 0, sockname
