@@ -333,3 +333,22 @@ def test_thread_pool_workers_on_a_unix_socket(procs, tmp_path):
     # before the 5 s deadline and the kill 2 s after it
     assert time.monotonic() - t0 < 4
     conn.close()
+
+
+def test_forking_child_signalled_directly_drains(procs):
+    """After handle_sigterm, a ForkingServer child that gets SIGTERM itself (a signal to the
+    process group) finishes its call, then closes its connection; the parent serves on."""
+    server = procs.server("--forking", "--drain", "10")
+    conn = rpyc.connect("127.0.0.1", server.port)
+    child = conn.root.whoami()
+    call = InFlight(conn, 1.0)
+    time.sleep(0.3)
+    os.kill(child, signal.SIGTERM)
+    assert call.wait().result == "slept", call.error
+    wait_for(lambda: gone(child), "the child to exit")
+    with pytest.raises(EOFError):
+        conn.root.whoami()
+    conn.close()
+    other = rpyc.connect("127.0.0.1", server.port)
+    assert other.root.whoami() not in (child, server.proc.pid)
+    other.close()
