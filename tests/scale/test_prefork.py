@@ -352,3 +352,22 @@ def test_forking_child_signalled_directly_drains(procs):
     other = rpyc.connect("127.0.0.1", server.port)
     assert other.root.whoami() not in (child, server.proc.pid)
     other.close()
+
+
+def test_start_warns_when_the_process_already_runs_threads(caplog):
+    """A fork copies only the forking thread: starting the supervisor in a process that runs
+    other threads is logged (nothing is forked here)."""
+    from rpyc.utils.prefork import PreforkServer
+
+    server = PreforkServer(rpyc.Service, workers=1)
+    try:
+        stop = threading.Event()
+        thread = threading.Thread(target=stop.wait, daemon=True)
+        thread.start()
+        with caplog.at_level("WARNING"):
+            server._warn_if_threaded()
+        stop.set()
+        thread.join(5)
+        assert "forks a process that runs" in caplog.text and "before creating threads" in caplog.text
+    finally:
+        server.close()
