@@ -23,6 +23,7 @@ from rpyc.core.stream import SocketStream
 from rpyc.lib import safe_import, spawn, spawn_waitready  # noqa: F401 (spawn_waitready: upstream's name)
 from rpyc.lib.compat import get_exc_errno, poll  # noqa: F401 (upstream's names)
 from rpyc.lib.reusable_threads import ReusableThreads
+from rpyc.utils import _workerctl
 from rpyc.utils.authenticators import AuthenticationError
 from rpyc.utils.registry import UDPRegistryClient
 
@@ -431,7 +432,8 @@ class Server:
         self.listener.listen(self.backlog)
         if green.is_green_socket(self.listener) or self._shared_listener is not None:
             # A gevent listener (monkey-patched process, GeventServer) accepts through gevent:
-            # the native accept would block the thread every greenlet runs on.
+            # the native accept would block the thread every greenlet runs on. A shared
+            # listener too (see _shared_listener).
             self._acceptor = None
         else:
             try:
@@ -697,8 +699,6 @@ class ForkingServer(Server):
         if not hasattr(os, "fork"):
             raise OSError("ForkingServer needs os.fork(), which this platform lacks")
         super().__init__(*args, **kwargs)
-        from rpyc.utils import _workerctl
-
         self._children: Dict[int, _workerctl.Child] = {}  # by pid, until reaped
         self._sigterm_drain: Optional[float] = None
         self._prevhandler = signal.signal(signal.SIGCHLD, self._on_sigchld)
@@ -707,8 +707,6 @@ class ForkingServer(Server):
         first = not self._closed
         super().close(drain)
         if first and drain is not None:
-            from rpyc.utils import _workerctl
-
             children = list(self._children.values())
             _workerctl.stop(children, drain)
             for child in children:
@@ -740,8 +738,6 @@ class ForkingServer(Server):
                 child.forget()
 
     def _accept_method(self, sock: socket.socket) -> None:
-        from rpyc.utils import _workerctl
-
         pid, control_fd = _workerctl.fork(self._children.values())
         if pid == 0:
             code = 0
