@@ -105,6 +105,8 @@ def test_connections_land_on_different_workers(procs):
             break
     assert seen == set(workers)
     assert server.proc.pid not in seen  # the supervisor serves nothing
+    # ... and runs no thread (nothing holds a lock when it forks a replacement worker)
+    assert os.listdir(f"/proc/{server.proc.pid}/task") == [str(server.proc.pid)]
 
 
 def test_a_killed_worker_is_replaced(procs):
@@ -270,6 +272,8 @@ def test_the_supervisor_registers_once_and_unregisters(etcd, procs):
     conn = rpyc.connect_by_service("SCALETEST", registrar=client)
     assert conn.root.whoami() in children_of(server.proc.pid)
     conn.close()
+    # (it renews the registration from its loop, not from a thread)
+    assert os.listdir(f"/proc/{server.proc.pid}/task") == [str(server.proc.pid)]
     server.proc.send_signal(signal.SIGTERM)
     assert server.proc.wait(10) == 0
     assert client.discover("SCALETEST") == ()  # (the lease was revoked, not left to expire)
