@@ -100,15 +100,19 @@ _NO_ORDER: Any = object()
 
 def _wait_for_order(control_fd: int, wake_fd: int, sigterm_drain: Optional[float],
                     orphan_drain: Optional[float]) -> Optional[float]:
-    fds = [control_fd] + ([wake_fd] if wake_fd >= 0 else [])
+    # (poll, not select: a busy parent's descriptors may be numbered above FD_SETSIZE)
+    poller = select.poll()
+    poller.register(control_fd, select.POLLIN)
+    if wake_fd >= 0:
+        poller.register(wake_fd, select.POLLIN)
+    watching = True
     buf = b""
-    while fds:
-        try:
-            ready, _, _ = select.select(fds, [], [])
-        except InterruptedError:
-            continue
+    while watching or wake_fd >= 0:
+        ready = [fd for fd, _ in poller.poll()]
         if wake_fd in ready:
             return sigterm_drain
+        if control_fd not in ready:
+            continue
         try:
             data = os.read(control_fd, 256)
         except InterruptedError:
@@ -118,8 +122,9 @@ def _wait_for_order(control_fd: int, wake_fd: int, sigterm_drain: Optional[float
         if not data:  # the parent is gone
             if orphan_drain is not None:
                 return orphan_drain
+            poller.unregister(control_fd)
             os.close(control_fd)
-            fds.remove(control_fd)
+            watching = False
             continue
         buf += data
         if b"\n" in buf:
