@@ -375,3 +375,22 @@ def test_start_warns_when_the_process_already_runs_threads(caplog):
         assert "forks a process that runs" in caplog.text and "before creating threads" in caplog.text
     finally:
         server.close()
+
+
+def test_close_without_drain_ends_the_calls_at_once(procs):
+    """Ctrl-C (SIGINT to the supervisor) closes without drain: the workers close their
+    connections at once, calls in flight fail, every worker is reaped."""
+    server = procs.server("--workers", "2")
+    workers = wait_for(lambda: len(children_of(server.proc.pid)) == 2 and children_of(server.proc.pid),
+                       "2 workers")
+    conn = rpyc.connect("127.0.0.1", server.port)
+    call = InFlight(conn, 30)
+    time.sleep(0.3)
+    t0 = time.monotonic()
+    server.proc.send_signal(signal.SIGINT)
+    assert isinstance(call.wait().error, EOFError)
+    assert server.proc.wait(10) == 0
+    assert time.monotonic() - t0 < 4
+    for pid in workers:
+        assert gone(pid)
+    conn.close()
