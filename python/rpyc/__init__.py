@@ -44,6 +44,7 @@ from rpyc.utils.server import (  # noqa: F401
     ThreadedServer,
     ThreadPoolServer,
 )
+from rpyc.utils.prefork import PreforkServer  # noqa: F401
 from rpyc.utils import exposed, service  # noqa: F401
 from rpyc.lib import setup_logger, spawn  # noqa: F401
 from rpyc.version import __version__  # noqa: F401
@@ -59,7 +60,7 @@ globals()["async"] = async_  # `async` is a keyword: reachable as getattr(rpyc, 
 __all__ = [
     "AsyncResult", "AsyncResultTimeout", "BaseNetref", "BgServingThread", "ByValueError", "Channel",
     "ClassicService", "Connection", "ForkingServer", "GenericException", "MasterService",
-    "OneShotServer", "PipeStream", "SecurityWarning", "Service", "SlaveService", "SocketStream",
+    "OneShotServer", "PipeStream", "PreforkServer", "SecurityWarning", "Service", "SlaveService", "SocketStream",
     "ThreadPoolServer", "ThreadedServer", "TunneledSocketStream", "VoidService", "async",
     "async_", "buffiter", "by_value", "classic", "classpartial", "cli", "connect", "connect_by_service",
     "connect_channel", "connect_pipes", "connect_stdpipes", "connect_stream", "connect_subproc",

@@ -6,6 +6,7 @@ process group) at teardown. Each is skipped, with the reason, when its binary is
 import os
 import shutil
 import socket
+import ssl
 import subprocess
 import sys
 import time
@@ -56,22 +57,29 @@ def spawn(args, log: Path) -> subprocess.Popen:
 
 
 class Etcd:
-    def __init__(self, workdir: Path) -> None:
+    """etcd on 127.0.0.1; ``extra`` command-line options; ``tls=(cert, key, ca)`` serves
+    https (the health check trusts ``ca``)."""
+
+    def __init__(self, workdir: Path, *extra: str, tls=None) -> None:
         exe = binary("etcd")
         self.client_port, peer_port = free_port(), free_port()
-        self.url = f"http://127.0.0.1:{self.client_port}"
+        scheme = "https" if tls else "http"
+        self.url = f"{scheme}://127.0.0.1:{self.client_port}"
+        self._context = ssl.create_default_context(cafile=tls[2]) if tls else None
+        if tls:
+            extra = ("--cert-file", tls[0], "--key-file", tls[1], *extra)
         peer = f"http://127.0.0.1:{peer_port}"
         self.log = workdir / "etcd.log"
         self.proc = spawn([
             exe, "--name", "rpyc-test", "--data-dir", str(workdir / "etcd-data"),
             "--listen-client-urls", self.url, "--advertise-client-urls", self.url,
             "--listen-peer-urls", peer, "--initial-advertise-peer-urls", peer,
-            "--initial-cluster", f"rpyc-test={peer}", "--log-level", "warn",
+            "--initial-cluster", f"rpyc-test={peer}", "--log-level", "warn", *extra,
         ], self.log)
         wait_until(self._healthy, "etcd", self.proc, self.log)
 
     def _healthy(self) -> bool:
-        with urllib.request.urlopen(self.url + "/health", timeout=1) as resp:
+        with urllib.request.urlopen(self.url + "/health", timeout=1, context=self._context) as resp:
             return b"true" in resp.read()
 
     def stop(self) -> None:

@@ -5,7 +5,10 @@ A server registers each of its service names as one key, attached to a *lease* o
 seconds that the server's background registration thread keeps alive every ``ttl / 3``
 seconds. A server that crashes stops renewing, etcd revokes the lease when it expires and
 the keys disappear with it: the same outcome as the pruning of upstream's registry, without
-a home-made single point of failure (etcd replicates with Raft). Layout::
+a home-made single point of failure (etcd replicates with Raft). With ``user``/``password``,
+each endpoint is asked for a token (``/v3/auth/authenticate``) sent in the ``Authorization``
+header; a token that etcd refuses (expired, or the member restarted) is replaced once per
+request. Layout::
 
     <prefix><SERVICE NAME>/<host>:<port>  ->  {"host": "<host>", "port": <port>}
 
@@ -68,6 +71,10 @@ def _prefix_end(prefix: str) -> str:
     return base64.b64encode(bytes(raw)).decode("ascii")
 
 
+class _Unauthenticated(RegistryError):
+    """etcd refused a request's token (HTTP 401): none was sent, or it expired."""
+
+
 def _host_port(host: str, port: int) -> str:
     return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
@@ -81,7 +88,10 @@ class EtcdRegistryClient(RegistryClient):
     address registered for the server; by default the host it listens on, or, when it
     listens on every interface, the local address of its connection to etcd (as upstream's
     registry records the source address of a registration). ``ssl_context`` is used for
-    ``https://`` endpoints. ``timeout`` bounds each HTTP exchange.
+    ``https://`` endpoints; ``ca_file`` is the short form for a private CA
+    (``ssl.create_default_context(cafile=ca_file)``). ``user`` and ``password``: etcd's
+    authentication (a user with read-write permission on ``prefix``; the password is kept
+    out of every message and repr). ``timeout`` bounds each HTTP exchange.
 
     Failures to register are logged and retried by the server's registration thread;
     failures to discover or list raise :class:`~rpyc.utils.registry.RegistryError` naming
@@ -91,13 +101,20 @@ class EtcdRegistryClient(RegistryClient):
     def __init__(self, url: Union[str, Sequence[str]] = DEFAULT_ETCD_URL, ttl: float = 10,
                  prefix: str = DEFAULT_PREFIX, timeout: float = 2,
                  advertise_host: Optional[str] = None, ssl_context: Optional[ssl.SSLContext] = None,
-                 logger: Optional[logging.Logger] = None) -> None:
+                 logger: Optional[logging.Logger] = None, user: Optional[str] = None,
+                 password: Optional[str] = None, ca_file: Optional[str] = None) -> None:
         urls = [u.strip() for u in url.split(",")] if isinstance(url, str) else [str(u) for u in url]
         self.endpoints: List[Tuple[str, str, int]] = [self._parse_url(u) for u in urls if u]
         if not self.endpoints:
             raise ValueError("EtcdRegistryClient needs at least one etcd URL, e.g. http://127.0.0.1:2379")
         if not ttl >= 2:
             raise ValueError(f"ttl must be at least 2 seconds (etcd's lease granularity), not {ttl!r}")
+        if (user is None) != (password is None):
+            raise ValueError("etcd authentication needs both user= and password= (or neither)")
+        if ca_file is not None:
+            if ssl_context is not None:
+                raise ValueError("give ssl_context= or ca_file=, not both (ca_file builds a context)")
+            ssl_context = ssl.create_default_context(cafile=ca_file)
         scheme, host, port = self.endpoints[0]
         super().__init__(ip=host, port=port, timeout=timeout, logger=logger)
         self.url = ",".join(urls)
@@ -107,15 +124,21 @@ class EtcdRegistryClient(RegistryClient):
         self.ssl_context = ssl_context
         # The server's registration thread renews leases this often.
         self.REREGISTER_INTERVAL = max(self.ttl / 3.0, 0.5)
+        self.user = user
+        self._password = password
         self._lock = threading.Lock()
         #: port -> lease id of a registered server
         self._leases: Dict[int, str] = {}
+        #: endpoint -> its auth token (etcd's simple tokens are known only to the member
+        #: that issued them)
+        self._tokens: Dict[Tuple[str, str, int], str] = {}
 
     def _get_logger(self) -> logging.Logger:
         return logging.getLogger("REGCLNT/ETCD")
 
     def __repr__(self) -> str:
-        return f"EtcdRegistryClient(url={self.url!r}, ttl={self.ttl}, prefix={self.prefix!r})"
+        user = f", user={self.user!r}" if self.user is not None else ""
+        return f"EtcdRegistryClient(url={self.url!r}, ttl={self.ttl}, prefix={self.prefix!r}{user})"
 
     @staticmethod
     def _parse_url(url: str) -> Tuple[str, str, int]:
@@ -126,8 +149,10 @@ class EtcdRegistryClient(RegistryClient):
 
     # -- HTTP -----------------------------------------------------------------------------
 
-    def _post_to(self, endpoint: Tuple[str, str, int], path: str, body: Dict[str, Any]) -> Tuple[Any, str]:
-        """POST ``body`` as JSON; the decoded answer and the local address used."""
+    def _post_to(self, endpoint: Tuple[str, str, int], path: str, body: Dict[str, Any],
+                 token: Optional[str] = None) -> Tuple[Any, str]:
+        """POST ``body`` as JSON (with the auth ``token``); the decoded answer and the local
+        address used."""
         scheme, host, port = endpoint
         if scheme == "https":
             conn: http.client.HTTPConnection = http.client.HTTPSConnection(
@@ -135,7 +160,10 @@ class EtcdRegistryClient(RegistryClient):
         else:
             conn = http.client.HTTPConnection(host, port, timeout=self.timeout)
         try:
-            conn.request("POST", path, body=json.dumps(body), headers={"Content-Type": "application/json"})
+            headers = {"Content-Type": "application/json"}
+            if token is not None:
+                headers["Authorization"] = token
+            conn.request("POST", path, body=json.dumps(body), headers=headers)
             local = conn.sock.getsockname()[0] if conn.sock is not None else ""
             resp = conn.getresponse()
             data = resp.read(MAX_RESPONSE + 1)
@@ -151,15 +179,53 @@ class EtcdRegistryClient(RegistryClient):
                 f"{data[:200]!r} (is this etcd 3.4 or newer, with its v3 JSON gateway?)") from None
         if resp.status != 200 or not isinstance(answer, dict):
             message = answer.get("message") or answer.get("error") if isinstance(answer, dict) else answer
-            raise RegistryError(f"etcd at {host}:{port} refused {path}: HTTP {resp.status}: {message}")
+            text = f"etcd at {host}:{port} refused {path}: HTTP {resp.status}: {message}"
+            if resp.status == 401:  # (gRPC's Unauthenticated: no token, or one it no longer knows)
+                raise _Unauthenticated(text)
+            if "user name is empty" in str(message) and self.user is None:
+                text += " (authentication is enabled on this etcd: pass user= and password=)"
+            raise RegistryError(text)
         return answer, local
+
+    def _post_authorized(self, endpoint: Tuple[str, str, int], path: str, body: Dict[str, Any]) -> Tuple[Any, str]:
+        """``_post_to`` with this endpoint's token when authenticating; a token that etcd
+        refuses is replaced once."""
+        if self.user is None:
+            return self._post_to(endpoint, path, body)
+        with self._lock:
+            token = self._tokens.get(endpoint)
+        if token is not None:
+            try:
+                return self._post_to(endpoint, path, body, token)
+            except _Unauthenticated:
+                pass  # (expired: authenticate again)
+        token = self._authenticate(endpoint)
+        try:
+            return self._post_to(endpoint, path, body, token)
+        except _Unauthenticated as exc:
+            raise RegistryError(f"{exc} (with a fresh token of user {self.user!r})") from None
+
+    def _authenticate(self, endpoint: Tuple[str, str, int]) -> str:
+        try:
+            answer, _ = self._post_to(endpoint, "/v3/auth/authenticate",
+                                      {"name": self.user, "password": self._password})
+        except RegistryError as exc:
+            # (the message is etcd's answer, which never repeats the password)
+            raise RegistryError(f"{exc} (authenticating as user {self.user!r}: check user= and password=)") from None
+        token = answer.get("token")
+        if not isinstance(token, str) or not token or any(c in token for c in "\r\n"):
+            raise RegistryError(f"etcd at {endpoint[1]}:{endpoint[2]} authenticated user {self.user!r} "
+                                "but sent no usable token (is authentication enabled there?)")
+        with self._lock:
+            self._tokens[endpoint] = token
+        return token
 
     def _post(self, path: str, body: Dict[str, Any]) -> Tuple[Any, str]:
         """POST to the first endpoint that answers; :class:`RegistryError` if none does."""
         errors = []
         for endpoint in self.endpoints:
             try:
-                return self._post_to(endpoint, path, body)
+                return self._post_authorized(endpoint, path, body)
             except (OSError, http.client.HTTPException) as exc:
                 errors.append(f"{endpoint[1]}:{endpoint[2]}: {exc}")
         raise RegistryError(

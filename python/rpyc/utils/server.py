@@ -23,6 +23,7 @@ from rpyc.core.stream import SocketStream
 from rpyc.lib import safe_import, spawn, spawn_waitready  # noqa: F401 (spawn_waitready: upstream's name)
 from rpyc.lib.compat import get_exc_errno, poll  # noqa: F401 (upstream's names)
 from rpyc.lib.reusable_threads import ReusableThreads
+from rpyc.utils import _workerctl
 from rpyc.utils.authenticators import AuthenticationError
 from rpyc.utils.metrics import ServerStats
 from rpyc.utils.registry import UDPRegistryClient
@@ -69,6 +70,12 @@ class Server:
     to accept connections from other machines.
     """
 
+    #: a bound socket that other processes share (set on a prefork worker's class by
+    #: rpyc.utils.prefork): served instead of binding one, accepted from in Python (the
+    #: native acceptor's stop shuts the socket down), and closed without shutdown(), which
+    #: would end every worker's accept, not only this one's
+    _shared_listener: Optional[socket.socket] = None
+
     def __init__(self, service: Any, hostname: Optional[str] = None, ipv6: bool = False,
                  port: int = 0, backlog: int = socket.SOMAXCONN, reuse_addr: bool = True,
                  authenticator: Any = None, registrar: Any = None, auto_register: Optional[bool] = None,
@@ -99,7 +106,17 @@ class Server:
         self._closing_thread: Optional[threading.Thread] = None
         self._register_thread: Optional[threading.Thread] = None
 
-        if socket_path is not None:
+        if self._shared_listener is not None:
+            # a prefork worker serves its supervisor's bound socket (rpyc.utils.prefork)
+            self.listener = self._shared_listener
+            # (accepted from in Python: only a timeout lets the accept loop notice close())
+            self.listener.settimeout(listener_timeout)
+            sockname = self.listener.getsockname()
+            if self.listener.family == getattr(socket, "AF_UNIX", None):
+                self.host, self.port, self.socket_path = "", 0, sockname
+            else:
+                self.host, self.port = sockname[0], sockname[1]
+        elif socket_path is not None:
             if hostname is not None or port != 0 or ipv6:
                 raise ValueError("socket_path is mutually exclusive with: hostname, port, ipv6")
             self.listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
@@ -199,10 +216,11 @@ class Server:
                 self._accept_backlog()
             if self._acceptor is not None:
                 self._acceptor.stop()
-        try:
-            self.listener.shutdown(socket.SHUT_RDWR)
-        except (EnvironmentError, socket.error):
-            pass
+        if self._shared_listener is None:
+            try:
+                self.listener.shutdown(socket.SHUT_RDWR)
+            except (EnvironmentError, socket.error):
+                pass
         self.listener.close()
         self.logger.info("listener closed")
         if deadline is not None:
@@ -425,9 +443,10 @@ class Server:
         if self.active:
             return
         self.listener.listen(self.backlog)
-        if green.is_green_socket(self.listener):
+        if green.is_green_socket(self.listener) or self._shared_listener is not None:
             # A gevent listener (monkey-patched process, GeventServer) accepts through gevent:
-            # the native accept would block the thread every greenlet runs on.
+            # the native accept would block the thread every greenlet runs on. A shared
+            # listener too (see _shared_listener).
             self._acceptor = None
         else:
             try:
@@ -681,17 +700,36 @@ class ThreadPoolServer(Server):
 
 
 class ForkingServer(Server):
-    """One child process per connection (POSIX); children are reaped on SIGCHLD."""
+    """One child process per connection (POSIX); children are reaped on SIGCHLD.
+
+    ``close(drain=seconds)`` (and SIGTERM after :meth:`handle_sigterm`) drains the children
+    too: each finishes its call in flight, up to the deadline, then closes its connection
+    (docs/scaling.md#graceful-drain). ``close()`` without ``drain`` leaves them serving
+    their connections to the end, as upstream does.
+    """
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         if not hasattr(os, "fork"):
             raise OSError("ForkingServer needs os.fork(), which this platform lacks")
         super().__init__(*args, **kwargs)
-        self._prevhandler = signal.signal(signal.SIGCHLD, self._handle_sigchld)
+        self._children: Dict[int, _workerctl.Child] = {}  # by pid, until reaped
+        self._sigterm_drain: Optional[float] = None
+        self._prevhandler = signal.signal(signal.SIGCHLD, self._on_sigchld)
 
     def close(self, drain: Optional[float] = None) -> None:
+        first = not self._closed
         super().close(drain)
+        if first and drain is not None:
+            children = list(self._children.values())
+            _workerctl.stop(children, drain)
+            for child in children:
+                self._children.pop(child.pid, None)
         signal.signal(signal.SIGCHLD, self._prevhandler)
+
+    def handle_sigterm(self, drain: float = 30.0) -> Any:
+        # (children forked from now on drain for as long when SIGTERM reaches them directly)
+        self._sigterm_drain = float(drain)
+        return super().handle_sigterm(drain)
 
     @classmethod
     def _handle_sigchld(cls, signum: int, unused: Any) -> None:
@@ -703,8 +741,17 @@ class ForkingServer(Server):
         except OSError:
             pass
 
+    def _on_sigchld(self, signum: int, unused: Any) -> None:
+        self._handle_sigchld(signum, unused)
+        for pid, child in list(self._children.items()):
+            try:
+                os.kill(pid, 0)  # (a reaped child no longer exists)
+            except ProcessLookupError:
+                self._children.pop(pid, None)
+                child.forget()
+
     def _accept_method(self, sock: socket.socket) -> None:
-        pid = os.fork()
+        pid, control_fd = _workerctl.fork(self._children.values())
         if pid == 0:
             code = 0
             try:
@@ -712,6 +759,8 @@ class ForkingServer(Server):
                 signal.signal(signal.SIGCHLD, self._prevhandler)
                 self.listener.close()
                 self.clients.clear()
+                # (a child outlives its parent, serving its connection to the end, as upstream)
+                _workerctl.watch(control_fd, self._child_close, self._sigterm_drain, None)
                 self._authenticate_and_serve_client(sock)
             except BaseException:
                 self.logger.exception("child process terminated abnormally")
@@ -720,8 +769,23 @@ class ForkingServer(Server):
                 self.logger.debug("child process terminated")
                 os._exit(code)
         else:
+            self._children[pid] = _workerctl.Child(pid, control_fd)
             sock.close()
             self.clients.discard(sock)
+
+    def _child_close(self, drain: Optional[float]) -> None:
+        """In a child (its drain thread): end its connection once it serves no call, or at
+        the deadline; the serving main thread then returns and the child exits."""
+        if drain:
+            self._drain(time.monotonic() + drain)
+        with self._conns_lock:
+            fds = list(self._conns)
+        for fd in fds:
+            try:
+                with socket.socket(fileno=os.dup(fd)) as dup:
+                    dup.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
 
 
 class GeventServer(Server):
