@@ -267,10 +267,13 @@ GEVENT_CLIENT = """
         out["exception"] = True
     big = b"x" * (8 << 20)
     out["big"] = c.modules.builtins.len(big) == len(big) and len(c.eval("b'y' * (8 << 20)")) == 8 << 20
-    t0 = time.monotonic()
+    laps = []
     for _ in range(100):  # small frames both ways, proxies made and released
+        t0 = time.monotonic()
         assert c.modules.builtins.list(range(3))[1] == 1
-    out["proxy_loop_ms"] = (time.monotonic() - t0) * 10
+        laps.append(time.monotonic() - t0)
+    # The median, not the mean: a delayed ACK slows every lap, a busy machine only some.
+    out["proxy_loop_ms"] = sorted(laps)[len(laps) // 2] * 1000
     for c in conns:
         c.close()
     out["closed"] = all(c.closed for c in conns)
@@ -515,7 +518,7 @@ def test_our_gevent_client_against_upstream_plain_server(procs, upstream_python)
     _check_gevent_client(res)
     # Upstream sends with Nagle's algorithm on: without immediate ACKs from us each of these
     # iterations waited for a delayed ACK (27 ms each, against 6 ms).
-    assert res["proxy_loop_ms"] < 15, res
+    assert res["proxy_loop_ms"] < 20, res
 
 
 UPSTREAM_TLS_CLIENT = """

@@ -380,6 +380,12 @@ class Server:
                 sock2, credentials = sock, None
             try:
                 self._serve_client(sock2, credentials)
+            except OSError as exc:
+                if sock.fileno() != -1:
+                    self.logger.exception("client connection terminated abruptly")
+                    raise
+                # close() closed this socket while its thread was starting: the end asked for
+                self.logger.debug("a client socket closed by the server's close(): %s", exc)
             except Exception:
                 self.logger.exception("client connection terminated abruptly")
                 raise
