@@ -22,7 +22,7 @@ BOMBS = 32
 def test_thirty_two_zlib_bombs_at_once_stay_within_the_budget(fresh_server):
     """32 connections each send a zlib bomb inflating to 512 MiB, all at once: the server's
     resident peak stays within idle + 1 GiB, it survives, and a well-behaved client connected
-    throughout gets every answer within 100 ms."""
+    throughout gets its answers within 100 ms (at most two slower, none over 500 ms)."""
     bomb = frame(zeros_bomb(size=512 * MiB), flag=1)
     server = fresh_server()
     assert_healthy(server)
@@ -70,9 +70,13 @@ def test_thirty_two_zlib_bombs_at_once_stay_within_the_budget(fresh_server):
     assert peak - rss_idle <= GiB, "resident peak grew by %d MiB" % ((peak - rss_idle) // MiB)
     assert server.alive()
     assert latencies, "the well-behaved client made no call"
-    assert max(latencies) < 0.1, (
-        "slowest call %.0f ms (median %.1f ms, %d calls)"
-        % (max(latencies) * 1000, statistics.median(latencies) * 1000, len(latencies)))
+    # A decoder that stalled the others (a lock or the GIL held while inflating) delays
+    # many calls by far more than 100 ms; a busy machine delays one or two, briefly.
+    slow = sorted(t for t in latencies if t >= 0.1)
+    assert len(slow) <= 2 and max(latencies) < 0.5, (
+        "%d calls took 100 ms or more, the slowest %.0f ms (median %.1f ms, %d calls)"
+        % (len(slow), max(latencies) * 1000, statistics.median(latencies) * 1000,
+           len(latencies)))
     log = server.log_tail(200_000)
     assert "max_inbound_memory" in log or "max_decompressed_size" in log, log[-3000:]
     assert_healthy(server)
