@@ -260,7 +260,8 @@ def test_a_long_decode_lets_other_threads_run():
     assert value[0] == deep
     assert took > 0.2, "too quick to tell anything (%.0f ms)" % (took * 1000)
     # Relative to the decode: holding the GIL throughout makes one gap as long as the whole
-    # decode, while a busy machine stretches both (a fixed 100 ms failed under load).
-    assert max(gaps) < took / 3, (
+    # decode, while a busy machine stretches both (a fixed 100 ms failed under load: 743 ms
+    # in a 2973 ms decode at nice 19, load 7).
+    assert max(gaps) < took / 2, (
         "another thread waited %.0f ms for the GIL (decode took %.0f ms)"
         % (max(gaps) * 1000, took * 1000))
