@@ -244,8 +244,8 @@ def main():
     print("%-58s %9.1f us" % ("small call, our Python client -> Python ThreadedServer", med["py_call"]))
     print("%-58s %9.0f MiB/s" % ("64 MiB echo, Rust client -> Python ThreadedServer", med["rust_echo"]))
     print("%-58s %9.0f MiB/s" % ("64 MiB echo, our Python client -> Python ThreadedServer", med["py_echo"]))
-    for c, name in (("py", "8 Python clients"), ("rust", "8 Rust clients (bench_client)")):
-        print("%s (ours) -> each server:" % name)
+    for c, name in (("py", "8 Python clients (ours)"), ("rust", "8 Rust clients (bench_client)")):
+        print("%s -> each server:" % name)
         for srv_kind, sname in (("rust", "Rust server"), ("py", "Python ThreadedServer")):
             key = "%s_%s" % (c, srv_kind)
             print("%-58s %9.0f /s" % ("  -> %s, calls" % sname, med["rate_" + key]))
