@@ -7,9 +7,12 @@
    (bench/workers/client.py), and the pure-Rust socket floor (bench/rust-floor). The small
    call's target is the floor plus the Python server's handler cost: the server process's
    CPU time per call while the Rust client calls (read from /proc, see bench/README.md).
-2. 8 Python client processes (ours, bench/workers/client.py multi) -> the Rust server
-   (crates/rpyc/examples/server.rs) against the same clients -> our Python ThreadedServer:
-   calls per second.
+2. 8 client processes -> the Rust server (crates/rpyc/examples/server.rs) against the same
+   clients -> our Python ThreadedServer: calls per second, the server's CPU per call and
+   the clients' (all 8 together, from /proc). Twice: with our Python clients
+   (bench/workers/client.py multi) and with Rust ones (examples/bench_client.rs --bench
+   multi), a cheaper load generator: on few cores the clients' CPU sets the pace, and the
+   Rust clients leave more of the machine to the server.
 
 Release builds: `cargo build --release -p rpyc --examples` and `-p rpyc-bench-floor`
 (honours CARGO_TARGET_DIR); `--bin-dir DIR` takes `server`, `bench_client` and
@@ -25,6 +28,7 @@ import socket
 import statistics
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -118,27 +122,50 @@ def cpu_s(pid):
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def multi(port, clients, n, server_pid):
-    """8 client processes start together; (calls/s, server CPU us per call)."""
-    procs = [popen([sys.executable, WORKERS / "client.py", "multi", "--port", port, "--n", n,
-                    "--warmup", 200], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+def multi(port, clients, n, server_pid, kind):
+    """`clients` client processes (`kind`: "py", ours in Python, bench/workers/client.py
+    multi; "rust", examples/bench_client.rs --bench multi) start together: (calls/s, server
+    CPU us per call, clients' CPU us per call)."""
+    if kind == "py":
+        cmd = [sys.executable, WORKERS / "client.py", "multi"]
+    else:
+        cmd = [BIN["bench_client"], "--bench", "multi"]
+    procs = [popen(cmd + ["--port", port, "--n", n, "--warmup", 200], stdin=subprocess.PIPE,
+                   stdout=subprocess.PIPE, text=True)
              for _ in range(clients)]
+    res, client_cpu = [None] * clients, [0.0] * clients
+
+    def collect(i, p, cpu0):
+        # The client's CPU is read as soon as its result line comes, before it exits (its
+        # exit, an interpreter's teardown for Python clients, is not the calls' cost; the
+        # few instructions between its last call and the line are counted).
+        line = p.stdout.readline()
+        client_cpu[i] = cpu_s(p.pid) - cpu0
+        res[i] = result(line + p.stdout.read())
+
     try:
         for p in procs:
             if p.stdout.readline().strip() != "READY":
                 raise RuntimeError("multi client not ready")
         cpu0 = cpu_s(server_pid)
+        readers = [threading.Thread(target=collect, args=(i, p, cpu_s(p.pid)), daemon=True)
+                   for i, p in enumerate(procs)]
+        for t in readers:
+            t.start()
         for p in procs:
             p.stdin.write("GO\n")
             p.stdin.flush()
-        res = [result(p.stdout.read()) for p in procs]
+        for t in readers:
+            t.join(300)
         cpu = cpu_s(server_pid) - cpu0
+        if any(r is None for r in res):
+            raise RuntimeError("a multi client gave no result")
     finally:
         for p in procs:
             stop(p)
     wall = max(r["end"] for r in res) - min(r["start"] for r in res)
     total = sum(r["n"] for r in res)
-    return total / wall, cpu / total * 1e6
+    return total / wall, cpu / total * 1e6, sum(client_cpu) / total * 1e6
 
 
 def main():
@@ -157,8 +184,19 @@ def main():
         for what in (["-p", "rpyc", "--examples"], ["-p", "rpyc-bench-floor"]):
             subprocess.run([cargo, "build", "-q", "--release"] + what, cwd=str(ROOT),
                            check=True, timeout=1800)
-    rows = {k: [] for k in ("floor", "handler", "rust_call", "py_call", "rust_echo", "py_echo",
-                            "rust_srv_multi", "py_srv_multi", "rust_srv_cpu", "py_srv_cpu")}
+    rows = {k: [] for k in ("floor", "handler", "rust_call", "py_call", "rust_echo", "py_echo")}
+    # 8 clients: rows "<what>_<clients>_<server>", clients and server "py" or "rust"
+    for c in ("py", "rust"):
+        for srv_kind in ("py", "rust"):
+            for what in ("rate", "srv_cpu", "cli_cpu"):
+                rows["%s_%s_%s" % (what, c, srv_kind)] = []
+
+    def multi_rows(port, pid, srv_kind):
+        for c in ("py", "rust"):
+            rate, srv_cpu, cli_cpu = multi(port, 8, multi_n, pid, c)
+            for what, v in (("rate", rate), ("srv_cpu", srv_cpu), ("cli_cpu", cli_cpu)):
+                rows["%s_%s_%s" % (what, c, srv_kind)].append(v)
+
     try:
         for r in range(args.rounds):
             rows["floor"].append(result(run([BIN["floor"], "--n", n_call]))["us_per_op"])
@@ -181,16 +219,12 @@ def main():
                 rows["py_echo"].append(result(run(
                     [sys.executable, WORKERS / "client.py", "echo", "--port", srv.port,
                      "--size-mib", 64, "--reps", echo_reps]))["mib_per_s"])
-                rate, cpu = multi(srv.port, 8, multi_n, srv.pid)
-                rows["py_srv_multi"].append(rate)
-                rows["py_srv_cpu"].append(cpu)
+                multi_rows(srv.port, srv.pid, "py")
             finally:
                 srv.close()
             srv = rust_server()
             try:
-                rate, cpu = multi(srv.port, 8, multi_n, srv.pid)
-                rows["rust_srv_multi"].append(rate)
-                rows["rust_srv_cpu"].append(cpu)
+                multi_rows(srv.port, srv.pid, "rust")
             finally:
                 srv.close()
             print("round %d/%d done" % (r + 1, args.rounds), file=sys.stderr, flush=True)
@@ -210,12 +244,16 @@ def main():
     print("%-58s %9.1f us" % ("small call, our Python client -> Python ThreadedServer", med["py_call"]))
     print("%-58s %9.0f MiB/s" % ("64 MiB echo, Rust client -> Python ThreadedServer", med["rust_echo"]))
     print("%-58s %9.0f MiB/s" % ("64 MiB echo, our Python client -> Python ThreadedServer", med["py_echo"]))
-    print("%-58s %9.0f /s" % ("8 Python clients -> Rust server, calls", med["rust_srv_multi"]))
-    print("%-58s %9.0f /s" % ("8 Python clients -> Python ThreadedServer, calls", med["py_srv_multi"]))
-    print("%-58s %9.1f us" % ("  server CPU per call, Rust server", med["rust_srv_cpu"]))
-    print("%-58s %9.1f us" % ("  server CPU per call, Python ThreadedServer", med["py_srv_cpu"]))
-    print("ratio Rust server / Python server (8 clients): %.2fx calls/s, %.2fx less CPU per call"
-          % (med["rust_srv_multi"] / med["py_srv_multi"], med["py_srv_cpu"] / med["rust_srv_cpu"]))
+    for c, name in (("py", "8 Python clients (ours)"), ("rust", "8 Rust clients (bench_client)")):
+        print("%s -> each server:" % name)
+        for srv_kind, sname in (("rust", "Rust server"), ("py", "Python ThreadedServer")):
+            key = "%s_%s" % (c, srv_kind)
+            print("%-58s %9.0f /s" % ("  -> %s, calls" % sname, med["rate_" + key]))
+            print("%-58s %9.1f us" % ("    server CPU per call", med["srv_cpu_" + key]))
+            print("%-58s %9.1f us" % ("    clients' CPU per call (all 8)", med["cli_cpu_" + key]))
+        print("  ratio Rust server / Python server: %.2fx calls/s (target >= 2x), %.2fx less "
+              "server CPU per call" % (med["rate_%s_rust" % c] / med["rate_%s_py" % c],
+                                       med["srv_cpu_%s_py" % c] / med["srv_cpu_%s_rust" % c]))
     print(json.dumps({k: [round(x, 2) for x in v] for k, v in rows.items()}))
 
 

@@ -2,12 +2,19 @@
 //! (`add`, `echo`) or the Rust example server.
 //!
 //! ```text
-//! bench_client --port P --bench call|echo [--n N] [--warmup W] [--size-mib S]
+//! bench_client --port P --bench call|echo|multi [--n N] [--warmup W] [--size-mib S]
 //! ```
 //! Prints `BENCH-RESULT {"n": .., "total_s": .., "us_per_op": ..}` (the workers' format).
+//!
+//! `multi` is one of several concurrent clients, as `bench/workers/client.py multi`: connect,
+//! `W` warm-up calls of `add(1, 2)`, print `READY`, wait for a `GO` line on stdin, then `N`
+//! calls, without busy polling; its result also has `start` and `end`, seconds of the
+//! system clock (the same clock in every process, so the orchestrator takes the span of all
+//! the clients).
 
 use rpyc::{Bytes, Config, Connection, NetRef, Value};
-use std::time::{Duration, Instant};
+use std::io::{BufRead, Write};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 fn main() -> rpyc::Result<()> {
     let (mut port, mut bench, mut n, mut warmup, mut size_mib) = (
@@ -34,6 +41,13 @@ fn main() -> rpyc::Result<()> {
     }
     let config = Config {
         sync_request_timeout: Some(Duration::from_secs(600)),
+        // A load generator among 7 others on a few cores blocks at once: the cores its polls
+        // would take are the server's.
+        busy_poll: if bench == "multi" {
+            Duration::ZERO
+        } else {
+            Config::default().busy_poll
+        },
         ..Config::default()
     };
     let conn = Connection::connect_with(format!("127.0.0.1:{port}").as_str(), config)?;
@@ -72,6 +86,34 @@ fn main() -> rpyc::Result<()> {
             }
             (t0.elapsed(), n)
         }
+        "multi" => {
+            let add: NetRef = root.getattr("add")?;
+            for _ in 0..warmup {
+                assert_eq!(add.call::<i64>((1, 2))?, 3, "add(1, 2)");
+            }
+            println!("READY");
+            std::io::stdout().flush()?;
+            let mut line = String::new();
+            std::io::stdin().lock().read_line(&mut line)?;
+            if line.trim() != "GO" {
+                std::process::exit(2);
+            }
+            let start = now_s();
+            let t0 = Instant::now();
+            for _ in 0..n {
+                add.call::<i64>((1, 2))?;
+            }
+            let total = t0.elapsed();
+            let end = now_s();
+            println!(
+                "BENCH-RESULT {{\"n\": {n}, \"start\": {start}, \"end\": {end}, \"total_s\": {}, \
+                 \"us_per_op\": {}}}",
+                total.as_secs_f64(),
+                total.as_secs_f64() / n as f64 * 1e6
+            );
+            conn.close();
+            return Ok(());
+        }
         other => {
             eprintln!("unknown bench {other}");
             std::process::exit(2);
@@ -84,4 +126,12 @@ fn main() -> rpyc::Result<()> {
     );
     conn.close();
     Ok(())
+}
+
+/// Seconds since the epoch: a clock every client process shares.
+fn now_s() -> f64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_secs_f64()
 }

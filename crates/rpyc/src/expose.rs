@@ -35,6 +35,10 @@ impl Args {
     /// `TypeError` for the peer, worded as Python words it.
     pub fn bind(self, function: &str, names: &[&str]) -> Result<Vec<Value>> {
         let n = names.len();
+        // The usual call (every argument by position): nothing to place, no allocation.
+        if self.keywords.is_empty() && self.positional.len() == n {
+            return Ok(self.positional);
+        }
         if self.positional.len() > n {
             return Err(Error::type_error(format!(
                 "{function}() takes {n} positional argument{} but {} were given",

@@ -56,8 +56,12 @@ impl Text<'_> {
     /// The text as an owned `String`.
     pub fn to_owned_string(&self) -> String {
         match *self {
-            // ASCII bytes are UTF-8; the fallback never happens.
-            Text::Ascii(b) => b.iter().map(|&c| char::from(c)).collect(),
+            // ASCII bytes are UTF-8: one copy (not a char at a time, growing as it goes);
+            // the fallback never happens.
+            Text::Ascii(b) => match std::str::from_utf8(b) {
+                Ok(s) => s.to_owned(),
+                Err(_) => b.iter().map(|&c| char::from(c)).collect(),
+            },
             Text::Utf8(s) => s.to_owned(),
         }
     }

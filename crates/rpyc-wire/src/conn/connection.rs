@@ -149,7 +149,7 @@ impl<T> Connection<T> {
         args: &[Boxed],
     ) -> Result<(), WireError> {
         let mut buf = self.payload(thread);
-        buf.reserve(args.iter().map(blob_len).sum::<usize>() + HEADS);
+        reserve_blobs(&mut buf, args.iter().map(blob_len).sum());
         write_request_head(&mut buf, seq, handler);
         let max_depth = self.session.config().limits.max_nesting_depth;
         Boxed::encode_tuple_checked(args, ARGS_LEVEL, max_depth, &mut buf)?;
@@ -161,7 +161,7 @@ impl<T> Connection<T> {
         self.session.check_alive()?;
         let max_depth = self.session.config().limits.max_nesting_depth;
         let mut buf = self.payload(thread);
-        buf.reserve(blob_len(result) + HEADS);
+        reserve_blobs(&mut buf, blob_len(result));
         write_answer_head(&mut buf, false, seq, max_depth)?;
         result.encode_checked(ANSWER_LEVEL, max_depth, &mut buf)?;
         self.queue(buf)
@@ -336,6 +336,15 @@ impl<T> Connection<T> {
 
 /// Room for a message's heads, a blob's box and brine headers, and the frame's trailer.
 const HEADS: usize = 128;
+
+/// Room for `blobs` bytes of `bytes`/`str` members and the heads around them, so that a
+/// large blob is not copied as the buffer grows. Small ones are left to the payload buffer
+/// as it comes: reserving there would grow (reallocate) the buffer of every small message.
+fn reserve_blobs(buf: &mut Vec<u8>, blobs: usize) {
+    if blobs > HEADS {
+        buf.reserve(blobs + HEADS);
+    }
+}
 
 /// The length of a `bytes` or `str` box: room reserved (with [`HEADS`]) before encoding
 /// it, so that neither the encoding nor sealing reallocates (copies) a large payload.
