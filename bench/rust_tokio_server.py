@@ -4,8 +4,9 @@
 
 Our Python client calls `add(1, 2)` (a bound method fetched once) on
 crates/rpyc/examples/server.rs, served threaded and with `--tokio`, in alternated rounds.
-Per call: the client's wall time, and the server process's CPU time (utime + stime from
-/proc/<pid>/stat, read before and after the timed calls). Each `--server` binary (default:
+Per call: the client's wall time (and its ratio to the threaded server's, per round), and
+the server process's CPU time (utime + stime from /proc/<pid>/stat, read before and after
+the timed calls; 10 ms ticks). Each `--server` binary (default:
 the release build of the example) is measured in both modes, so two builds can be
 compared round by round. Medians over rounds; every process on 127.0.0.1, killed at the
 end. Build: `cargo build --release -p rpyc --features tokio --example server`.
@@ -80,12 +81,13 @@ def main():
             got[r][0].append(lat)
             got[r][1].append(cpu)
     print(f"load: {os.getloadavg()}, {args.rounds} rounds x {args.calls} calls")
-    base = statistics.median(got[rows[0]][0])
     for (s, tokio), (lat, cpu) in got.items():
         name = f"{s} {'--tokio' if tokio else 'threaded'}"
-        print(f"{name:70} call {statistics.median(lat):6.1f} us (x{statistics.median(lat) / base:.2f})"
-              f"  server cpu {statistics.median(cpu):6.1f} us/call"
-              f"  [{' '.join(f'{x:.1f}' for x in lat)}]")
+        # (Against the threaded server of the same binary, round by round: the load drifts.)
+        ratio = statistics.median(t / b for t, b in zip(lat, got[(s, False)][0]))
+        print(f"{name:60} call {statistics.median(lat):6.1f} us (x{ratio:.2f} of threaded)"
+              f"  server cpu {statistics.median(cpu):5.1f} us/call"
+              f"  [{' '.join(f'{x:.0f}' for x in lat)}]")
 
 
 if __name__ == "__main__":
