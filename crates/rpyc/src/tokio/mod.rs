@@ -825,7 +825,6 @@ impl Driver {
                         .map(|b| serving::resolve(self.core.objects(), b))
                         .collect()
                 });
-                let shared = self.shared.clone();
                 self.serving += 1;
                 if let Some((obj, name)) = async_call(handler, &args) {
                     // An `async fn` of a service: awaited as a task of its own, so it holds
@@ -837,6 +836,7 @@ impl Driver {
                         args,
                         thread,
                     };
+                    let shared = self.shared.clone();
                     let served = call.serve(shared.clone());
                     self.shared.runtime.spawn(async move {
                         let result = served.await;
@@ -857,6 +857,7 @@ impl Driver {
                     });
                     return;
                 }
+                let shared = self.shared.clone();
                 self.shared.runtime.spawn_blocking(move || {
                     let result = serve_sync(&shared, handler, thread, args);
                     let _ = shared.send(Cmd::Answer {
@@ -1131,7 +1132,7 @@ where
         unreachable!("a connection's driver is parked with its own stream type");
     };
     let (mut d, io) = *back;
-    d.serving -= 1;
+    d.serving = d.serving.saturating_sub(1);
     let mut graveyard = Vec::new();
     let ours = ours(shared);
     serving::queue_answer(&mut d.core, &seq, thread, result, &ours, &mut graveyard);
