@@ -163,7 +163,8 @@ fn main() -> rpyc::Result<()> {
 #[cfg(feature = "tokio")]
 fn serve_tokio(port: &str, unix: Option<&str>, tls: &rpyc::TlsServer) -> rpyc::Result<()> {
     use rpyc::tokio::Server;
-    let runtime = tokio::runtime::Builder::new_current_thread()
+    // (A multi-thread runtime: the driver serves each request on its own thread.)
+    let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
     runtime.block_on(async {

@@ -14,13 +14,22 @@
 //! One task per connection owns the socket: it feeds what it reads to the connection core,
 //! writes what the core queues, and files answers. Requests from any task reach it through a
 //! channel and their answers come back on a oneshot channel, so many tasks may have calls in
-//! flight on one connection. Each request made by the peer (a call of a service method, a
-//! callback) runs on the runtime's blocking pool (`spawn_blocking`): [`crate::Exposed`]
-//! methods are synchronous, and one may call the peer back through a [`crate::NetRef`] of
-//! this connection with its blocking methods (they wait on that blocking thread, never on
-//! the driver). A call of an `async fn` method ([`crate::Exposed::async_method`], written by
-//! `#[rpyc::service]`) is awaited as a task instead, holding no thread while it waits; it
-//! calls the peer back by awaiting a [`NetRef`]. Awaiting a [`NetRef`] never blocks a
+//! flight on one connection.
+//!
+//! [`crate::Exposed`] methods are synchronous, and one may call the peer back through a
+//! [`crate::NetRef`] of this connection with its blocking methods, so a request made by the
+//! peer (a call of a service method, a callback) never runs where it could block the
+//! driver. On a multi-thread runtime the driver's thread serves it itself, inside
+//! `block_in_place` (which hands the worker's other tasks to another thread): no handoff to
+//! another thread and back. Meanwhile the driver is parked, and started again as a task of
+//! its own as soon as something needs it: a callback of that request, a request of another
+//! task on this connection, or a watchdog thread once the call has run a millisecond or two
+//! (then the peer's next requests are read and served concurrently). On a current-thread
+//! runtime, where `block_in_place` is not allowed, each request runs on the blocking pool
+//! (`spawn_blocking`) and its answer comes back to the driver through a channel. A call of
+//! an `async fn` method ([`crate::Exposed::async_method`], written by `#[rpyc::service]`)
+//! is awaited as a task on either flavour, holding no thread while it waits; it calls the
+//! peer back by awaiting a [`NetRef`]. Awaiting a [`NetRef`] never blocks a
 //! thread, so the peer's callbacks run while a task awaits, on any runtime flavour. The
 //! blocking methods of a [`crate::NetRef`] of a tokio connection also work from any thread
 //! outside the runtime; on a runtime's worker they block the worker.
@@ -40,6 +49,7 @@ mod iter;
 mod server;
 #[cfg(feature = "tls")]
 mod tls;
+mod watchdog;
 
 pub use iter::Iter;
 pub use server::{Server, ServerHandle};
@@ -63,6 +73,7 @@ use rpyc_wire::consts::handler;
 use rpyc_wire::message::IdPack;
 use rpyc_wire::WireError;
 use rustc_hash::FxHashMap;
+use std::any::Any;
 use std::fmt;
 use std::future::{poll_fn, Future};
 use std::pin::Pin;
@@ -72,9 +83,9 @@ use std::time::Duration;
 
 /// How long closing waits for what is queued to be written.
 const CLOSE_FLUSH: Duration = Duration::from_secs(1);
-/// How many of the peer's requests one connection serves at once (on the blocking pool);
-/// past that its driver stops reading until one is answered, so a peer cannot make us hold
-/// an unbounded queue of requests. (Requests waiting for our answers to their callbacks
+/// How many of the peer's requests one connection serves at once (on the blocking pool, as
+/// tasks, or inline on drivers' threads); past that its driver stops reading until one is
+/// answered, so a peer cannot make us hold an unbounded queue of requests. (Requests waiting for our answers to their callbacks
 /// count too: 128 nested callbacks in flight at once wait for `sync_request_timeout`.)
 const MAX_SERVING: usize = 128;
 /// Why a connection we closed ended.
@@ -89,7 +100,8 @@ enum Cmd {
         thread: u64,
         reply: Reply,
     },
-    /// The answer to the peer's request `seq`, served on the blocking pool.
+    /// The answer to the peer's request `seq`, served away from the driver (the blocking
+    /// pool, a task, or a call served inline that outlived its place on the driver).
     Answer {
         seq: Wire,
         thread: u64,
@@ -138,6 +150,18 @@ pub(crate) struct Shared {
     /// Why the connection ended (`None` while it lives).
     closed: watch::Sender<Option<String>>,
     runtime: ::tokio::runtime::Handle,
+    /// Whether the driver serves the peer's synchronous requests on its own thread (on a
+    /// multi-thread runtime; see `serve_inline`).
+    inline: bool,
+    /// The driver, while its thread serves a request inline.
+    parked: Mutex<Option<Parked>>,
+}
+
+/// A driver set aside while its thread serves a request inline, and how to start it
+/// again as a task of its own (`resume::<S>`, for its stream type).
+struct Parked {
+    driver: Box<dyn Any + Send>,
+    resume: fn(Box<dyn Any + Send>, &::tokio::runtime::Handle),
 }
 
 impl Shared {
@@ -154,8 +178,22 @@ impl Shared {
         )
     }
 
+    /// Send a command to the driver, starting it again as a task if its thread serves a
+    /// request inline: the command may be a callback of that very request, and nobody
+    /// else waits for it to end either.
     fn send(&self, cmd: Cmd) -> Result<()> {
-        self.cmds.send(cmd).map_err(|_| self.closed_error())
+        self.cmds.send(cmd).map_err(|_| self.closed_error())?;
+        self.unpark();
+        Ok(())
+    }
+
+    /// If the driver is parked (its thread serves a request inline), start it again as a
+    /// task of its own; the request's answer will reach it as a command.
+    fn unpark(&self) {
+        let parked = self.parked.lock().unwrap_or_else(|e| e.into_inner()).take();
+        if let Some(p) = parked {
+            (p.resume)(p.driver, &self.runtime);
+        }
     }
 
     /// A request, awaited (at most `sync_request_timeout`).
@@ -207,12 +245,14 @@ impl Shared {
     }
 
     pub(crate) fn release(&self, id: IdPack) {
-        // (After the end, nothing is left to release.)
+        // (After the end, nothing is left to release. A parked driver is left parked: a
+        // request served inline drops the references it was given, and the releases wait
+        // for the driver's next turn.)
         let _ = self.cmds.send(Cmd::Release(id));
     }
 }
 
-/// What serving a request on the blocking pool needs.
+/// What serving a synchronous request needs.
 struct Serving(Arc<Shared>);
 
 impl Host for Serving {
@@ -381,6 +421,8 @@ impl Connection {
             service,
             status: Mutex::new(Status::default()),
             closed: watch::Sender::new(None),
+            inline: runtime.runtime_flavor() == ::tokio::runtime::RuntimeFlavor::MultiThread,
+            parked: Mutex::new(None),
             runtime: runtime.clone(),
             config,
         });
@@ -393,6 +435,7 @@ impl Connection {
             written: 0,
             serving: 0,
             backlog: false,
+            inline: None,
             tls,
         };
         if connecting && shared.config.rpyc_rs_extensions {
@@ -529,10 +572,13 @@ struct Driver {
     /// Bytes to write, of which `written` are.
     out: Vec<u8>,
     written: usize,
-    /// The peer's requests being served on the blocking pool.
+    /// The peer's requests being served (on the blocking pool, as tasks, inline).
     serving: usize,
-    /// Frames read but not processed yet (`MAX_SERVING` requests were in service).
+    /// Frames read but not processed yet (`MAX_SERVING` requests were in service, or a
+    /// request is to be served inline first).
     backlog: bool,
+    /// A request of the peer to serve on the driver's thread before anything else.
+    inline: Option<SyncCall>,
     /// The TLS session, for connections over TLS.
     tls: Option<Session>,
 }
@@ -548,162 +594,30 @@ enum Wake {
 }
 
 impl Driver {
-    async fn run<S>(mut self, stream: S, mut rx: mpsc::UnboundedReceiver<Cmd>, initial: Vec<u8>)
+    async fn run<S>(mut self, stream: S, rx: mpsc::UnboundedReceiver<Cmd>, initial: Vec<u8>)
     where
         S: AsyncRead + AsyncWrite + Send + 'static,
     {
-        let (mut rd, mut wr) = ::tokio::io::split(stream);
-        let mut buf = vec![0u8; READ_CHUNK];
-        let stall_limit = self.shared.config.send_stall_timeout;
-        let mut stall: Pin<Box<Sleep>> = Box::pin(sleep(stall_limit.unwrap_or_default()));
-        let mut stall_armed = false;
-        // While our requests await answers over TLS, a silent peer is asked for a key
-        // update after 1 ms, then at doubling intervals up to 1 s (as the blocking driver:
-        // an OpenSSL peer may hold a frame it read along with the previous one, unseen by
-        // its poll; the record makes its socket readable). `None`: not armed.
-        let mut nudge: Pin<Box<Sleep>> = Box::pin(sleep(NUDGE_FIRST));
-        let mut nudge_every: Option<Duration> = None;
+        let (rd, wr) = ::tokio::io::split(stream);
+        let io = Io {
+            rd,
+            wr,
+            rx,
+            buf: vec![0u8; READ_CHUNK],
+            stall: Box::pin(sleep(
+                self.shared.config.send_stall_timeout.unwrap_or_default(),
+            )),
+            stall_armed: false,
+            nudge: Box::pin(sleep(NUDGE_FIRST)),
+            nudge_every: None,
+        };
         // (Plaintext that came with the last handshake records.)
-        let mut first = if initial.is_empty() {
+        let first = if initial.is_empty() {
             Ok(())
         } else {
             self.received(&initial).await
         };
-        let why = loop {
-            if let Err(why) = std::mem::replace(&mut first, Ok(())) {
-                break why;
-            }
-            if let Err(why) = self.take_outgoing() {
-                break why;
-            }
-            let awaited = self.tls.is_some() && self.core.session().requests.awaited() > 0;
-            match (awaited, nudge_every) {
-                (true, None) => {
-                    nudge.as_mut().reset(Instant::now() + NUDGE_FIRST);
-                    nudge_every = Some(NUDGE_FIRST);
-                }
-                (false, _) => nudge_every = None,
-                (true, Some(_)) => {}
-            }
-            let nudging = nudge_every.is_some();
-            if !self.out.is_empty() && !stall_armed {
-                if let Some(t) = stall_limit {
-                    stall.as_mut().reset(Instant::now() + t);
-                    stall_armed = true;
-                }
-            }
-            let out = &mut self.out;
-            let written = &mut self.written;
-            let may_read = self.serving < MAX_SERVING && !self.backlog;
-            let wake = poll_fn(|cx| {
-                let before = *written;
-                while *written < out.len() {
-                    match Pin::new(&mut wr).poll_write(cx, &out[*written..]) {
-                        Poll::Ready(Ok(0)) => {
-                            return Poll::Ready(Wake::Write(std::io::ErrorKind::WriteZero.into()))
-                        }
-                        Poll::Ready(Ok(n)) => *written += n,
-                        Poll::Ready(Err(e)) => return Poll::Ready(Wake::Write(e)),
-                        Poll::Pending => break,
-                    }
-                }
-                if *written == out.len() {
-                    out.clear();
-                    *written = 0;
-                    stall_armed = false;
-                } else if *written != before {
-                    if let Some(t) = stall_limit {
-                        stall.as_mut().reset(Instant::now() + t);
-                    }
-                }
-                if let Poll::Ready(c) = rx.poll_recv(cx) {
-                    return Poll::Ready(Wake::Cmd(c));
-                }
-                if may_read {
-                    let mut rb = ReadBuf::new(&mut buf);
-                    if let Poll::Ready(r) = Pin::new(&mut rd).poll_read(cx, &mut rb) {
-                        return Poll::Ready(Wake::Read(r.map(|()| rb.filled().len())));
-                    }
-                }
-                if stall_armed && stall.as_mut().poll(cx).is_ready() {
-                    return Poll::Ready(Wake::Stalled);
-                }
-                if nudging && nudge.as_mut().poll(cx).is_ready() {
-                    return Poll::Ready(Wake::Nudge);
-                }
-                Poll::Pending
-            })
-            .await;
-            let step = match wake {
-                Wake::Cmd(None) | Wake::Cmd(Some(Cmd::Close)) => {
-                    self.core_close();
-                    Err(CLOSED.to_owned())
-                }
-                Wake::Cmd(Some(cmd)) => {
-                    self.command(cmd);
-                    // Everything already asked goes out in the same write (releases are
-                    // batched with the next request).
-                    let mut step = Ok(());
-                    while let Ok(cmd) = rx.try_recv() {
-                        if matches!(cmd, Cmd::Close) {
-                            self.core_close();
-                            step = Err(CLOSED.to_owned());
-                            break;
-                        }
-                        self.command(cmd);
-                    }
-                    if step.is_ok() && self.backlog && self.serving < MAX_SERVING {
-                        step = self.events(Duration::ZERO).await;
-                    }
-                    step
-                }
-                Wake::Read(Ok(0)) => Err("connection closed by the peer".to_owned()),
-                Wake::Read(Ok(n)) => {
-                    // (The peer spoke: a nudge, if one is due, starts over at 1 ms.)
-                    nudge_every = None;
-                    self.incoming(&buf[..n]).await
-                }
-                Wake::Read(Err(e)) => Err(format!("socket error: {e}")),
-                Wake::Write(e) => Err(format!("sending failed: {e}")),
-                Wake::Stalled => Err(format!(
-                    "the peer read nothing for send_stall_timeout={:?} (raise \
-                     Config::send_stall_timeout if it is just slow)",
-                    stall_limit.unwrap_or_default()
-                )),
-                Wake::Nudge => {
-                    let every = (nudge_every.unwrap_or(NUDGE_FIRST) * 2).min(NUDGE_MAX);
-                    nudge.as_mut().reset(Instant::now() + every);
-                    nudge_every = Some(every);
-                    // (TLS 1.2 has no key update: nothing to send, the timer just runs.)
-                    if let Some(t) = &self.tls {
-                        t.nudge();
-                    }
-                    Ok(())
-                }
-            };
-            self.publish();
-            if let Err(why) = step {
-                if why == CLOSED {
-                    // Our HANDLE_CLOSE (and what was queued before it), within a second.
-                    let _ = self.take_outgoing();
-                    let rest = &self.out[self.written..];
-                    let _ = timeout(CLOSE_FLUSH, async {
-                        wr.write_all(rest).await?;
-                        wr.shutdown().await
-                    })
-                    .await;
-                }
-                break why;
-            }
-        };
-        self.end(why);
-        rx.close();
-        // (Requests that were still queued learn that the connection is closed.)
-        while let Ok(cmd) = rx.try_recv() {
-            if let Cmd::Request { reply, .. } = cmd {
-                reply.send(Err(self.shared.closed_error()));
-            }
-        }
+        drive(self, io, first).await;
     }
 
     /// Move what the core queued to the bytes to write (encrypted over TLS, one record per
@@ -794,7 +708,7 @@ impl Driver {
         drop(graveyard);
     }
 
-    /// Bytes from the peer: answers go to their waiters, requests to the blocking pool.
+    /// Bytes from the peer: answers go to their waiters, requests to be served.
     async fn received(&mut self, bytes: &[u8]) -> std::result::Result<(), String> {
         let mut waited = Duration::ZERO;
         loop {
@@ -812,10 +726,11 @@ impl Driver {
         self.events(waited).await
     }
 
-    /// Process the frames received (until `MAX_SERVING` requests are in service).
+    /// Process the frames received (until `MAX_SERVING` requests are in service, or a
+    /// request is to be served inline).
     async fn events(&mut self, mut waited: Duration) -> std::result::Result<(), String> {
         loop {
-            if self.serving >= MAX_SERVING {
+            if self.serving >= MAX_SERVING || self.inline.is_some() {
                 self.backlog = true;
                 return Ok(());
             }
@@ -902,14 +817,14 @@ impl Driver {
                 args,
             } => {
                 // Our objects it names are looked up now (a release later in the same read
-                // must not take them away first); the request is served on the blocking
-                // pool, and its answer comes back as a command.
+                // must not take them away first); the request is served on the driver's
+                // thread (multi-thread runtime: see `serve_inline`) or on the blocking pool,
+                // whose answer comes back as a command.
                 let args: std::result::Result<Vec<Resolved>, WireError> = args.map(|a| {
                     a.into_iter()
                         .map(|b| serving::resolve(self.core.objects(), b))
                         .collect()
                 });
-                let shared = self.shared.clone();
                 self.serving += 1;
                 if let Some((obj, name)) = async_call(handler, &args) {
                     // An `async fn` of a service: awaited as a task of its own, so it holds
@@ -921,10 +836,11 @@ impl Driver {
                         args,
                         thread,
                     };
+                    let shared = self.shared.clone();
                     let served = call.serve(shared.clone());
                     self.shared.runtime.spawn(async move {
                         let result = served.await;
-                        let _ = shared.cmds.send(Cmd::Answer {
+                        let _ = shared.send(Cmd::Answer {
                             seq,
                             thread,
                             result,
@@ -932,18 +848,19 @@ impl Driver {
                     });
                     return;
                 }
+                if self.shared.inline {
+                    self.inline = Some(SyncCall {
+                        seq,
+                        handler,
+                        thread,
+                        args,
+                    });
+                    return;
+                }
+                let shared = self.shared.clone();
                 self.shared.runtime.spawn_blocking(move || {
-                    let netref = |id| crate::NetRef::new(Link::Tokio(shared.clone()), id);
-                    let served = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                        serving_thread(thread, || {
-                            let args = serving::request_args(args, &netref);
-                            serving::dispatch(&Serving(shared.clone()), handler, args)
-                        })
-                    }));
-                    // (A service method that panicked: the peer gets an exception, and
-                    // the connection goes on.)
-                    let result = served.unwrap_or_else(|_| Err(panicked()));
-                    let _ = shared.cmds.send(Cmd::Answer {
+                    let result = serve_sync(&shared, handler, thread, args);
+                    let _ = shared.send(Cmd::Answer {
                         seq,
                         thread,
                         result,
@@ -978,6 +895,281 @@ impl Driver {
         drop(self.core.objects_mut().take_all());
         self.publish();
     }
+}
+
+/// What the driver loop keeps besides the [`Driver`]: the socket's halves, the commands,
+/// the read buffer and the timers.
+struct Io<S> {
+    rd: ::tokio::io::ReadHalf<S>,
+    wr: ::tokio::io::WriteHalf<S>,
+    rx: mpsc::UnboundedReceiver<Cmd>,
+    buf: Vec<u8>,
+    stall: Pin<Box<Sleep>>,
+    stall_armed: bool,
+    /// While our requests await answers over TLS, a silent peer is asked for a key update
+    /// after 1 ms, then at doubling intervals up to 1 s (as the blocking driver: an OpenSSL
+    /// peer may hold a frame it read along with the previous one, unseen by its poll; the
+    /// record makes its socket readable). `None`: not armed.
+    nudge: Pin<Box<Sleep>>,
+    nudge_every: Option<Duration>,
+}
+
+/// A synchronous request of the peer, to serve on the driver's thread.
+struct SyncCall {
+    seq: Wire,
+    handler: i64,
+    thread: u64,
+    args: std::result::Result<Vec<Resolved>, WireError>,
+}
+
+/// The driver loop, until the connection ends; `first`: how processing what came with the
+/// TLS handshake went. It returns early, the connection going on, when a request served
+/// inline outlives its place on the loop (see [`serve_inline`]).
+async fn drive<S>(mut d: Driver, mut io: Io<S>, mut first: std::result::Result<(), String>)
+where
+    S: AsyncRead + AsyncWrite + Send + 'static,
+{
+    let stall_limit = d.shared.config.send_stall_timeout;
+    let why = loop {
+        if let Err(why) = std::mem::replace(&mut first, Ok(())) {
+            break why;
+        }
+        if let Some(call) = d.inline.take() {
+            match serve_inline(d, io, call) {
+                Some((back, back_io)) => (d, io) = (back, back_io),
+                None => return,
+            }
+            d.publish();
+        }
+        // (Frames left when requests in service or a request to serve inline stopped the
+        // processing.)
+        if d.backlog && d.serving < MAX_SERVING {
+            first = d.events(Duration::ZERO).await;
+            continue;
+        }
+        if let Err(why) = d.take_outgoing() {
+            break why;
+        }
+        let awaited = d.tls.is_some() && d.core.session().requests.awaited() > 0;
+        match (awaited, io.nudge_every) {
+            (true, None) => {
+                io.nudge.as_mut().reset(Instant::now() + NUDGE_FIRST);
+                io.nudge_every = Some(NUDGE_FIRST);
+            }
+            (false, _) => io.nudge_every = None,
+            (true, Some(_)) => {}
+        }
+        let nudging = io.nudge_every.is_some();
+        if !d.out.is_empty() && !io.stall_armed {
+            if let Some(t) = stall_limit {
+                io.stall.as_mut().reset(Instant::now() + t);
+                io.stall_armed = true;
+            }
+        }
+        let out = &mut d.out;
+        let written = &mut d.written;
+        let may_read = d.serving < MAX_SERVING && !d.backlog;
+        let Io {
+            rd,
+            wr,
+            rx,
+            buf,
+            stall,
+            stall_armed,
+            nudge,
+            ..
+        } = &mut io;
+        let wake = poll_fn(|cx| {
+            let before = *written;
+            while *written < out.len() {
+                match Pin::new(&mut *wr).poll_write(cx, &out[*written..]) {
+                    Poll::Ready(Ok(0)) => {
+                        return Poll::Ready(Wake::Write(std::io::ErrorKind::WriteZero.into()))
+                    }
+                    Poll::Ready(Ok(n)) => *written += n,
+                    Poll::Ready(Err(e)) => return Poll::Ready(Wake::Write(e)),
+                    Poll::Pending => break,
+                }
+            }
+            if *written == out.len() {
+                out.clear();
+                *written = 0;
+                *stall_armed = false;
+            } else if *written != before {
+                if let Some(t) = stall_limit {
+                    stall.as_mut().reset(Instant::now() + t);
+                }
+            }
+            if let Poll::Ready(c) = rx.poll_recv(cx) {
+                return Poll::Ready(Wake::Cmd(c));
+            }
+            if may_read {
+                let mut rb = ReadBuf::new(buf);
+                if let Poll::Ready(r) = Pin::new(&mut *rd).poll_read(cx, &mut rb) {
+                    return Poll::Ready(Wake::Read(r.map(|()| rb.filled().len())));
+                }
+            }
+            if *stall_armed && stall.as_mut().poll(cx).is_ready() {
+                return Poll::Ready(Wake::Stalled);
+            }
+            if nudging && nudge.as_mut().poll(cx).is_ready() {
+                return Poll::Ready(Wake::Nudge);
+            }
+            Poll::Pending
+        })
+        .await;
+        let step = match wake {
+            Wake::Cmd(None) | Wake::Cmd(Some(Cmd::Close)) => {
+                d.core_close();
+                Err(CLOSED.to_owned())
+            }
+            Wake::Cmd(Some(cmd)) => {
+                d.command(cmd);
+                // Everything already asked goes out in the same write (releases are
+                // batched with the next request).
+                let mut step = Ok(());
+                while let Ok(cmd) = io.rx.try_recv() {
+                    if matches!(cmd, Cmd::Close) {
+                        d.core_close();
+                        step = Err(CLOSED.to_owned());
+                        break;
+                    }
+                    d.command(cmd);
+                }
+                step
+            }
+            Wake::Read(Ok(0)) => Err("connection closed by the peer".to_owned()),
+            Wake::Read(Ok(n)) => {
+                // (The peer spoke: a nudge, if one is due, starts over at 1 ms.)
+                io.nudge_every = None;
+                d.incoming(&io.buf[..n]).await
+            }
+            Wake::Read(Err(e)) => Err(format!("socket error: {e}")),
+            Wake::Write(e) => Err(format!("sending failed: {e}")),
+            Wake::Stalled => Err(format!(
+                "the peer read nothing for send_stall_timeout={:?} (raise \
+                 Config::send_stall_timeout if it is just slow)",
+                stall_limit.unwrap_or_default()
+            )),
+            Wake::Nudge => {
+                let every = (io.nudge_every.unwrap_or(NUDGE_FIRST) * 2).min(NUDGE_MAX);
+                io.nudge.as_mut().reset(Instant::now() + every);
+                io.nudge_every = Some(every);
+                // (TLS 1.2 has no key update: nothing to send, the timer just runs.)
+                if let Some(t) = &d.tls {
+                    t.nudge();
+                }
+                Ok(())
+            }
+        };
+        d.publish();
+        if let Err(why) = step {
+            if why == CLOSED {
+                // Our HANDLE_CLOSE (and what was queued before it), within a second.
+                let _ = d.take_outgoing();
+                let rest = &d.out[d.written..];
+                let wr = &mut io.wr;
+                let _ = timeout(CLOSE_FLUSH, async {
+                    wr.write_all(rest).await?;
+                    wr.shutdown().await
+                })
+                .await;
+            }
+            break why;
+        }
+    };
+    d.end(why);
+    io.rx.close();
+    // (Requests that were still queued learn that the connection is closed.)
+    while let Ok(cmd) = io.rx.try_recv() {
+        if let Cmd::Request { reply, .. } = cmd {
+            reply.send(Err(d.shared.closed_error()));
+        }
+    }
+}
+
+/// Serve a synchronous request of the peer on the driver's own thread (on a multi-thread
+/// runtime): no handoff to the blocking pool and back. `block_in_place` first hands this
+/// worker's other tasks to another thread, so other connections go on. Meanwhile the
+/// driver is parked in [`Shared::parked`], and started again as a task of its own by
+/// whoever needs it before the call ends: a callback the call makes on this connection,
+/// a request of another task, or the watchdog once the call has run a millisecond or two
+/// (so the peer's next requests are read and served concurrently, as on the blocking
+/// pool). The driver back: the answer is queued. `None`: the driver went on without us,
+/// and the answer reaches it as a command.
+fn serve_inline<S>(d: Driver, io: Io<S>, call: SyncCall) -> Option<(Driver, Io<S>)>
+where
+    S: AsyncRead + AsyncWrite + Send + 'static,
+{
+    let shared = d.shared.clone();
+    *shared.parked.lock().unwrap_or_else(|e| e.into_inner()) = Some(Parked {
+        driver: Box::new((d, io)),
+        resume: resume::<S>,
+    });
+    let watched = watchdog::start(&shared);
+    let SyncCall {
+        seq,
+        handler,
+        thread,
+        args,
+    } = call;
+    let result = ::tokio::task::block_in_place(|| serve_sync(&shared, handler, thread, args));
+    watchdog::end(watched);
+    let parked = shared
+        .parked
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .take();
+    let Some(parked) = parked else {
+        let _ = shared.send(Cmd::Answer {
+            seq,
+            thread,
+            result,
+        });
+        return None;
+    };
+    let Ok(back) = parked.driver.downcast::<(Driver, Io<S>)>() else {
+        unreachable!("a connection's driver is parked with its own stream type");
+    };
+    let (mut d, io) = *back;
+    d.serving = d.serving.saturating_sub(1);
+    let mut graveyard = Vec::new();
+    let ours = ours(shared);
+    serving::queue_answer(&mut d.core, &seq, thread, result, &ours, &mut graveyard);
+    drop(graveyard);
+    Some((d, io))
+}
+
+/// Start a parked driver again as a task (its request's answer comes as a command).
+fn resume<S>(parked: Box<dyn Any + Send>, runtime: &::tokio::runtime::Handle)
+where
+    S: AsyncRead + AsyncWrite + Send + 'static,
+{
+    let Ok(back) = parked.downcast::<(Driver, Io<S>)>() else {
+        unreachable!("a connection's driver is parked with its own stream type");
+    };
+    let (d, io) = *back;
+    let driving: Pin<Box<dyn Future<Output = ()> + Send>> = Box::pin(drive(d, io, Ok(())));
+    runtime.spawn(driving);
+}
+
+/// Serve a synchronous request of the peer on this thread (the blocking pool's, or the
+/// driver's: see [`serve_inline`]). A service method that panicked is the peer's
+/// `RuntimeError`, and the connection goes on.
+fn serve_sync(
+    shared: &Arc<Shared>,
+    handler: i64,
+    thread: u64,
+    args: std::result::Result<Vec<Resolved>, WireError>,
+) -> Result<Value> {
+    let netref = |id| crate::NetRef::new(Link::Tokio(shared.clone()), id);
+    let served = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        serving_thread(thread, || {
+            let args = serving::request_args(args, &netref);
+            serving::dispatch(&Serving(shared.clone()), handler, args)
+        })
+    }));
+    served.unwrap_or_else(|_| Err(panicked()))
 }
 
 /// The `async fn` a request calls, if it calls one: `obj.name(...)` (`HANDLE_CALLATTR`),
