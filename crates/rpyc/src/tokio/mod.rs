@@ -595,6 +595,17 @@ impl Driver {
             let out = &mut self.out;
             let written = &mut self.written;
             let may_read = self.serving < MAX_SERVING && !self.backlog;
+            // Plain bytes are read straight into the frame decoder's buffer. When it has no
+            // room to lend (the budget refused: `received` waits for room with the bytes
+            // kept; a header over the limit, whose error comes with the frames), or over
+            // TLS, they go through `buf`.
+            // (Only when reading: lending room may move what is buffered to the front.)
+            let lent = match may_read && self.tls.is_none() {
+                true => self.core.read_buf().ok(),
+                false => None,
+            };
+            let direct = lent.is_some();
+            let room: &mut [u8] = lent.unwrap_or(&mut buf[..]);
             let wake = poll_fn(|cx| {
                 let before = *written;
                 while *written < out.len() {
@@ -620,7 +631,7 @@ impl Driver {
                     return Poll::Ready(Wake::Cmd(c));
                 }
                 if may_read {
-                    let mut rb = ReadBuf::new(&mut buf);
+                    let mut rb = ReadBuf::new(&mut *room);
                     if let Poll::Ready(r) = Pin::new(&mut rd).poll_read(cx, &mut rb) {
                         return Poll::Ready(Wake::Read(r.map(|()| rb.filled().len())));
                     }
@@ -661,7 +672,12 @@ impl Driver {
                 Wake::Read(Ok(n)) => {
                     // (The peer spoke: a nudge, if one is due, starts over at 1 ms.)
                     nudge_every = None;
-                    self.incoming(&buf[..n]).await
+                    if direct {
+                        self.core.commit(n);
+                        self.events(Duration::ZERO).await
+                    } else {
+                        self.incoming(&buf[..n]).await
+                    }
                 }
                 Wake::Read(Err(e)) => Err(format!("socket error: {e}")),
                 Wake::Write(e) => Err(format!("sending failed: {e}")),
