@@ -119,7 +119,7 @@ struct ReadSide {
     /// from the socket into the decoder's buffer, and only their payloads go to the core.
     frames: FrameDecoder,
     /// What is read when the decoder cannot lend room (TLS records, to decrypt; the memory
-    /// budget refusing, to wait for room with the bytes kept).
+    /// budget refusing, to wait for room with the bytes kept). Allocated on first use.
     buf: Vec<u8>,
     /// The socket's read timeout as last set (`None`: never set).
     timeout: Option<Option<Duration>>,
@@ -357,7 +357,7 @@ impl Connection {
                     budget(),
                     config.wire.max_inbound_memory,
                 ),
-                buf: vec![0; READ_CHUNK],
+                buf: Vec::new(),
                 timeout: None,
                 poll_skip: 0,
                 poll_backoff: 0,
@@ -871,7 +871,12 @@ impl Shared {
         // frames below), or over TLS, they go through `buf`.
         let (room, direct): (&mut [u8], bool) = match (&self.tls, frames.read_buf()) {
             (None, Ok(room)) => (room, true),
-            _ => (&mut buf[..], false),
+            _ => {
+                if buf.is_empty() {
+                    buf.resize(READ_CHUNK, 0);
+                }
+                (&mut buf[..], false)
+            }
         };
         let polled = match poll_read(stream, room, budget, deadline) {
             Ok(p) => p,
