@@ -3,15 +3,16 @@
 //! Checks: no panic, no hang (every error but a sticky `FrameTooLarge` consumes its
 //! frame, and no byte is lost or invented); the same payloads and errors whether the bytes
 //! arrive at once or in pieces, and whether frames are taken with `next_payload` or with
-//! `next_raw` + `inflate`; payloads respect `max_frame_size` / `max_decompressed_size`;
-//! `feed` and `next_payload` allocate at most the limits plus a constant; `inflate` is exact
-//! at its limit (a stream of n bytes inflates under a limit of n, fails under n - 1);
-//! payloads re-frame to themselves.
+//! `next_raw` + `inflate`, and whether pieces go in with `feed` or with `read_buf` +
+//! `commit` (reads into the room the decoder lends); payloads respect `max_frame_size` /
+//! `max_decompressed_size`; `feed`, reads and `next_payload` allocate at most the limits
+//! plus a constant; `inflate` is exact at its limit (a stream of n bytes inflates under a
+//! limit of n, fails under n - 1); payloads re-frame to themselves.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
 use rpyc_wire::consts::FRAME_HEADER_LEN;
-use rpyc_wire::frame::{self, FrameDecoder, FrameHeader, Payload};
+use rpyc_wire::frame::{self, FrameDecoder, FrameHeader, Payload, READ_CHUNK};
 use rpyc_wire::{Limits, WireError};
 use rpyc_wire_fuzz::peak_during;
 use std::collections::hash_map::DefaultHasher;
@@ -103,15 +104,30 @@ fn run(data: &[u8], mut mode: Mode) -> Vec<Outcome> {
             Mode::Whole => data.len(),
             Mode::Pieces(s) => s.chunk(data.len() - fed),
         };
-        let (_, peak) = peak_during(|| dec.feed(&data[fed..fed + n]).expect("room to buffer"));
+        let piece = &data[fed..fed + n];
+        let into_room = match &mut mode {
+            Mode::Whole => false,
+            Mode::Pieces(s) => s.next() & 2 == 2,
+        };
+        if into_room {
+            let (_, peak) = peak_during(|| read_into_room(&mut dec, piece));
+            // The room lent grows with what arrived (about 4x), one read's worth at least.
+            assert!(
+                peak <= 4 * dec.buffered() + READ_CHUNK + 64,
+                "reads of {n} bytes allocated {peak} with {} buffered",
+                dec.buffered()
+            );
+        } else {
+            let (_, peak) = peak_during(|| dec.feed(piece).expect("room to buffer"));
+            // Amortised buffer: consumed bytes are dropped once they are at least half of
+            // it, and a Vec grows by doubling, so capacity stays within 4x what is buffered.
+            assert!(
+                peak <= 4 * dec.buffered() + 64,
+                "feed of {n} bytes allocated {peak} with {} buffered",
+                dec.buffered()
+            );
+        }
         fed += n;
-        // Amortised buffer: consumed bytes are dropped once they are at least half of it,
-        // and a Vec grows by doubling, so capacity stays within 4x what is buffered.
-        assert!(
-            peak <= 4 * dec.buffered() + 64,
-            "feed of {n} bytes allocated {peak} with {} buffered",
-            dec.buffered()
-        );
         assert_eq!(taken + dec.buffered(), fed, "bytes lost or invented");
         loop {
             let before = dec.buffered();
@@ -180,6 +196,29 @@ fn run(data: &[u8], mut mode: Mode) -> Vec<Outcome> {
         }
     }
     outcomes
+}
+
+/// `piece` as a transport hands it over through `read_buf` and `commit` (what a read of
+/// the room lent would have received), or through `feed` when no room is lent (a header
+/// over the limit: drivers read into a buffer of their own then).
+fn read_into_room(dec: &mut FrameDecoder, piece: &[u8]) {
+    let mut at = 0;
+    while at < piece.len() {
+        match dec.read_buf() {
+            Ok(room) => {
+                assert!(!room.is_empty(), "no room lent");
+                let k = room.len().min(piece.len() - at);
+                room[..k].copy_from_slice(&piece[at..at + k]);
+                dec.commit(k);
+                at += k;
+            }
+            Err(WireError::FrameTooLarge { .. }) => {
+                dec.feed(&piece[at..]).expect("room to buffer");
+                at = piece.len();
+            }
+            Err(e) => panic!("read_buf failed: {e:?}"),
+        }
+    }
 }
 
 fn check_frame_error(e: &WireError) {

@@ -19,6 +19,7 @@ use rpyc_wire::brine::Value as Wire;
 use rpyc_wire::budget::MemoryBudget;
 use rpyc_wire::conn::Event;
 use rpyc_wire::consts::handler;
+use rpyc_wire::frame::{FrameDecoder, Payload};
 use rpyc_wire::message::IdPack;
 use rpyc_wire::WireError;
 use rustc_hash::{FxHashMap, FxHashSet};
@@ -113,6 +114,12 @@ struct State {
 
 struct ReadSide {
     stream: Stream,
+    /// Frames as they arrive. Reading happens here, outside the state lock (other threads
+    /// send meanwhile), so the frames are taken out of the byte stream here too, straight
+    /// from the socket into the decoder's buffer, and only their payloads go to the core.
+    frames: FrameDecoder,
+    /// What is read when the decoder cannot lend room (TLS records, to decrypt; the memory
+    /// budget refusing, to wait for room with the bytes kept). Allocated on first use.
     buf: Vec<u8>,
     /// The socket's read timeout as last set (`None`: never set).
     timeout: Option<Option<Duration>>,
@@ -345,7 +352,12 @@ impl Connection {
             writer: Mutex::new(stream),
             reader: Mutex::new(ReadSide {
                 stream: reader,
-                buf: vec![0; READ_CHUNK],
+                frames: FrameDecoder::with_budget(
+                    config.wire.limits,
+                    budget(),
+                    config.wire.max_inbound_memory,
+                ),
+                buf: Vec::new(),
                 timeout: None,
                 poll_skip: 0,
                 poll_backoff: 0,
@@ -357,7 +369,8 @@ impl Connection {
             tls,
         };
         if !initial.is_empty() {
-            shared.lock().core.receive(&initial)?;
+            let mut rd = shared.reader.lock().unwrap_or_else(|e| e.into_inner());
+            rd.frames.feed(&initial)?;
         }
         let shared = Arc::new(shared);
         if connecting && shared.config.rpyc_rs_extensions {
@@ -847,12 +860,25 @@ impl Shared {
         let budget = if skip { Duration::ZERO } else { busy_poll };
         let ReadSide {
             stream,
+            frames,
             buf,
             poll_backoff,
             poll_skip,
             ..
         } = &mut *rd;
-        let polled = match poll_read(stream, buf, budget, deadline) {
+        // Plain bytes go straight into the frame decoder's buffer. When it has no room to
+        // lend (the budget refused; a header over the limit, whose error comes with the
+        // frames below), or over TLS, they go through `buf`.
+        let (room, direct): (&mut [u8], bool) = match (&self.tls, frames.read_buf()) {
+            (None, Ok(room)) => (room, true),
+            _ => {
+                if buf.is_empty() {
+                    buf.resize(READ_CHUNK, 0);
+                }
+                (&mut buf[..], false)
+            }
+        };
+        let polled = match poll_read(stream, room, budget, deadline) {
             Ok(p) => p,
             Err(e) => return (Vec::new(), self.fail(format!("socket error: {e}"))),
         };
@@ -866,7 +892,7 @@ impl Shared {
         }
         let read = match polled {
             Some(n) => Ok(n),
-            None => stream.read(buf),
+            None => stream.read(room),
         };
         let n = match read {
             Ok(0) => {
@@ -889,6 +915,10 @@ impl Shared {
         let mut plain = Vec::new();
         let mut tls_closed = false;
         let received: &[u8] = match &self.tls {
+            None if direct => {
+                frames.commit(n);
+                &[]
+            }
             None => &buf[..n],
             Some(t) => match t.decrypt(&buf[..n], &mut plain) {
                 Ok(closed) => {
@@ -898,51 +928,53 @@ impl Shared {
                 Err(why) => return (Vec::new(), self.fail(why)),
             },
         };
+        if tls_closed && received.is_empty() {
+            return (
+                Vec::new(),
+                self.fail("connection closed by the peer".into()),
+            );
+        }
+        let mut waited = Duration::ZERO;
+        if !received.is_empty() {
+            loop {
+                match frames.feed(received) {
+                    Ok(()) => break,
+                    // The process's inbound memory is taken by other connections: wait for
+                    // room (the bytes are kept), as the Python engine does.
+                    Err(WireError::MemoryBudget { .. }) if waited < BUDGET_WAIT => {
+                        std::thread::sleep(BUDGET_RETRY);
+                        waited += BUDGET_RETRY;
+                    }
+                    Err(e) => return (Vec::new(), self.fail(format!("protocol error: {e}"))),
+                }
+            }
+        }
+        // The frames complete now, inflated here, without the state lock. A frame that
+        // cannot be read ends the connection once the frames before it are processed.
+        let mut payloads: Vec<Payload> = Vec::new();
+        let bad_frame = loop {
+            match frames.next_payload() {
+                Ok(Some(p)) => payloads.push(p),
+                Ok(None) => break None,
+                Err(WireError::MemoryBudget { .. }) if waited < BUDGET_WAIT => {
+                    // An inflation paused for room: it goes on where it stopped.
+                    std::thread::sleep(BUDGET_RETRY);
+                    waited += BUDGET_RETRY;
+                }
+                Err(e) => break Some(e),
+            }
+        };
+        drop(rd);
         let mut st = self.lock();
         if st.closed.is_some() {
             return (Vec::new(), Vec::new());
         }
-        if tls_closed && received.is_empty() {
-            let g = self.fail_locked(&mut st, "connection closed by the peer".into());
-            return (Vec::new(), g);
-        }
-        let mut waited = Duration::ZERO;
-        loop {
-            match st.core.receive(received) {
-                Ok(()) => break,
-                // The process's inbound memory is taken by other connections: wait for
-                // room (the bytes are kept), as the Python engine does.
-                Err(WireError::MemoryBudget { .. }) if waited < BUDGET_WAIT => {
-                    drop(st);
-                    std::thread::sleep(BUDGET_RETRY);
-                    waited += BUDGET_RETRY;
-                    st = self.lock();
-                    if st.closed.is_some() {
-                        return (Vec::new(), Vec::new());
-                    }
-                }
-                Err(e) => {
-                    let g = self.fail_locked(&mut st, format!("protocol error: {e}"));
-                    return (Vec::new(), g);
-                }
-            }
-        }
         let mut requests = Vec::new();
         let mut refs = Vec::new();
-        loop {
-            let event = st.core.poll_event();
+        for payload in &payloads {
+            let event = st.core.process(payload);
             match event {
-                Ok(None) => break,
-                Err(WireError::MemoryBudget { .. }) if waited < BUDGET_WAIT => {
-                    // An inflation paused for room: it goes on where it stopped.
-                    drop(st);
-                    std::thread::sleep(BUDGET_RETRY);
-                    waited += BUDGET_RETRY;
-                    st = self.lock();
-                    if st.closed.is_some() {
-                        return (Vec::new(), Vec::new());
-                    }
-                }
+                Ok(None) => {}
                 Ok(Some(Event::Reply { id, result })) if st.hello == Some(id) => {
                     st.hello = None;
                     if let Some(both) = serving::hello_ack_features(&result) {
@@ -1009,6 +1041,10 @@ impl Shared {
                     return (Vec::new(), g);
                 }
             }
+        }
+        if let Some(e) = bad_frame {
+            let g = self.fail_locked(&mut st, format!("protocol error: {e}"));
+            return (Vec::new(), g);
         }
         st.progress += 1;
         if tls_closed {

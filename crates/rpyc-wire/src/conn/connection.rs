@@ -106,6 +106,19 @@ impl<T> Connection<T> {
         self.frames.feed(bytes)
     }
 
+    /// Room for the transport to read the next bytes into, instead of handing them to
+    /// [`Connection::receive`] (which copies them): see [`FrameDecoder::read_buf`]. Follow
+    /// with [`Connection::commit`].
+    pub fn read_buf(&mut self) -> Result<&mut [u8], WireError> {
+        self.session.check_alive()?;
+        self.frames.read_buf()
+    }
+
+    /// `n` bytes were read into [`Connection::read_buf`]'s room.
+    pub fn commit(&mut self, n: usize) {
+        self.frames.commit(n);
+    }
+
     /// Everything queued for the peer so far.
     pub fn take_outgoing(&mut self) -> Vec<u8> {
         std::mem::take(&mut self.outgoing)
@@ -235,12 +248,32 @@ impl<T> Connection<T> {
         }
     }
 
+    /// What one frame's `payload` brings, for drivers that take frames out of a
+    /// [`FrameDecoder`] of their own (read outside the lock that guards the connection):
+    /// `Ok(None)` when it was handled here. Errors end the connection, as in
+    /// [`Connection::poll_event`].
+    pub fn process(&mut self, payload: &[u8]) -> Result<Option<Event>, WireError> {
+        self.session.check_alive()?;
+        match self.step(payload) {
+            Ok(Step::Event(event)) => Ok(Some(event)),
+            Ok(Step::Handled | Step::Idle) => Ok(None),
+            Err(e) => {
+                self.end(&format!("connection lost: {e}"));
+                Err(e)
+            }
+        }
+    }
+
     fn next_step(&mut self) -> Result<Step, WireError> {
         let Some(payload) = self.frames.next_payload()? else {
             return Ok(Step::Idle);
         };
-        let incoming = self.session.classify(&payload)?;
-        let message = self.session.message(&payload);
+        self.step(&payload)
+    }
+
+    fn step(&mut self, payload: &[u8]) -> Result<Step, WireError> {
+        let incoming = self.session.classify(payload)?;
+        let message = self.session.message(payload);
         match incoming {
             Incoming::Nothing => Ok(Step::Handled),
             Incoming::Request(request) => self.on_request(message, request),

@@ -31,9 +31,14 @@ const HAND_OVER: usize = 1 << 20;
 /// the same call succeeds once other holders gave bytes back.
 #[derive(Debug)]
 pub struct FrameDecoder {
+    /// Buffered bytes are `buf[start..end]`; `buf[end..]` is zeroed room that
+    /// [`FrameDecoder::read_buf`] lends to a transport to read into (safe code cannot read
+    /// into uninitialised memory: the room is zeroed once, as it grows, and reused).
     buf: Vec<u8>,
     /// Bytes of `buf` before this offset have been consumed.
     start: usize,
+    /// Bytes of `buf` from this offset on have not arrived.
+    end: usize,
     limits: Limits,
     /// What `buf` holds (or is about to receive) beyond the free allowance.
     charge: Charge,
@@ -127,6 +132,7 @@ impl FrameDecoder {
         FrameDecoder {
             buf: Vec::new(),
             start: 0,
+            end: 0,
             limits,
             charge: Charge::new(budget, max_inbound_memory),
             payload_charge: Charge::new(budget, max_inbound_memory),
@@ -141,18 +147,55 @@ impl FrameDecoder {
 
     /// Bytes buffered but not yet returned as a frame.
     pub fn buffered(&self) -> usize {
-        self.buf.len() - self.start
+        self.end - self.start
     }
 
     /// Append bytes that arrived.
     pub fn feed(&mut self, data: &[u8]) -> Result<(), WireError> {
         // Drop consumed bytes when that is cheap relative to what stays (amortised O(1)).
-        if self.start > 0 && self.start >= self.buf.len() - self.start {
+        if self.start > 0 && self.start >= self.end - self.start {
             self.compact();
         }
         self.charge_for(data.len())?;
-        self.buf.extend_from_slice(data);
+        let room = self.buf.len() - self.end;
+        let (into_room, rest) = data.split_at(room.min(data.len()));
+        self.buf[self.end..self.end + into_room.len()].copy_from_slice(into_room);
+        // (`rest` is not empty only when the room is full: `buf` ends at `end` then.)
+        self.buf.extend_from_slice(rest);
+        self.end += data.len();
         Ok(())
+    }
+
+    /// Room to read the next bytes into, straight from the transport (no copy through a
+    /// buffer of the driver's own): at most [`ReadPlan::chunk`] bytes, charged to the
+    /// budget before any of it is allocated. Call [`FrameDecoder::commit`] with the number
+    /// of bytes read into it (0 if nothing was).
+    ///
+    /// The room grows with what arrived, as the read plan does: a header announcing 256 MiB
+    /// followed by a slow drip of bytes makes the decoder hold at most about four times
+    /// what arrived (at least [`READ_CHUNK`]), never what the header claims.
+    pub fn read_buf(&mut self) -> Result<&mut [u8], WireError> {
+        let chunk = self.read_plan()?.chunk;
+        if self.start > 0 {
+            self.compact();
+        }
+        // Less room than planned is lent as it is while it is at least half the plan: a
+        // read may take less than planned anyway, and growing by a little for every few
+        // bytes of a drip would copy what arrived over and over.
+        let room = self.buf.len() - self.end;
+        if room < chunk.div_ceil(2) {
+            self.charge_for(chunk)?;
+            self.buf.resize(self.end + chunk, 0);
+        }
+        let until = self.buf.len().min(self.end + chunk);
+        Ok(&mut self.buf[self.end..until])
+    }
+
+    /// After a read into [`FrameDecoder::read_buf`]'s room: `n` bytes of it arrived.
+    pub fn commit(&mut self, n: usize) {
+        // (More than the room lent cannot have been read: clamped, not trusted.)
+        self.end = self.end.saturating_add(n).min(self.buf.len());
+        let _ = self.charge_for(0);
     }
 
     /// What the next read should ask for (an error for a header over `max_frame_size`).
@@ -182,29 +225,35 @@ impl FrameDecoder {
     }
 
     /// Make room for up to `n` more bytes (charging the budget for them) and return the
-    /// buffer, for a transport to append at most `n` bytes to (growing it as it likes).
-    /// Call [`FrameDecoder::settle`] after.
+    /// buffer, for a transport to append at most `n` bytes to (growing it as it likes;
+    /// nothing else may touch the decoder until then). Call [`FrameDecoder::settle`] after.
     pub fn prepare_read(&mut self, n: usize) -> Result<&mut Vec<u8>, WireError> {
         if self.start > 0 {
             self.compact();
         }
         self.charge_for(n)?;
+        // The transport appends: the room of `read_buf` goes.
+        self.buf.truncate(self.end);
         Ok(&mut self.buf)
     }
 
-    /// After a read: charge what the buffer holds (not what it might have received).
+    /// After a read into [`FrameDecoder::prepare_read`]'s buffer: take what was appended,
+    /// and charge what the buffer holds (not what it might have received).
     pub fn settle(&mut self) {
+        self.end = self.buf.len();
         let _ = self.charge_for(0);
     }
 
     fn compact(&mut self) {
-        self.buf.drain(..self.start);
+        self.buf.copy_within(self.start..self.end, 0);
+        self.end -= self.start;
         self.start = 0;
     }
 
-    /// Charge the budget for the buffer plus `more` bytes (beyond the free allowance).
+    /// Charge the budget for what the buffer holds, or for `more` bytes after the buffered
+    /// ones if that is more (beyond the free allowance).
     fn charge_for(&mut self, more: usize) -> Result<(), WireError> {
-        let held = self.buf.len().saturating_add(more);
+        let held = self.buf.len().max(self.end.saturating_add(more));
         self.charge.set(held.saturating_sub(FREE_PER_CONNECTION))
     }
 
@@ -218,11 +267,12 @@ impl FrameDecoder {
             return self.inflate_frame(range, wire_len).map(Some);
         }
         let frame_end = range.end + 1;
-        if range.len() >= HAND_OVER && frame_end == self.buf.len() {
+        if range.len() >= HAND_OVER && frame_end == self.end {
             // The buffer holds this frame alone: hand it over rather than copy it out.
             let mut whole = std::mem::take(&mut self.buf);
             whole.truncate(range.end);
             self.start = 0;
+            self.end = 0;
             return Ok(Some(Payload {
                 buf: whole,
                 start: range.start,
@@ -288,11 +338,13 @@ impl FrameDecoder {
 
     fn consume(&mut self, frame_end: usize) {
         self.start = frame_end;
-        if self.start == self.buf.len() {
-            self.buf.clear();
+        if self.start == self.end {
             self.start = 0;
+            self.end = 0;
+            // Room beyond one read's worth would stay charged to the budget while idle.
+            self.buf.truncate(READ_CHUNK);
         }
-        self.settle();
+        let _ = self.charge_for(0);
     }
 
     /// The next complete frame as it was on the wire (header and payload, not inflated;
@@ -307,7 +359,7 @@ impl FrameDecoder {
     }
 
     fn next_header(&self) -> Result<Option<FrameHeader>, WireError> {
-        match self.buf[self.start..].first_chunk::<FRAME_HEADER_LEN>() {
+        match self.buf[self.start..self.end].first_chunk::<FRAME_HEADER_LEN>() {
             Some(head) => FrameHeader::parse(head, &self.limits).map(Some),
             None => Ok(None),
         }
@@ -404,5 +456,159 @@ mod tests {
         let plan = frames.read_plan().expect("plan");
         assert_eq!(plan.want, (256 << 20) + 1 - 2);
         assert_eq!(plan.chunk, READ_CHUNK);
+    }
+
+    /// Hands `wire` to the decoder through `read_buf`/`commit`, at most `step` bytes per
+    /// read (less when the room lent is smaller), and returns the payloads.
+    fn read_through(frames: &mut FrameDecoder, wire: &[u8], step: usize) -> Vec<Vec<u8>> {
+        let mut got = Vec::new();
+        let mut at = 0;
+        while at < wire.len() {
+            let room = frames.read_buf().expect("room");
+            assert!(!room.is_empty());
+            let n = room.len().min(step).min(wire.len() - at);
+            room[..n].copy_from_slice(&wire[at..at + n]);
+            frames.commit(n);
+            at += n;
+            while let Some(p) = frames.next_payload().expect("frame") {
+                got.push(p.into_vec());
+            }
+        }
+        got
+    }
+
+    #[test]
+    fn bytes_read_into_the_room_lent_make_the_same_frames_as_bytes_fed() {
+        let payloads: Vec<Vec<u8>> = [0usize, 3, 70_000, 2 << 20, 5, 300_000]
+            .iter()
+            .map(|&n| (0..n).map(|i| (i % 251) as u8).collect())
+            .collect();
+        let mut wire = Vec::new();
+        for p in &payloads {
+            encode_frame(p, None, 1, &mut wire).expect("frame");
+        }
+        for step in [1, 7, 4096, 100_000, usize::MAX] {
+            let mut frames = FrameDecoder::new(Limits::default());
+            // Small steps are slow through 2 MiB: those read only the first frames.
+            let wire = if step < 4096 {
+                &wire[..80_000]
+            } else {
+                &wire[..]
+            };
+            let got = read_through(&mut frames, wire, step);
+            assert_eq!(got[..], payloads[..got.len()], "step {step}");
+            assert!(step < 4096 || got.len() == payloads.len());
+        }
+    }
+
+    #[test]
+    fn feeding_after_reads_into_the_room_keeps_every_byte_in_order() {
+        let mut wire = Vec::new();
+        for n in [10usize, 200_000, 20] {
+            encode_frame(&vec![n as u8; n], None, 1, &mut wire).expect("frame");
+        }
+        let mut frames = FrameDecoder::new(Limits::default());
+        let mut got = read_through(&mut frames, &wire[..1000], 300);
+        frames.feed(&wire[1000..150_000]).expect("fits");
+        got.extend(read_through(&mut frames, &wire[150_000..], 5000));
+        let lens: Vec<usize> = got.iter().map(Vec::len).collect();
+        assert_eq!(lens, [10, 200_000, 20]);
+        assert!(got.iter().all(|p| p.iter().all(|&b| b == p.len() as u8)));
+    }
+
+    #[test]
+    fn a_header_claiming_256_mib_then_a_drip_reserves_only_what_arrived() {
+        let budget = MemoryBudget::new();
+        let mut frames = FrameDecoder::with_budget(Limits::default(), &budget, usize::MAX);
+        let room = frames.read_buf().expect("room");
+        room[..5].copy_from_slice(&[0x10, 0, 0, 0, 0]);
+        frames.commit(5);
+        let mut lengths = Vec::new();
+        for _ in 0..300_000 {
+            let room = frames.read_buf().expect("room");
+            // Never more than about four times what arrived, whatever the header said.
+            assert!(room.len() <= 3 * frames.buffered().max(READ_CHUNK));
+            assert!(frames.buf.len() <= 4 * frames.buffered() + READ_CHUNK);
+            frames.commit(1);
+            if lengths.last() != Some(&frames.buf.len()) {
+                lengths.push(frames.buf.len());
+            }
+        }
+        assert_eq!(frames.buffered(), 300_005);
+        assert!(budget.used() <= 4 * 300_005);
+        // The buffer grows in a few large steps, not by a little for every byte (a growth
+        // may move what arrived).
+        assert!(lengths.len() <= 8, "grew {} times", lengths.len());
+        drop(frames);
+        assert_eq!(budget.used(), 0);
+    }
+
+    #[test]
+    fn the_budget_refuses_room_before_allocating_it_and_nothing_is_lost() {
+        let budget = MemoryBudget::new();
+        let mut frames = FrameDecoder::with_budget(Limits::default(), &budget, 1 << 20);
+        let wire = framed(&vec![4u8; 3 << 20], None);
+        let mut at = 0;
+        let refused = loop {
+            match frames.read_buf() {
+                Ok(room) => {
+                    let n = room.len().min(wire.len() - at);
+                    room[..n].copy_from_slice(&wire[at..at + n]);
+                    frames.commit(n);
+                    at += n;
+                }
+                Err(e) => break e,
+            }
+        };
+        assert!(matches!(refused, WireError::MemoryBudget { .. }));
+        assert_eq!(frames.buffered(), at);
+        assert!(frames.buf.len() <= (1 << 20) + FREE_PER_CONNECTION);
+        assert!(budget.used() <= 1 << 20);
+        // Room given back elsewhere: the same frame completes.
+        let mut roomy = FrameDecoder::new(Limits::default());
+        roomy.feed(&wire[..at]).expect("fits");
+        assert_eq!(
+            read_through(&mut roomy, &wire[at..], 1 << 20)[0].len(),
+            3 << 20
+        );
+    }
+
+    #[test]
+    fn a_large_frame_read_into_the_room_is_handed_over_and_the_room_is_given_back() {
+        let budget = MemoryBudget::new();
+        let mut frames = FrameDecoder::with_budget(Limits::default(), &budget, 64 << 20);
+        let got = read_through(&mut frames, &framed(&vec![6u8; 4 << 20], None), usize::MAX);
+        assert_eq!(got[0].len(), 4 << 20);
+        assert_eq!(frames.buf.len(), 0, "the buffer went with the payload");
+        drop(got);
+        assert_eq!(budget.used(), 0);
+        // After a frame copied out, the room left is one read's worth.
+        let mut wire = framed(&vec![6u8; 2 << 20], None);
+        wire.extend_from_slice(&framed(b"x", None)[..3]);
+        read_through(&mut frames, &wire, usize::MAX);
+        read_through(&mut frames, &framed(b"x", None)[3..], usize::MAX);
+        assert!(frames.buf.len() <= READ_CHUNK);
+        assert_eq!(budget.used(), 0);
+    }
+
+    #[test]
+    fn commit_counts_no_more_than_the_room_lent() {
+        let mut frames = FrameDecoder::new(Limits::default());
+        let lent = frames.read_buf().expect("room").len();
+        frames.commit(usize::MAX);
+        assert_eq!(frames.buffered(), lent);
+    }
+
+    #[test]
+    fn a_header_over_the_limit_lends_no_room() {
+        let mut frames = FrameDecoder::new(Limits {
+            max_frame_size: 100,
+            ..Limits::default()
+        });
+        frames.feed(&[0, 0, 0, 101, 0]).expect("buffered");
+        assert!(matches!(
+            frames.read_buf(),
+            Err(WireError::FrameTooLarge { size: 101, .. })
+        ));
     }
 }

@@ -7,7 +7,7 @@
 mod decoder;
 mod inflate;
 
-pub use decoder::{FrameDecoder, Payload, ReadPlan};
+pub use decoder::{FrameDecoder, Payload, ReadPlan, READ_CHUNK};
 pub use inflate::{inflate, Inflater};
 
 use crate::consts::{FRAME_HEADER_LEN, FRAME_TRAILER};

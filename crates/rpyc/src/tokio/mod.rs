@@ -979,6 +979,17 @@ where
             nudge,
             ..
         } = &mut io;
+        // Plain bytes are read straight into the frame decoder's buffer. When it has no
+        // room to lend (the budget refused: `received` waits for room with the bytes kept;
+        // a header over the limit, whose error comes with the frames), or over TLS, they go
+        // through `buf`. (Only when reading: lending room may move what is buffered to the
+        // front.)
+        let lent = match may_read && d.tls.is_none() {
+            true => d.core.read_buf().ok(),
+            false => None,
+        };
+        let direct = lent.is_some();
+        let room: &mut [u8] = lent.unwrap_or(&mut buf[..]);
         let wake = poll_fn(|cx| {
             let before = *written;
             while *written < out.len() {
@@ -1004,7 +1015,7 @@ where
                 return Poll::Ready(Wake::Cmd(c));
             }
             if may_read {
-                let mut rb = ReadBuf::new(buf);
+                let mut rb = ReadBuf::new(&mut *room);
                 if let Poll::Ready(r) = Pin::new(&mut *rd).poll_read(cx, &mut rb) {
                     return Poll::Ready(Wake::Read(r.map(|()| rb.filled().len())));
                 }
@@ -1042,7 +1053,12 @@ where
             Wake::Read(Ok(n)) => {
                 // (The peer spoke: a nudge, if one is due, starts over at 1 ms.)
                 io.nudge_every = None;
-                d.incoming(&io.buf[..n]).await
+                if direct {
+                    d.core.commit(n);
+                    d.events(Duration::ZERO).await
+                } else {
+                    d.incoming(&io.buf[..n]).await
+                }
             }
             Wake::Read(Err(e)) => Err(format!("socket error: {e}")),
             Wake::Write(e) => Err(format!("sending failed: {e}")),
