@@ -21,6 +21,7 @@ import argparse
 import contextlib
 import faulthandler
 import gc
+import itertools
 import json
 import os
 import select
@@ -109,7 +110,10 @@ class InteropService(rpyc.Service):
         self._dict = {"a": 1, "b": 2}
         self._ctx_log = []
         self._live = weakref.WeakValueDictionary()  # Things compare equal: key by counter
-        self._made = 0
+        # (next() of a count is atomic: an rpyc.aio server runs these handlers on several
+        # executor threads at once, and `self._made += 1` there once gave two objects one
+        # key, one live object short of 10,500 in netref_churn)
+        self._made = itertools.count(1)
         self._ticks_done = threading.Event()
         with Stats.lock:
             Stats.connects += 1
@@ -165,15 +169,13 @@ class InteropService(rpyc.Service):
 
     def exposed_make_obj(self, value=0):
         t = Thing(value)
-        self._made += 1
-        self._live[self._made] = t
+        self._live[next(self._made)] = t
         return t
 
     def exposed_make_fn(self, value=0):
         def fn():  # a plain function: prebuilt proxy class on the client, no INSPECT
             return value
-        self._made += 1
-        self._live[self._made] = fn
+        self._live[next(self._made)] = fn
         return fn
 
     def exposed_live_count(self):
