@@ -15,54 +15,36 @@ end. Build: `cargo build --release -p rpyc --features tokio --example server`.
 import argparse
 import os
 import statistics
-import subprocess
 import sys
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-TARGET = Path(os.environ.get("CARGO_TARGET_DIR") or ROOT / "target") / "release"
-TICK = os.sysconf("SC_CLK_TCK")
-
-
-def cpu_s(pid):
-    with open(f"/proc/{pid}/stat") as f:
-        # (The command name may hold spaces: the fields count from its closing paren.)
-        fields = f.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / TICK
+from rust_crate import BIN, Server, cpu_s  # (bench/rust_crate.py: same start, same /proc reading)
 
 
 def start(binary, tokio):
-    cmd = [str(binary), "--port", "0"] + (["--tokio"] if tokio else [])
-    p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stdin=subprocess.DEVNULL, text=True,
-                         start_new_session=True)
-    line = p.stdout.readline()
-    if not line.startswith("listening on "):
-        p.kill()
-        raise RuntimeError(f"{cmd}: {line!r}")
-    return p, int(line.rsplit(":", 1)[1])
+    return Server([binary, "--port", "0"] + (["--tokio"] if tokio else []), "listening on")
 
 
 def one_round(binary, tokio, calls):
     import rpyc
-    p, port = start(binary, tokio)
+    server = start(binary, tokio)
     try:
-        conn = rpyc.connect("127.0.0.1", port, config={"sync_request_timeout": 60})
+        conn = rpyc.connect("127.0.0.1", server.port, config={"sync_request_timeout": 60})
         add = conn.root.add
         for _ in range(1000):
             if add(1, 2) != 3:
                 raise RuntimeError("add(1, 2) != 3")
-        cpu0 = cpu_s(p.pid)
+        cpu0 = cpu_s(server.pid)
         t0 = time.perf_counter()
         for _ in range(calls):
             add(1, 2)
         wall = time.perf_counter() - t0
-        cpu = cpu_s(p.pid) - cpu0
+        cpu = cpu_s(server.pid) - cpu0
         conn.close()
         return wall / calls * 1e6, cpu / calls * 1e6
     finally:
-        p.kill()
-        p.wait(5)
+        server.close()
 
 
 def main():
@@ -71,7 +53,7 @@ def main():
     ap.add_argument("--calls", type=int, default=20000)
     ap.add_argument("--server", action="append", type=Path)
     args = ap.parse_args()
-    servers = args.server or [TARGET / "examples" / "server"]
+    servers = args.server or [BIN["server"]]
     rows = [(s, tokio) for s in servers for tokio in (False, True)]
     got = {r: ([], []) for r in rows}
     for i in range(args.rounds):
