@@ -52,7 +52,8 @@ fn main() -> rpyc::Result<()> {
     };
     let conn = Connection::connect_with(format!("127.0.0.1:{port}").as_str(), config)?;
     let root = conn.root()?;
-    let (total, ops) = match bench.as_str() {
+    // (`span`: extra fields of the result, the multi clients' start and end.)
+    let (total, ops, span) = match bench.as_str() {
         "call" => {
             let add: NetRef = root.getattr("add")?;
             assert_eq!(add.call::<i64>((1, 2))?, 3, "add(1, 2)");
@@ -63,7 +64,7 @@ fn main() -> rpyc::Result<()> {
             for _ in 0..n {
                 add.call::<i64>((1, 2))?;
             }
-            (t0.elapsed(), n)
+            (t0.elapsed(), n, String::new())
         }
         "echo" => {
             // incompressible: a 1 MiB block of xorshift noise, repeated
@@ -85,7 +86,7 @@ fn main() -> rpyc::Result<()> {
                 // payload per call, a copy the Python client does not make.
                 back = echo.call((Value::from(back),))?;
             }
-            (t0.elapsed(), n)
+            (t0.elapsed(), n, String::new())
         }
         "multi" => {
             let add: NetRef = root.getattr("add")?;
@@ -105,15 +106,8 @@ fn main() -> rpyc::Result<()> {
                 add.call::<i64>((1, 2))?;
             }
             let total = t0.elapsed();
-            let end = now_s();
-            println!(
-                "BENCH-RESULT {{\"n\": {n}, \"start\": {start}, \"end\": {end}, \"total_s\": {}, \
-                 \"us_per_op\": {}}}",
-                total.as_secs_f64(),
-                total.as_secs_f64() / n as f64 * 1e6
-            );
-            conn.close();
-            return Ok(());
+            let span = format!("\"start\": {start}, \"end\": {}, ", now_s());
+            (total, n, span)
         }
         other => {
             eprintln!("unknown bench {other}");
@@ -121,7 +115,7 @@ fn main() -> rpyc::Result<()> {
         }
     };
     println!(
-        "BENCH-RESULT {{\"n\": {ops}, \"total_s\": {}, \"us_per_op\": {}}}",
+        "BENCH-RESULT {{\"n\": {ops}, {span}\"total_s\": {}, \"us_per_op\": {}}}",
         total.as_secs_f64(),
         total.as_secs_f64() / ops as f64 * 1e6
     );
